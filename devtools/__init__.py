@@ -1,0 +1,1 @@
+"""Development-time machinery: proto generation, embedded PostgreSQL/NATS, local runs."""

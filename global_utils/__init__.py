@@ -1,0 +1,1 @@
+"""Shared plumbing for every service: settings, bootstrap, registry, broker, database, audit."""

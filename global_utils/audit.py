@@ -1,0 +1,174 @@
+"""The audit event contract (subject, headers, model) and the emitter services hand events to."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from google.protobuf.message import Message
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from global_utils.timeutil import now
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from global_utils.broker import Broker
+
+logger = logging.getLogger(__name__)
+
+
+class Subject(StrEnum):
+    AUDIT = "Audit"
+
+
+# goTemp's queue group name; JetStream durable names may not contain dots (audit issue).
+AUDIT_QUEUE = "Audit.Insert"
+
+
+class ActionType(StrEnum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class AuditHeader(StrEnum):
+    SERVICE = "service"
+    ACTION_FUNC = "actionFunc"
+    ACTION_TYPE = "actionType"
+    OBJECT_NAME = "objectName"
+    OBJECT_ID = "objectId"
+    PERFORMED_BY = "performedBy"
+    ACTION_TIME = "actionTime"
+    EVENT_ID = "eventId"
+    PAYLOAD_TYPE = "payloadType"
+    # JetStream de-duplicates on this header.
+    MSG_ID = "Nats-Msg-Id"
+
+
+class AuditEvent(BaseModel):
+    """One change to one record: who did what, when, and the record's serialized state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    service: str
+    action_func: str
+    action_type: ActionType
+    object_name: str
+    object_id: str
+    performed_by: str
+    action_time: AwareDatetime = Field(default_factory=now)
+    payload_type: str
+    payload: bytes
+
+    @classmethod
+    def for_record(
+        cls,
+        *,
+        service: str,
+        action_func: str,
+        action_type: ActionType,
+        object_name: str,
+        object_id: int | str,
+        performed_by: str,
+        record: Message,
+    ) -> AuditEvent:
+        return cls(
+            service=service,
+            action_func=action_func,
+            action_type=action_type,
+            object_name=object_name,
+            object_id=str(object_id),
+            performed_by=performed_by,
+            payload_type=record.DESCRIPTOR.full_name,
+            payload=record.SerializeToString(),
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {
+            AuditHeader.SERVICE: self.service,
+            AuditHeader.ACTION_FUNC: self.action_func,
+            AuditHeader.ACTION_TYPE: self.action_type.value,
+            AuditHeader.OBJECT_NAME: self.object_name,
+            AuditHeader.OBJECT_ID: self.object_id,
+            AuditHeader.PERFORMED_BY: self.performed_by,
+            AuditHeader.ACTION_TIME: self.action_time.isoformat(),
+            AuditHeader.EVENT_ID: str(self.event_id),
+            AuditHeader.PAYLOAD_TYPE: self.payload_type,
+            AuditHeader.MSG_ID: str(self.event_id),
+        }
+
+    @classmethod
+    def from_message(cls, headers: dict[str, str], data: bytes) -> AuditEvent:
+        """Parses a NATS message back; raises pydantic.ValidationError when malformed."""
+        return cls(
+            event_id=headers.get(AuditHeader.EVENT_ID),  # type: ignore[arg-type]
+            service=headers.get(AuditHeader.SERVICE),  # type: ignore[arg-type]
+            action_func=headers.get(AuditHeader.ACTION_FUNC),  # type: ignore[arg-type]
+            action_type=headers.get(AuditHeader.ACTION_TYPE),  # type: ignore[arg-type]
+            object_name=headers.get(AuditHeader.OBJECT_NAME),  # type: ignore[arg-type]
+            object_id=headers.get(AuditHeader.OBJECT_ID),  # type: ignore[arg-type]
+            performed_by=headers.get(AuditHeader.PERFORMED_BY),  # type: ignore[arg-type]
+            action_time=datetime.fromisoformat(headers[AuditHeader.ACTION_TIME])
+            if AuditHeader.ACTION_TIME in headers
+            else None,  # type: ignore[arg-type]
+            payload_type=headers.get(AuditHeader.PAYLOAD_TYPE),  # type: ignore[arg-type]
+            payload=data,
+        )
+
+
+class AuditEmitter(Protocol):
+    """Takes the audit events of a unit of work, in two steps around its commit."""
+
+    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
+        """Inside the transaction, before commit (an outbox writes its rows here)."""
+        ...
+
+    def committed(self, events: Sequence[AuditEvent]) -> None:
+        """After commit; must neither block nor raise."""
+        ...
+
+
+class DirectAuditEmitter:
+    """Publishes events to NATS after commit, in the background; a broker outage never fails
+    the change that produced them (events published while NATS is unreachable are logged and
+    dropped; the transactional outbox of the audit pipeline removes that gap)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=5)
+
+    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
+        return None
+
+    def committed(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            task = asyncio.create_task(self._publish(event))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, event: AuditEvent) -> None:
+        try:
+            await self._broker.publish(Subject.AUDIT, event.payload, event.headers())
+        except Exception as exc:
+            logger.warning(
+                "audit event %s (%s %s %s) not published: %s",
+                event.event_id,
+                event.action_type.value,
+                event.object_name,
+                event.object_id,
+                exc,
+            )

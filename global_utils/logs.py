@@ -1,0 +1,28 @@
+"""Process-wide logging setup: one format, the request id on every line."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+
+request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter stays quiet unless something is wrong.
+    for noisy in ("asyncio", "nats", "zeroconf", "grpc"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,198 @@
+"""Service registration and discovery: multicast DNS (zeroconf) or a static address list."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+logger = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_gotemp._tcp.local."
+_SERVICE_PROPERTY = "svc"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        """host:port as gRPC expects it (IPv6 hosts bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_endpoint(address: str, default_host: str = "127.0.0.1") -> Endpoint:
+    """Parses 'host:port', ':port' or '[v6]:port'."""
+    host, sep, port_text = address.strip().rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected host:port, got {address!r}")
+    host = host.strip("[]") or default_host
+    return Endpoint(host, int(port_text))
+
+
+class Registry(Protocol):
+    """Where service instances announce themselves and callers find them."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def register(self, service: str, endpoint: Endpoint) -> None: ...
+
+    async def deregister(self) -> None: ...
+
+    async def resolve(self, service: str, timeout: float = 3.0) -> list[Endpoint]:
+        """Every known endpoint of service, waiting up to timeout for the first one."""
+        ...
+
+
+class StaticRegistry:
+    """A fixed service → endpoints map, for networks without multicast."""
+
+    def __init__(self, endpoints: dict[str, list[Endpoint]]) -> None:
+        self._endpoints = endpoints
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def register(self, service: str, endpoint: Endpoint) -> None:
+        return None
+
+    async def deregister(self) -> None:
+        return None
+
+    async def resolve(self, service: str, timeout: float = 3.0) -> list[Endpoint]:
+        return list(self._endpoints.get(service, []))
+
+
+class MdnsRegistry:
+    """Registers this instance and browses for others over multicast DNS."""
+
+    def __init__(self, interfaces: list[str] | None = None) -> None:
+        self._interfaces = interfaces or None
+        self._zc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._registered: AsyncServiceInfo | None = None
+        self._known: dict[str, tuple[str, Endpoint]] = {}
+        self._changed = asyncio.Condition()
+        self._lookups: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        interfaces = self._interfaces if self._interfaces else "all"
+        self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        try:
+            await self.deregister()
+            if self._browser is not None:
+                await self._browser.async_cancel()
+            for task in list(self._lookups):
+                task.cancel()
+            if self._zc is not None:
+                await self._zc.async_close()
+        except Exception:  # stop() never raises
+            logger.exception("mDNS shutdown failed")
+        finally:
+            self._zc = None
+            self._browser = None
+
+    async def register(self, service: str, endpoint: Endpoint) -> None:
+        zc = self._require()
+        instance = f"{service}-{uuid.uuid4().hex[:12]}"
+        info = AsyncServiceInfo(
+            SERVICE_TYPE,
+            f"{instance}.{SERVICE_TYPE}",
+            addresses=[socket.inet_aton(self._advertised_host(endpoint))],
+            port=endpoint.port,
+            properties={_SERVICE_PROPERTY: service},
+            server=f"{instance}.local.",
+        )
+        await zc.async_register_service(info)
+        self._registered = info
+        logger.debug("registered %s as %s", endpoint.target, info.name)
+
+    async def deregister(self) -> None:
+        if self._registered is not None and self._zc is not None:
+            info, self._registered = self._registered, None
+            await self._zc.async_unregister_service(info)
+
+    async def resolve(self, service: str, timeout: float = 3.0) -> list[Endpoint]:
+        self._ensure_browsing()
+
+        def matches() -> list[Endpoint]:
+            return [ep for svc, ep in self._known.values() if svc == service]
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(matches), timeout)
+            except TimeoutError:
+                return []
+            return matches()
+
+    def _advertised_host(self, endpoint: Endpoint) -> str:
+        if endpoint.host not in ("0.0.0.0", "::", ""):
+            return endpoint.host
+        if self._interfaces:
+            return self._interfaces[0]
+        return socket.gethostbyname(socket.gethostname())
+
+    def _require(self) -> AsyncZeroconf:
+        if self._zc is None:
+            raise RuntimeError("registry not started")
+        return self._zc
+
+    def _ensure_browsing(self) -> None:
+        if self._browser is None:
+            zc = self._require()
+            self._browser = AsyncServiceBrowser(
+                zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change]
+            )
+
+    def _on_change(
+        self,
+        zeroconf: Zeroconf,
+        service_type: str,
+        name: str,
+        state_change: ServiceStateChange,
+    ) -> None:
+        if state_change is ServiceStateChange.Removed:
+            task = asyncio.ensure_future(self._forget(name))
+        else:
+            task = asyncio.ensure_future(self._look_up(zeroconf, service_type, name))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _forget(self, name: str) -> None:
+        async with self._changed:
+            self._known.pop(name, None)
+            self._changed.notify_all()
+
+    async def _look_up(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        info = AsyncServiceInfo(service_type, name)
+        if not await info.async_request(zeroconf, 3000):
+            return
+        service = (info.properties or {}).get(_SERVICE_PROPERTY.encode())
+        addresses = info.parsed_addresses(IPVersion.V4Only)
+        if not service or not addresses or info.port is None:
+            return
+        async with self._changed:
+            self._known[name] = (service.decode(), Endpoint(addresses[0], info.port))
+            self._changed.notify_all()
+
+
+def pick(endpoints: list[Endpoint]) -> Endpoint:
+    """One endpoint at random, spreading callers over instances."""
+    return random.choice(endpoints)

@@ -1,0 +1,182 @@
+"""Service bootstrap: gRPC server with health, reflection and interceptors; lifecycle; signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from global_utils.auth import TokenVerifier
+from global_utils.db import Database
+from global_utils.interceptors import (
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+    RequestLoggingInterceptor,
+)
+from global_utils.logs import configure_logging
+from global_utils.registry import Endpoint, MdnsRegistry, Registry, StaticRegistry
+from global_utils.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class Lifecycle(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What a service contributes to the shared host."""
+
+    name: str  # registry name, e.g. "user"
+    grpc_service: str  # full proto service name, e.g. "user.UserSrv"
+    add_to_server: Callable[[grpc.aio.Server], None]
+    public_methods: Collection[str] = field(default_factory=tuple)
+
+
+def create_registry(settings: ServiceSettings) -> Registry:
+    if settings.micro_registry == "static":
+        return StaticRegistry(settings.static_endpoints)
+    return MdnsRegistry(settings.interfaces)
+
+
+class ServiceHost:
+    """Runs one service: its dependencies, the gRPC server, health, registration, shutdown."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: ServiceSettings,
+        *,
+        database: Database,
+        registry: Registry,
+        verifier: TokenVerifier,
+        components: Sequence[Lifecycle] = (),
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.database = database
+        self.registry = registry
+        self._verifier = verifier
+        self._components: list[Lifecycle] = [database, registry, *components]
+        self._started: list[Lifecycle] = []
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._readiness: asyncio.Task[None] | None = None
+        self.endpoint: Endpoint | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        if self.endpoint is None:
+            raise RuntimeError("not started")
+        return self.endpoint.port
+
+    async def start(self) -> None:
+        for component in self._components:
+            await component.start()
+            self._started.append(component)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        server = self._create_server()
+        listen = self.settings.listen
+        port = server.add_insecure_port(listen.target)
+        await server.start()
+        self._server = server
+        self.endpoint = Endpoint(listen.host, port)
+        self._readiness = asyncio.create_task(self._become_ready(), name="readiness")
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        await self._health.enter_graceful_shutdown()
+        if self._readiness is not None:
+            self._readiness.cancel()
+            await asyncio.gather(self._readiness, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.registry.deregister()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for component in reversed(self._started):
+            await component.stop()
+        self._started.clear()
+        logger.info("%s stopped", self.definition.name)
+
+    async def _become_ready(self) -> None:
+        await self.database.wait_ready()
+        assert self.endpoint is not None
+        await self.registry.register(self.definition.name, self.endpoint)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.ready.set()
+        logger.info(
+            "%s ready: gRPC %s on %s, database connected, registry %s",
+            self.definition.name,
+            self.definition.grpc_service,
+            self.endpoint.target,
+            self.settings.micro_registry,
+        )
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
+        for name in ("", self.definition.grpc_service):
+            await self._health.set(name, status)
+
+    def _create_server(self) -> grpc.aio.Server:
+        server = grpc.aio.server(
+            interceptors=[
+                RequestLoggingInterceptor(),
+                ErrorMappingInterceptor(self.settings.app_language),
+                AuthInterceptor(self._verifier, self.definition.public_methods),
+            ],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.definition.add_to_server(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (
+                self.definition.grpc_service,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        return server
+
+
+async def serve_until_signalled(host: ServiceHost) -> None:
+    """Starts host, waits for SIGTERM or SIGINT, then stops it gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+        await stop.wait()
+    finally:
+        await host.stop()
+
+
+def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> None:
+    """The body of every `python -m <service>.server`: log setup, build, serve, exit 0."""
+    configure_logging(settings.log_level)
+
+    async def main() -> None:
+        await serve_until_signalled(build())
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        # grpc raises RuntimeError when the listen address cannot be bound.
+        raise SystemExit(f"cannot start: {exc}") from None

@@ -1,0 +1,124 @@
+"""Typed configuration from environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from global_errors import Language
+from global_utils.registry import Endpoint, parse_endpoint
+
+MIN_JWT_KEY_BYTES = 32
+
+
+class ServiceSettings(BaseSettings):
+    """What every service process reads: listen address, broker, registry, language."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    micro_server_address: str = ":0"
+    micro_broker: Literal["nats"] = "nats"
+    micro_broker_address: str = "127.0.0.1:4222"
+    micro_registry: Literal["mdns", "static"] = "mdns"
+    # static registry: "user=host:port,promotion=host:port" (networks without multicast)
+    micro_registry_address: str = ""
+    mdns_interfaces: str = ""
+    app_language: Language = Language.EN
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace_seconds: float = 5.0
+
+    @field_validator("micro_server_address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_endpoint(value, default_host="0.0.0.0")
+        return value
+
+    @field_validator("mdns_interfaces")
+    @classmethod
+    def _check_interfaces(cls, value: str) -> str:
+        for part in _split(value):
+            ipaddress.IPv4Address(part)
+        return value
+
+    @field_validator("micro_registry_address")
+    @classmethod
+    def _check_static(cls, value: str) -> str:
+        parse_static_registry(value)
+        return value
+
+    @property
+    def listen(self) -> Endpoint:
+        return parse_endpoint(self.micro_server_address, default_host="0.0.0.0")
+
+    @property
+    def interfaces(self) -> list[str]:
+        return _split(self.mdns_interfaces)
+
+    @property
+    def static_endpoints(self) -> dict[str, list[Endpoint]]:
+        return parse_static_registry(self.micro_registry_address)
+
+    @property
+    def broker_url(self) -> str:
+        address = self.micro_broker_address
+        return address if "://" in address else f"nats://{address}"
+
+
+class JwtSettings(BaseSettings):
+    """The token signing key, given directly (JWT_KEY) or as a file (JWT_KEY_FILE)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    jwt_key: str = ""
+    jwt_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _require_key(self) -> JwtSettings:
+        if self.jwt_key_file is not None:
+            try:
+                self.jwt_key = self.jwt_key_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read {self.jwt_key_file}: {exc.strerror}") from None
+        if not self.jwt_key:
+            raise ValueError("no signing key: set JWT_KEY or JWT_KEY_FILE")
+        if len(self.jwt_key.encode()) < MIN_JWT_KEY_BYTES:
+            raise ValueError(f"the signing key must be at least {MIN_JWT_KEY_BYTES} bytes")
+        return self
+
+
+def parse_static_registry(value: str) -> dict[str, list[Endpoint]]:
+    """'user=h:1,user=h:2,promotion=h:3' -> {'user': [h:1, h:2], 'promotion': [h:3]}."""
+    mapping: dict[str, list[Endpoint]] = {}
+    for item in _split(value):
+        name, sep, address = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"expected service=host:port, got {item!r}")
+        mapping.setdefault(name.strip(), []).append(parse_endpoint(address.strip()))
+    return mapping
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Reads cls from the environment; a bad or missing value exits with one line naming it."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = "_".join(str(part) for part in first["loc"]).upper() or _guess_variable(first)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SystemExit(f"configuration error: {variable}: {message}") from None
+
+
+def _guess_variable(error: object) -> str:
+    # Model-level validators have an empty location; the only one here is the JWT key.
+    return "JWT_KEY"

@@ -1,0 +1,138 @@
+"""All SQL of the user service (asyncpg, $n parameters); returns domain models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from global_errors import AlreadyExists, MessageKey
+from user.server.models import User, UserDraft, UserQuery
+
+_COLUMNS = (
+    "id, firstname, lastname, name, validfrom, validthru, active, email, company,"
+    " createdate, updatedate"
+)
+
+
+def build_search(query: UserQuery) -> tuple[str, list[Any]]:
+    """SELECT for query: one $n parameter per given filter, values never pasted into SQL."""
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        clauses.append(sql.format(n=f"${len(args)}"))
+
+    if query.id:
+        add("id = {n}", query.id)
+    if query.firstname:
+        add("firstname = {n}", query.firstname)
+    if query.lastname:
+        add("lastname = {n}", query.lastname)
+    if query.email:
+        add("lower(email) = lower({n})", query.email)
+    if query.company:
+        add("company = {n}", query.company)
+    if query.valid_date is not None:
+        add("validfrom <= {n}", query.valid_date)
+        clauses.append(f"validthru >= ${len(args)}")
+    if query.after_id:
+        add("id > {n}", query.after_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(query.limit + 1)  # one extra row tells whether another page exists
+    return f"SELECT {_COLUMNS} FROM appuser{where} ORDER BY id LIMIT ${len(args)}", args
+
+
+def _to_user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        firstname=row["firstname"],
+        lastname=row["lastname"],
+        name=row["name"],
+        valid_from=row["validfrom"],
+        valid_thru=row["validthru"],
+        active=row["active"],
+        email=row["email"],
+        company=row["company"],
+        create_date=row["createdate"],
+        update_date=row["updatedate"],
+    )
+
+
+class UserRepository:
+    """Reads and writes appuser rows on one connection (inside a unit of work for writes)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow(f"SELECT {_COLUMNS} FROM appuser WHERE id = $1{lock}", user_id)
+        return _to_user(row) if row else None
+
+    async def search(self, query: UserQuery) -> tuple[list[User], bool]:
+        """Matching users (at most query.limit) and whether more remain."""
+        sql, args = build_search(query)
+        rows = await self._conn.fetch(sql, *args)
+        return [_to_user(r) for r in rows[: query.limit]], len(rows) > query.limit
+
+    async def email_taken(self, email: str, *, except_id: int = 0) -> bool:
+        return bool(
+            await self._conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM appuser WHERE lower(email) = lower($1) AND id <> $2)",
+                email,
+                except_id,
+            )
+        )
+
+    async def credentials(self, email: str) -> tuple[User, str] | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS}, pwd FROM appuser WHERE lower(email) = lower($1)", email
+        )
+        return (_to_user(row), row["pwd"]) if row else None
+
+    async def insert(self, draft: UserDraft, pwd_hash: str) -> User:
+        try:
+            row = await self._conn.fetchrow(
+                "INSERT INTO appuser (firstname, lastname, validfrom, validthru, active, pwd,"
+                " email, company) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                f" RETURNING {_COLUMNS}",
+                draft.firstname,
+                draft.lastname,
+                draft.valid_from,
+                draft.valid_thru,
+                draft.active,
+                pwd_hash,
+                draft.email,
+                draft.company,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user") from exc
+        assert row is not None
+        return _to_user(row)
+
+    async def update(self, draft: UserDraft, pwd_hash: str | None) -> User | None:
+        """Updates every field; pwd_hash None keeps the stored hash."""
+        try:
+            row = await self._conn.fetchrow(
+                "UPDATE appuser SET firstname = $2, lastname = $3, validfrom = $4, validthru = $5,"
+                " active = $6, pwd = COALESCE($7, pwd), email = $8, company = $9,"
+                f" updatedate = now() WHERE id = $1 RETURNING {_COLUMNS}",
+                draft.id,
+                draft.firstname,
+                draft.lastname,
+                draft.valid_from,
+                draft.valid_thru,
+                draft.active,
+                pwd_hash,
+                draft.email,
+                draft.company,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user") from exc
+        return _to_user(row) if row else None
+
+    async def delete(self, user_id: int) -> int:
+        status = await self._conn.execute("DELETE FROM appuser WHERE id = $1", user_id)
+        return int(status.rsplit(" ", 1)[-1])

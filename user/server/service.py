@@ -1,0 +1,160 @@
+"""The user use cases: queries, validated writes with audit events, login and token checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+
+from global_errors import (
+    FailedPrecondition,
+    Failure,
+    MessageKey,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from global_utils.audit import ActionType, AuditEmitter, AuditEvent
+from global_utils.auth import Principal
+from global_utils.db import Database, UnitOfWork
+from user.server.models import User, UserDraft, UserQuery
+from user.server.passwords import PasswordHasher
+from user.server.repository import UserRepository
+from user.server.tokens import TokenCodec
+from user.server.validation import validate_draft, validate_query
+
+SERVICE_NAME = "user"
+OBJECT_NAME = "user"
+
+
+def not_found(user_id: int) -> NotFound:
+    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="user", id=user_id)
+
+
+class UserService:
+    def __init__(
+        self,
+        database: Database,
+        emitter: AuditEmitter,
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        to_record: Callable[[User], Message],
+    ) -> None:
+        self._db = database
+        self._emitter = emitter
+        self._hasher = hasher
+        self._tokens = tokens
+        # The audit payload is the protobuf record (the servicer owns that conversion).
+        self._to_record = to_record
+
+    # queries
+    async def get(self, user_id: int) -> User:
+        if user_id <= 0:
+            raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
+        async with self._db.connection() as conn:
+            user = await UserRepository(conn).get(user_id)
+        if user is None:
+            raise not_found(user_id)
+        return user
+
+    async def search(self, query: UserQuery) -> tuple[list[User], bool]:
+        failures = validate_query(query)
+        if failures:
+            raise ValidationFailed(failures)
+        async with self._db.connection() as conn:
+            return await UserRepository(conn).search(query)
+
+    # dry runs
+    async def check_create(self, draft: UserDraft) -> list[Failure]:
+        return await self._check(draft, creating=True)
+
+    async def check_update(self, draft: UserDraft) -> list[Failure]:
+        return await self._check(draft, creating=False)
+
+    async def check_delete(self, user_id: int) -> list[Failure]:
+        if user_id <= 0:
+            return [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+        async with self._db.connection() as conn:
+            user = await UserRepository(conn).get(user_id)
+        if user is None:
+            return [Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "user", "id": user_id})]
+        if user.active:
+            return [Failure("active", MessageKey.USER_ACTIVE_CANNOT_DELETE, {"id": user_id})]
+        return []
+
+    async def _check(self, draft: UserDraft, *, creating: bool) -> list[Failure]:
+        failures = validate_draft(draft, creating=creating)
+        if draft.email and not any(f.field == "email" for f in failures):
+            async with self._db.connection() as conn:
+                if await UserRepository(conn).email_taken(draft.email, except_id=draft.id):
+                    failures.append(Failure("email", MessageKey.EMAIL_TAKEN))
+        return failures
+
+    # writes
+    async def create(self, draft: UserDraft, actor: Principal) -> User:
+        failures = await self.check_create(draft)
+        if failures:
+            raise ValidationFailed(failures)
+        pwd_hash = await self._hasher.hash(draft.pwd)
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            user = await UserRepository(uow.conn).insert(draft, pwd_hash)
+            uow.emit(self._event(user, ActionType.INSERT, "AfterCreateUser", actor))
+            await uow.commit()
+        return user
+
+    async def update(self, draft: UserDraft, actor: Principal) -> User:
+        failures = await self.check_update(draft)
+        if failures:
+            raise ValidationFailed(failures)
+        pwd_hash = await self._hasher.hash(draft.pwd) if draft.pwd else None
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            user = await UserRepository(uow.conn).update(draft, pwd_hash)
+            if user is None:
+                raise not_found(draft.id)
+            uow.emit(self._event(user, ActionType.UPDATE, "AfterUpdateUser", actor))
+            await uow.commit()
+        return user
+
+    async def delete(self, user_id: int, actor: Principal) -> User:
+        if user_id <= 0:
+            raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            repo = UserRepository(uow.conn)
+            user = await repo.get(user_id, for_update=True)
+            if user is None:
+                raise not_found(user_id)
+            if user.active:
+                raise FailedPrecondition(MessageKey.USER_ACTIVE_CANNOT_DELETE, id=user_id)
+            await repo.delete(user_id)
+            uow.emit(self._event(user, ActionType.DELETE, "AfterDeleteUser", actor))
+            await uow.commit()
+        return user
+
+    # authentication
+    async def login(self, email: str, password: str) -> str:
+        """A signed token for valid credentials; one message for any mismatch."""
+        found = None
+        if email and len(email) <= 254 and "\x00" not in email:
+            async with self._db.connection() as conn:
+                found = await UserRepository(conn).credentials(email)
+        user, pwd_hash = found if found else (None, None)
+        ok = await self._hasher.check(password, pwd_hash)
+        if not ok or user is None:
+            raise Unauthenticated(MessageKey.BAD_CREDENTIALS)
+        return self._tokens.issue(user)
+
+    def validate_token(self, token: str) -> Principal:
+        return self._tokens.decode(token)
+
+    def _event(
+        self, user: User, action: ActionType, action_func: str, actor: Principal
+    ) -> AuditEvent:
+        return AuditEvent.for_record(
+            service=SERVICE_NAME,
+            action_func=action_func,
+            action_type=action,
+            object_name=OBJECT_NAME,
+            object_id=user.id,
+            performed_by=actor.user_id,
+            record=self._to_record(user),
+        )

@@ -1,0 +1,156 @@
+"""user.UserSrv: converts between protobuf messages and the domain, nothing more."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import grpc
+
+from global_errors import Failure, Language, MessageKey
+from global_utils.auth import current_principal
+from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime, to_timestamp
+from user.proto import user_pb2, user_pb2_grpc
+from user.server.models import User, UserDraft, UserQuery
+from user.server.service import UserService
+from user.server.validation import MAX_PAGE_SIZE
+
+Context = grpc.aio.ServicerContext
+
+
+def user_to_proto(user: User) -> user_pb2.User:
+    """The wire form of a user; pwd stays empty, always."""
+    return user_pb2.User(
+        id=user.id,
+        firstname=user.firstname,
+        lastname=user.lastname,
+        name=user.name,
+        valid_from=to_timestamp(user.valid_from),
+        valid_thru=to_timestamp(user.valid_thru),
+        active=user.active,
+        email=user.email,
+        company=user.company,
+        create_date=to_timestamp(user.create_date),
+        update_date=to_timestamp(user.update_date),
+    )
+
+
+def read_time(message: object, field: str, failures: list[Failure]):  # type: ignore[no-untyped-def]
+    """The datetime in an optional Timestamp field, or None; out of range adds a failure."""
+    if not is_set(message, field):
+        return None
+    try:
+        return to_datetime(getattr(message, field))
+    except TimestampOutOfRange:
+        failures.append(Failure(field, MessageKey.FIELD_OUT_OF_RANGE))
+        return None
+
+
+def draft_from_proto(msg: user_pb2.User) -> UserDraft:
+    draft = UserDraft(
+        id=msg.id,
+        firstname=msg.firstname,
+        lastname=msg.lastname,
+        active=msg.active,
+        pwd=msg.pwd,
+        email=msg.email.strip(),
+        company=msg.company,
+    )
+    draft.valid_from = read_time(msg, "valid_from", draft.invalid)
+    draft.valid_thru = read_time(msg, "valid_thru", draft.invalid)
+    return draft
+
+
+def encode_page_token(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"user:{last_id}".encode()).decode()
+
+
+def decode_page_token(token: str, failures: list[Failure]) -> int:
+    try:
+        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind == "user" and value.isdigit():
+            return int(value)
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    failures.append(Failure("page_token", MessageKey.PAGE_TOKEN_INVALID))
+    return 0
+
+
+def query_from_proto(msg: user_pb2.SearchParams) -> UserQuery:
+    query = UserQuery(
+        id=msg.id,
+        firstname=msg.firstname,
+        lastname=msg.lastname,
+        email=msg.email.strip(),
+        company=msg.company,
+        limit=MAX_PAGE_SIZE if msg.page_size == 0 else min(msg.page_size, MAX_PAGE_SIZE),
+    )
+    query.valid_date = read_time(msg, "valid_date", query.invalid)
+    if msg.page_token:
+        query.after_id = decode_page_token(msg.page_token, query.invalid)
+    return query
+
+
+def users_to_proto(users: list[User], more: bool) -> user_pb2.Users:
+    reply = user_pb2.Users(user=[user_to_proto(u) for u in users])
+    if more and users:
+        reply.next_page_token = encode_page_token(users[-1].id)
+    return reply
+
+
+def validation_reply(failures: list[Failure], language: Language) -> user_pb2.ValidationErr:
+    return user_pb2.ValidationErr(failure_desc=[f.text(language) for f in failures])
+
+
+class UserServicer(user_pb2_grpc.UserSrvServicer):
+    def __init__(self, service: UserService, language: Language) -> None:
+        self._service = service
+        self._language = language
+
+    async def GetUserById(self, request: user_pb2.SearchId, context: Context) -> user_pb2.User:
+        return user_to_proto(await self._service.get(request.id))
+
+    async def GetUsers(self, request: user_pb2.SearchParams, context: Context) -> user_pb2.Users:
+        return users_to_proto(*await self._service.search(query_from_proto(request)))
+
+    async def GetUsersByEmail(
+        self, request: user_pb2.SearchString, context: Context
+    ) -> user_pb2.Users:
+        return await self.GetUsers(user_pb2.SearchParams(email=request.value), context)
+
+    async def CreateUser(self, request: user_pb2.User, context: Context) -> user_pb2.Response:
+        user = await self._service.create(draft_from_proto(request), current_principal())
+        return user_pb2.Response(user=user_to_proto(user), affected_count=1)
+
+    async def UpdateUser(self, request: user_pb2.User, context: Context) -> user_pb2.Response:
+        user = await self._service.update(draft_from_proto(request), current_principal())
+        return user_pb2.Response(user=user_to_proto(user), affected_count=1)
+
+    async def DeleteUser(self, request: user_pb2.SearchId, context: Context) -> user_pb2.Response:
+        user = await self._service.delete(request.id, current_principal())
+        return user_pb2.Response(user=user_to_proto(user), affected_count=1)
+
+    async def BeforeCreateUser(
+        self, request: user_pb2.User, context: Context
+    ) -> user_pb2.ValidationErr:
+        failures = await self._service.check_create(draft_from_proto(request))
+        return validation_reply(failures, self._language)
+
+    async def BeforeUpdateUser(
+        self, request: user_pb2.User, context: Context
+    ) -> user_pb2.ValidationErr:
+        failures = await self._service.check_update(draft_from_proto(request))
+        return validation_reply(failures, self._language)
+
+    async def BeforeDeleteUser(
+        self, request: user_pb2.User, context: Context
+    ) -> user_pb2.ValidationErr:
+        return validation_reply(await self._service.check_delete(request.id), self._language)
+
+    async def Auth(self, request: user_pb2.User, context: Context) -> user_pb2.Token:
+        token = await self._service.login(request.email.strip(), request.pwd)
+        return user_pb2.Token(token=token, valid=True)
+
+    async def ValidateToken(self, request: user_pb2.Token, context: Context) -> user_pb2.Token:
+        principal = self._service.validate_token(request.token)
+        return user_pb2.Token(token=request.token, valid=True, e_uid=principal.user_id)

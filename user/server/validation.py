@@ -1,0 +1,79 @@
+"""The user rules: pure functions returning every failure, never only the first."""
+
+from __future__ import annotations
+
+from global_errors import Failure, MessageKey
+from user.server.models import UserDraft, UserQuery
+
+MAX_NAME_CHARS = 100
+MAX_EMAIL_CHARS = 254
+MAX_COMPANY_CHARS = 200
+# bcrypt only looks at the first 72 bytes; a longer password would be silently truncated.
+MAX_PASSWORD_BYTES = 72
+MAX_PAGE_SIZE = 200
+
+
+def check_text(name: str, value: str, max_chars: int, failures: list[Failure]) -> None:
+    """Length limit and no NUL/control characters (PostgreSQL text cannot hold NUL)."""
+    if len(value) > max_chars:
+        failures.append(Failure(name, MessageKey.FIELD_TOO_LONG, {"max": max_chars}))
+    elif any(ord(ch) < 32 and ch not in "\t" for ch in value):
+        failures.append(Failure(name, MessageKey.FIELD_BAD_CHARACTERS))
+
+
+def check_required(name: str, value: object, failures: list[Failure]) -> None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        failures.append(Failure(name, MessageKey.FIELD_REQUIRED))
+
+
+def looks_like_email(value: str) -> bool:
+    local, at, domain = value.partition("@")
+    return bool(at and local and "." in domain and not domain.startswith(".") and " " not in value)
+
+
+def validate_draft(draft: UserDraft, *, creating: bool) -> list[Failure]:
+    """Every rule a user must satisfy to be created (creating=True) or updated."""
+    failures = list(draft.invalid)
+    if not creating and draft.id <= 0:
+        failures.append(Failure("id", MessageKey.FIELD_REQUIRED))
+    for name, value, max_chars in (
+        ("firstname", draft.firstname, MAX_NAME_CHARS),
+        ("lastname", draft.lastname, MAX_NAME_CHARS),
+        ("email", draft.email, MAX_EMAIL_CHARS),
+    ):
+        check_required(name, value, failures)
+        check_text(name, value, max_chars, failures)
+    check_text("company", draft.company, MAX_COMPANY_CHARS, failures)
+    if draft.email.strip() and len(draft.email) <= MAX_EMAIL_CHARS and not looks_like_email(
+        draft.email
+    ):
+        failures.append(Failure("email", MessageKey.EMAIL_INVALID))
+    if creating:
+        check_required("pwd", draft.pwd, failures)
+    if len(draft.pwd.encode()) > MAX_PASSWORD_BYTES:
+        failures.append(Failure("pwd", MessageKey.FIELD_TOO_LONG_BYTES, {"max": MAX_PASSWORD_BYTES}))
+    elif "\x00" in draft.pwd:
+        failures.append(Failure("pwd", MessageKey.FIELD_BAD_CHARACTERS))
+    if not any(f.field == "valid_from" for f in draft.invalid):
+        check_required("valid_from", draft.valid_from, failures)
+    if not any(f.field == "valid_thru" for f in draft.invalid):
+        check_required("valid_thru", draft.valid_thru, failures)
+    if draft.valid_from and draft.valid_thru and draft.valid_thru <= draft.valid_from:
+        failures.append(Failure("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM))
+    return failures
+
+
+def validate_query(query: UserQuery) -> list[Failure]:
+    failures = list(query.invalid)
+    if query.id < 0:
+        failures.append(Failure("id", MessageKey.FIELD_NOT_POSITIVE))
+    for name, value, max_chars in (
+        ("firstname", query.firstname, MAX_NAME_CHARS),
+        ("lastname", query.lastname, MAX_NAME_CHARS),
+        ("email", query.email, MAX_EMAIL_CHARS),
+        ("company", query.company, MAX_COMPANY_CHARS),
+    ):
+        check_text(name, value, max_chars, failures)
+    if not 1 <= query.limit <= MAX_PAGE_SIZE:
+        failures.append(Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE))
+    return failures
