@@ -23,6 +23,7 @@ class Broker:
         self._connector: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._warned = False
+        self._stopping = False
 
     @property
     def connected(self) -> bool:
@@ -41,6 +42,7 @@ class Broker:
         self._connector = asyncio.create_task(self._connect(), name="nats-connect")
 
     async def stop(self) -> None:
+        self._stopping = True
         try:
             if self._connector is not None and not self._connector.done():
                 self._connector.cancel()
@@ -85,7 +87,8 @@ class Broker:
             logger.debug("NATS: %s", exc)
 
     async def _on_disconnected(self) -> None:
-        logger.warning("NATS disconnected; reconnecting")
+        if not self._stopping:
+            logger.warning("NATS disconnected; reconnecting")
 
     async def _on_reconnected(self) -> None:
         logger.info("NATS reconnected")

@@ -1,0 +1,68 @@
+"""Helpers every CLI shares: readable scenario steps, JSON output, error reporting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import Message
+
+T = TypeVar("T")
+
+
+class StepFailed(Exception):
+    """A scenario step did not do what it should."""
+
+
+def to_json(message: Message) -> str:
+    return MessageToJson(message, indent=2, preserving_proto_field_name=False)
+
+
+def describe_rpc_error(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.code().name}: {exc.details()}"
+
+
+class Scenario:
+    """Numbered, readable steps; the first unexpected failure stops the run."""
+
+    def __init__(self, title: str) -> None:
+        self._count = 0
+        print(f"== {title}")
+
+    async def step(self, title: str, call: Awaitable[T]) -> T:
+        self._count += 1
+        try:
+            result = await call
+        except grpc.aio.AioRpcError as exc:
+            print(f"[{self._count}] {title}: FAILED {describe_rpc_error(exc)}")
+            raise StepFailed(title) from exc
+        print(f"[{self._count}] {title}: ok")
+        return result
+
+    async def expect_error(self, title: str, call: Awaitable[object], code: grpc.StatusCode) -> None:
+        self._count += 1
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == code:
+                print(f"[{self._count}] {title}: ok ({describe_rpc_error(exc)}, as expected)")
+                return
+            print(f"[{self._count}] {title}: FAILED {describe_rpc_error(exc)}")
+            raise StepFailed(title) from exc
+        print(f"[{self._count}] {title}: FAILED (expected {code.name}, got a result)")
+        raise StepFailed(title)
+
+    def show(self, text: str) -> None:
+        for line in text.splitlines():
+            print(f"      {line}")
+
+    def done(self) -> None:
+        print(f"== all {self._count} steps passed")
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(1)
