@@ -1,0 +1,77 @@
+"""Fixtures for the user service running in-process against the session's servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+
+from devtools.stack import EmbeddedNats, EmbeddedPostgres
+from global_utils.auth import bearer_metadata
+from global_utils.service import ServiceHost
+from user.proto import user_pb2, user_pb2_grpc
+from user.server.bootstrap import build
+from user.server.settings import UserSettings
+
+SEED_EMAIL = "duck@mymail.com"
+SEED_PASSWORD = "1234"
+
+
+@pytest.fixture(scope="session")
+def user_settings_factory(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str
+) -> Callable[..., UserSettings]:
+    """Builds user settings pointing at the session's servers; keyword overrides win."""
+
+    def make(**overrides: object) -> UserSettings:
+        values: dict[str, object] = {
+            "postgres_connect": postgres.dsn("appuser"),
+            "micro_server_address": "127.0.0.1:0",
+            "micro_broker_address": nats_server.address,
+            "micro_registry": "static",
+            "mdns_interfaces": "127.0.0.1",
+            "jwt_key": jwt_key,
+            "bcrypt_rounds": 4,
+            "shutdown_grace_seconds": 1,
+        }
+        values.update(overrides)
+        return UserSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def user_host(user_settings_factory: Callable[..., UserSettings]) -> AsyncIterator[ServiceHost]:
+    """The user service, started and SERVING."""
+    host = build(user_settings_factory())
+    await host.start()
+    await host.ready.wait()
+    yield host
+    await host.stop()
+
+
+@pytest.fixture(scope="session")
+async def user_channel(user_host: ServiceHost) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to the in-process user service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{user_host.port}") as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def user_stub(user_channel: grpc.aio.Channel) -> user_pb2_grpc.UserSrvStub:
+    """A UserSrv stub."""
+    return user_pb2_grpc.UserSrvStub(user_channel)
+
+
+@pytest.fixture(scope="session")
+async def duck_token(user_stub: user_pb2_grpc.UserSrvStub) -> str:
+    """A token for the seed user Super Duck."""
+    reply = await user_stub.Auth(user_pb2.User(email=SEED_EMAIL, pwd=SEED_PASSWORD))
+    return reply.token
+
+
+@pytest.fixture(scope="session")
+def auth(duck_token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying Super Duck's token."""
+    return bearer_metadata(duck_token)

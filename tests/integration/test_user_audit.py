@@ -1,0 +1,85 @@
+"""Each user change publishes an audit event on NATS subject Audit."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from nats.aio.msg import Msg
+
+from global_utils.audit import AuditEvent, AuditHeader
+from tests.helpers import new_user
+from user.proto import user_pb2
+
+
+async def test_create_update_delete_each_publish_one_event(
+    user_stub, auth, duck_token, nats_client
+) -> None:
+    received: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        await received.put(msg)
+
+    sub = await nats_client.subscribe("Audit", cb=collect)
+    await nats_client.flush()
+    me = await user_stub.ValidateToken(user_pb2.Token(token=duck_token))
+
+    made = (await user_stub.CreateUser(new_user(pwd="hidden-pw", company="AuditCo"), metadata=auth)).user
+    change = user_pb2.User()
+    change.CopyFrom(made)
+    change.lastname = "Audited"
+    await user_stub.UpdateUser(change, metadata=auth)
+    await user_stub.DeleteUser(user_pb2.SearchId(id=made.id), metadata=auth)
+
+    events = []
+    while len(events) < 3:
+        msg = await asyncio.wait_for(received.get(), timeout=10)
+        if msg.headers and msg.headers.get(AuditHeader.OBJECT_ID) == str(made.id):
+            events.append(msg)
+    await sub.unsubscribe()
+
+    expected = [
+        ("insert", "AfterCreateUser", "User"),
+        ("update", "AfterUpdateUser", "Audited"),
+        ("delete", "AfterDeleteUser", "Audited"),
+    ]
+    ids = set()
+    for msg, (action, func, lastname) in zip(events, expected, strict=True):
+        headers = msg.headers or {}
+        assert headers[AuditHeader.SERVICE] == "user"
+        assert headers[AuditHeader.ACTION_TYPE] == action
+        assert headers[AuditHeader.ACTION_FUNC] == func
+        assert headers[AuditHeader.OBJECT_NAME] == "user"
+        assert headers[AuditHeader.PERFORMED_BY] == me.e_uid != str(made.id)
+        assert headers[AuditHeader.PAYLOAD_TYPE] == "user.User"
+        assert datetime.fromisoformat(headers[AuditHeader.ACTION_TIME]).tzinfo is not None
+        event = AuditEvent.from_message(headers, msg.data)
+        ids.add(event.event_id)
+        payload = user_pb2.User.FromString(msg.data)
+        assert payload.id == made.id and payload.lastname == lastname
+        assert payload.pwd == "" and b"hidden-pw" not in msg.data and b"$2b$" not in msg.data
+    assert len(ids) == 3
+
+
+async def test_failed_change_publishes_nothing(user_stub, auth, nats_client) -> None:
+    received: list[Msg] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(msg)
+
+    sub = await nats_client.subscribe("Audit", cb=collect)
+    await nats_client.flush()
+    active = (await user_stub.CreateUser(new_user(active=True), metadata=auth)).user
+    received.clear()
+    try:
+        await user_stub.DeleteUser(user_pb2.SearchId(id=active.id), metadata=auth)
+    except Exception:
+        pass
+    # A later, successful change is the marker that earlier publishes would have arrived.
+    marker = (await user_stub.CreateUser(new_user(), metadata=auth)).user
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(m.headers and m.headers.get("objectId") == str(marker.id) for m in received):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await sub.unsubscribe()
+    assert not [m for m in received if m.headers and m.headers.get("objectId") == str(active.id)]
