@@ -1,0 +1,95 @@
+"""Whole processes: `python -m user.server` and its CLI, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open, wait_until
+
+
+class ServiceProcess:
+    """A service started as `python -m <module>`, with its output captured to a file."""
+
+    def __init__(self, module: str, env: dict[str, str], log: Path) -> None:
+        self.module = module
+        self.env = env
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - closed in wait()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, text: str, timeout: float = 30) -> None:
+        def seen() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.module} exited {self.proc.returncode}:\n{self.output}")
+            return text in self.output
+
+        wait_until(seen, timeout, f"{text!r} from {self.module}")
+
+    def terminate(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+
+def base_env() -> dict[str, str]:
+    """The caller's environment without anything that could point a process elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRO_", "POSTGRES_", "JWT_"))}
+    env.update({"PYTHONUNBUFFERED": "1", "MDNS_INTERFACES": "127.0.0.1", "APP_LANGUAGE": "en"})
+    return env
+
+
+@pytest.fixture
+def user_env(postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str) -> dict[str, str]:
+    """Environment for a user service process on a free port, mDNS on 127.0.0.1."""
+    env = base_env()
+    env.update(
+        {
+            "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "POSTGRES_CONNECT": postgres.dsn("appuser"),
+            "MICRO_BROKER_ADDRESS": nats_server.address,
+            "JWT_KEY": jwt_key,
+            "BCRYPT_ROUNDS": "4",
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def start_process(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], ServiceProcess]]:
+    """Starts service processes and makes sure none outlives the test."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, env: dict[str, str]) -> ServiceProcess:
+        process = ServiceProcess(module, env, tmp_path / f"{module}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait()
+
+
+def listening(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return port_open(int(port), host)

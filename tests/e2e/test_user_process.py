@@ -1,0 +1,98 @@
+"""The user service as a process: the CLI scenario over mDNS, signals, configuration errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from devtools.stack import REPO_ROOT
+from tests.e2e.conftest import base_env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "user.client", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_scenario_passes_through_mdns_discovery(user_env, start_process) -> None:
+    server = start_process("user.server", user_env)
+    server.wait_for_line("user ready")
+    cli_env = base_env() | {"CLI_PASSWORD": "1234"}
+    result = run_cli(cli_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for step in ("login as duck@mymail.com: ok", "get it again: ok (NOT_FOUND", "all 10 steps passed"):
+        assert step in result.stdout
+
+    one = run_cli(cli_env, "search", "--company", "Marvel")
+    assert one.returncode == 0 and '"email": "ant@mymail.com"' in one.stdout
+
+    missing = run_cli(cli_env, "get", "1")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+
+    assert server.terminate() == 0
+
+
+def test_cli_reaches_serveraddress_directly(user_env, start_process) -> None:
+    server = start_process("user.server", user_env)
+    server.wait_for_line("user ready")
+    env = base_env() | {
+        "SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"],
+        "MICRO_REGISTRY": "static",
+        "CLI_PASSWORD": "1234",
+    }
+    result = run_cli(env, "login")
+    assert result.returncode == 0, result.stderr
+    assert '"valid": true' in result.stdout
+    server.terminate()
+
+
+def test_cli_with_wrong_password_fails_cleanly(user_env, start_process) -> None:
+    server = start_process("user.server", user_env)
+    server.wait_for_line("user ready")
+    env = base_env() | {"SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"]}
+    result = run_cli(env, "--password", "nope", "login")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: UNAUTHENTICATED: invalid email or password"
+    server.terminate()
+
+
+def test_sigterm_stops_cleanly_with_exit_zero(user_env, start_process) -> None:
+    server = start_process("user.server", user_env)
+    server.wait_for_line("user ready")
+    assert server.terminate() == 0
+    lines = server.output.splitlines()
+    assert any("user stopped" in line for line in lines)
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_missing_jwt_key_refuses_to_start_with_one_line(user_env, start_process) -> None:
+    env = {k: v for k, v in user_env.items() if k != "JWT_KEY"}
+    server = start_process("user.server", env)
+    assert server.proc.wait(timeout=30) == 1
+    assert server.output.strip().splitlines() == [
+        "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+    ]
+
+
+def test_bad_variable_is_named_in_one_line(user_env, start_process) -> None:
+    server = start_process("user.server", user_env | {"APP_LANGUAGE": "de"})
+    assert server.proc.wait(timeout=30) == 1
+    output = server.output.strip().splitlines()
+    assert len(output) == 1 and output[0].startswith("configuration error: APP_LANGUAGE:")
+
+
+def test_jwt_key_file_is_read(user_env, start_process, tmp_path, jwt_key) -> None:
+    key_file = tmp_path / "jwt.key"
+    key_file.write_text(jwt_key + "\n")
+    env = {k: v for k, v in user_env.items() if k != "JWT_KEY"} | {"JWT_KEY_FILE": str(key_file)}
+    server = start_process("user.server", env)
+    server.wait_for_line("user ready")
+    cli = run_cli(base_env() | {"SERVERADDRESS": env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}, "login")
+    assert cli.returncode == 0, cli.stderr
+    assert server.terminate() == 0

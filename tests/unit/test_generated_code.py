@@ -1,0 +1,16 @@
+"""The committed protobuf code is what `make proto` would generate now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devtools.protogen import REPO_ROOT, generate, proto_files
+
+
+def test_committed_generated_code_is_fresh(tmp_path: Path) -> None:
+    assert proto_files(), "no .proto files found"
+    for generated in generate(tmp_path):
+        relative = generated.relative_to(tmp_path)
+        committed = REPO_ROOT / relative
+        assert committed.exists(), f"{relative} is not committed; run make proto"
+        assert committed.read_text() == generated.read_text(), f"{relative} is stale; run make proto"

@@ -1,0 +1,88 @@
+"""Configuration is validated once; a bad value exits with one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from global_errors import Language
+from global_utils.registry import Endpoint
+from global_utils.settings import load_settings, parse_static_registry
+from user.server.settings import UserSettings
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A clean environment with the user service's required variables."""
+    for name in ("JWT_KEY", "JWT_KEY_FILE", "MICRO_SERVER_ADDRESS", "APP_LANGUAGE", "MDNS_INTERFACES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POSTGRES_CONNECT", "postgresql://u@127.0.0.1/appuser")
+    monkeypatch.setenv("JWT_KEY", KEY)
+    return monkeypatch
+
+
+def exit_message(env: pytest.MonkeyPatch) -> str:
+    with pytest.raises(SystemExit) as exc:
+        load_settings(UserSettings)
+    message = str(exc.value.code)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings(UserSettings)
+    assert settings.listen == Endpoint("0.0.0.0", 50053)
+    assert settings.app_language is Language.EN
+    assert settings.broker_url == "nats://127.0.0.1:4222"
+    assert settings.jwt_key == KEY
+
+
+def test_missing_key(env: pytest.MonkeyPatch) -> None:
+    env.delenv("JWT_KEY")
+    assert exit_message(env) == "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+
+
+def test_short_key(env: pytest.MonkeyPatch) -> None:
+    env.setenv("JWT_KEY", "short")
+    assert "at least 32 bytes" in exit_message(env)
+
+
+def test_key_file(env: pytest.MonkeyPatch, tmp_path) -> None:
+    env.delenv("JWT_KEY")
+    (tmp_path / "key").write_text(KEY + "\n")
+    env.setenv("JWT_KEY_FILE", str(tmp_path / "key"))
+    assert load_settings(UserSettings).jwt_key == KEY
+    env.setenv("JWT_KEY_FILE", str(tmp_path / "absent"))
+    assert "cannot read" in exit_message(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MICRO_SERVER_ADDRESS", "no-port"),
+        ("MICRO_SERVER_ADDRESS", ":99999"),
+        ("APP_LANGUAGE", "de"),
+        ("MDNS_INTERFACES", "127.0.0.1,not-an-ip"),
+        ("MICRO_REGISTRY", "consul"),
+        ("BCRYPT_ROUNDS", "99"),
+        ("POSTGRES_CONNECT", ""),
+    ],
+)
+def test_bad_values_name_their_variable(env: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    env.setenv(variable, value)
+    assert exit_message(env).startswith(f"configuration error: {variable}: ")
+
+
+def test_missing_dsn(env: pytest.MonkeyPatch) -> None:
+    env.delenv("POSTGRES_CONNECT")
+    assert exit_message(env).startswith("configuration error: POSTGRES_CONNECT: ")
+
+
+def test_static_registry_parsing() -> None:
+    assert parse_static_registry("user=a:1, user=b:2,promotion=[::1]:3") == {
+        "user": [Endpoint("a", 1), Endpoint("b", 2)],
+        "promotion": [Endpoint("::1", 3)],
+    }
+    with pytest.raises(ValueError):
+        parse_static_registry("user")

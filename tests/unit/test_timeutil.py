@@ -1,0 +1,58 @@
+"""Timestamp <-> aware datetime conversions and the validity check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from global_utils.timeutil import (
+    MAX_SECONDS,
+    MIN_SECONDS,
+    TimestampOutOfRange,
+    is_valid_on,
+    to_datetime,
+    to_timestamp,
+)
+
+
+def test_round_trip_keeps_microseconds_and_zone() -> None:
+    value = datetime(2024, 2, 29, 12, 30, 15, 123456, tzinfo=UTC)
+    back = to_datetime(to_timestamp(value))
+    assert back == value and back.tzinfo is not None
+
+
+def test_other_zones_convert_to_the_same_instant() -> None:
+    value = datetime(2024, 1, 1, 9, tzinfo=timezone(timedelta(hours=9)))
+    assert to_datetime(to_timestamp(value)) == datetime(2024, 1, 1, 0, tzinfo=UTC)
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        to_timestamp(datetime(2024, 1, 1))
+
+
+def test_none_stays_none() -> None:
+    assert to_timestamp(None) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(MAX_SECONDS + 1, 0), (MIN_SECONDS - 1, 0), (0, -1), (0, 1_000_000_000), (2**62, 0)],
+)
+def test_out_of_range_timestamps_raise(seconds: int, nanos: int) -> None:
+    with pytest.raises(TimestampOutOfRange):
+        to_datetime(Timestamp(seconds=seconds, nanos=nanos))
+
+
+def test_range_edges_are_accepted() -> None:
+    assert to_datetime(Timestamp(seconds=MIN_SECONDS)).year == 1
+    assert to_datetime(Timestamp(seconds=MAX_SECONDS)).year == 9999
+
+
+def test_validity_is_inclusive_on_both_ends() -> None:
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC)
+    assert is_valid_on(start, end, start) and is_valid_on(start, end, end)
+    assert not is_valid_on(start, end, end + timedelta(microseconds=1))
+    assert not is_valid_on(start, end, start - timedelta(days=1))
