@@ -35,7 +35,11 @@ def generate(out_dir: Path, root: Path = REPO_ROOT) -> list[Path]:
         if protoc.main(args) != 0:
             raise RuntimeError(f"protoc failed for {proto}")
         stem = proto.with_suffix("")
-        written += [out_dir / f"{stem}_pb2.py", out_dir / f"{stem}_pb2.pyi", out_dir / f"{stem}_pb2_grpc.py"]
+        written += [
+            out_dir / f"{stem}_pb2.py",
+            out_dir / f"{stem}_pb2.pyi",
+            out_dir / f"{stem}_pb2_grpc.py",
+        ]
     return written
 
 

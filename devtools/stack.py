@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,14 @@ def _run_as() -> str | None:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -119,7 +127,14 @@ class EmbeddedPostgres:
         self._chown(socket_dir)
         options = ["-c", "listen_addresses=127.0.0.1", "-k", str(socket_dir), "-p", str(self.port)]
         if not self._durable:
-            options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            options += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
         self._proc = subprocess.Popen(
             [str(self._bin / "postgres"), "-D", str(self.data_dir / "data"), *options],
@@ -189,7 +204,7 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr.strip()}")
 
-    def _identity(self) -> dict[str, object]:
+    def _identity(self) -> dict[str, Any]:
         """subprocess arguments that drop root for the postgres user (its group too: a
         process left in group root would be judged by the group bits of root-owned folders)."""
         if self._user is None:
@@ -203,9 +218,17 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def run_init_scripts(folder: Path, bin_dir: Path, *, host: str, port: int, user: str = "postgres") -> None:
+def run_init_scripts(
+    folder: Path, bin_dir: Path, *, host: str, port: int, user: str = "postgres"
+) -> None:
     """*.sql through psql (ON_ERROR_STOP) and *.sh through bash, in name order."""
-    env = {**os.environ, "PGHOST": host, "PGPORT": str(port), "PGUSER": user, "PGDATABASE": "postgres"}
+    env = {
+        **os.environ,
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": user,
+        "PGDATABASE": "postgres",
+    }
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     for script in sorted(folder.iterdir()):
         if script.suffix == ".sql":
@@ -240,11 +263,15 @@ class EmbeddedNats:
         self._proc = subprocess.Popen(
             [
                 str(nats_server_binary()),
-                "-a", "127.0.0.1",
-                "-p", str(self.port),
-                "-m", str(self.monitor_port),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-m",
+                str(self.monitor_port),
                 "-js",
-                "-sd", str(self.store_dir / "jetstream"),
+                "-sd",
+                str(self.store_dir / "jetstream"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from global_errors.messages import Language, MessageKey, render
@@ -14,7 +15,7 @@ class Failure:
 
     field: str
     key: MessageKey
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def text(self, language: Language) -> str:
         return render(self.key, language, field=self.field, **self.params)

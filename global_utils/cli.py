@@ -42,7 +42,9 @@ class Scenario:
         print(f"[{self._count}] {title}: ok")
         return result
 
-    async def expect_error(self, title: str, call: Awaitable[object], code: grpc.StatusCode) -> None:
+    async def expect_error(
+        self, title: str, call: Awaitable[object], code: grpc.StatusCode
+    ) -> None:
         self._count += 1
         try:
             await call

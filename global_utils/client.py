@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-import grpc
 from global_errors import MessageKey, Unavailable
-from global_utils.registry import Endpoint, MdnsRegistry, Registry, StaticRegistry, parse_endpoint, pick
+from global_utils.registry import (
+    Endpoint,
+    MdnsRegistry,
+    Registry,
+    StaticRegistry,
+    parse_endpoint,
+    pick,
+)
 from global_utils.settings import parse_static_registry
 
 

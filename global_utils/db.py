@@ -42,13 +42,13 @@ class Database:
         min_size: int = 2,
         max_size: int = 10,
         acquire_timeout: float = 5.0,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
     ) -> None:
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
         self._acquire_timeout = acquire_timeout
-        self._backoff = backoff
+        self._backoff = backoff or Backoff()
         self._pool: asyncpg.Pool | None = None
         self._ready = asyncio.Event()
         self._connector: asyncio.Task[None] | None = None

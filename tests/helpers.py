@@ -12,7 +12,9 @@ from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = "") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = ""
+) -> None:
     """Awaits check until it returns True; fails after timeout seconds."""
     deadline = time.monotonic() + timeout
     while not await check():

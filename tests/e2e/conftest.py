@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open, wait_until
+from devtools.stack import (
+    REPO_ROOT,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    free_port,
+    port_open,
+    wait_until,
+)
 
 
 class ServiceProcess:

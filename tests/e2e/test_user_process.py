@@ -26,7 +26,11 @@ def test_cli_scenario_passes_through_mdns_discovery(user_env, start_process) -> 
     cli_env = base_env() | {"CLI_PASSWORD": "1234"}
     result = run_cli(cli_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("login as duck@mymail.com: ok", "get it again: ok (NOT_FOUND", "all 10 steps passed"):
+    for step in (
+        "login as duck@mymail.com: ok",
+        "get it again: ok (NOT_FOUND",
+        "all 10 steps passed",
+    ):
         assert step in result.stdout
 
     one = run_cli(cli_env, "search", "--company", "Marvel")
@@ -93,6 +97,8 @@ def test_jwt_key_file_is_read(user_env, start_process, tmp_path, jwt_key) -> Non
     env = {k: v for k, v in user_env.items() if k != "JWT_KEY"} | {"JWT_KEY_FILE": str(key_file)}
     server = start_process("user.server", env)
     server.wait_for_line("user ready")
-    cli = run_cli(base_env() | {"SERVERADDRESS": env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}, "login")
+    cli = run_cli(
+        base_env() | {"SERVERADDRESS": env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}, "login"
+    )
     assert cli.returncode == 0, cli.stderr
     assert server.terminate() == 0

@@ -42,7 +42,9 @@ def user_settings_factory(
 
 
 @pytest.fixture(scope="session")
-async def user_host(user_settings_factory: Callable[..., UserSettings]) -> AsyncIterator[ServiceHost]:
+async def user_host(
+    user_settings_factory: Callable[..., UserSettings],
+) -> AsyncIterator[ServiceHost]:
     """The user service, started and SERVING."""
     host = build(user_settings_factory())
     await host.start()

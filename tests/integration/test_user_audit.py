@@ -24,7 +24,9 @@ async def test_create_update_delete_each_publish_one_event(
     await nats_client.flush()
     me = await user_stub.ValidateToken(user_pb2.Token(token=duck_token))
 
-    made = (await user_stub.CreateUser(new_user(pwd="hidden-pw", company="AuditCo"), metadata=auth)).user
+    made = (
+        await user_stub.CreateUser(new_user(pwd="hidden-pw", company="AuditCo"), metadata=auth)
+    ).user
     change = user_pb2.User()
     change.CopyFrom(made)
     change.lastname = "Audited"

@@ -61,7 +61,9 @@ async def test_sql_looking_search_values_are_plain_data(user_stub, auth) -> None
         metadata=auth,
     )
     assert list(reply.user) == []
-    still = await user_stub.GetUsersByEmail(user_pb2.SearchString(value="duck@mymail.com"), metadata=auth)
+    still = await user_stub.GetUsersByEmail(
+        user_pb2.SearchString(value="duck@mymail.com"), metadata=auth
+    )
     assert len(still.user) == 1
 
 
@@ -93,5 +95,7 @@ async def test_message_over_the_size_limit_is_refused_cleanly(user_stub, auth) -
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await user_stub.CreateUser(new_user(company="c" * (5 * 1024 * 1024)), metadata=auth)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    reply = await user_stub.GetUsersByEmail(user_pb2.SearchString(value="ant@mymail.com"), metadata=auth)
+    reply = await user_stub.GetUsersByEmail(
+        user_pb2.SearchString(value="ant@mymail.com"), metadata=auth
+    )
     assert len(reply.user) == 1

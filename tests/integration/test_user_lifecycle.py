@@ -115,9 +115,7 @@ async def test_reflection_lists_the_service(user_channel: grpc.aio.Channel) -> N
     reply = await call.read()
     names = {s.name for s in reply.list_services_response.service}
     assert {"user.UserSrv", "grpc.health.v1.Health"} <= names
-    await call.write(
-        reflection_pb2.ServerReflectionRequest(file_containing_symbol="user.UserSrv")
-    )
+    await call.write(reflection_pb2.ServerReflectionRequest(file_containing_symbol="user.UserSrv"))
     described = await call.read()
     assert described.file_descriptor_response.file_descriptor_proto
     await call.done_writing()

@@ -25,10 +25,19 @@ from global_errors.status import status_code_for, to_grpc_status
 @pytest.mark.parametrize(
     ("error", "code"),
     [
-        (ValidationFailed([Failure("x", MessageKey.FIELD_REQUIRED)]), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            ValidationFailed([Failure("x", MessageKey.FIELD_REQUIRED)]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (NotFound(MessageKey.RECORD_NOT_FOUND, entity="user", id=1), grpc.StatusCode.NOT_FOUND),
-        (AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user"), grpc.StatusCode.ALREADY_EXISTS),
-        (FailedPrecondition(MessageKey.USER_ACTIVE_CANNOT_DELETE, id=1), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user"),
+            grpc.StatusCode.ALREADY_EXISTS,
+        ),
+        (
+            FailedPrecondition(MessageKey.USER_ACTIVE_CANNOT_DELETE, id=1),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
         (Unauthenticated(MessageKey.TOKEN_MISSING), grpc.StatusCode.UNAUTHENTICATED),
         (Unavailable(MessageKey.DATABASE_UNAVAILABLE), grpc.StatusCode.UNAVAILABLE),
         (RuntimeError("boom"), grpc.StatusCode.INTERNAL),
@@ -46,13 +55,16 @@ def test_unexpected_errors_do_not_leak_their_text() -> None:
 
 def test_validation_status_carries_bad_request_details() -> None:
     error = ValidationFailed(
-        [Failure("email", MessageKey.FIELD_REQUIRED), Failure("pwd", MessageKey.FIELD_TOO_LONG_BYTES, {"max": 72})]
+        [
+            Failure("email", MessageKey.FIELD_REQUIRED),
+            Failure("pwd", MessageKey.FIELD_TOO_LONG_BYTES, {"max": 72}),
+        ]
     )
     status = to_grpc_status(error, Language.ES)
     assert status.details == (
         "la validación falló (2): email es obligatorio; pwd debe tener como máximo 72 bytes"
     )
-    (key, value), = status.trailing_metadata
+    ((key, value),) = status.trailing_metadata
     assert key == "grpc-status-details-bin"
     rich = status_pb2.Status.FromString(value)
     bad_request = error_details_pb2.BadRequest()
@@ -85,4 +97,7 @@ def test_messages_differ_by_language() -> None:
         "falta el token de autenticación",
         "jeton d'authentification manquant",
     }
-    assert render(MessageKey.RECORD_NOT_FOUND, Language.FR, entity="user", id=7) == "user 7 introuvable"
+    assert (
+        render(MessageKey.RECORD_NOT_FOUND, Language.FR, entity="user", id=7)
+        == "user 7 introuvable"
+    )

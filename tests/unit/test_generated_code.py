@@ -13,4 +13,6 @@ def test_committed_generated_code_is_fresh(tmp_path: Path) -> None:
         relative = generated.relative_to(tmp_path)
         committed = REPO_ROOT / relative
         assert committed.exists(), f"{relative} is not committed; run make proto"
-        assert committed.read_text() == generated.read_text(), f"{relative} is stale; run make proto"
+        assert committed.read_text() == generated.read_text(), (
+            f"{relative} is stale; run make proto"
+        )

@@ -15,7 +15,13 @@ KEY = "0123456789abcdef0123456789abcdef"
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A clean environment with the user service's required variables."""
-    for name in ("JWT_KEY", "JWT_KEY_FILE", "MICRO_SERVER_ADDRESS", "APP_LANGUAGE", "MDNS_INTERFACES"):
+    for name in (
+        "JWT_KEY",
+        "JWT_KEY_FILE",
+        "MICRO_SERVER_ADDRESS",
+        "APP_LANGUAGE",
+        "MDNS_INTERFACES",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POSTGRES_CONNECT", "postgresql://u@127.0.0.1/appuser")
     monkeypatch.setenv("JWT_KEY", KEY)
@@ -40,7 +46,10 @@ def test_defaults(env: pytest.MonkeyPatch) -> None:
 
 def test_missing_key(env: pytest.MonkeyPatch) -> None:
     env.delenv("JWT_KEY")
-    assert exit_message(env) == "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+    assert (
+        exit_message(env)
+        == "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+    )
 
 
 def test_short_key(env: pytest.MonkeyPatch) -> None:

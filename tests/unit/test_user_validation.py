@@ -45,7 +45,9 @@ def test_whitespace_only_counts_as_missing() -> None:
 
 def test_valid_thru_must_be_strictly_after_valid_from() -> None:
     same = validate_draft(draft(valid_thru=T0), creating=True)
-    assert [(f.field, f.key) for f in same] == [("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM)]
+    assert [(f.field, f.key) for f in same] == [
+        ("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM)
+    ]
     before = validate_draft(draft(valid_from=T1, valid_thru=T0), creating=True)
     assert fields(before) == ["valid_thru"]
 

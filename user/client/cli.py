@@ -95,7 +95,9 @@ async def scenario(stub: user_pb2_grpc.UserSrvStub, email: str, password: str) -
     change.active = False
     updated = await run.step("update lastname and deactivate", stub.UpdateUser(change, metadata=md))
     run.show(f"name {updated.user.name!r}, active {updated.user.active}")
-    got = await run.step("get it by id", stub.GetUserById(user_pb2.SearchId(id=user_id), metadata=md))
+    got = await run.step(
+        "get it by id", stub.GetUserById(user_pb2.SearchId(id=user_id), metadata=md)
+    )
     run.show(f"{got.name} <{got.email}>")
     await run.step("delete it", stub.DeleteUser(user_pb2.SearchId(id=user_id), metadata=md))
     await run.expect_error(
@@ -109,7 +111,8 @@ async def scenario(stub: user_pb2_grpc.UserSrvStub, email: str, password: str) -
     )
     run.show(", ".join(f"{u.name} <{u.email}>" for u in found.user))
     by_email = await run.step(
-        f"search by email {email}", stub.GetUsersByEmail(user_pb2.SearchString(value=email), metadata=md)
+        f"search by email {email}",
+        stub.GetUsersByEmail(user_pb2.SearchString(value=email), metadata=md),
     )
     run.show(", ".join(u.name for u in by_email.user))
     run.done()
@@ -133,7 +136,7 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
                 company=args.company,
             )
             if args.valid_on:
-                params.valid_date.CopyFrom(to_timestamp(_aware(args.valid_on)))
+                params.valid_date.FromDatetime(_aware(args.valid_on))
             return to_json(await stub.GetUsers(params, metadata=md))
         case "create":
             now = datetime.now(UTC)

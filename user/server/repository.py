@@ -68,7 +68,9 @@ class UserRepository:
 
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
         lock = " FOR UPDATE" if for_update else ""
-        row = await self._conn.fetchrow(f"SELECT {_COLUMNS} FROM appuser WHERE id = $1{lock}", user_id)
+        row = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM appuser WHERE id = $1{lock}", user_id
+        )
         return _to_user(row) if row else None
 
     async def search(self, query: UserQuery) -> tuple[list[User], bool]:

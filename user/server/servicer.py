@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TypeAlias
 
 import grpc
 
@@ -15,7 +16,7 @@ from user.server.models import User, UserDraft, UserQuery
 from user.server.service import UserService
 from user.server.validation import MAX_PAGE_SIZE
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 def user_to_proto(user: User) -> user_pb2.User:

@@ -44,14 +44,18 @@ def validate_draft(draft: UserDraft, *, creating: bool) -> list[Failure]:
         check_required(name, value, failures)
         check_text(name, value, max_chars, failures)
     check_text("company", draft.company, MAX_COMPANY_CHARS, failures)
-    if draft.email.strip() and len(draft.email) <= MAX_EMAIL_CHARS and not looks_like_email(
-        draft.email
+    if (
+        draft.email.strip()
+        and len(draft.email) <= MAX_EMAIL_CHARS
+        and not looks_like_email(draft.email)
     ):
         failures.append(Failure("email", MessageKey.EMAIL_INVALID))
     if creating:
         check_required("pwd", draft.pwd, failures)
     if len(draft.pwd.encode()) > MAX_PASSWORD_BYTES:
-        failures.append(Failure("pwd", MessageKey.FIELD_TOO_LONG_BYTES, {"max": MAX_PASSWORD_BYTES}))
+        failures.append(
+            Failure("pwd", MessageKey.FIELD_TOO_LONG_BYTES, {"max": MAX_PASSWORD_BYTES})
+        )
     elif "\x00" in draft.pwd:
         failures.append(Failure("pwd", MessageKey.FIELD_BAD_CHARACTERS))
     if not any(f.field == "valid_from" for f in draft.invalid):
