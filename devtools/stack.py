@@ -297,3 +297,39 @@ class EmbeddedNats:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+
+def _port_or_free(preferred: int) -> int:
+    return free_port() if port_open(preferred) else preferred
+
+
+def main() -> None:
+    """`python -m devtools.stack`: PostgreSQL + NATS for a local run, data kept in .run/."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    run_dir = REPO_ROOT / ".run"
+    pg = EmbeddedPostgres(
+        run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _port_or_free(5432)
+    )
+    broker = EmbeddedNats(
+        run_dir / "nats", port=int(os.environ.get("NATS_PORT", 0)) or _port_or_free(4222)
+    )
+    pg.start()
+    try:
+        pg.apply_init_scripts()
+        broker.start()
+        print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
+        print("In another terminal, with these variables, start a service:")
+        print(f"  export POSTGRES_CONNECT={pg.dsn('appuser')}")
+        print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
+        print("Ctrl-C stops both.", flush=True)
+        # Blocked only now, so the servers started above keep their default signal mask.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        broker.stop()
+        pg.stop()
+        print("stopped")
+
+
+if __name__ == "__main__":
+    main()

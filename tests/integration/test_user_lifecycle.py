@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,3 +120,26 @@ async def test_reflection_lists_the_service(user_channel: grpc.aio.Channel) -> N
     described = await call.read()
     assert described.file_descriptor_response.file_descriptor_proto
     await call.done_writing()
+
+
+async def test_health_probe_exits_zero_only_when_serving(user_host) -> None:
+    import sys
+
+    from devtools.stack import REPO_ROOT
+
+    async def probe(address: str) -> tuple[int, str]:
+        # Run without blocking: the service under test shares this event loop.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "global_utils.healthprobe",
+            address,
+            cwd=REPO_ROOT,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+        return proc.returncode or 0, stderr.decode()
+
+    assert await probe(f"127.0.0.1:{user_host.port}") == (0, "")
+    code, stderr = await probe(f"127.0.0.1:{free_port()}")
+    assert code == 1 and stderr.startswith("unhealthy: UNAVAILABLE")
