@@ -30,3 +30,23 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Local runs without Docker. Development values come from the compose env files, the only
+# place they live.
+dev_value = $(shell sed -n 's/^$(1)=//p' $(2) | tail -n 1)
+LOCAL_ENV = MDNS_INTERFACES=127.0.0.1 \
+	JWT_KEY='$(call dev_value,JWT_KEY,docker-compose.env)'
+
+.PHONY: stack run-user run-usercli
+stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222) until Ctrl-C; data in .run/
+	$(BIN)/python -m devtools.stack
+
+run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
+	$(LOCAL_ENV) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
+	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/appuser} \
+	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
+	$(BIN)/python -m user.server
+
+run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS on 127.0.0.1
+	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,user/docker-compose.env)' \
+	$(BIN)/python -m user.client $(ARGS)
