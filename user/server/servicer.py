@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TypeAlias
 
 import grpc
 
-from global_errors import Failure, Language, MessageKey
+from global_errors import Failure, Language
 from global_utils.auth import current_principal
-from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime, to_timestamp
+from global_utils.protoconv import (
+    decode_page_token,
+    encode_page_token,
+    failure_texts,
+    page_limit,
+    read_time,
+)
+from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.models import User, UserDraft, UserQuery
 from user.server.service import UserService
-from user.server.validation import MAX_PAGE_SIZE
 
 Context: TypeAlias = grpc.aio.ServicerContext
+PAGE_KIND = "user"
 
 
 def user_to_proto(user: User) -> user_pb2.User:
@@ -36,17 +41,6 @@ def user_to_proto(user: User) -> user_pb2.User:
     )
 
 
-def read_time(message: object, field: str, failures: list[Failure]):  # type: ignore[no-untyped-def]
-    """The datetime in an optional Timestamp field, or None; out of range adds a failure."""
-    if not is_set(message, field):
-        return None
-    try:
-        return to_datetime(getattr(message, field))
-    except TimestampOutOfRange:
-        failures.append(Failure(field, MessageKey.FIELD_OUT_OF_RANGE))
-        return None
-
-
 def draft_from_proto(msg: user_pb2.User) -> UserDraft:
     draft = UserDraft(
         id=msg.id,
@@ -62,21 +56,6 @@ def draft_from_proto(msg: user_pb2.User) -> UserDraft:
     return draft
 
 
-def encode_page_token(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"user:{last_id}".encode()).decode()
-
-
-def decode_page_token(token: str, failures: list[Failure]) -> int:
-    try:
-        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind == "user" and value.isdigit():
-            return int(value)
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
-    failures.append(Failure("page_token", MessageKey.PAGE_TOKEN_INVALID))
-    return 0
-
-
 def query_from_proto(msg: user_pb2.SearchParams) -> UserQuery:
     query = UserQuery(
         id=msg.id,
@@ -84,23 +63,22 @@ def query_from_proto(msg: user_pb2.SearchParams) -> UserQuery:
         lastname=msg.lastname,
         email=msg.email.strip(),
         company=msg.company,
-        limit=MAX_PAGE_SIZE if msg.page_size == 0 else min(msg.page_size, MAX_PAGE_SIZE),
+        limit=page_limit(msg.page_size),
     )
     query.valid_date = read_time(msg, "valid_date", query.invalid)
-    if msg.page_token:
-        query.after_id = decode_page_token(msg.page_token, query.invalid)
+    query.after_id = decode_page_token(PAGE_KIND, msg.page_token, query.invalid)
     return query
 
 
 def users_to_proto(users: list[User], more: bool) -> user_pb2.Users:
     reply = user_pb2.Users(user=[user_to_proto(u) for u in users])
     if more and users:
-        reply.next_page_token = encode_page_token(users[-1].id)
+        reply.next_page_token = encode_page_token(PAGE_KIND, users[-1].id)
     return reply
 
 
 def validation_reply(failures: list[Failure], language: Language) -> user_pb2.ValidationErr:
-    return user_pb2.ValidationErr(failure_desc=[f.text(language) for f in failures])
+    return user_pb2.ValidationErr(failure_desc=failure_texts(failures, language))
 
 
 class UserServicer(user_pb2_grpc.UserSrvServicer):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from global_errors import Failure, MessageKey
+from global_utils.protoconv import MAX_PAGE_SIZE
+from global_utils.validation import check_required, check_text, check_validity_range
 from user.server.models import UserDraft, UserQuery
 
 MAX_NAME_CHARS = 100
@@ -10,20 +12,6 @@ MAX_EMAIL_CHARS = 254
 MAX_COMPANY_CHARS = 200
 # bcrypt only looks at the first 72 bytes; a longer password would be silently truncated.
 MAX_PASSWORD_BYTES = 72
-MAX_PAGE_SIZE = 200
-
-
-def check_text(name: str, value: str, max_chars: int, failures: list[Failure]) -> None:
-    """Length limit and no NUL/control characters (PostgreSQL text cannot hold NUL)."""
-    if len(value) > max_chars:
-        failures.append(Failure(name, MessageKey.FIELD_TOO_LONG, {"max": max_chars}))
-    elif any(ord(ch) < 32 and ch not in "\t" for ch in value):
-        failures.append(Failure(name, MessageKey.FIELD_BAD_CHARACTERS))
-
-
-def check_required(name: str, value: object, failures: list[Failure]) -> None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        failures.append(Failure(name, MessageKey.FIELD_REQUIRED))
 
 
 def looks_like_email(value: str) -> bool:
@@ -58,12 +46,7 @@ def validate_draft(draft: UserDraft, *, creating: bool) -> list[Failure]:
         )
     elif "\x00" in draft.pwd:
         failures.append(Failure("pwd", MessageKey.FIELD_BAD_CHARACTERS))
-    if not any(f.field == "valid_from" for f in draft.invalid):
-        check_required("valid_from", draft.valid_from, failures)
-    if not any(f.field == "valid_thru" for f in draft.invalid):
-        check_required("valid_thru", draft.valid_thru, failures)
-    if draft.valid_from and draft.valid_thru and draft.valid_thru <= draft.valid_from:
-        failures.append(Failure("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM))
+    check_validity_range(draft.valid_from, draft.valid_thru, draft.invalid, failures)
     return failures
 
 

@@ -1,0 +1,40 @@
+"""Rule helpers every service's validation uses; each appends failures instead of raising."""
+
+from __future__ import annotations
+
+import math
+
+from global_errors import Failure, MessageKey
+
+
+def check_required(name: str, value: object, failures: list[Failure]) -> None:
+    """A missing value: None, an empty/blank string, or a zero id."""
+    if value is None or (isinstance(value, str) and not value.strip()) or value == 0:
+        failures.append(Failure(name, MessageKey.FIELD_REQUIRED))
+
+
+def check_text(name: str, value: str, max_chars: int, failures: list[Failure]) -> None:
+    """Length limit and no control characters (PostgreSQL text cannot even hold NUL)."""
+    if len(value) > max_chars:
+        failures.append(Failure(name, MessageKey.FIELD_TOO_LONG, {"max": max_chars}))
+    elif any(ord(ch) < 32 and ch != "\t" for ch in value):
+        failures.append(Failure(name, MessageKey.FIELD_BAD_CHARACTERS))
+
+
+def check_finite(name: str, value: float, failures: list[Failure]) -> bool:
+    if not math.isfinite(value):
+        failures.append(Failure(name, MessageKey.FIELD_NOT_NUMBER))
+        return False
+    return True
+
+
+def check_validity_range(
+    valid_from: object, valid_thru: object, invalid: list[Failure], failures: list[Failure]
+) -> None:
+    """valid_from and valid_thru required (unless already reported) and thru after from."""
+    if not any(f.field == "valid_from" for f in invalid):
+        check_required("valid_from", valid_from, failures)
+    if not any(f.field == "valid_thru" for f in invalid):
+        check_required("valid_thru", valid_thru, failures)
+    if valid_from and valid_thru and valid_thru <= valid_from:  # type: ignore[operator]
+        failures.append(Failure("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM))
