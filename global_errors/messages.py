@@ -22,6 +22,7 @@ class MessageKey(StrEnum):
     FIELD_NOT_POSITIVE = "field_not_positive"
     FIELD_NOT_NUMBER = "field_not_number"
     FIELD_NOT_ALLOWED = "field_not_allowed"
+    FIELD_DUPLICATE = "field_duplicate"
     TOO_MANY_ITEMS = "too_many_items"
     EMAIL_INVALID = "email_invalid"
     EMAIL_TAKEN = "email_taken"
@@ -50,6 +51,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.FIELD_NOT_POSITIVE: "{field} must be a positive number",
         MessageKey.FIELD_NOT_NUMBER: "{field} must be a finite number",
         MessageKey.FIELD_NOT_ALLOWED: "{field} has a value that is not allowed",
+        MessageKey.FIELD_DUPLICATE: "{field} repeats a value given earlier in the request",
         MessageKey.TOO_MANY_ITEMS: "{field} may hold at most {max} items",
         MessageKey.EMAIL_INVALID: "{field} is not a valid email address",
         MessageKey.EMAIL_TAKEN: "{field} is already used by another user",
@@ -78,6 +80,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.FIELD_NOT_POSITIVE: "{field} debe ser un número positivo",
         MessageKey.FIELD_NOT_NUMBER: "{field} debe ser un número finito",
         MessageKey.FIELD_NOT_ALLOWED: "{field} tiene un valor no permitido",
+        MessageKey.FIELD_DUPLICATE: "{field} repite un valor ya dado en la solicitud",
         MessageKey.TOO_MANY_ITEMS: "{field} admite como máximo {max} elementos",
         MessageKey.EMAIL_INVALID: "{field} no es una dirección de correo válida",
         MessageKey.EMAIL_TAKEN: "{field} ya está en uso por otro usuario",
@@ -106,6 +109,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.FIELD_NOT_POSITIVE: "{field} doit être un nombre positif",
         MessageKey.FIELD_NOT_NUMBER: "{field} doit être un nombre fini",
         MessageKey.FIELD_NOT_ALLOWED: "{field} a une valeur non autorisée",
+        MessageKey.FIELD_DUPLICATE: "{field} répète une valeur déjà donnée dans la requête",
         MessageKey.TOO_MANY_ITEMS: "{field} accepte au plus {max} éléments",
         MessageKey.EMAIL_INVALID: "{field} n'est pas une adresse e-mail valide",
         MessageKey.EMAIL_TAKEN: "{field} est déjà utilisé par un autre utilisateur",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToJson
@@ -65,6 +66,20 @@ class Scenario:
         print(f"== all {self._count} steps passed")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(1)
+
+
+def run_cli(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Runs a CLI's async main; failures become one `error: ...` line and exit status 1."""
+    from global_errors import DomainError
+
+    try:
+        asyncio.run(main())
+    except StepFailed as exc:
+        fail(f"scenario stopped at: {exc}")
+    except grpc.aio.AioRpcError as exc:
+        fail(describe_rpc_error(exc))
+    except DomainError as exc:
+        fail(str(exc))

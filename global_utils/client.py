@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import MessageKey, Unavailable
 from global_utils.registry import (
+    DEFAULT_SERVICE_TYPE,
+    SERVICE_TYPE_PATTERN,
     Endpoint,
     MdnsRegistry,
     Registry,
@@ -17,6 +26,9 @@ from global_utils.registry import (
 )
 from global_utils.settings import parse_static_registry
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class ClientSettings(BaseSettings):
     """What a CLI reads: a direct address, or how to discover the service."""
@@ -24,9 +36,12 @@ class ClientSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     serveraddress: str = ""
+    # Where CLIs of other services log in; empty = discover the user service.
+    user_serveraddress: str = ""
     micro_registry: str = "mdns"
     micro_registry_address: str = ""
     mdns_interfaces: str = ""
+    mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
     discovery_timeout_seconds: float = Field(default=5.0, gt=0)
     cli_email: str = "duck@mymail.com"
     cli_password: str = ""
@@ -36,13 +51,13 @@ def client_registry(settings: ClientSettings) -> Registry:
     if settings.micro_registry == "static":
         return StaticRegistry(parse_static_registry(settings.micro_registry_address))
     interfaces = [p.strip() for p in settings.mdns_interfaces.split(",") if p.strip()]
-    return MdnsRegistry(interfaces)
+    return MdnsRegistry(interfaces, settings.mdns_service_type)
 
 
-async def find_service(service: str, settings: ClientSettings) -> Endpoint:
-    """SERVERADDRESS if set, else one registered instance of service."""
-    if settings.serveraddress:
-        return parse_endpoint(settings.serveraddress)
+async def find_service(service: str, settings: ClientSettings, address: str = "") -> Endpoint:
+    """address (e.g. SERVERADDRESS) if given, else one registered instance of service."""
+    if address:
+        return parse_endpoint(address)
     registry = client_registry(settings)
     await registry.start()
     try:
@@ -56,3 +71,68 @@ async def find_service(service: str, settings: ClientSettings) -> Endpoint:
 
 def open_channel(endpoint: Endpoint) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(endpoint.target)
+
+
+# Codes that say "this instance could not answer", so another instance may.
+FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_PENALTY_SECONDS = 5.0
+
+
+class ServiceChannels:
+    """Calls one service through any of its registered instances: one reused channel per
+    address, instances tried in random order (recently failed ones last), failover on
+    UNAVAILABLE / DEADLINE_EXCEEDED, and UNAVAILABLE when no instance answers."""
+
+    def __init__(self, registry: Registry, service: str, *, resolve_timeout: float = 2.0) -> None:
+        self._registry = registry
+        self._service = service
+        self._resolve_timeout = resolve_timeout
+        self._channels: dict[Endpoint, grpc.aio.Channel] = {}
+        self._failed_until: dict[Endpoint, float] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    async def call(self, invoke: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
+        endpoints = await self._registry.resolve(self._service, timeout=self._resolve_timeout)
+        await self._forget_gone(endpoints)
+        for endpoint in self._order(endpoints):
+            try:
+                result = await invoke(self._channel(endpoint))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in FAILOVER_CODES:
+                    raise
+                logger.warning(
+                    "%s at %s failed (%s); trying another",
+                    self._service,
+                    endpoint.target,
+                    exc.code().name,
+                )
+                self._failed_until[endpoint] = time.monotonic() + _PENALTY_SECONDS
+                continue
+            self._failed_until.pop(endpoint, None)
+            return result
+        raise Unavailable(MessageKey.DEPENDENCY_UNAVAILABLE, dependency=f"{self._service} service")
+
+    def _order(self, endpoints: list[Endpoint]) -> list[Endpoint]:
+        now = time.monotonic()
+        shuffled = random.sample(endpoints, len(endpoints))
+        return sorted(shuffled, key=lambda ep: self._failed_until.get(ep, 0.0) > now)
+
+    def _channel(self, endpoint: Endpoint) -> grpc.aio.Channel:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = self._channels[endpoint] = open_channel(endpoint)
+        return channel
+
+    async def _forget_gone(self, endpoints: list[Endpoint]) -> None:
+        for endpoint in set(self._channels) - set(endpoints):
+            self._failed_until.pop(endpoint, None)
+            with contextlib.suppress(Exception):
+                await self._channels.pop(endpoint).close()

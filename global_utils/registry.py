@@ -15,7 +15,8 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 logger = logging.getLogger(__name__)
 
-SERVICE_TYPE = "_gotemp._tcp.local."
+DEFAULT_SERVICE_TYPE = "_gotemp._tcp.local."
+SERVICE_TYPE_PATTERN = r"_[a-z0-9][a-z0-9-]{0,14}\._tcp\.local\."
 _SERVICE_PROPERTY = "svc"
 
 
@@ -81,8 +82,11 @@ class StaticRegistry:
 class MdnsRegistry:
     """Registers this instance and browses for others over multicast DNS."""
 
-    def __init__(self, interfaces: list[str] | None = None) -> None:
+    def __init__(
+        self, interfaces: list[str] | None = None, service_type: str = DEFAULT_SERVICE_TYPE
+    ) -> None:
         self._interfaces = interfaces or None
+        self._type = service_type
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._registered: AsyncServiceInfo | None = None
@@ -113,8 +117,8 @@ class MdnsRegistry:
         zc = self._require()
         instance = f"{service}-{uuid.uuid4().hex[:12]}"
         info = AsyncServiceInfo(
-            SERVICE_TYPE,
-            f"{instance}.{SERVICE_TYPE}",
+            self._type,
+            f"{instance}.{self._type}",
             addresses=[socket.inet_aton(self._advertised_host(endpoint))],
             port=endpoint.port,
             properties={_SERVICE_PROPERTY: service},
@@ -157,9 +161,7 @@ class MdnsRegistry:
     def _ensure_browsing(self) -> None:
         if self._browser is None:
             zc = self._require()
-            self._browser = AsyncServiceBrowser(
-                zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change]
-            )
+            self._browser = AsyncServiceBrowser(zc.zeroconf, self._type, handlers=[self._on_change])
 
     def _on_change(
         self,

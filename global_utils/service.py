@@ -49,7 +49,7 @@ class ServiceDefinition:
 def create_registry(settings: ServiceSettings) -> Registry:
     if settings.micro_registry == "static":
         return StaticRegistry(settings.static_endpoints)
-    return MdnsRegistry(settings.interfaces)
+    return MdnsRegistry(settings.interfaces, settings.mdns_service_type)
 
 
 class ServiceHost:

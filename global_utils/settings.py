@@ -6,11 +6,16 @@ import ipaddress
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import Language
-from global_utils.registry import Endpoint, parse_endpoint
+from global_utils.registry import (
+    DEFAULT_SERVICE_TYPE,
+    SERVICE_TYPE_PATTERN,
+    Endpoint,
+    parse_endpoint,
+)
 
 MIN_JWT_KEY_BYTES = 32
 
@@ -27,6 +32,8 @@ class ServiceSettings(BaseSettings):
     # static registry: "user=host:port,promotion=host:port" (networks without multicast)
     micro_registry_address: str = ""
     mdns_interfaces: str = ""
+    # Services see each other only within one type: suites sharing a network can keep apart.
+    mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
     app_language: Language = Language.EN
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = 5.0

@@ -38,3 +38,35 @@ def new_user(**overrides: object) -> user_pb2.User:
     }
     fields.update(overrides)
     return user_pb2.User(**fields)  # type: ignore[arg-type]
+
+
+def new_promotion(**overrides: object):  # type: ignore[no-untyped-def]
+    """A valid promotion with two products and their discounts."""
+    from promotion.proto import promotion_pb2
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    fields: dict[str, object] = {
+        "name": f"Promo-{uuid.uuid4().hex[:8]}",
+        "description": "test promotion",
+        "customer_id": 3308341401806443521,
+        "active": True,
+        "valid_from": to_timestamp(now - timedelta(days=1)),
+        "valid_thru": to_timestamp(now + timedelta(days=30)),
+        "product": [
+            promotion_pb2.Product(
+                id=2001,
+                upc_code="036000291452",
+                discount=[
+                    promotion_pb2.Discount(value=10.5, type=1, description="10.5% off"),
+                    promotion_pb2.Discount(id=77, value=3.25, type=2, description="3.25 off"),
+                ],
+            ),
+            promotion_pb2.Product(
+                id=2002,
+                upc_code="042100005264",
+                discount=[promotion_pb2.Discount(value=25, type=1, description="quarter off")],
+            ),
+        ],
+    }
+    fields.update(overrides)
+    return promotion_pb2.Promotion(**fields)

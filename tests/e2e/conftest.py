@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -65,9 +66,17 @@ def base_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def user_env(postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str) -> dict[str, str]:
+def mdns_type() -> str:
+    """An mDNS service type of this test's own, so its processes see only each other."""
+    return f"_gt-{uuid.uuid4().hex[:8]}._tcp.local."
+
+
+@pytest.fixture
+def user_env(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str, mdns_type: str
+) -> dict[str, str]:
     """Environment for a user service process on a free port, mDNS on 127.0.0.1."""
-    env = base_env()
+    env = base_env() | {"MDNS_SERVICE_TYPE": mdns_type}
     env.update(
         {
             "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
@@ -78,6 +87,25 @@ def user_env(postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str
         }
     )
     return env
+
+
+@pytest.fixture
+def promotion_env(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, mdns_type: str
+) -> dict[str, str]:
+    """Environment for a promotion service process on a free port, mDNS on 127.0.0.1."""
+    return base_env() | {
+        "MDNS_SERVICE_TYPE": mdns_type,
+        "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "POSTGRES_CONNECT": postgres.dsn("promotion"),
+        "MICRO_BROKER_ADDRESS": nats_server.address,
+    }
+
+
+@pytest.fixture
+def cli_env(mdns_type: str) -> dict[str, str]:
+    """Environment for a CLI that discovers services of this test over mDNS."""
+    return base_env() | {"MDNS_SERVICE_TYPE": mdns_type, "CLI_PASSWORD": "1234"}
 
 
 @pytest.fixture

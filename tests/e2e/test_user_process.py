@@ -20,10 +20,9 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_cli_scenario_passes_through_mdns_discovery(user_env, start_process) -> None:
+def test_cli_scenario_passes_through_mdns_discovery(user_env, cli_env, start_process) -> None:
     server = start_process("user.server", user_env)
     server.wait_for_line("user ready")
-    cli_env = base_env() | {"CLI_PASSWORD": "1234"}
     result = run_cli(cli_env)
     assert result.returncode == 0, result.stdout + result.stderr
     for step in (

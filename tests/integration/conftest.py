@@ -1,4 +1,4 @@
-"""Fixtures for the user service running in-process against the session's servers."""
+"""Fixtures for the services running in-process against the session's servers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import pytest
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from global_utils.service import ServiceHost
+from promotion.proto import promotion_pb2_grpc
+from promotion.server.bootstrap import build as build_promotion
+from promotion.server.settings import PromotionSettings
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
 from user.server.settings import UserSettings
@@ -29,7 +32,7 @@ def user_settings_factory(
             "postgres_connect": postgres.dsn("appuser"),
             "micro_server_address": "127.0.0.1:0",
             "micro_broker_address": nats_server.address,
-            "micro_registry": "static",
+            "micro_registry": "mdns",
             "mdns_interfaces": "127.0.0.1",
             "jwt_key": jwt_key,
             "bcrypt_rounds": 4,
@@ -77,3 +80,45 @@ async def duck_token(user_stub: user_pb2_grpc.UserSrvStub) -> str:
 def auth(duck_token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying Super Duck's token."""
     return bearer_metadata(duck_token)
+
+
+@pytest.fixture(scope="session")
+def promotion_settings_factory(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+) -> Callable[..., PromotionSettings]:
+    """Builds promotion settings pointing at the session's servers; overrides win."""
+
+    def make(**overrides: object) -> PromotionSettings:
+        values: dict[str, object] = {
+            "postgres_connect": postgres.dsn("promotion"),
+            "micro_server_address": "127.0.0.1:0",
+            "micro_broker_address": nats_server.address,
+            "micro_registry": "mdns",
+            "mdns_interfaces": "127.0.0.1",
+            "shutdown_grace_seconds": 1,
+        }
+        values.update(overrides)
+        return PromotionSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def promotion_host(
+    user_host: ServiceHost, promotion_settings_factory: Callable[..., PromotionSettings]
+) -> AsyncIterator[ServiceHost]:
+    """The promotion service, SERVING, validating tokens through the user service over mDNS."""
+    host = build_promotion(promotion_settings_factory())
+    await host.start()
+    await host.ready.wait()
+    yield host
+    await host.stop()
+
+
+@pytest.fixture(scope="session")
+async def promotion_stub(
+    promotion_host: ServiceHost,
+) -> AsyncIterator[promotion_pb2_grpc.PromotionSrvStub]:
+    """A PromotionSrv stub on a channel to the in-process promotion service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{promotion_host.port}") as channel:
+        yield promotion_pb2_grpc.PromotionSrvStub(channel)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from global_errors import DomainError
 from global_utils.auth import bearer_metadata
-from global_utils.cli import Scenario, StepFailed, describe_rpc_error, fail, to_json
+from global_utils.cli import Scenario, fail, run_cli, to_json
 from global_utils.client import ClientSettings, find_service, open_channel
 from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
@@ -159,7 +157,7 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     email = args.email or settings.cli_email
     password = args.password or settings.cli_password
-    endpoint = await find_service(SERVICE, settings)
+    endpoint = await find_service(SERVICE, settings, settings.serveraddress)
     async with open_channel(endpoint) as channel:
         stub = user_pb2_grpc.UserSrvStub(channel)
         if args.command in (None, "scenario"):
@@ -178,11 +176,4 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = ClientSettings()
-    try:
-        asyncio.run(main_async(args, settings))
-    except StepFailed as exc:
-        fail(f"scenario stopped at: {exc}")
-    except grpc.aio.AioRpcError as exc:
-        fail(describe_rpc_error(exc))
-    except DomainError as exc:
-        fail(str(exc))
+    run_cli(lambda: main_async(args, settings))

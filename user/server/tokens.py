@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import jwt
@@ -27,6 +28,7 @@ class TokenCodec:
         issued = now()
         claims = {
             "iss": ISSUER,
+            "jti": uuid.uuid4().hex,  # every token distinct, even two in the same second
             "sub": str(user.id),
             "uid": str(user.id),
             "company": user.company,

@@ -1,0 +1,48 @@
+"""Composition root of the promotion service: builds every dependency and hands it in."""
+
+from __future__ import annotations
+
+from global_utils.audit import DirectAuditEmitter
+from global_utils.broker import Broker
+from global_utils.client import ServiceChannels
+from global_utils.db import Database
+from global_utils.remote_auth import RemoteTokenVerifier, TokenCache
+from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+from promotion.proto import promotion_pb2_grpc
+from promotion.server.service import SERVICE_NAME, PromotionService
+from promotion.server.servicer import PromotionServicer, promotion_to_proto
+from promotion.server.settings import PromotionSettings
+
+GRPC_SERVICE = "promotion.PromotionSrv"
+USER_SERVICE = "user"
+
+
+def build(settings: PromotionSettings) -> ServiceHost:
+    database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
+    broker = Broker(settings.broker_url, name=SERVICE_NAME)
+    emitter = DirectAuditEmitter(broker)
+    registry = create_registry(settings)
+    users = ServiceChannels(registry, USER_SERVICE, resolve_timeout=settings.auth_timeout_seconds)
+    verifier = RemoteTokenVerifier(
+        users,
+        TokenCache(settings.token_cache_size, settings.token_cache_seconds),
+        timeout_seconds=settings.auth_timeout_seconds,
+    )
+    servicer = PromotionServicer(
+        PromotionService(database, emitter, promotion_to_proto), settings.app_language
+    )
+    definition = ServiceDefinition(
+        name=SERVICE_NAME,
+        grpc_service=GRPC_SERVICE,
+        add_to_server=lambda server: promotion_pb2_grpc.add_PromotionSrvServicer_to_server(
+            servicer, server
+        ),
+    )
+    return ServiceHost(
+        definition,
+        settings,
+        database=database,
+        registry=registry,
+        verifier=verifier,
+        components=(broker, emitter, users),
+    )

@@ -1,0 +1,195 @@
+"""All SQL of the promotion service (asyncpg, $n parameters); returns domain models."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+
+from promotion.server.models import Discount, Product, Promotion, PromotionDraft, PromotionQuery
+
+_COLUMNS = (
+    "id, name, description, validfrom, validthru, active, customerid, approvalstatus,"
+    " prevapprovalstatus"
+)
+
+
+def build_search(query: PromotionQuery) -> tuple[str, list[Any]]:
+    """SELECT for query: one $n parameter per given filter, values never pasted into SQL."""
+    clauses: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        clauses.append(sql.format(n=f"${len(args)}"))
+
+    if query.id:
+        add("id = {n}", query.id)
+    if query.name:
+        add("name = {n}", query.name)
+    if query.customer_id:
+        add("customerid = {n}", query.customer_id)
+    if query.product_id:
+        add(
+            "EXISTS (SELECT 1 FROM promotion_product pp"
+            " WHERE pp.promotionid = promotion.id AND pp.productid = {n})",
+            query.product_id,
+        )
+    if query.valid_date is not None:
+        add("validfrom <= {n}", query.valid_date)
+        clauses.append(f"validthru >= ${len(args)}")
+    if query.after_id:
+        add("id > {n}", query.after_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(query.limit + 1)  # one extra row tells whether another page exists
+    return f"SELECT {_COLUMNS} FROM promotion{where} ORDER BY id LIMIT ${len(args)}", args
+
+
+def line_columns(products: list[Product]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The product and discount lines as column arrays (for one unnest insert each), in the
+    order the caller gave them."""
+    product_cols: list[list[Any]] = [[], [], []]
+    discount_cols: list[list[Any]] = [[], [], [], [], [], []]
+    for position, product in enumerate(products):
+        for col, value in zip(product_cols, (product.id, product.upc_code, position), strict=True):
+            col.append(value)
+        for d_position, d in enumerate(product.discounts):
+            row = (product.id, d.id, d.value, d.type, d.description, d_position)
+            for col, value in zip(discount_cols, row, strict=True):
+                col.append(value)
+    return product_cols, discount_cols
+
+
+def _to_promotion(row: asyncpg.Record, products: tuple[Product, ...]) -> Promotion:
+    return Promotion(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        valid_from=row["validfrom"],
+        valid_thru=row["validthru"],
+        active=row["active"],
+        customer_id=row["customerid"],
+        approval_status=row["approvalstatus"],
+        prev_approval_status=row["prevapprovalstatus"],
+        products=products,
+    )
+
+
+class PromotionRepository:
+    """Reads and writes promotions and their lines on one connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def get(self, promotion_id: int, *, for_update: bool = False) -> Promotion | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = await self._conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM promotion WHERE id = $1{lock}", promotion_id
+        )
+        if row is None:
+            return None
+        lines = await self._load_lines([promotion_id])
+        return _to_promotion(row, lines.get(promotion_id, ()))
+
+    async def search(self, query: PromotionQuery) -> tuple[list[Promotion], bool]:
+        sql, args = build_search(query)
+        rows = await self._conn.fetch(sql, *args)
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        lines = await self._load_lines([r["id"] for r in rows])
+        return [_to_promotion(r, lines.get(r["id"], ())) for r in rows], more
+
+    async def insert(self, draft: PromotionDraft) -> Promotion:
+        promotion_id = await self._conn.fetchval(
+            "INSERT INTO promotion (name, description, validfrom, validthru, active, customerid,"
+            " approvalstatus, prevapprovalstatus) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " RETURNING id",
+            draft.name,
+            draft.description,
+            draft.valid_from,
+            draft.valid_thru,
+            draft.active,
+            draft.customer_id,
+            draft.approval_status,
+            draft.prev_approval_status,
+        )
+        await self._write_lines(promotion_id, draft.products)
+        stored = await self.get(promotion_id)
+        assert stored is not None
+        return stored
+
+    async def update(self, draft: PromotionDraft) -> Promotion | None:
+        """Updates the header and replaces every line with the draft's."""
+        status = await self._conn.execute(
+            "UPDATE promotion SET name = $2, description = $3, validfrom = $4, validthru = $5,"
+            " active = $6, customerid = $7, approvalstatus = $8, prevapprovalstatus = $9,"
+            " updatedate = now() WHERE id = $1",
+            draft.id,
+            draft.name,
+            draft.description,
+            draft.valid_from,
+            draft.valid_thru,
+            draft.active,
+            draft.customer_id,
+            draft.approval_status,
+            draft.prev_approval_status,
+        )
+        if status.endswith(" 0"):
+            return None
+        await self._conn.execute("DELETE FROM promotion_product WHERE promotionid = $1", draft.id)
+        await self._write_lines(draft.id, draft.products)
+        return await self.get(draft.id)
+
+    async def delete(self, promotion_id: int) -> int:
+        status = await self._conn.execute("DELETE FROM promotion WHERE id = $1", promotion_id)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def _write_lines(self, promotion_id: int, products: list[Product]) -> None:
+        if not products:
+            return
+        product_cols, discount_cols = line_columns(products)
+        await self._conn.execute(
+            "INSERT INTO promotion_product (promotionid, productid, upccode, position)"
+            " SELECT $1, t.productid, t.upccode, t.position"
+            " FROM unnest($2::bigint[], $3::text[], $4::int[]) AS t(productid, upccode, position)",
+            promotion_id,
+            *product_cols,
+        )
+        if discount_cols[0]:
+            await self._conn.execute(
+                "INSERT INTO promotion_discount"
+                " (promotionid, productid, id, value, type, description, position)"
+                " SELECT $1, t.productid, CASE WHEN t.id = 0 THEN next_id() ELSE t.id END,"
+                " t.value, t.type, t.description, t.position"
+                " FROM unnest($2::bigint[], $3::bigint[], $4::float8[], $5::int[], $6::text[],"
+                " $7::int[]) AS t(productid, id, value, type, description, position)",
+                promotion_id,
+                *discount_cols,
+            )
+
+    async def _load_lines(self, promotion_ids: list[int]) -> dict[int, tuple[Product, ...]]:
+        if not promotion_ids:
+            return {}
+        product_rows = await self._conn.fetch(
+            "SELECT promotionid, productid, upccode FROM promotion_product"
+            " WHERE promotionid = ANY($1::bigint[]) ORDER BY promotionid, position",
+            promotion_ids,
+        )
+        discount_rows = await self._conn.fetch(
+            "SELECT promotionid, productid, id, value, type, description FROM promotion_discount"
+            " WHERE promotionid = ANY($1::bigint[]) ORDER BY promotionid, productid, position",
+            promotion_ids,
+        )
+        discounts: dict[tuple[int, int], list[Discount]] = defaultdict(list)
+        for d in discount_rows:
+            discounts[(d["promotionid"], d["productid"])].append(
+                Discount(id=d["id"], value=d["value"], type=d["type"], description=d["description"])
+            )
+        products: dict[int, list[Product]] = defaultdict(list)
+        for p in product_rows:
+            key = (p["promotionid"], p["productid"])
+            products[p["promotionid"]].append(
+                Product(id=p["productid"], upc_code=p["upccode"], discounts=tuple(discounts[key]))
+            )
+        return {pid: tuple(items) for pid, items in products.items()}

@@ -1,0 +1,125 @@
+"""The promotion use cases: queries, validated writes with their lines, audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+
+from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
+from global_utils.audit import ActionType, AuditEmitter, AuditEvent
+from global_utils.auth import Principal
+from global_utils.db import Database, UnitOfWork
+from promotion.server.models import Promotion, PromotionDraft, PromotionQuery
+from promotion.server.repository import PromotionRepository
+from promotion.server.validation import validate_draft, validate_query
+
+SERVICE_NAME = "promotion"
+OBJECT_NAME = "promotion"
+
+
+def not_found(promotion_id: int) -> NotFound:
+    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="promotion", id=promotion_id)
+
+
+def check_id(promotion_id: int) -> None:
+    if promotion_id <= 0:
+        raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
+
+
+class PromotionService:
+    def __init__(
+        self,
+        database: Database,
+        emitter: AuditEmitter,
+        to_record: Callable[[Promotion], Message],
+    ) -> None:
+        self._db = database
+        self._emitter = emitter
+        # The audit payload is the protobuf record (the servicer owns that conversion).
+        self._to_record = to_record
+
+    async def get(self, promotion_id: int) -> Promotion:
+        check_id(promotion_id)
+        async with self._db.connection() as conn:
+            promotion = await PromotionRepository(conn).get(promotion_id)
+        if promotion is None:
+            raise not_found(promotion_id)
+        return promotion
+
+    async def search(self, query: PromotionQuery) -> tuple[list[Promotion], bool]:
+        failures = validate_query(query)
+        if failures:
+            raise ValidationFailed(failures)
+        async with self._db.connection() as conn:
+            return await PromotionRepository(conn).search(query)
+
+    def check_create(self, draft: PromotionDraft) -> list[Failure]:
+        return validate_draft(draft, creating=True)
+
+    def check_update(self, draft: PromotionDraft) -> list[Failure]:
+        return validate_draft(draft, creating=False)
+
+    async def check_delete(self, promotion_id: int) -> list[Failure]:
+        if promotion_id <= 0:
+            return [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+        async with self._db.connection() as conn:
+            promotion = await PromotionRepository(conn).get(promotion_id)
+        if promotion is None:
+            params = {"entity": "promotion", "id": promotion_id}
+            return [Failure("id", MessageKey.RECORD_NOT_FOUND, params)]
+        if promotion.approval_status > 0:
+            params = {"id": promotion_id}
+            return [Failure("approval_status", MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, params)]
+        return []
+
+    async def create(self, draft: PromotionDraft, actor: Principal) -> Promotion:
+        failures = self.check_create(draft)
+        if failures:
+            raise ValidationFailed(failures)
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            promotion = await PromotionRepository(uow.conn).insert(draft)
+            uow.emit(self._event(promotion, ActionType.INSERT, "AfterCreatePromotion", actor))
+            await uow.commit()
+        return promotion
+
+    async def update(self, draft: PromotionDraft, actor: Principal) -> Promotion:
+        failures = self.check_update(draft)
+        if failures:
+            raise ValidationFailed(failures)
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            promotion = await PromotionRepository(uow.conn).update(draft)
+            if promotion is None:
+                raise not_found(draft.id)
+            uow.emit(self._event(promotion, ActionType.UPDATE, "AfterUpdatePromotion", actor))
+            await uow.commit()
+        return promotion
+
+    async def delete(self, promotion_id: int, actor: Principal) -> Promotion:
+        check_id(promotion_id)
+        async with UnitOfWork(self._db, self._emitter) as uow:
+            repo = PromotionRepository(uow.conn)
+            promotion = await repo.get(promotion_id, for_update=True)
+            if promotion is None:
+                raise not_found(promotion_id)
+            if promotion.approval_status > 0:
+                raise FailedPrecondition(
+                    MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, id=promotion_id
+                )
+            await repo.delete(promotion_id)
+            uow.emit(self._event(promotion, ActionType.DELETE, "AfterDeletePromotion", actor))
+            await uow.commit()
+        return promotion
+
+    def _event(
+        self, promotion: Promotion, action: ActionType, action_func: str, actor: Principal
+    ) -> AuditEvent:
+        return AuditEvent.for_record(
+            service=SERVICE_NAME,
+            action_func=action_func,
+            action_type=action,
+            object_name=OBJECT_NAME,
+            object_id=promotion.id,
+            performed_by=actor.user_id,
+            record=self._to_record(promotion),
+        )

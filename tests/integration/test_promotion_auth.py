@@ -1,0 +1,154 @@
+"""Promotion calls are authenticated by the user service, found over mDNS, with failover."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from devtools.stack import free_port
+from global_utils.audit import AuditHeader
+from global_utils.auth import bearer_metadata
+from promotion.proto import promotion_pb2, promotion_pb2_grpc
+from promotion.server.bootstrap import build as build_promotion
+from promotion.server.settings import PromotionSettings
+from tests.helpers import new_promotion
+from user.proto import user_pb2
+from user.server.models import User
+from user.server.tokens import TokenCodec
+
+PROTECTED = {
+    "GetPromotionById": promotion_pb2.SearchId(id=1),
+    "GetPromotions": promotion_pb2.SearchParams(),
+    "CreatePromotion": promotion_pb2.Promotion(),
+    "UpdatePromotion": promotion_pb2.Promotion(),
+    "DeletePromotion": promotion_pb2.SearchId(id=1),
+    "BeforeCreatePromotion": promotion_pb2.Promotion(),
+    "BeforeUpdatePromotion": promotion_pb2.Promotion(),
+    "BeforeDeletePromotion": promotion_pb2.Promotion(),
+}
+T = datetime(2020, 1, 1, tzinfo=UTC)
+SOMEONE = User(1, "A", "B", "A B", T, T, True, "a@b.c", "", T, T)
+
+
+def test_every_rpc_is_protected() -> None:
+    methods = set(promotion_pb2.DESCRIPTOR.services_by_name["PromotionSrv"].methods_by_name)
+    assert methods == set(PROTECTED)
+
+
+@pytest.mark.parametrize("method", sorted(PROTECTED))
+async def test_rpc_without_token_is_unauthenticated(promotion_stub, method: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await getattr(promotion_stub, method)(PROTECTED[method])
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_token_from_user_service_is_accepted_in_both_styles(
+    promotion_stub, duck_token
+) -> None:
+    for metadata in (bearer_metadata(duck_token), (("token", duck_token),)):
+        reply = await promotion_stub.GetPromotions(
+            promotion_pb2.SearchParams(name="Promo1"), metadata=metadata
+        )
+        assert [p.name for p in reply.promotion] == ["Promo1"]
+
+
+async def test_tampered_expired_and_foreign_tokens_are_refused(
+    promotion_stub, duck_token, jwt_key
+) -> None:
+    expired = TokenCodec(jwt_key, lifetime=timedelta(seconds=-5)).issue(SOMEONE)
+    foreign = TokenCodec("another-key-" * 4).issue(SOMEONE)
+    tampered = duck_token[:-4] + ("AAAA" if not duck_token.endswith("AAAA") else "BBBB")
+    for token in (expired, foreign, tampered, "garbage"):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await promotion_stub.GetPromotions(
+                promotion_pb2.SearchParams(), metadata=bearer_metadata(token)
+            )
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, token
+
+
+async def test_audit_events_carry_the_callers_id(
+    promotion_stub, user_stub, duck_token, auth, nats_client
+) -> None:
+    import asyncio
+
+    seen: asyncio.Queue = asyncio.Queue()
+
+    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+        if msg.headers and msg.headers.get(AuditHeader.OBJECT_NAME) == "promotion":
+            await seen.put(msg)
+
+    sub = await nats_client.subscribe("Audit", cb=collect)
+    await nats_client.flush()
+    me = await user_stub.ValidateToken(user_pb2.Token(token=duck_token))
+    made = (await promotion_stub.CreatePromotion(new_promotion(), metadata=auth)).promotion
+    change = promotion_pb2.Promotion()
+    change.CopyFrom(made)
+    change.description = "changed"
+    await promotion_stub.UpdatePromotion(change, metadata=auth)
+    await promotion_stub.DeletePromotion(promotion_pb2.SearchId(id=made.id), metadata=auth)
+    got = []
+    while len(got) < 3:
+        msg = await asyncio.wait_for(seen.get(), timeout=10)
+        if msg.headers.get(AuditHeader.OBJECT_ID) == str(made.id):
+            got.append(msg)
+    await sub.unsubscribe()
+    assert [m.headers[AuditHeader.ACTION_TYPE] for m in got] == ["insert", "update", "delete"]
+    assert [m.headers[AuditHeader.ACTION_FUNC] for m in got] == [
+        "AfterCreatePromotion",
+        "AfterUpdatePromotion",
+        "AfterDeletePromotion",
+    ]
+    for msg in got:
+        assert msg.headers[AuditHeader.SERVICE] == "promotion"
+        assert msg.headers[AuditHeader.PERFORMED_BY] == me.e_uid
+        assert msg.headers[AuditHeader.PAYLOAD_TYPE] == "promotion.Promotion"
+        payload = promotion_pb2.Promotion.FromString(msg.data)
+        assert payload.id == made.id and len(payload.product) == 2
+
+
+async def test_without_user_service_calls_are_unavailable(
+    promotion_settings_factory: Callable[..., PromotionSettings], duck_token
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    host = build_promotion(
+        promotion_settings_factory(micro_registry="static", micro_registry_address=f"user={dead}")
+    )
+    await host.start()
+    await host.ready.wait()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetPromotions(
+                    promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert err.value.details() == "user service unavailable, try again later"
+    finally:
+        await host.stop()
+
+
+async def test_without_any_registered_user_instance_calls_are_unavailable(
+    promotion_settings_factory: Callable[..., PromotionSettings], duck_token
+) -> None:
+    # A registry type of its own: no user instance is registered there.
+    host = build_promotion(
+        promotion_settings_factory(
+            mdns_service_type="_gotemp-none._tcp.local.", auth_timeout_seconds=0.5
+        )
+    )
+    await host.start()
+    await host.ready.wait()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetPromotions(
+                    promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await host.stop()
