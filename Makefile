@@ -50,3 +50,14 @@ run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
 run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS on 127.0.0.1
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,user/docker-compose.env)' \
 	$(BIN)/python -m user.client $(ARGS)
+
+.PHONY: run-promotion run-promotioncli
+run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `make stack`
+	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
+	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/promotion} \
+	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
+	$(BIN)/python -m promotion.server
+
+run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the user service)
+	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,promotion/docker-compose.env)' \
+	$(BIN)/python -m promotion.client $(ARGS)

@@ -159,12 +159,12 @@ class EmbeddedPostgres:
         self._proc = None
 
     def apply_init_scripts(self, folder: Path = POSTGRES_INIT) -> None:
-        """Runs folder's scripts once per cluster, like the official image's initdb.d."""
+        """Runs each of folder's scripts once per cluster, like the official image's
+        initdb.d; a script added since the last run (a new service's schema) runs too."""
         marker = self.data_dir / _INIT_MARKER
-        if marker.exists():
-            return
-        run_init_scripts(folder, self._bin, host="127.0.0.1", port=self.port)
-        marker.write_text("done\n")
+        done = set(marker.read_text().split()) if marker.exists() else set()
+        applied = run_init_scripts(folder, self._bin, host="127.0.0.1", port=self.port, skip=done)
+        marker.write_text("".join(f"{name}\n" for name in sorted(done | set(applied))))
 
     def _accepting(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
@@ -219,8 +219,14 @@ class EmbeddedPostgres:
 
 
 def run_init_scripts(
-    folder: Path, bin_dir: Path, *, host: str, port: int, user: str = "postgres"
-) -> None:
+    folder: Path,
+    bin_dir: Path,
+    *,
+    host: str,
+    port: int,
+    user: str = "postgres",
+    skip: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
     """*.sql through psql (ON_ERROR_STOP) and *.sh through bash, in name order."""
     env = {
         **os.environ,
@@ -230,7 +236,10 @@ def run_init_scripts(
         "PGDATABASE": "postgres",
     }
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    applied: list[str] = []
     for script in sorted(folder.iterdir()):
+        if script.name in skip:
+            continue
         if script.suffix == ".sql":
             command = ["psql", "-v", "ON_ERROR_STOP=1", "-X", "-q", "-f", str(script)]
         elif script.suffix == ".sh":
@@ -242,6 +251,8 @@ def run_init_scripts(
             raise RuntimeError(f"{script.name} failed:\n{result.stderr}")
         for line in result.stdout.splitlines() + result.stderr.splitlines():
             logger.info("%s: %s", script.name, line)
+        applied.append(script.name)
+    return applied
 
 
 class EmbeddedNats:

@@ -80,6 +80,7 @@ class Database:
 
     async def _connect(self) -> None:
         attempts = 0
+        reported: set[str] = set()
         for delay in self._backoff.delays():
             attempts += 1
             try:
@@ -90,9 +91,13 @@ class Database:
                     command_timeout=30,
                 )
                 break
-            except CONNECTION_ERRORS as exc:
-                if attempts == 1:
-                    logger.warning("database not reachable yet (%s); retrying", exc)
+            except Exception as exc:
+                # Unreachable, still starting, or not created yet (a missing database or
+                # role may be on its way from init scripts): keep trying, say each reason once.
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason not in reported:
+                    reported.add(reason)
+                    logger.warning("database not ready (%s); retrying", reason)
                 await asyncio.sleep(delay)
         if attempts > 1:
             logger.info("database reachable after %d attempts", attempts)

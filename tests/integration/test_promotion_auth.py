@@ -152,3 +152,19 @@ async def test_without_any_registered_user_instance_calls_are_unavailable(
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await host.stop()
+
+
+async def test_health_and_reflection_need_no_token(promotion_host) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{promotion_host.port}") as channel:
+        health = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="promotion.PromotionSrv")
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo()
+        await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+        reply = await call.read()
+        await call.done_writing()
+        assert "promotion.PromotionSrv" in {s.name for s in reply.list_services_response.service}

@@ -143,3 +143,30 @@ async def test_health_probe_exits_zero_only_when_serving(user_host) -> None:
     assert await probe(f"127.0.0.1:{user_host.port}") == (0, "")
     code, stderr = await probe(f"127.0.0.1:{free_port()}")
     assert code == 1 and stderr.startswith("unhealthy: UNAVAILABLE")
+
+
+async def test_missing_database_is_waited_for_not_fatal(
+    postgres: EmbeddedPostgres, user_settings_factory: Callable[..., UserSettings]
+) -> None:
+    import uuid
+
+    import asyncpg
+
+    name = f"late_{uuid.uuid4().hex[:8]}"
+    host = build(user_settings_factory(postgres_connect=postgres.dsn(name)))
+    await host.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            assert await health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            admin = await asyncpg.connect(postgres.dsn("postgres"))
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+
+            async def serving() -> bool:
+                return await health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+
+            await eventually(serving, timeout=30, what="SERVING once the database exists")
+    finally:
+        await host.stop()
