@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -11,14 +10,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf.message import Message
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from global_utils.timeutil import now
 
 if TYPE_CHECKING:
     import asyncpg
-
-    from global_utils.broker import Broker
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,35 @@ class Subject(StrEnum):
     AUDIT = "Audit"
 
 
-# goTemp's queue group name; JetStream durable names may not contain dots (audit issue).
+# goTemp's queue group name; JetStream durable names may not contain dots, hence the consumer.
 AUDIT_QUEUE = "Audit.Insert"
+AUDIT_CONSUMER = AUDIT_QUEUE.replace(".", "_")
+AUDIT_STREAM = "AUDIT"
+# JetStream drops a re-published event with the same Nats-Msg-Id within this window; the
+# audit table's unique (eventid, actiontime) catches anything older.
+DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+async def ensure_audit_stream(js: JetStreamContext) -> None:
+    """Creates the stream that keeps audit events (file storage) unless it exists."""
+    try:
+        await js.stream_info(AUDIT_STREAM)
+        return
+    except NotFoundError:
+        pass
+    try:
+        await js.add_stream(
+            StreamConfig(
+                name=AUDIT_STREAM,
+                subjects=[Subject.AUDIT.value],
+                storage=StorageType.FILE,
+                retention=RetentionPolicy.LIMITS,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                max_age=7 * 24 * 3600.0,
+            )
+        )
+    except BadRequestError:
+        pass  # another process created it first
 
 
 class ActionType(StrEnum):
@@ -133,42 +160,3 @@ class AuditEmitter(Protocol):
     def committed(self, events: Sequence[AuditEvent]) -> None:
         """After commit; must neither block nor raise."""
         ...
-
-
-class DirectAuditEmitter:
-    """Publishes events to NATS after commit, in the background; a broker outage never fails
-    the change that produced them (events published while NATS is unreachable are logged and
-    dropped; the transactional outbox of the audit pipeline removes that gap)."""
-
-    def __init__(self, broker: Broker) -> None:
-        self._broker = broker
-        self._pending: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=5)
-
-    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
-        return None
-
-    def committed(self, events: Sequence[AuditEvent]) -> None:
-        for event in events:
-            task = asyncio.create_task(self._publish(event))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-    async def _publish(self, event: AuditEvent) -> None:
-        try:
-            await self._broker.publish(Subject.AUDIT, event.payload, event.headers())
-        except Exception as exc:
-            logger.warning(
-                "audit event %s (%s %s %s) not published: %s",
-                event.event_id,
-                event.action_type.value,
-                event.object_name,
-                event.object_id,
-                exc,
-            )

@@ -54,6 +54,10 @@ class Database:
         self._connector: asyncio.Task[None] | None = None
 
     @property
+    def dsn(self) -> str:
+        return self._dsn
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set()
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from global_utils.audit import DirectAuditEmitter
 from global_utils.broker import Broker
 from global_utils.client import ServiceChannels
 from global_utils.db import Database
+from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.remote_auth import RemoteTokenVerifier, TokenCache
 from global_utils.service import ServiceDefinition, ServiceHost, create_registry
 from promotion.proto import promotion_pb2_grpc
@@ -20,7 +20,8 @@ USER_SERVICE = "user"
 def build(settings: PromotionSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    emitter = DirectAuditEmitter(broker)
+    relay = OutboxRelay(database, broker)
+    emitter = OutboxAuditEmitter(relay)
     registry = create_registry(settings)
     users = ServiceChannels(registry, USER_SERVICE, resolve_timeout=settings.auth_timeout_seconds)
     verifier = RemoteTokenVerifier(
@@ -44,5 +45,5 @@ def build(settings: PromotionSettings) -> ServiceHost:
         database=database,
         registry=registry,
         verifier=verifier,
-        components=(broker, emitter, users),
+        components=(broker, relay, users),
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from global_utils.audit import DirectAuditEmitter
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.service import ServiceDefinition, ServiceHost, create_registry
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
@@ -20,7 +20,8 @@ PUBLIC_METHODS = (f"/{GRPC_SERVICE}/Auth", f"/{GRPC_SERVICE}/ValidateToken")
 def build(settings: UserSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    emitter = DirectAuditEmitter(broker)
+    relay = OutboxRelay(database, broker)
+    emitter = OutboxAuditEmitter(relay)
     tokens = TokenCodec(settings.jwt_key)
     service = UserService(
         database, emitter, PasswordHasher(settings.bcrypt_rounds), tokens, user_to_proto
@@ -38,5 +39,5 @@ def build(settings: UserSettings) -> ServiceHost:
         database=database,
         registry=create_registry(settings),
         verifier=tokens,
-        components=(broker, emitter),
+        components=(broker, relay),
     )

@@ -1,0 +1,206 @@
+"""Transactional outbox: audit events are stored with the change that produced them, then a
+relay publishes them to JetStream and marks them sent once JetStream has acknowledged them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from global_utils.audit import AuditEvent, ensure_audit_stream
+from global_utils.backoff import Backoff
+from global_utils.broker import Broker
+from global_utils.db import Database
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "audit_outbox"
+_PURGE_EVERY_SECONDS = 60.0
+# Sent rows are kept this long for inspection, then purged.
+_KEEP_SENT = "1 hour"
+
+
+class OutboxAuditEmitter:
+    """AuditEmitter writing events into the producing service's own database, in the
+    transaction of the change; nothing is committed without its event."""
+
+    def __init__(self, relay: OutboxRelay | None = None) -> None:
+        self._relay = relay
+
+    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        await conn.execute(
+            "INSERT INTO audit_outbox (eventid, subject, headers, payload)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[])",
+            [e.event_id for e in events],
+            ["Audit"] * len(events),
+            [json.dumps(e.headers()) for e in events],
+            [e.payload for e in events],
+        )
+        # Delivered at commit; wakes relays in other instances too (only a hint: they poll).
+        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def committed(self, events: Sequence[AuditEvent]) -> None:
+        if events and self._relay is not None:
+            self._relay.wake()
+
+
+class OutboxRelay:
+    """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
+    so several instances share the work; a row is marked sent only after JetStream acknowledged
+    it (with Nats-Msg-Id = event id, so a re-publish after a crash is dropped as a duplicate).
+    Wakes on LISTEN/NOTIFY and on local commits, and polls anyway."""
+
+    def __init__(
+        self,
+        database: Database,
+        broker: Broker,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self._db = database
+        self._broker = broker
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stream_ready = False
+        self._last_purge = 0.0
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._run(), name="outbox-relay"),
+            asyncio.create_task(self._listen(), name="outbox-listen"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def relay_once(self) -> int:
+        """Publishes one batch of pending rows; returns how many were claimed."""
+        async with self._db.connection() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT eventid, subject, headers, payload FROM audit_outbox"
+                " WHERE sentat IS NULL ORDER BY createdat, eventid LIMIT $1"
+                " FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            acked, error = await self._publish(rows)
+            if acked:
+                await self._mark_sent(conn, acked)
+        if error is not None:
+            raise error
+        return len(rows)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], BaseException | None]:
+        js = self._broker.client.jetstream()
+        if not self._stream_ready:
+            await ensure_audit_stream(js)
+            self._stream_ready = True
+        results = await asyncio.gather(
+            *(
+                js.publish(
+                    row["subject"],
+                    row["payload"],
+                    timeout=self._publish_timeout,
+                    headers=json.loads(row["headers"]),
+                )
+                for row in rows
+            ),
+            return_exceptions=True,
+        )
+        acked = [
+            row["eventid"]
+            for row, result in zip(rows, results, strict=True)
+            if not isinstance(result, BaseException)
+        ]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            self._stream_ready = False  # a missing stream is re-created on the next attempt
+        return acked, errors[0] if errors else None
+
+    async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[Any]) -> None:
+        await conn.execute(
+            "UPDATE audit_outbox SET sentat = now() WHERE eventid = ANY($1::uuid[])", event_ids
+        )
+
+    async def _run(self) -> None:
+        await self._db.wait_ready()
+        await self._broker.wait_connected()
+        delays = Backoff(initial=0.2, maximum=5.0).delays()
+        failing = False
+        while True:
+            try:
+                claimed = await self.relay_once()
+                await self._purge_sent()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    logger.warning("audit outbox relay cannot publish (%s); retrying", exc)
+                failing = True
+                await asyncio.sleep(next(delays))
+                continue
+            if failing:
+                logger.info("audit outbox relay publishing again")
+                failing = False
+                delays = Backoff(initial=0.2, maximum=5.0).delays()
+            if claimed >= self._batch_size:
+                continue  # more are waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+            self._wakeup.clear()
+
+    async def _purge_sent(self) -> None:
+        now = time.monotonic()
+        if now - self._last_purge < _PURGE_EVERY_SECONDS:
+            return
+        self._last_purge = now
+        async with self._db.connection() as conn:
+            await conn.execute(
+                f"DELETE FROM audit_outbox WHERE sentat < now() - interval '{_KEEP_SENT}'"
+            )
+
+    async def _listen(self) -> None:
+        """Keeps a LISTEN connection open (reconnecting) so commits elsewhere wake the relay."""
+        await self._db.wait_ready()
+        delays = Backoff(initial=0.5, maximum=10.0).delays()
+        while True:
+            closed = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._db.dsn)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(next(delays))
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, ended=closed: ended.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
+                self._wakeup.set()  # catch up on anything committed while not listening
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(next(delays))
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), timeout=2)
