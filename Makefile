@@ -26,7 +26,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy global_errors global_utils user promotion devtools
+	$(BIN)/mypy global_errors global_utils user promotion audit devtools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_INIT = REPO_ROOT / "postgres" / "postgresInit"
+TIMESCALE_INIT = REPO_ROOT / "timescaledb" / "timescaleInit"
+AUDIT_DATABASE = "audit"
 PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
 _INIT_MARKER = ".gotemp-initialized"
 
@@ -158,13 +160,52 @@ class EmbeddedPostgres:
             self._proc.wait()
         self._proc = None
 
-    def apply_init_scripts(self, folder: Path = POSTGRES_INIT) -> None:
-        """Runs each of folder's scripts once per cluster, like the official image's
-        initdb.d; a script added since the last run (a new service's schema) runs too."""
+    def apply_init_scripts(self, folder: Path = POSTGRES_INIT, database: str = "postgres") -> None:
+        """Runs each of folder's scripts once per cluster against database (created if need
+        be), like the official images' initdb.d; a script added since the last run runs too."""
         marker = self.data_dir / _INIT_MARKER
         done = set(marker.read_text().split()) if marker.exists() else set()
-        applied = run_init_scripts(folder, self._bin, host="127.0.0.1", port=self.port, skip=done)
-        marker.write_text("".join(f"{name}\n" for name in sorted(done | set(applied))))
+        if database != "postgres":
+            self._create_database(database)
+        applied = run_init_scripts(
+            folder,
+            self._bin,
+            host="127.0.0.1",
+            port=self.port,
+            database=database,
+            skip={name.partition("/")[2] for name in done if name.startswith(f"{folder.name}/")},
+        )
+        done |= {f"{folder.name}/{name}" for name in applied}
+        marker.write_text("".join(f"{name}\n" for name in sorted(done)))
+
+    def apply_all_init_scripts(self) -> None:
+        """The transactional databases (postgresInit) and the audit database (timescaleInit)."""
+        self.apply_init_scripts(POSTGRES_INIT)
+        self.apply_init_scripts(TIMESCALE_INIT, database=AUDIT_DATABASE)
+
+    def _create_database(self, name: str) -> None:
+        psql = [str(self._bin / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        exists = subprocess.run(
+            [
+                *psql,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if exists.stdout.strip() != "1":
+            subprocess.run(
+                [*psql, "-U", "postgres", "-d", "postgres", "-c", f'CREATE DATABASE "{name}"'],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
 
     def _accepting(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
@@ -225,6 +266,7 @@ def run_init_scripts(
     host: str,
     port: int,
     user: str = "postgres",
+    database: str = "postgres",
     skip: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
     """*.sql through psql (ON_ERROR_STOP) and *.sh through bash, in name order."""
@@ -233,7 +275,7 @@ def run_init_scripts(
         "PGHOST": host,
         "PGPORT": str(port),
         "PGUSER": user,
-        "PGDATABASE": "postgres",
+        "PGDATABASE": database,
     }
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     applied: list[str] = []
@@ -326,11 +368,12 @@ def main() -> None:
     )
     pg.start()
     try:
-        pg.apply_init_scripts()
+        pg.apply_all_init_scripts()
         broker.start()
         print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
         print("In another terminal, with these variables, start a service:")
-        print(f"  export POSTGRES_CONNECT={pg.dsn('appuser')}")
+        print(f"  export POSTGRES_CONNECT={pg.dsn('appuser')}  # user; promotion: .../promotion")
+        print(f"  export DB_CONNECT={pg.dsn(AUDIT_DATABASE)}  # audit")
         print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
         print("Ctrl-C stops both.", flush=True)
         # Blocked only now, so the servers started above keep their default signal mask.

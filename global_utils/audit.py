@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from global_utils.timeutil import now
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     import asyncpg
 
 logger = logging.getLogger(__name__)
+
+
+MAX_HEADER_CHARS = 500
 
 
 class Subject(StrEnum):
@@ -93,6 +96,16 @@ class AuditEvent(BaseModel):
     action_time: AwareDatetime = Field(default_factory=now)
     payload_type: str
     payload: bytes
+
+    @field_validator(
+        "service", "action_func", "object_name", "object_id", "performed_by", "payload_type"
+    )
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        # Header values end up in text columns: bounded, and no NUL or other control bytes.
+        if len(value) > MAX_HEADER_CHARS or any(ord(ch) < 32 for ch in value):
+            raise ValueError("must be at most 500 printable characters")
+        return value
 
     @classmethod
     def for_record(

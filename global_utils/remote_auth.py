@@ -11,6 +11,8 @@ import jwt
 from global_errors import MessageKey, Unauthenticated, Unavailable
 from global_utils.auth import Principal
 from global_utils.client import ServiceChannels
+from global_utils.registry import Registry
+from global_utils.settings import RemoteAuthSettings
 from user.proto import user_pb2, user_pb2_grpc
 
 
@@ -54,6 +56,23 @@ def seconds_until_expiry(token: str) -> float:
         return float(claims["exp"]) - time.time()
     except (jwt.PyJWTError, KeyError, TypeError, ValueError):
         return 0.0
+
+
+USER_SERVICE = "user"
+
+
+def user_service_verifier(
+    registry: Registry, settings: RemoteAuthSettings
+) -> tuple[RemoteTokenVerifier, ServiceChannels]:
+    """A verifier asking the user service found in registry, and the channels it uses (a
+    lifecycle component of the host: it closes them on stop)."""
+    users = ServiceChannels(registry, USER_SERVICE, resolve_timeout=settings.auth_timeout_seconds)
+    verifier = RemoteTokenVerifier(
+        users,
+        TokenCache(settings.token_cache_size, settings.token_cache_seconds),
+        timeout_seconds=settings.auth_timeout_seconds,
+    )
+    return verifier, users
 
 
 class RemoteTokenVerifier:

@@ -97,6 +97,18 @@ class JwtSettings(BaseSettings):
         return self
 
 
+class RemoteAuthSettings(BaseSettings):
+    """For services whose callers' tokens are checked by the user service."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # Good tokens are remembered this long (never past their own expiry), at most this many.
+    token_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    # Deadline for finding and asking the user service.
+    auth_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+
 def parse_static_registry(value: str) -> dict[str, list[Endpoint]]:
     """'user=h:1,user=h:2,promotion=h:3' -> {'user': [h:1, h:2], 'promotion': [h:3]}."""
     mapping: dict[str, list[Endpoint]] = {}

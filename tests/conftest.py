@@ -25,7 +25,7 @@ def stack_dir() -> Iterator[Path]:
 def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
     """PostgreSQL with the project's init scripts applied."""
     server = EmbeddedPostgres(stack_dir / "pg", durable=False).start()
-    server.apply_init_scripts()
+    server.apply_all_init_scripts()
     yield server
     server.stop()
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from global_utils.broker import Broker
-from global_utils.client import ServiceChannels
 from global_utils.db import Database
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.remote_auth import RemoteTokenVerifier, TokenCache
+from global_utils.remote_auth import user_service_verifier
 from global_utils.service import ServiceDefinition, ServiceHost, create_registry
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
@@ -14,7 +13,6 @@ from promotion.server.servicer import PromotionServicer, promotion_to_proto
 from promotion.server.settings import PromotionSettings
 
 GRPC_SERVICE = "promotion.PromotionSrv"
-USER_SERVICE = "user"
 
 
 def build(settings: PromotionSettings) -> ServiceHost:
@@ -23,12 +21,7 @@ def build(settings: PromotionSettings) -> ServiceHost:
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(relay)
     registry = create_registry(settings)
-    users = ServiceChannels(registry, USER_SERVICE, resolve_timeout=settings.auth_timeout_seconds)
-    verifier = RemoteTokenVerifier(
-        users,
-        TokenCache(settings.token_cache_size, settings.token_cache_seconds),
-        timeout_seconds=settings.auth_timeout_seconds,
-    )
+    verifier, users = user_service_verifier(registry, settings)
     servicer = PromotionServicer(
         PromotionService(database, emitter, promotion_to_proto), settings.app_language
     )

@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 import pytest
 
+from audit.proto import audit_pb2_grpc
+from audit.server.bootstrap import build as build_audit
+from audit.server.settings import AuditSettings
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from global_utils.service import ServiceHost
@@ -122,3 +125,43 @@ async def promotion_stub(
     """A PromotionSrv stub on a channel to the in-process promotion service."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{promotion_host.port}") as channel:
         yield promotion_pb2_grpc.PromotionSrvStub(channel)
+
+
+@pytest.fixture(scope="session")
+def audit_settings_factory(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+) -> Callable[..., AuditSettings]:
+    """Builds audit settings pointing at the session's servers; overrides win."""
+
+    def make(**overrides: object) -> AuditSettings:
+        values: dict[str, object] = {
+            "db_connect": postgres.dsn("audit"),
+            "micro_server_address": "127.0.0.1:0",
+            "micro_broker_address": nats_server.address,
+            "micro_registry": "mdns",
+            "mdns_interfaces": "127.0.0.1",
+            "shutdown_grace_seconds": 1,
+        }
+        values.update(overrides)
+        return AuditSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def audit_host(
+    user_host: ServiceHost, audit_settings_factory: Callable[..., AuditSettings]
+) -> AsyncIterator[ServiceHost]:
+    """The audit service, SERVING and consuming the session's JetStream."""
+    host = build_audit(audit_settings_factory())
+    await host.start()
+    await host.ready.wait()
+    yield host
+    await host.stop()
+
+
+@pytest.fixture(scope="session")
+async def audit_stub(audit_host: ServiceHost) -> AsyncIterator[audit_pb2_grpc.AuditSrvStub]:
+    """An AuditSrv stub on a channel to the in-process audit service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{audit_host.port}") as channel:
+        yield audit_pb2_grpc.AuditSrvStub(channel)

@@ -1,0 +1,15 @@
+"""Entry point: `python -m audit.server`."""
+
+from audit.server.bootstrap import build
+from audit.server.settings import AuditSettings
+from global_utils.service import run_service
+from global_utils.settings import load_settings
+
+
+def main() -> None:
+    settings = load_settings(AuditSettings)
+    run_service(lambda: build(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Composition root of the audit service: builds every dependency and hands it in."""
+
+from __future__ import annotations
+
+from audit.proto import audit_pb2_grpc
+from audit.server.consumer import AuditConsumer
+from audit.server.service import AuditService
+from audit.server.servicer import AuditServicer
+from audit.server.settings import AuditSettings
+from global_utils.broker import Broker
+from global_utils.db import Database
+from global_utils.remote_auth import user_service_verifier
+from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+
+SERVICE_NAME = "audit"
+GRPC_SERVICE = "audit.AuditSrv"
+
+
+def build(settings: AuditSettings) -> ServiceHost:
+    database = Database(settings.db_connect, max_size=settings.db_pool_max_size)
+    broker = Broker(settings.broker_url, name=SERVICE_NAME)
+    consumer = AuditConsumer(
+        database,
+        broker,
+        batch_size=settings.consumer_batch_size,
+        ack_wait_seconds=settings.consumer_ack_wait_seconds,
+    )
+    registry = create_registry(settings)
+    verifier, users = user_service_verifier(registry, settings)
+    servicer = AuditServicer(AuditService(database))
+    definition = ServiceDefinition(
+        name=SERVICE_NAME,
+        grpc_service=GRPC_SERVICE,
+        add_to_server=lambda server: audit_pb2_grpc.add_AuditSrvServicer_to_server(
+            servicer, server
+        ),
+    )
+    return ServiceHost(
+        definition,
+        settings,
+        database=database,
+        registry=registry,
+        verifier=verifier,
+        components=(broker, consumer, users),
+    )

@@ -1,0 +1,104 @@
+"""audit.AuditSrv: converts between protobuf messages and the domain."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import TypeAlias
+
+import grpc
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.json_format import MessageToJson
+
+# Imported so their types are in the default pool: their records are shown as JSON too.
+import promotion.proto.promotion_pb2  # noqa: F401
+import user.proto.user_pb2  # noqa: F401
+from audit.proto import audit_pb2, audit_pb2_grpc
+from audit.server.models import AuditQuery, AuditRecord
+from audit.server.service import AuditService
+from global_errors import Failure, MessageKey
+from global_utils.protoconv import page_limit, read_time
+from global_utils.timeutil import to_timestamp
+
+Context: TypeAlias = grpc.aio.ServicerContext
+
+
+def detail_as_json(payload_type: str, detail: bytes) -> str:
+    """The stored record as JSON when its type is known here, else empty."""
+    if not payload_type or not detail:
+        return ""
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(payload_type)
+        record = message_factory.GetMessageClass(descriptor).FromString(detail)
+    except (KeyError, TypeError, ValueError, Exception):  # unknown type or undecodable bytes
+        return ""
+    return MessageToJson(record, indent=None)
+
+
+def record_to_proto(record: AuditRecord) -> audit_pb2.AuditRecord:
+    return audit_pb2.AuditRecord(
+        event_id=str(record.event_id),
+        action_time=to_timestamp(record.action_time),
+        topic=record.topic,
+        service=record.service,
+        action_func=record.action_func,
+        action_type=record.action_type,
+        object_name=record.object_name,
+        object_id=record.object_id,
+        performed_by=record.performed_by,
+        recorded_time=to_timestamp(record.recorded_time),
+        object_detail=record.object_detail,
+        payload_type=record.payload_type,
+        object_detail_json=detail_as_json(record.payload_type, record.object_detail),
+    )
+
+
+def encode_page_token(record: AuditRecord) -> str:
+    text = f"audit:{record.action_time.isoformat()}|{record.event_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decode_page_token(token: str, failures: list[Failure]) -> tuple[datetime, uuid.UUID] | None:
+    if not token:
+        return None
+    try:
+        kind, _, rest = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        when, _, event_id = rest.partition("|")
+        moment = datetime.fromisoformat(when)
+        if kind == "audit" and moment.tzinfo is not None:
+            return moment, uuid.UUID(event_id)
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    failures.append(Failure("page_token", MessageKey.PAGE_TOKEN_INVALID))
+    return None
+
+
+def query_from_proto(msg: audit_pb2.SearchParams) -> AuditQuery:
+    query = AuditQuery(
+        object_name=msg.object_name,
+        object_id=msg.object_id,
+        service=msg.service,
+        action_type=msg.action_type,
+        performed_by=msg.performed_by,
+        limit=page_limit(msg.page_size),
+    )
+    query.from_time = read_time(msg, "from_time", query.invalid)
+    query.thru_time = read_time(msg, "thru_time", query.invalid)
+    query.before = decode_page_token(msg.page_token, query.invalid)
+    return query
+
+
+class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
+    def __init__(self, service: AuditService) -> None:
+        self._service = service
+
+    async def GetAuditRecords(
+        self, request: audit_pb2.SearchParams, context: Context
+    ) -> audit_pb2.AuditRecords:
+        records, more = await self._service.search(query_from_proto(request))
+        reply = audit_pb2.AuditRecords(record=[record_to_proto(r) for r in records])
+        if more and records:
+            reply.next_page_token = encode_page_token(records[-1])
+        return reply
