@@ -1,0 +1,335 @@
+"""The audit pipeline through outages: every change stored exactly once.
+
+These tests run on a stack of their own (PostgreSQL, a NATS they restart, their own mDNS type)
+so stopping parts of it cannot disturb the other tests."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import grpc
+import nats
+import pytest
+
+from audit.server.bootstrap import build as build_audit
+from audit.server.consumer import AuditConsumer
+from audit.server.repository import AuditRepository
+from audit.server.settings import AuditSettings
+from devtools.stack import EmbeddedNats, EmbeddedPostgres
+from global_utils.audit import (
+    AUDIT_CONSUMER,
+    AUDIT_STREAM,
+    ActionType,
+    AuditEvent,
+    ensure_audit_stream,
+)
+from global_utils.auth import bearer_metadata
+from global_utils.broker import Broker
+from global_utils.db import Database, UnitOfWork
+from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.service import ServiceHost
+from tests.helpers import eventually, new_user
+from user.proto import user_pb2, user_pb2_grpc
+from user.server.bootstrap import build as build_user
+from user.server.settings import UserSettings
+
+
+@dataclass
+class Pipeline:
+    pg: EmbeddedPostgres
+    nats: EmbeddedNats
+    mdns_type: str
+    jwt_key: str = field(default_factory=lambda: secrets.token_hex(32))
+
+    def audit_settings(self, **overrides: object) -> AuditSettings:
+        values: dict[str, object] = {
+            "db_connect": self.pg.dsn("audit"),
+            "micro_server_address": "127.0.0.1:0",
+            "micro_broker_address": self.nats.address,
+            "mdns_interfaces": "127.0.0.1",
+            "mdns_service_type": self.mdns_type,
+            "shutdown_grace_seconds": 1,
+            "consumer_ack_wait_seconds": 2,
+        }
+        values.update(overrides)
+        return AuditSettings(**values)  # type: ignore[arg-type]
+
+    def user_settings(self) -> UserSettings:
+        return UserSettings(
+            postgres_connect=self.pg.dsn("appuser"),
+            micro_server_address="127.0.0.1:0",
+            micro_broker_address=self.nats.address,
+            mdns_interfaces="127.0.0.1",
+            mdns_service_type=self.mdns_type,
+            jwt_key=self.jwt_key,
+            bcrypt_rounds=4,
+            shutdown_grace_seconds=1,
+        )
+
+    async def start(self, host: ServiceHost) -> ServiceHost:
+        await host.start()
+        await host.ready.wait()
+        return host
+
+    async def query(self, database: str, sql: str, *args: object) -> object:
+        conn = await asyncpg.connect(self.pg.dsn(database))
+        try:
+            return await conn.fetchval(sql, *args)
+        finally:
+            await conn.close()
+
+    async def stored(self, ids: list[str]) -> int:
+        return int(
+            await self.query("audit", "SELECT count(*) FROM audit WHERE objectid = ANY($1)", ids)  # type: ignore[arg-type]
+        )
+
+    async def pending_in_outbox(self) -> int:
+        return int(
+            await self.query("appuser", "SELECT count(*) FROM audit_outbox WHERE sentat IS NULL")  # type: ignore[arg-type]
+        )
+
+    async def consumer_idle(self) -> bool:
+        client = await nats.connect(f"nats://{self.nats.address}")
+        try:
+            info = await client.jetstream().consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+        finally:
+            await client.close()
+
+    async def exactly(self, ids: list[str]) -> None:
+        """Waits until every event is stored and nothing is left to deliver, then checks the
+        count is exact (a duplicate would show as more rows than events)."""
+
+        async def all_stored() -> bool:
+            return await self.stored(ids) >= len(ids)
+
+        await eventually(all_stored, timeout=40, what=f"{len(ids)} audit rows")
+
+        async def drained() -> bool:
+            return await self.pending_in_outbox() == 0 and await self.consumer_idle()
+
+        await eventually(drained, timeout=40, what="the pipeline to drain")
+        assert await self.stored(ids) == len(ids)
+
+
+@pytest.fixture(scope="module")
+async def pipeline(stack_dir: Path) -> AsyncIterator[Pipeline]:
+    """An isolated PostgreSQL (all schemas) and a restartable NATS with JetStream."""
+    pg = EmbeddedPostgres(stack_dir / "pipeline-pg", durable=False).start()
+    pg.apply_all_init_scripts()
+    broker = EmbeddedNats(stack_dir / "pipeline-nats").start()
+    yield Pipeline(pg, broker, f"_gt-{uuid.uuid4().hex[:8]}._tcp.local.")
+    broker.stop()
+    pg.stop()
+
+
+def event(object_id: str) -> AuditEvent:
+    return AuditEvent.for_record(
+        service="pipeline-test",
+        action_func="AfterCreateUser",
+        action_type=ActionType.INSERT,
+        object_name="user",
+        object_id=object_id,
+        performed_by="1",
+        record=user_pb2.User(firstname="x"),
+    )
+
+
+async def produce(database: Database, n: int) -> list[str]:
+    """Commits n events into the user database's outbox, as a service change would."""
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    async with UnitOfWork(database, OutboxAuditEmitter()) as uow:
+        for object_id in ids:
+            uow.emit(event(object_id))
+        await uow.commit()
+    return ids
+
+
+@pytest.fixture
+async def producer(pipeline: Pipeline) -> AsyncIterator[tuple[Database, Broker]]:
+    """A database pool on the user database and a broker connection, without a relay."""
+    database = Database(pipeline.pg.dsn("appuser"))
+    broker = Broker(f"nats://{pipeline.nats.address}", name="pipeline-test")
+    await database.start()
+    await broker.start()
+    await database.wait_ready()
+    await broker.wait_connected()
+    yield database, broker
+    await broker.stop()
+    await database.stop()
+
+
+async def user_changes(user: ServiceHost, n: int) -> list[str]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{user.port}") as channel:
+        stub = user_pb2_grpc.UserSrvStub(channel)
+        token = (await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))).token
+        ids = []
+        for _ in range(n):
+            reply = await stub.CreateUser(new_user(), metadata=bearer_metadata(token))
+            ids.append(str(reply.user.id))
+        return ids
+
+
+async def test_changes_made_while_audit_is_down_are_stored_once_it_is_back(
+    pipeline: Pipeline,
+) -> None:
+    user = await pipeline.start(build_user(pipeline.user_settings()))
+    try:
+        ids = await user_changes(user, 15)
+
+        async def relayed() -> bool:
+            return await pipeline.pending_in_outbox() == 0
+
+        await eventually(relayed, what="the outbox to be relayed to JetStream")
+        assert await pipeline.stored(ids) == 0
+        audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+        try:
+            await pipeline.exactly(ids)
+        finally:
+            await audit.stop()
+    finally:
+        await user.stop()
+
+
+async def test_changes_made_while_nats_is_down_are_stored_once_it_is_back(
+    pipeline: Pipeline,
+) -> None:
+    user = await pipeline.start(build_user(pipeline.user_settings()))
+    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(await user_changes(user, 2))  # the pipeline works before
+        pipeline.nats.stop()
+        ids = await user_changes(user, 15)  # the RPCs succeed with the broker down
+        assert await pipeline.pending_in_outbox() == 15
+        pipeline.nats.start()
+        await pipeline.exactly(ids)
+        await pipeline.exactly(await user_changes(user, 2))  # and works after
+    finally:
+        await audit.stop()
+        await user.stop()
+
+
+class CrashBeforeMarking(OutboxRelay):
+    """A relay that dies after JetStream acknowledged the batch, before marking it sent."""
+
+    async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[object]) -> None:
+        raise RuntimeError("relay killed")
+
+
+async def test_republish_after_a_relay_crash_is_deduplicated(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    ids = await produce(database, 10)
+    js = broker.client.jetstream()
+    await ensure_audit_stream(js)
+    before = (await js.stream_info(AUDIT_STREAM)).state.messages
+    with pytest.raises(RuntimeError, match="relay killed"):
+        await CrashBeforeMarking(database, broker).relay_once()
+    assert await pipeline.pending_in_outbox() == 10  # nothing was marked sent
+    assert await OutboxRelay(database, broker).relay_once() == 10  # published again
+    assert await pipeline.pending_in_outbox() == 0
+    assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 10  # not 20
+    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(ids)
+    finally:
+        await audit.stop()
+
+
+class CrashBeforeAck(AuditConsumer):
+    """A consumer that dies once after committing a batch, before acknowledging it."""
+
+    crashed = False
+
+    async def handle(self, messages):  # type: ignore[no-untyped-def]
+        if self.crashed:
+            return await super().handle(messages)
+        events = [AuditEvent.from_message(dict(m.headers or {}), m.data) for m in messages]
+        async with self._db.connection() as conn:
+            await AuditRepository(conn).insert_events(events)
+        self.crashed = True
+        raise asyncio.CancelledError  # the consumer task ends here: nothing is acknowledged
+
+
+async def test_redelivery_after_a_consumer_crash_is_stored_once(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    ids = await produce(database, 10)
+    await OutboxRelay(database, broker).relay_once()
+    audit_db = Database(pipeline.pg.dsn("audit"))
+    await audit_db.start()
+    crashing = CrashBeforeAck(audit_db, broker, ack_wait_seconds=2)
+    await crashing.start()
+    try:
+
+        async def crashed_after_storing() -> bool:
+            return crashing.crashed and await pipeline.stored(ids) > 0
+
+        await eventually(crashed_after_storing, what="the consumer to store and crash")
+        audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+        try:
+            await pipeline.exactly(ids)  # redelivered after ack_wait, not stored twice
+        finally:
+            await audit.stop()
+    finally:
+        await crashing.stop()
+        await audit_db.stop()
+
+
+async def test_two_audit_instances_share_the_work_without_duplicates(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    first = await pipeline.start(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
+    second = await pipeline.start(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
+    try:
+        ids: list[str] = []
+        relay = OutboxRelay(database, broker, batch_size=20)
+        for _ in range(10):
+            ids += await produce(database, 20)
+            await relay.relay_once()
+        await pipeline.exactly(ids)
+        consumers = [
+            c for host in (first, second) for c in host._started if isinstance(c, AuditConsumer)
+        ]
+        shares = [c.stored for c in consumers]
+        assert sum(shares) == len(ids) and all(share > 0 for share in shares), shares
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    try:
+        js = broker.client.jetstream()
+        await ensure_audit_stream(js)
+        rejects_before = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))  # type: ignore[arg-type]
+        good = event("good-1")
+        garbage = [
+            (b"no headers at all", None),
+            (b"", {"service": "x"}),
+            (good.payload, {**good.headers(), "actionTime": "yesterday", "Nats-Msg-Id": "g3"}),
+            (good.payload, {**good.headers(), "actionType": "explode", "Nats-Msg-Id": "g4"}),
+            (good.payload, {**good.headers(), "eventId": "not-a-uuid", "Nats-Msg-Id": "g5"}),
+        ]
+        for payload, headers in garbage:
+            await js.publish("Audit", payload, headers=headers)
+        ids = await produce(database, 5)
+        await OutboxRelay(database, broker).relay_once()
+        await pipeline.exactly(ids)
+        rejects = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))  # type: ignore[arg-type]
+        assert rejects - rejects_before == len(garbage)
+    finally:
+        await audit.stop()
