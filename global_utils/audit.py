@@ -103,7 +103,7 @@ class AuditEvent(BaseModel):
     @classmethod
     def _plain_text(cls, value: str) -> str:
         # Header values end up in text columns: bounded, and no NUL or other control bytes.
-        if len(value) > MAX_HEADER_CHARS or any(ord(ch) < 32 for ch in value):
+        if len(value) > MAX_HEADER_CHARS or not value.isprintable():
             raise ValueError("must be at most 500 printable characters")
         return value
 

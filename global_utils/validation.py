@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 from global_errors import Failure, MessageKey
+
+# Control characters other than tab.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f]")
 
 
 def check_required(name: str, value: object, failures: list[Failure]) -> None:
@@ -17,7 +21,7 @@ def check_text(name: str, value: str, max_chars: int, failures: list[Failure]) -
     """Length limit and no control characters (PostgreSQL text cannot even hold NUL)."""
     if len(value) > max_chars:
         failures.append(Failure(name, MessageKey.FIELD_TOO_LONG, {"max": max_chars}))
-    elif any(ord(ch) < 32 and ch != "\t" for ch in value):
+    elif _CONTROL_CHARACTERS.search(value):
         failures.append(Failure(name, MessageKey.FIELD_BAD_CHARACTERS))
 
 
