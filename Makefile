@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto test test-unit lint run-user run-usercli clean
+.PHONY: install proto test test-unit lint run demo clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy global_errors global_utils user promotion audit devtools
+
+run: $(STAMP)  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
+	$(BIN)/python -m devtools.run
+
+demo: $(STAMP)  ## the same stack, the CLI scenarios and an audit query, then stop
+	$(BIN)/python -m devtools.run --demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import asyncpg
@@ -252,7 +253,7 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         write_json(out, result)
 
 
-def write_json(path: Path, data: dict[str, object]) -> None:
+def write_json(path: Path, data: Mapping[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
 

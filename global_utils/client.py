@@ -136,3 +136,22 @@ class ServiceChannels:
             self._failed_until.pop(endpoint, None)
             with contextlib.suppress(Exception):
                 await self._channels.pop(endpoint).close()
+
+
+async def login_through_user_service(
+    settings: ClientSettings, email: str | None, password: str | None
+) -> str:
+    """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
+    services whose calls need one."""
+    from global_utils.cli import fail
+    from user.proto import user_pb2, user_pb2_grpc
+
+    password = password or settings.cli_password
+    if not password:
+        fail("no password: set CLI_PASSWORD, pass --password, or pass --token")
+    endpoint = await find_service("user", settings, settings.user_serveraddress)
+    async with open_channel(endpoint) as channel:
+        reply = await user_pb2_grpc.UserSrvStub(channel).Auth(
+            user_pb2.User(email=email or settings.cli_email, pwd=password)
+        )
+    return str(reply.token)

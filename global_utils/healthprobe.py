@@ -23,17 +23,18 @@ def target_from(argv: list[str]) -> str:
     return f"127.0.0.1:{listen.port}"
 
 
-async def probe(target: str, timeout: float = 2.0) -> bool:
+async def probe(target: str, timeout: float = 2.0, quiet: bool = False) -> bool:
     async with grpc.aio.insecure_channel(target) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout
             )
         except grpc.aio.AioRpcError as exc:
-            print(f"unhealthy: {exc.code().name}", file=sys.stderr)
+            if not quiet:
+                print(f"unhealthy: {exc.code().name}", file=sys.stderr)
             return False
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    if not serving:
+    if not serving and not quiet:
         print(
             f"unhealthy: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}",
             file=sys.stderr,

@@ -9,11 +9,15 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from global_utils.auth import bearer_metadata
-from global_utils.cli import Scenario, fail, run_cli, to_json
-from global_utils.client import ClientSettings, find_service, open_channel
+from global_utils.cli import Scenario, run_cli, to_json
+from global_utils.client import (
+    ClientSettings,
+    find_service,
+    login_through_user_service,
+    open_channel,
+)
 from global_utils.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
-from user.proto import user_pb2, user_pb2_grpc
 
 SERVICE = "promotion"
 SEED_CUSTOMER = 3308341401806443521
@@ -40,16 +44,6 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("delete", help="delete a promotion in its initial approval status")
     d.add_argument("id", type=int)
     return p
-
-
-async def login(settings: ClientSettings, email: str, password: str) -> str:
-    """A token from the user service (USER_SERVERADDRESS, or discovered)."""
-    endpoint = await find_service("user", settings, settings.user_serveraddress)
-    async with open_channel(endpoint) as channel:
-        reply = await user_pb2_grpc.UserSrvStub(channel).Auth(
-            user_pb2.User(email=email, pwd=password)
-        )
-    return reply.token
 
 
 def sample_promotion(now: datetime) -> promotion_pb2.Promotion:
@@ -152,12 +146,7 @@ async def single(
 
 
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
-    token = args.token
-    if token is None:
-        password = args.password or settings.cli_password
-        if not password:
-            fail("no password: set CLI_PASSWORD, pass --password, or pass --token")
-        token = await login(settings, args.email or settings.cli_email, password)
+    token = args.token or await login_through_user_service(settings, args.email, args.password)
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
     async with open_channel(endpoint) as channel:
         stub = promotion_pb2_grpc.PromotionSrvStub(channel)

@@ -3,59 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.stack import (
-    REPO_ROOT,
-    EmbeddedNats,
-    EmbeddedPostgres,
-    free_port,
-    port_open,
-    wait_until,
-)
-
-
-class ServiceProcess:
-    """A service started as `python -m <module>`, with its output captured to a file."""
-
-    def __init__(self, module: str, env: dict[str, str], log: Path) -> None:
-        self.module = module
-        self.env = env
-        self.log_path = log
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_line(self, text: str, timeout: float = 30) -> None:
-        def seen() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.module} exited {self.proc.returncode}:\n{self.output}")
-            return text in self.output
-
-        wait_until(seen, timeout, f"{text!r} from {self.module}")
-
-    def terminate(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self._log.close()
+from devtools.processes import ServiceProcess
+from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 
 
 def base_env() -> dict[str, str]:
@@ -123,8 +78,3 @@ def start_process(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Se
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait()
-
-
-def listening(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    return port_open(int(port), host)

@@ -1,0 +1,6 @@
+"""Entry point: `python -m audit.client`."""
+
+from audit.client.cli import main
+
+if __name__ == "__main__":
+    main()

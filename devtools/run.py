@@ -1,0 +1,215 @@
+"""The whole suite on this machine, no Docker: `make run` (serve until Ctrl-C) and `make demo`
+(run the CLI scenarios and an audit query, then stop; exit 0 only if all of it worked).
+
+Embedded PostgreSQL and NATS (JetStream) on loopback, the init scripts applied once, then the
+user, promotion and audit services as processes on 127.0.0.1 with mDNS bound to 127.0.0.1.
+Data is kept in .run/ between runs. Ports: goTemp's where free; override with PG_PORT,
+NATS_PORT, USER_PORT, PROMOTION_PORT, AUDIT_PORT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from devtools.processes import ServiceProcess
+from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
+from global_utils.healthprobe import probe
+
+RUN_DIR = REPO_ROOT / ".run"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a compose env file (the one home of development values)."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def choose_port(variable: str, preferred: int) -> int:
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    return preferred if not port_open(preferred) else free_port()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    grpc_service: str
+    port: int
+    env: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def plan(pg: EmbeddedPostgres, broker: EmbeddedNats) -> list[Service]:
+    shared = read_env_file(REPO_ROOT / "docker-compose.env")
+    base = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "MDNS_INTERFACES": "127.0.0.1",
+        "MICRO_REGISTRY": "mdns",
+        "MICRO_BROKER_ADDRESS": broker.address,
+        "JWT_KEY": shared["JWT_KEY"],
+    }
+    user_port = choose_port("USER_PORT", 50053)
+    promotion_port = choose_port("PROMOTION_PORT", 50051)
+    audit_port = choose_port("AUDIT_PORT", 50055)
+    return [
+        Service(
+            "user",
+            "user.server",
+            "user.UserSrv",
+            user_port,
+            base
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{user_port}",
+                "POSTGRES_CONNECT": pg.dsn("appuser"),
+            },
+        ),
+        Service(
+            "promotion",
+            "promotion.server",
+            "promotion.PromotionSrv",
+            promotion_port,
+            base
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{promotion_port}",
+                "POSTGRES_CONNECT": pg.dsn("promotion"),
+            },
+        ),
+        Service(
+            "audit",
+            "audit.server",
+            "audit.AuditSrv",
+            audit_port,
+            base
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{audit_port}",
+                "DB_CONNECT": pg.dsn("audit"),
+            },
+        ),
+    ]
+
+
+async def wait_serving(service: Service, process: ServiceProcess, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await probe(service.address, timeout=1.0, quiet=True):
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{service.name} exited:\n{process.output[-3000:]}")
+        if loop.time() > deadline:
+            raise TimeoutError(f"{service.name} not SERVING after {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
+    print()
+    print(f"{'service':<10} {'gRPC service':<24} {'address':<17} health")
+    for s in services:
+        print(f"{s.name:<10} {s.grpc_service:<24} {s.address:<17} SERVING")
+    print(f"{'postgres':<10} {'appuser/promotion/audit':<24} 127.0.0.1:{pg.port:<7} ready")
+    print(f"{'nats':<10} {'JetStream, subject Audit':<24} {broker.address:<17} ready")
+    user = services[0]
+    print()
+    print("Try it (grpcurl is in .venv/bin):")
+    print(f"  grpcurl -plaintext {user.address} list")
+    print(
+        f'  TOKEN=$(grpcurl -plaintext -d \'{{"email":"duck@mymail.com","pwd":"1234"}}\' '
+        f"{user.address} user.UserSrv/Auth | python3 -c 'import json,sys; "
+        f'print(json.load(sys.stdin)["token"])\')'
+    )
+    for s in services:
+        method = {"user": "GetUsers", "promotion": "GetPromotions", "audit": "GetAuditRecords"}[
+            s.name
+        ]
+        print(
+            f"  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
+            f"{s.address} {s.grpc_service}/{method}"
+        )
+    print("  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 .venv/bin/python -m user.client")
+    print(f"Logs: {RUN_DIR.relative_to(REPO_ROOT)}/logs/. Ctrl-C stops everything.", flush=True)
+
+
+def run_clients(services: list[Service]) -> bool:
+    """The user and promotion CLI scenarios, then the audit history they left."""
+    cli_env = {
+        **os.environ,
+        "MDNS_INTERFACES": "127.0.0.1",
+        "CLI_PASSWORD": read_env_file(REPO_ROOT / "user" / "docker-compose.env")["CLI_PASSWORD"],
+    }
+    ok = True
+    for args in (["user.client"], ["promotion.client"], ["audit.client", "--limit", "12"]):
+        if args[0] == "audit.client":
+            print("\n== audit history, newest first", flush=True)
+        result = subprocess.run([sys.executable, "-m", *args], env=cli_env, cwd=REPO_ROOT)
+        ok = ok and result.returncode == 0
+        print(flush=True)
+    return ok
+
+
+async def start_services(services: list[Service]) -> list[ServiceProcess]:
+    processes = []
+    for service in services:
+        processes.append(
+            ServiceProcess(service.module, service.env, RUN_DIR / "logs" / f"{service.name}.log")
+        )
+    await asyncio.gather(*(wait_serving(s, p) for s, p in zip(services, processes, strict=True)))
+    return processes
+
+
+def stop_all(processes: list[ServiceProcess]) -> bool:
+    clean = True
+    for process in reversed(processes):
+        code = process.terminate()
+        if code != 0:
+            print(f"{process.module} exited {code}; see {process.log_path}", file=sys.stderr)
+            clean = False
+    return clean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the suite locally.")
+    parser.add_argument("--demo", action="store_true", help="run the CLI scenarios, then stop")
+    args = parser.parse_args()
+    pg = EmbeddedPostgres(RUN_DIR / "pg", port=choose_port("PG_PORT", 5432))
+    broker = EmbeddedNats(RUN_DIR / "nats", port=choose_port("NATS_PORT", 4222))
+    processes: list[ServiceProcess] = []
+    ok = False
+    pg.start()
+    try:
+        pg.apply_all_init_scripts()
+        broker.start()
+        services = plan(pg, broker)
+        processes = asyncio.run(start_services(services))
+        print_table(services, pg, broker)
+        if args.demo:
+            ok = run_clients(services)
+        else:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            print("\nstopping ...", flush=True)
+            ok = True
+    finally:
+        ok = stop_all(processes) and ok
+        broker.stop()
+        pg.stop()
+    print("stopped" if ok else "FAILED", flush=True)
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
