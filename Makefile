@@ -41,7 +41,7 @@ clean:
 # place they live.
 dev_value = $(shell sed -n 's/^$(1)=//p' $(2) | tail -n 1)
 LOCAL_ENV = MDNS_INTERFACES=127.0.0.1 \
-	JWT_KEY='$(call dev_value,JWT_KEY,docker-compose.env)'
+	JWT_KEY='$(call dev_value,JWT_KEY,user/docker-compose.env)'
 
 .PHONY: stack run-user run-usercli
 stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222) until Ctrl-C; data in .run/
@@ -54,7 +54,7 @@ run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
 	$(BIN)/python -m user.server
 
 run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS on 127.0.0.1
-	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,user/docker-compose.env)' \
+	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m user.client $(ARGS)
 
 .PHONY: run-promotion run-promotioncli
@@ -65,7 +65,7 @@ run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `ma
 	$(BIN)/python -m promotion.server
 
 run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the user service)
-	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,promotion/docker-compose.env)' \
+	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m promotion.client $(ARGS)
 
 .PHONY: run-audit bench-audit

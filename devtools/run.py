@@ -22,7 +22,7 @@ from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
 from global_utils.healthprobe import probe
 
-RUN_DIR = REPO_ROOT / ".run"
+RUN_DIR = Path(os.environ.get("GOTEMP_RUN_DIR", REPO_ROOT / ".run"))
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -56,14 +56,14 @@ class Service:
 
 
 def plan(pg: EmbeddedPostgres, broker: EmbeddedNats) -> list[Service]:
-    shared = read_env_file(REPO_ROOT / "docker-compose.env")
+    user_dev = read_env_file(REPO_ROOT / "user" / "docker-compose.env")
     base = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "MDNS_INTERFACES": "127.0.0.1",
         "MICRO_REGISTRY": "mdns",
         "MICRO_BROKER_ADDRESS": broker.address,
-        "JWT_KEY": shared["JWT_KEY"],
+        "JWT_KEY": user_dev["JWT_KEY"],
     }
     user_port = choose_port("USER_PORT", 50053)
     promotion_port = choose_port("PROMOTION_PORT", 50051)
@@ -141,7 +141,7 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
             f"{s.address} {s.grpc_service}/{method}"
         )
     print("  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 .venv/bin/python -m user.client")
-    print(f"Logs: {RUN_DIR.relative_to(REPO_ROOT)}/logs/. Ctrl-C stops everything.", flush=True)
+    print(f"Logs: {RUN_DIR / 'logs'}. Ctrl-C stops everything.", flush=True)
 
 
 def run_clients(services: list[Service]) -> bool:
@@ -149,7 +149,7 @@ def run_clients(services: list[Service]) -> bool:
     cli_env = {
         **os.environ,
         "MDNS_INTERFACES": "127.0.0.1",
-        "CLI_PASSWORD": read_env_file(REPO_ROOT / "user" / "docker-compose.env")["CLI_PASSWORD"],
+        "CLI_PASSWORD": read_env_file(REPO_ROOT / "docker-compose-cli.env")["CLI_PASSWORD"],
     }
     ok = True
     for args in (["user.client"], ["promotion.client"], ["audit.client", "--limit", "12"]):

