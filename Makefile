@@ -68,12 +68,16 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m promotion.client $(ARGS)
 
-.PHONY: run-audit bench-audit
+.PHONY: run-audit run-auditcli bench-audit
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	DB_CONNECT=$${DB_CONNECT:-postgresql://postgres@127.0.0.1:5432/audit} \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m audit.server
+
+run-auditcli: $(STAMP)  ## the audit history, newest first (logs in through the user service)
+	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
+	$(BIN)/python -m audit.client $(ARGS)
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
 	$(BIN)/python -m devtools.bench_audit

@@ -116,6 +116,22 @@ async def wait_serving(service: Service, process: ServiceProcess, timeout: float
         await asyncio.sleep(0.1)
 
 
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def grpcurl_command() -> str:
+    bundled = Path(sys.prefix) / "bin" / "grpcurl"
+    return _relative(bundled) if bundled.exists() else "grpcurl"
+
+
+def python_command() -> str:
+    return _relative(Path(sys.prefix) / "bin" / "python")
+
+
 def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
     print()
     print(f"{'service':<10} {'gRPC service':<24} {'address':<17} health")
@@ -125,10 +141,11 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
     print(f"{'nats':<10} {'JetStream, subject Audit':<24} {broker.address:<17} ready")
     user = services[0]
     print()
-    print("Try it (grpcurl is in .venv/bin):")
-    print(f"  grpcurl -plaintext {user.address} list")
+    grpcurl = grpcurl_command()
+    print("Try it:")
+    print(f"  {grpcurl} -plaintext {user.address} list")
     print(
-        f'  TOKEN=$(grpcurl -plaintext -d \'{{"email":"duck@mymail.com","pwd":"1234"}}\' '
+        f'  TOKEN=$({grpcurl} -plaintext -d \'{{"email":"duck@mymail.com","pwd":"1234"}}\' '
         f"{user.address} user.UserSrv/Auth | python3 -c 'import json,sys; "
         f'print(json.load(sys.stdin)["token"])\')'
     )
@@ -137,10 +154,10 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
             s.name
         ]
         print(
-            f"  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
+            f"  {grpcurl} -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
             f"{s.address} {s.grpc_service}/{method}"
         )
-    print("  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 .venv/bin/python -m user.client")
+    print(f"  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 {python_command()} -m user.client")
     print(f"Logs: {RUN_DIR / 'logs'}. Ctrl-C stops everything.", flush=True)
 
 
