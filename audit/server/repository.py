@@ -10,6 +10,7 @@ import asyncpg
 
 from audit.server.models import AuditQuery, AuditRecord
 from global_utils.audit import AuditEvent, Subject
+from global_utils.sql import Filters
 
 _COLUMNS = (
     "eventid, actiontime, topic, service, actionfunc, actiontype, objectname, objectid,"
@@ -19,16 +20,7 @@ _COLUMNS = (
 
 def build_search(query: AuditQuery) -> tuple[str, list[Any]]:
     """SELECT for query, newest first; values only as $n parameters."""
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, *values: Any) -> None:
-        numbers = []
-        for value in values:
-            args.append(value)
-            numbers.append(f"${len(args)}")
-        clauses.append(sql.format(*numbers))
-
+    filters = Filters()
     for column, value in (
         ("objectname", query.object_name),
         ("objectid", query.object_id),
@@ -37,20 +29,18 @@ def build_search(query: AuditQuery) -> tuple[str, list[Any]]:
         ("performedby", query.performed_by),
     ):
         if value:
-            add(f"{column} = {{}}", value)
+            filters.add(f"{column} = {{0}}", value)
     if query.from_time is not None:
-        add("actiontime >= {}", query.from_time)
+        filters.add("actiontime >= {0}", query.from_time)
     if query.thru_time is not None:
-        add("actiontime < {}", query.thru_time)
+        filters.add("actiontime < {0}", query.thru_time)
     if query.before is not None:
-        add("(actiontime, eventid) < ({}, {})", *query.before)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(query.limit + 1)  # one extra row tells whether another page exists
-    sql = (
-        f"SELECT {_COLUMNS} FROM audit{where}"
-        f" ORDER BY actiontime DESC, eventid DESC LIMIT ${len(args)}"
-    )
-    return sql, args
+        filters.add("(actiontime, eventid) < ({0}, {1})", *query.before)
+    where = filters.where()
+    # one extra row tells whether another page exists
+    limit = filters.limit(query.limit + 1)
+    sql = f"SELECT {_COLUMNS} FROM audit{where} ORDER BY actiontime DESC, eventid DESC{limit}"
+    return sql, filters.args
 
 
 def _to_record(row: asyncpg.Record) -> AuditRecord:

@@ -11,6 +11,7 @@ from typing import TypeAlias
 import grpc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.json_format import MessageToJson
+from google.protobuf.message import DecodeError
 
 # Imported so their types are in the default pool: their records are shown as JSON too.
 import promotion.proto.promotion_pb2  # noqa: F401
@@ -32,7 +33,7 @@ def detail_as_json(payload_type: str, detail: bytes) -> str:
     try:
         descriptor = descriptor_pool.Default().FindMessageTypeByName(payload_type)
         record = message_factory.GetMessageClass(descriptor).FromString(detail)
-    except (KeyError, TypeError, ValueError, Exception):  # unknown type or undecodable bytes
+    except (KeyError, TypeError, DecodeError):  # a type unknown here, or bytes that are not it
         return ""
     return MessageToJson(record, indent=None)
 

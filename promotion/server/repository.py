@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from global_utils.sql import Filters
 from promotion.server.models import Discount, Product, Promotion, PromotionDraft, PromotionQuery
 
 _COLUMNS = (
@@ -17,33 +18,27 @@ _COLUMNS = (
 
 def build_search(query: PromotionQuery) -> tuple[str, list[Any]]:
     """SELECT for query: one $n parameter per given filter, values never pasted into SQL."""
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        clauses.append(sql.format(n=f"${len(args)}"))
-
+    filters = Filters()
     if query.id:
-        add("id = {n}", query.id)
+        filters.add("id = {0}", query.id)
     if query.name:
-        add("name = {n}", query.name)
+        filters.add("name = {0}", query.name)
     if query.customer_id:
-        add("customerid = {n}", query.customer_id)
+        filters.add("customerid = {0}", query.customer_id)
     if query.product_id:
-        add(
+        filters.add(
             "EXISTS (SELECT 1 FROM promotion_product pp"
-            " WHERE pp.promotionid = promotion.id AND pp.productid = {n})",
+            " WHERE pp.promotionid = promotion.id AND pp.productid = {0})",
             query.product_id,
         )
     if query.valid_date is not None:
-        add("validfrom <= {n}", query.valid_date)
-        clauses.append(f"validthru >= ${len(args)}")
+        filters.add("validfrom <= {0} AND validthru >= {0}", query.valid_date)
     if query.after_id:
-        add("id > {n}", query.after_id)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(query.limit + 1)  # one extra row tells whether another page exists
-    return f"SELECT {_COLUMNS} FROM promotion{where} ORDER BY id LIMIT ${len(args)}", args
+        filters.add("id > {0}", query.after_id)
+    where = filters.where()
+    # one extra row tells whether another page exists
+    limit = filters.limit(query.limit + 1)
+    return f"SELECT {_COLUMNS} FROM promotion{where} ORDER BY id{limit}", filters.args
 
 
 def line_columns(products: list[Product]) -> tuple[list[list[Any]], list[list[Any]]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import grpc
 import pytest
+from pydantic_settings import BaseSettings
 
 from audit.proto import audit_pb2_grpc
 from audit.server.bootstrap import build as build_audit
@@ -22,29 +24,64 @@ from user.server.settings import UserSettings
 
 SEED_EMAIL = "duck@mymail.com"
 SEED_PASSWORD = "1234"
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def factory(
+    cls: type[SettingsT], nats_server: EmbeddedNats, **own: Any
+) -> Callable[..., SettingsT]:
+    """Settings of cls for an in-process service on a free loopback port, talking to the
+    session's NATS, mDNS on 127.0.0.1; keyword overrides win."""
+
+    def make(**overrides: Any) -> SettingsT:
+        values = {
+            "micro_server_address": "127.0.0.1:0",
+            "micro_broker_address": nats_server.address,
+            "micro_registry": "mdns",
+            "mdns_interfaces": "127.0.0.1",
+            "shutdown_grace_seconds": 1,
+            **own,
+            **overrides,
+        }
+        return cls(**values)
+
+    return make
+
+
+async def serving(host: ServiceHost) -> ServiceHost:
+    await host.start()
+    await host.ready.wait()
+    return host
 
 
 @pytest.fixture(scope="session")
 def user_settings_factory(
     postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str
 ) -> Callable[..., UserSettings]:
-    """Builds user settings pointing at the session's servers; keyword overrides win."""
+    """Builds user settings pointing at the session's servers."""
+    return factory(
+        UserSettings,
+        nats_server,
+        postgres_connect=postgres.dsn("appuser"),
+        jwt_key=jwt_key,
+        bcrypt_rounds=4,
+    )
 
-    def make(**overrides: object) -> UserSettings:
-        values: dict[str, object] = {
-            "postgres_connect": postgres.dsn("appuser"),
-            "micro_server_address": "127.0.0.1:0",
-            "micro_broker_address": nats_server.address,
-            "micro_registry": "mdns",
-            "mdns_interfaces": "127.0.0.1",
-            "jwt_key": jwt_key,
-            "bcrypt_rounds": 4,
-            "shutdown_grace_seconds": 1,
-        }
-        values.update(overrides)
-        return UserSettings(**values)  # type: ignore[arg-type]
 
-    return make
+@pytest.fixture(scope="session")
+def promotion_settings_factory(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+) -> Callable[..., PromotionSettings]:
+    """Builds promotion settings pointing at the session's servers."""
+    return factory(PromotionSettings, nats_server, postgres_connect=postgres.dsn("promotion"))
+
+
+@pytest.fixture(scope="session")
+def audit_settings_factory(
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+) -> Callable[..., AuditSettings]:
+    """Builds audit settings pointing at the session's servers."""
+    return factory(AuditSettings, nats_server, db_connect=postgres.dsn("audit"))
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +89,27 @@ async def user_host(
     user_settings_factory: Callable[..., UserSettings],
 ) -> AsyncIterator[ServiceHost]:
     """The user service, started and SERVING."""
-    host = build(user_settings_factory())
-    await host.start()
-    await host.ready.wait()
+    host = await serving(build(user_settings_factory()))
+    yield host
+    await host.stop()
+
+
+@pytest.fixture(scope="session")
+async def promotion_host(
+    user_host: ServiceHost, promotion_settings_factory: Callable[..., PromotionSettings]
+) -> AsyncIterator[ServiceHost]:
+    """The promotion service, validating tokens through the user service over mDNS."""
+    host = await serving(build_promotion(promotion_settings_factory()))
+    yield host
+    await host.stop()
+
+
+@pytest.fixture(scope="session")
+async def audit_host(
+    user_host: ServiceHost, audit_settings_factory: Callable[..., AuditSettings]
+) -> AsyncIterator[ServiceHost]:
+    """The audit service, consuming the session's JetStream."""
+    host = await serving(build_audit(audit_settings_factory()))
     yield host
     await host.stop()
 
@@ -73,6 +128,22 @@ def user_stub(user_channel: grpc.aio.Channel) -> user_pb2_grpc.UserSrvStub:
 
 
 @pytest.fixture(scope="session")
+async def promotion_stub(
+    promotion_host: ServiceHost,
+) -> AsyncIterator[promotion_pb2_grpc.PromotionSrvStub]:
+    """A PromotionSrv stub on a channel to the in-process promotion service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{promotion_host.port}") as channel:
+        yield promotion_pb2_grpc.PromotionSrvStub(channel)
+
+
+@pytest.fixture(scope="session")
+async def audit_stub(audit_host: ServiceHost) -> AsyncIterator[audit_pb2_grpc.AuditSrvStub]:
+    """An AuditSrv stub on a channel to the in-process audit service."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{audit_host.port}") as channel:
+        yield audit_pb2_grpc.AuditSrvStub(channel)
+
+
+@pytest.fixture(scope="session")
 async def duck_token(user_stub: user_pb2_grpc.UserSrvStub) -> str:
     """A token for the seed user Super Duck."""
     reply = await user_stub.Auth(user_pb2.User(email=SEED_EMAIL, pwd=SEED_PASSWORD))
@@ -83,85 +154,3 @@ async def duck_token(user_stub: user_pb2_grpc.UserSrvStub) -> str:
 def auth(duck_token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying Super Duck's token."""
     return bearer_metadata(duck_token)
-
-
-@pytest.fixture(scope="session")
-def promotion_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
-) -> Callable[..., PromotionSettings]:
-    """Builds promotion settings pointing at the session's servers; overrides win."""
-
-    def make(**overrides: object) -> PromotionSettings:
-        values: dict[str, object] = {
-            "postgres_connect": postgres.dsn("promotion"),
-            "micro_server_address": "127.0.0.1:0",
-            "micro_broker_address": nats_server.address,
-            "micro_registry": "mdns",
-            "mdns_interfaces": "127.0.0.1",
-            "shutdown_grace_seconds": 1,
-        }
-        values.update(overrides)
-        return PromotionSettings(**values)  # type: ignore[arg-type]
-
-    return make
-
-
-@pytest.fixture(scope="session")
-async def promotion_host(
-    user_host: ServiceHost, promotion_settings_factory: Callable[..., PromotionSettings]
-) -> AsyncIterator[ServiceHost]:
-    """The promotion service, SERVING, validating tokens through the user service over mDNS."""
-    host = build_promotion(promotion_settings_factory())
-    await host.start()
-    await host.ready.wait()
-    yield host
-    await host.stop()
-
-
-@pytest.fixture(scope="session")
-async def promotion_stub(
-    promotion_host: ServiceHost,
-) -> AsyncIterator[promotion_pb2_grpc.PromotionSrvStub]:
-    """A PromotionSrv stub on a channel to the in-process promotion service."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{promotion_host.port}") as channel:
-        yield promotion_pb2_grpc.PromotionSrvStub(channel)
-
-
-@pytest.fixture(scope="session")
-def audit_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
-) -> Callable[..., AuditSettings]:
-    """Builds audit settings pointing at the session's servers; overrides win."""
-
-    def make(**overrides: object) -> AuditSettings:
-        values: dict[str, object] = {
-            "db_connect": postgres.dsn("audit"),
-            "micro_server_address": "127.0.0.1:0",
-            "micro_broker_address": nats_server.address,
-            "micro_registry": "mdns",
-            "mdns_interfaces": "127.0.0.1",
-            "shutdown_grace_seconds": 1,
-        }
-        values.update(overrides)
-        return AuditSettings(**values)  # type: ignore[arg-type]
-
-    return make
-
-
-@pytest.fixture(scope="session")
-async def audit_host(
-    user_host: ServiceHost, audit_settings_factory: Callable[..., AuditSettings]
-) -> AsyncIterator[ServiceHost]:
-    """The audit service, SERVING and consuming the session's JetStream."""
-    host = build_audit(audit_settings_factory())
-    await host.start()
-    await host.ready.wait()
-    yield host
-    await host.stop()
-
-
-@pytest.fixture(scope="session")
-async def audit_stub(audit_host: ServiceHost) -> AsyncIterator[audit_pb2_grpc.AuditSrvStub]:
-    """An AuditSrv stub on a channel to the in-process audit service."""
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{audit_host.port}") as channel:
-        yield audit_pb2_grpc.AuditSrvStub(channel)

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from global_errors import AlreadyExists, MessageKey
+from global_utils.sql import Filters
 from user.server.models import User, UserDraft, UserQuery
 
 _COLUMNS = (
@@ -17,31 +18,25 @@ _COLUMNS = (
 
 def build_search(query: UserQuery) -> tuple[str, list[Any]]:
     """SELECT for query: one $n parameter per given filter, values never pasted into SQL."""
-    clauses: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        clauses.append(sql.format(n=f"${len(args)}"))
-
+    filters = Filters()
     if query.id:
-        add("id = {n}", query.id)
+        filters.add("id = {0}", query.id)
     if query.firstname:
-        add("firstname = {n}", query.firstname)
+        filters.add("firstname = {0}", query.firstname)
     if query.lastname:
-        add("lastname = {n}", query.lastname)
+        filters.add("lastname = {0}", query.lastname)
     if query.email:
-        add("lower(email) = lower({n})", query.email)
+        filters.add("lower(email) = lower({0})", query.email)
     if query.company:
-        add("company = {n}", query.company)
+        filters.add("company = {0}", query.company)
     if query.valid_date is not None:
-        add("validfrom <= {n}", query.valid_date)
-        clauses.append(f"validthru >= ${len(args)}")
+        filters.add("validfrom <= {0} AND validthru >= {0}", query.valid_date)
     if query.after_id:
-        add("id > {n}", query.after_id)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(query.limit + 1)  # one extra row tells whether another page exists
-    return f"SELECT {_COLUMNS} FROM appuser{where} ORDER BY id LIMIT ${len(args)}", args
+        filters.add("id > {0}", query.after_id)
+    where = filters.where()
+    # one extra row tells whether another page exists
+    limit = filters.limit(query.limit + 1)
+    return f"SELECT {_COLUMNS} FROM appuser{where} ORDER BY id{limit}", filters.args
 
 
 def _to_user(row: asyncpg.Record) -> User:
