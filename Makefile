@@ -4,9 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install proto test test-unit lint run demo clean
+.PHONY: help install proto test test-unit lint run demo clean
+help:  ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
-install: $(STAMP)
+
+install: $(STAMP)  ## the virtualenv .venv with everything the project needs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,16 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-proto: $(STAMP)
+proto: $(STAMP)  ## regenerate the committed protobuf code
 	$(BIN)/python -m devtools.protogen
 
-test: $(STAMP)
+test: $(STAMP)  ## every test (starts its own PostgreSQL and NATS)
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy global_errors global_utils user promotion audit devtools
@@ -81,3 +84,23 @@ run-auditcli: $(STAMP)  ## the audit history, newest first (logs in through the 
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
 	$(BIN)/python -m devtools.bench_audit
+
+# docker compose shortcuts (goTemp's): need Docker with the compose plugin.
+COMPOSE ?= docker compose
+.PHONY: compose-up compose-down compose-build build-user build-promotion build-audit restart-usercli restart-promotioncli
+compose-up:  ## every service (no CLI), detached
+	$(COMPOSE) up -d
+compose-down:  ## stop and remove the containers (volumes are kept)
+	$(COMPOSE) down
+compose-build:  ## build every image
+	$(COMPOSE) --profile cli build
+build-user:  ## the user service image, as goTemp: docker build -t usersrv -f user/Dockerfile .
+	docker build -t usersrv -f user/Dockerfile .
+build-promotion:
+	docker build -t promotionsrv -f promotion/Dockerfile .
+build-audit:
+	docker build -t auditsrv -f audit/Dockerfile .
+restart-usercli:  ## run the user CLI scenario container again
+	$(COMPOSE) rm -fsv usercli && $(COMPOSE) up usercli
+restart-promotioncli:
+	$(COMPOSE) rm -fsv promotioncli && $(COMPOSE) up promotioncli

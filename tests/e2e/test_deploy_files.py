@@ -184,6 +184,8 @@ def test_cli_images_run_unprivileged(name: str) -> None:
     stage = final_stage(REPO_ROOT / CLI_IMAGES[name])
     users = [rest for keyword, rest in stage if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
+    # one-shot clients say explicitly that there is nothing to probe
+    assert ("HEALTHCHECK", "NONE") in stage
 
 
 def test_env_files_name_only_variables_their_services_read() -> None:
