@@ -71,7 +71,7 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m promotion.client $(ARGS)
 
-.PHONY: run-audit run-auditcli bench-audit
+.PHONY: run-audit run-auditcli bench bench-quick bench-audit
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	DB_CONNECT=$${DB_CONNECT:-postgresql://postgres@127.0.0.1:5432/audit} \
@@ -81,6 +81,12 @@ run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack
 run-auditcli: $(STAMP)  ## the audit history, newest first (logs in through the user service)
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m audit.client $(ARGS)
+
+bench: $(STAMP)  ## every hot path against its ceiling (about 5 minutes); bench/results.json
+	$(BIN)/python -m devtools.bench
+
+bench-quick: $(STAMP)  ## the same, short runs (about a minute)
+	$(BIN)/python -m devtools.bench --quick
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
 	$(BIN)/python -m devtools.bench_audit

@@ -55,7 +55,9 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
 
-def plan(pg: EmbeddedPostgres, broker: EmbeddedNats) -> list[Service]:
+def plan(
+    pg: EmbeddedPostgres, broker: EmbeddedNats, extra_env: dict[str, str] | None = None
+) -> list[Service]:
     user_dev = read_env_file(REPO_ROOT / "user" / "docker-compose.env")
     base = {
         **os.environ,
@@ -64,6 +66,7 @@ def plan(pg: EmbeddedPostgres, broker: EmbeddedNats) -> list[Service]:
         "MICRO_REGISTRY": "mdns",
         "MICRO_BROKER_ADDRESS": broker.address,
         "JWT_KEY": user_dev["JWT_KEY"],
+        **(extra_env or {}),
     }
     user_port = choose_port("USER_PORT", 50053)
     promotion_port = choose_port("PROMOTION_PORT", 50051)
@@ -178,11 +181,13 @@ def run_clients(services: list[Service]) -> bool:
     return ok
 
 
-async def start_services(services: list[Service]) -> list[ServiceProcess]:
+async def start_services(
+    services: list[Service], log_dir: Path = RUN_DIR / "logs"
+) -> list[ServiceProcess]:
     processes = []
     for service in services:
         processes.append(
-            ServiceProcess(service.module, service.env, RUN_DIR / "logs" / f"{service.name}.log")
+            ServiceProcess(service.module, service.env, log_dir / f"{service.name}.log")
         )
     await asyncio.gather(*(wait_serving(s, p) for s, p in zip(services, processes, strict=True)))
     return processes
