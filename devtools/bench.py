@@ -29,13 +29,14 @@ from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
+from user.server.passwords import default_bcrypt_threads
 
 SEED_HASH = b"$2b$10$Cii1nKCmZ5.MKuDvNZEYKeiGkQ5BoNit43MBEAGmzMSAtod20N3f2"
 
 
 def bcrypt_ceiling(seconds: float) -> float:
-    """checkpw/s of a cost-10 hash on a thread pool the size asyncio's default one has."""
-    workers = min(32, (os.cpu_count() or 1) + 4)
+    """checkpw/s of a cost-10 hash on a thread pool the size of the user service's."""
+    workers = default_bcrypt_threads()
     deadline = time.perf_counter() + seconds
     done = 0
 
@@ -288,7 +289,7 @@ def main() -> None:
                 },
             ]
 
-            memory = {}
+            memory: dict[str, tuple[float | None, float]] = {}
             for service, kind, object_id in (
                 (user, "user_by_id", user_id),
                 (promotion, "promotion_by_id", ids["promotion_id"]),

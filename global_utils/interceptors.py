@@ -1,4 +1,7 @@
-"""grpc.aio server interceptors: request ids and logging, error mapping, authentication."""
+"""grpc.aio server interceptors: request ids and logging, error mapping, authentication.
+
+Each wraps the behaviour of a unary-unary method once and reuses the wrapped handler for every
+later call of that method; per-call data (metadata, the caller) is read from the context."""
 
 from __future__ import annotations
 
@@ -19,10 +22,9 @@ from global_utils.logs import request_id
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-Metadata = tuple[tuple[str, str | bytes], ...]
 
 REQUEST_ID_HEADER = "x-request-id"
-# Methods anyone may call: login, token checks (the token is in the request), health, reflection.
+# Methods anyone may call: health and reflection (services add theirs, e.g. Auth).
 ALWAYS_PUBLIC_PREFIXES = (
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1alpha.ServerReflection/",
@@ -33,6 +35,9 @@ ALWAYS_PUBLIC_PREFIXES = (
 class _UnaryInterceptor(grpc.aio.ServerInterceptor):
     """Wraps the behaviour of unary-unary methods (the only kind the services define)."""
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -41,29 +46,35 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        behavior = self.wrap(
-            handler.unary_unary,
-            handler_call_details.method,
-            tuple(handler_call_details.invocation_metadata or ()),
-        )
-        return grpc.unary_unary_rpc_method_handler(
-            behavior,
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self.wrap(handler.unary_unary, method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-    def wrap(self, inner: Behavior, method: str, metadata: Metadata) -> Behavior:
+    def wrap(self, inner: Behavior, method: str) -> Behavior:
         raise NotImplementedError
+
+
+def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
+    return ""
 
 
 class RequestLoggingInterceptor(_UnaryInterceptor):
     """Gives each call a request id (the caller's x-request-id, or a new one) and logs it."""
 
-    def wrap(self, inner: Behavior, method: str, metadata: Metadata) -> Behavior:
-        given = next((v for k, v in metadata if k == REQUEST_ID_HEADER and isinstance(v, str)), "")
-        rid = given[:64] or uuid.uuid4().hex[:16]
-
+    def wrap(self, inner: Behavior, method: str) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            rid = _metadata_value(context, REQUEST_ID_HEADER)[:64] or uuid.uuid4().hex[:16]
             token = request_id.set(rid)
             started = time.perf_counter()
             try:
@@ -85,9 +96,10 @@ class ErrorMappingInterceptor(_UnaryInterceptor):
     """Turns domain errors into status codes; anything unexpected becomes INTERNAL."""
 
     def __init__(self, language: Language) -> None:
+        super().__init__()
         self._language = language
 
-    def wrap(self, inner: Behavior, method: str, metadata: Metadata) -> Behavior:
+    def wrap(self, inner: Behavior, method: str) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
                 return await inner(request, context)
@@ -111,18 +123,19 @@ class AuthInterceptor(_UnaryInterceptor):
     """Requires a valid token on every method not in the allow-list."""
 
     def __init__(self, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+        super().__init__()
         self._verifier = verifier
         self._public = frozenset(public_methods)
 
     def is_public(self, method: str) -> bool:
         return method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES)
 
-    def wrap(self, inner: Behavior, method: str, metadata: Metadata) -> Behavior:
+    def wrap(self, inner: Behavior, method: str) -> Behavior:
         if self.is_public(method):
             return inner
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = token_from_metadata(metadata)
+            token = token_from_metadata(context.invocation_metadata() or ())
             if token is None:
                 raise Unauthenticated(MessageKey.TOKEN_MISSING)
             principal = await self._verifier.verify(token)

@@ -97,14 +97,18 @@ class JwtSettings(BaseSettings):
         return self
 
 
-class RemoteAuthSettings(BaseSettings):
-    """For services whose callers' tokens are checked by the user service."""
+class TokenCacheSettings(BaseSettings):
+    """How verified tokens are remembered (never past their own expiry)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    # Good tokens are remembered this long (never past their own expiry), at most this many.
     token_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
     token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+
+
+class RemoteAuthSettings(TokenCacheSettings):
+    """For services whose callers' tokens are checked by the user service."""
+
     # Deadline for finding and asking the user service.
     auth_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 

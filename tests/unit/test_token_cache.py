@@ -1,4 +1,4 @@
-"""The promotion side's token cache: bounded, and never past a token's own expiry."""
+"""The token cache: bounded, and never past a token's own expiry."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import jwt
 
 from global_utils.auth import Principal
-from global_utils.remote_auth import TokenCache, seconds_until_expiry
+from global_utils.token_cache import TokenCache, seconds_until_expiry
 
 
 def token(expires_in: float, subject: str = "1") -> str:

@@ -6,6 +6,7 @@ from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+from global_utils.token_cache import CachingVerifier, TokenCache
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
 from user.server.service import SERVICE_NAME, UserService
@@ -23,9 +24,8 @@ def build(settings: UserSettings) -> ServiceHost:
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(relay)
     tokens = TokenCodec(settings.jwt_key)
-    service = UserService(
-        database, emitter, PasswordHasher(settings.bcrypt_rounds), tokens, user_to_proto
-    )
+    hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads)
+    service = UserService(database, emitter, hasher, tokens, user_to_proto)
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,
@@ -38,6 +38,8 @@ def build(settings: UserSettings) -> ServiceHost:
         settings,
         database=database,
         registry=create_registry(settings),
-        verifier=tokens,
-        components=(broker, relay),
+        verifier=CachingVerifier(
+            tokens, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
+        ),
+        components=(broker, relay, hasher),
     )

@@ -1,23 +1,45 @@
-"""bcrypt hashing, run in worker threads so the event loop never waits on it."""
+"""bcrypt hashing on a small thread pool of its own, so the event loop never waits on it and
+logins cannot take every core from it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
 MAX_BCRYPT_BYTES = 72
 
 
+def default_bcrypt_threads() -> int:
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 class PasswordHasher:
-    def __init__(self, rounds: int = 10) -> None:
+    def __init__(self, rounds: int = 10, threads: int | None = None) -> None:
         self._rounds = rounds
+        self._threads = threads or default_bcrypt_threads()
+        self._executor: ThreadPoolExecutor | None = None
         self._decoy: bytes | None = None
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="bcrypt")
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def _run(self, function, *args):  # type: ignore[no-untyped-def]
+        if self._executor is None:
+            await self.start()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self._rounds)
-        hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(), salt)
-        return hashed.decode()
+        hashed = await self._run(bcrypt.hashpw, password.encode(), salt)
+        return str(hashed.decode())
 
     async def check(self, password: str, hashed: str | None) -> bool:
         """True when password matches hashed; with no hash, spends the same time and fails."""
@@ -26,10 +48,10 @@ class PasswordHasher:
         if hashed is None:
             # Unknown email: compare against a decoy so timing does not reveal which was wrong.
             if self._decoy is None:
-                self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(self._rounds))
-            await asyncio.to_thread(bcrypt.checkpw, password.encode(), self._decoy)
+                self._decoy = await self._run(bcrypt.hashpw, b"decoy", bcrypt.gensalt(self._rounds))
+            await self._run(bcrypt.checkpw, password.encode(), self._decoy)
             return False
         try:
-            return await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed.encode())
+            return bool(await self._run(bcrypt.checkpw, password.encode(), hashed.encode()))
         except ValueError:  # a stored value that is not a bcrypt hash
             return False
