@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import asyncpg
@@ -56,19 +55,57 @@ def line_columns(products: list[Product]) -> tuple[list[list[Any]], list[list[An
     return product_cols, discount_cols
 
 
-def _to_promotion(row: asyncpg.Record, products: tuple[Product, ...]) -> Promotion:
-    return Promotion(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        valid_from=row["validfrom"],
-        valid_thru=row["validthru"],
-        active=row["active"],
-        customer_id=row["customerid"],
-        approval_status=row["approvalstatus"],
-        prev_approval_status=row["prevapprovalstatus"],
-        products=products,
-    )
+# One round trip: a page of promotions with their product and discount lines joined on.
+_WITH_LINES = (
+    "SELECT page.*, pp.productid, pp.upccode, d.id AS discountid, d.value, d.type,"
+    " d.description AS discountdescription"
+    " FROM page"
+    " LEFT JOIN promotion_product pp ON pp.promotionid = page.id"
+    " LEFT JOIN promotion_discount d"
+    "  ON d.promotionid = pp.promotionid AND d.productid = pp.productid"
+    " ORDER BY page.id, pp.position, d.position"
+)
+
+
+def assemble(rows: list[asyncpg.Record]) -> list[Promotion]:
+    """Promotions from joined rows (one row per discount, or per product, or per promotion)."""
+    headers: dict[int, asyncpg.Record] = {}
+    products: dict[int, dict[int, tuple[str, list[Discount]]]] = {}
+    for row in rows:
+        pid = row["id"]
+        if pid not in headers:
+            headers[pid] = row
+            products[pid] = {}
+        if row["productid"] is None:
+            continue
+        _, discounts = products[pid].setdefault(row["productid"], (row["upccode"], []))
+        if row["discountid"] is not None:
+            discounts.append(
+                Discount(
+                    id=row["discountid"],
+                    value=row["value"],
+                    type=row["type"],
+                    description=row["discountdescription"],
+                )
+            )
+    return [
+        Promotion(
+            id=pid,
+            name=row["name"],
+            description=row["description"],
+            valid_from=row["validfrom"],
+            valid_thru=row["validthru"],
+            active=row["active"],
+            customer_id=row["customerid"],
+            approval_status=row["approvalstatus"],
+            prev_approval_status=row["prevapprovalstatus"],
+            products=tuple(
+                Product(id=product_id, upc_code=upc, discounts=tuple(discounts))
+                for product_id, (upc, discounts) in products[pid].items()
+            ),
+        )
+        for pid, row in headers.items()
+    ]
 
 
 class PromotionRepository:
@@ -78,22 +115,22 @@ class PromotionRepository:
         self._conn = conn
 
     async def get(self, promotion_id: int, *, for_update: bool = False) -> Promotion | None:
-        lock = " FOR UPDATE" if for_update else ""
-        row = await self._conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM promotion WHERE id = $1{lock}", promotion_id
+        if for_update:
+            # Lock the header first; lines are read after, under that lock.
+            await self._conn.execute(
+                "SELECT 1 FROM promotion WHERE id = $1 FOR UPDATE", promotion_id
+            )
+        rows = await self._conn.fetch(
+            f"WITH page AS (SELECT {_COLUMNS} FROM promotion WHERE id = $1) {_WITH_LINES}",
+            promotion_id,
         )
-        if row is None:
-            return None
-        lines = await self._load_lines([promotion_id])
-        return _to_promotion(row, lines.get(promotion_id, ()))
+        found = assemble(rows)
+        return found[0] if found else None
 
     async def search(self, query: PromotionQuery) -> tuple[list[Promotion], bool]:
         sql, args = build_search(query)
-        rows = await self._conn.fetch(sql, *args)
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        lines = await self._load_lines([r["id"] for r in rows])
-        return [_to_promotion(r, lines.get(r["id"], ())) for r in rows], more
+        promotions = assemble(await self._conn.fetch(f"WITH page AS ({sql}) {_WITH_LINES}", *args))
+        return promotions[: query.limit], len(promotions) > query.limit
 
     async def insert(self, draft: PromotionDraft) -> Promotion:
         promotion_id = await self._conn.fetchval(
@@ -162,29 +199,3 @@ class PromotionRepository:
                 promotion_id,
                 *discount_cols,
             )
-
-    async def _load_lines(self, promotion_ids: list[int]) -> dict[int, tuple[Product, ...]]:
-        if not promotion_ids:
-            return {}
-        product_rows = await self._conn.fetch(
-            "SELECT promotionid, productid, upccode FROM promotion_product"
-            " WHERE promotionid = ANY($1::bigint[]) ORDER BY promotionid, position",
-            promotion_ids,
-        )
-        discount_rows = await self._conn.fetch(
-            "SELECT promotionid, productid, id, value, type, description FROM promotion_discount"
-            " WHERE promotionid = ANY($1::bigint[]) ORDER BY promotionid, productid, position",
-            promotion_ids,
-        )
-        discounts: dict[tuple[int, int], list[Discount]] = defaultdict(list)
-        for d in discount_rows:
-            discounts[(d["promotionid"], d["productid"])].append(
-                Discount(id=d["id"], value=d["value"], type=d["type"], description=d["description"])
-            )
-        products: dict[int, list[Product]] = defaultdict(list)
-        for p in product_rows:
-            key = (p["promotionid"], p["productid"])
-            products[p["promotionid"]].append(
-                Product(id=p["productid"], upc_code=p["upccode"], discounts=tuple(discounts[key]))
-            )
-        return {pid: tuple(items) for pid, items in products.items()}

@@ -163,3 +163,46 @@ def test_lines_become_ordered_columns() -> None:
         [0, 1, 0],
     ]
     assert line_columns([]) == ([[], [], []], [[], [], [], [], [], []])
+
+
+def test_joined_rows_assemble_into_promotions_in_order() -> None:
+    from promotion.server.repository import assemble
+
+    header = {
+        "name": "P",
+        "description": "",
+        "validfrom": T0,
+        "validthru": T1,
+        "active": True,
+        "customerid": 5,
+        "approvalstatus": 0,
+        "prevapprovalstatus": 0,
+    }
+
+    def joined(pid: int, product: int | None, upc: str | None, discount: int | None) -> dict:
+        return header | {
+            "id": pid,
+            "productid": product,
+            "upccode": upc,
+            "discountid": discount,
+            "value": 1.5 if discount else None,
+            "type": 2 if discount else None,
+            "discountdescription": f"d{discount}" if discount else None,
+        }
+
+    promotions = assemble(
+        [
+            joined(1, 20, "b", 7),
+            joined(1, 20, "b", 3),
+            joined(1, 10, "a", None),
+            joined(2, None, None, None),
+        ]
+    )
+    assert [p.id for p in promotions] == [1, 2]
+    first, second = promotions
+    assert [(p.id, p.upc_code, [d.id for d in p.discounts]) for p in first.products] == [
+        (20, "b", [7, 3]),
+        (10, "a", []),
+    ]
+    assert first.products[0].discounts[0] == Discount(7, 1.5, 2, "d7")
+    assert second.products == ()

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 
 MAX_BCRYPT_BYTES = 72
+BCRYPT_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Runs in each hashing thread: on Linux niceness is per thread, so a burst of logins
+    yields the CPU to the event loop thread serving every other call."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BCRYPT_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: hashing simply keeps normal priority
 
 
 def default_bcrypt_threads() -> int:
@@ -24,7 +35,9 @@ class PasswordHasher:
         self._decoy: bytes | None = None
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="bcrypt")
+        self._executor = ThreadPoolExecutor(
+            self._threads, thread_name_prefix="bcrypt", initializer=_lower_priority
+        )
 
     async def stop(self) -> None:
         if self._executor is not None:
