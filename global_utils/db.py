@@ -28,6 +28,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset without a round trip. asyncpg still rolls back any open transaction and
+    drops listeners on release; the services set no session state (no SET, no advisory locks,
+    LISTEN only on dedicated connections), so its RESET ALL query would be pure cost."""
+
+
 def unavailable() -> Unavailable:
     return Unavailable(MessageKey.DATABASE_UNAVAILABLE)
 
@@ -93,6 +99,7 @@ class Database:
                     min_size=self._min_size,
                     max_size=self._max_size,
                     command_timeout=30,
+                    reset=_keep_session,
                 )
                 break
             except Exception as exc:

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
 MIN_SECONDS = -62_135_596_800
 MAX_SECONDS = 253_402_300_799
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TimestampOutOfRange(ValueError):
@@ -36,9 +37,8 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime: times are always stored with a zone")
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    delta = value - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def now() -> datetime:

@@ -83,7 +83,9 @@ async def test_rolled_back_change_leaves_no_event(audit_host, user_stub, auth, p
     with pytest.raises(grpc.aio.AioRpcError):
         await user_stub.DeleteUser(user_pb2.SearchId(id=active.id), metadata=auth)
     marker = (await user_stub.CreateUser(new_user(), metadata=auth)).user
+    # Events may be relayed by different instances, so wait for both, not just the later one.
     await wait_rows(postgres, "user", marker.id, 1)
+    await wait_rows(postgres, "user", active.id, 1)
     rows = await rows_for(postgres, "user", active.id)
     assert [r["actiontype"] for r in rows] == ["insert"]
     conn = await asyncpg.connect(postgres.dsn("appuser"))

@@ -56,3 +56,11 @@ def test_validity_is_inclusive_on_both_ends() -> None:
     assert is_valid_on(start, end, start) and is_valid_on(start, end, end)
     assert not is_valid_on(start, end, end + timedelta(microseconds=1))
     assert not is_valid_on(start, end, start - timedelta(days=1))
+
+
+def test_times_before_1970_convert_exactly() -> None:
+    value = datetime(1901, 12, 13, 20, 45, 52, 250000, tzinfo=UTC)
+    ts = to_timestamp(value)
+    assert ts.seconds < 0 and 0 <= ts.nanos < 1_000_000_000
+    assert to_datetime(ts) == value
+    assert ts == Timestamp(seconds=-2147483648, nanos=250_000_000)
