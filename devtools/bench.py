@@ -247,19 +247,22 @@ def main() -> None:
                 seconds=seconds,
                 processes=procs,
             )
+            # Same client shape (one process, 4 callers) idle and while logins run.
             idle = measure(
                 "GetUserById, 4 callers, idle",
                 t("user_by_id", user, object_id=user_id),
                 pids["user"],
                 concurrency=4,
                 seconds=seconds,
-                processes=procs,
+                processes=1,
             )
             with ThreadPoolExecutor(1) as background:
+                # Logins start first and outlast the measurement; the wait covers the start-up
+                # of their client process (imports), which would otherwise load the CPU too.
                 logins = background.submit(
-                    run_load, t("auth", user), concurrency=8, seconds=seconds + 1, processes=1
+                    run_load, t("auth", user), concurrency=8, seconds=seconds + 5, processes=1
                 )
-                time.sleep(0.5)
+                time.sleep(3)
                 busy = measure(
                     "GetUserById, 4 callers, 8 logins running",
                     t("user_by_id", user, object_id=user_id),
