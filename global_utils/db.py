@@ -130,14 +130,6 @@ class Database:
         finally:
             await self._pool.release(conn)
 
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self.connection() as conn:
-            return await conn.fetch(query, *args)
-
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self.connection() as conn:
-            return await conn.fetchrow(query, *args)
-
 
 class UnitOfWork:
     """One transaction and the audit events it produces; rolls back unless committed."""
