@@ -207,45 +207,23 @@ def main() -> None:
                 {"name": "ceiling: bcrypt checkpw (cost 10)", "rate": round(crypt, 1)},
             ]
 
-            by_id = measure(
-                "GetUserById",
-                t("user_by_id", user, object_id=user_id),
-                pids["user"],
-                concurrency=32,
-                seconds=seconds,
-                processes=procs,
-            )
-            users = measure(
-                "GetUsers (3 seed users)",
-                t("users", user),
-                pids["user"],
-                concurrency=32,
-                seconds=seconds,
-                processes=procs,
-            )
-            promo = measure(
-                "GetPromotionById (2 products)",
-                t("promotion_by_id", promotion, object_id=ids["promotion_id"]),
-                pids["promotion"],
-                concurrency=32,
-                seconds=seconds,
-                processes=procs,
-            )
-            auth = measure(
-                "Auth",
-                t("auth", user),
-                pids["user"],
-                concurrency=8,
-                seconds=seconds,
-                processes=procs,
-            )
-            create = measure(
-                "CreateUser",
-                t("create_user", user),
-                pids["user"],
-                concurrency=8,
-                seconds=seconds,
-                processes=procs,
+            hot_paths = [
+                ("GetUserById", t("user_by_id", user, object_id=user_id), "user", 32),
+                ("GetUsers (3 seed users)", t("users", user), "user", 32),
+                (
+                    "GetPromotionById (2 products)",
+                    t("promotion_by_id", promotion, object_id=ids["promotion_id"]),
+                    "promotion",
+                    32,
+                ),
+                ("Auth", t("auth", user), "user", 8),
+                ("CreateUser", t("create_user", user), "user", 8),
+            ]
+            by_id, users, promo, auth, create = (
+                measure(
+                    name, target, pids[owner], concurrency=callers, seconds=seconds, processes=procs
+                )
+                for name, target, owner, callers in hot_paths
             )
             # Same client shape (one process, 4 callers) idle and while logins run.
             idle = measure(
