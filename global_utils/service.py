@@ -85,13 +85,14 @@ class ServiceHost:
         return self.endpoint.port
 
     async def start(self) -> None:
+        # Bind first: a port in use ends the start before anything connects anywhere.
+        server = self._create_server()
+        listen = self.settings.listen
+        port = server.add_insecure_port(listen.target)
         for component in self._components:
             await component.start()
             self._started.append(component)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        server = self._create_server()
-        listen = self.settings.listen
-        port = server.add_insecure_port(listen.target)
         await server.start()
         self._server = server
         self.endpoint = Endpoint(listen.host, port)

@@ -101,3 +101,19 @@ def test_jwt_key_file_is_read(user_env, start_process, tmp_path, jwt_key) -> Non
     )
     assert cli.returncode == 0, cli.stderr
     assert server.terminate() == 0
+
+
+def test_port_in_use_is_a_clear_exit(user_env, start_process) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = start_process(
+            "user.server", user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+        )
+        assert server.proc.wait(timeout=30) == 1
+    last = server.output.strip().splitlines()[-1]
+    assert last.startswith(f"cannot start: Failed to bind to address 127.0.0.1:{port}")
+    assert "database not ready" not in server.output  # it stopped before connecting anywhere
