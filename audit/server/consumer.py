@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 
 import asyncpg
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
@@ -55,6 +54,7 @@ class AuditConsumer:
         self._task: asyncio.Task[None] | None = None
         self._subscription: JetStreamContext.PullSubscription | None = None
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
+        self.resubscriptions = 0  # times the subscription had to be made again
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-consumer")
@@ -94,8 +94,11 @@ class AuditConsumer:
                 raise
             except Exception as exc:
                 if not failing:
-                    logger.warning("audit consumer lost its subscription (%s); retrying", exc)
+                    logger.warning(
+                        "audit consumer lost its subscription (%r); retrying", exc, exc_info=True
+                    )
                 failing = True
+                self.resubscriptions += 1
                 await asyncio.sleep(next(delays))
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
@@ -119,7 +122,7 @@ class AuditConsumer:
         while True:
             try:
                 messages = await subscription.fetch(1, timeout=IDLE_WAIT_SECONDS)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's: no work
                 # No work. Now and then make sure the consumer is still there.
                 if time.monotonic() - idle_since > IDLE_CHECK_SECONDS:
                     await subscription.consumer_info()
@@ -131,8 +134,8 @@ class AuditConsumer:
                     messages += await subscription.fetch(
                         self._batch_size - 1, timeout=TOP_UP_SECONDS
                     )
-                except nats.errors.TimeoutError:
-                    pass
+                except TimeoutError:
+                    pass  # nothing more right now: store what we have
             await self.handle(messages)
 
     async def handle(self, messages: Sequence[Msg]) -> None:

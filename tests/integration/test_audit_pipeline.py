@@ -333,3 +333,26 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
         assert rejects - rejects_before == len(garbage)
     finally:
         await audit.stop()
+
+
+async def test_events_trickling_in_are_stored_promptly_not_redelivered(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    # With the default 30 s ack wait, an event the consumer dropped would only come back after
+    # half a minute; each lone event must be stored well before that.
+    database, broker = producer
+    audit = await pipeline.start(build_audit(pipeline.audit_settings(consumer_ack_wait_seconds=30)))
+    try:
+        relay = OutboxRelay(database, broker)
+        for _ in range(6):
+            ids = await produce(database, 1)
+            await relay.relay_once()
+
+            async def stored(ids: list[str] = ids) -> bool:
+                return await pipeline.stored(ids) == 1
+
+            await eventually(stored, timeout=5, what="a lone event to be stored")
+        consumers = [c for c in audit._started if isinstance(c, AuditConsumer)]
+        assert consumers and consumers[0].resubscriptions == 0
+    finally:
+        await audit.stop()
