@@ -139,12 +139,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
     parser.add_argument("--seconds", type=float, help="duration of each load run")
     parser.add_argument("--processes", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--callers", type=int, default=32, help="concurrent callers for the read paths"
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     memory_requests = 20_000 if args.quick else 100_000
     events = 5_000 if args.quick else 20_000
     procs = args.processes
+    callers = args.callers
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
 
@@ -186,7 +190,7 @@ def main() -> None:
                 "ceiling: bare grpc.aio",
                 t("bare", object_id=user_id),
                 bare_cmd.pid,
-                concurrency=32,
+                concurrency=callers,
                 seconds=seconds,
                 processes=procs,
             )
@@ -194,7 +198,7 @@ def main() -> None:
                 "ceiling: asyncpg query",
                 Target("db", dsn=pg.dsn("appuser"), object_id=user_id),
                 None,
-                concurrency=32,
+                concurrency=callers,
                 seconds=seconds,
                 processes=procs,
             )
@@ -208,13 +212,13 @@ def main() -> None:
             ]
 
             hot_paths = [
-                ("GetUserById", t("user_by_id", user, object_id=user_id), "user", 32),
-                ("GetUsers (3 seed users)", t("users", user), "user", 32),
+                ("GetUserById", t("user_by_id", user, object_id=user_id), "user", callers),
+                ("GetUsers (3 seed users)", t("users", user), "user", callers),
                 (
                     "GetPromotionById (2 products)",
                     t("promotion_by_id", promotion, object_id=ids["promotion_id"]),
                     "promotion",
-                    32,
+                    callers,
                 ),
                 ("Auth", t("auth", user), "user", 8),
                 ("CreateUser", t("create_user", user), "user", 8),
@@ -278,7 +282,7 @@ def main() -> None:
                 half = memory_requests // 2
                 run_load(
                     t(kind, service, object_id=object_id),
-                    concurrency=32,
+                    concurrency=callers,
                     seconds=3600,
                     processes=procs,
                     max_requests=half,
@@ -286,7 +290,7 @@ def main() -> None:
                 at_half = rss_mb(pids[service.name])
                 run_load(
                     t(kind, service, object_id=object_id),
-                    concurrency=32,
+                    concurrency=callers,
                     seconds=3600,
                     processes=procs,
                     max_requests=half,
