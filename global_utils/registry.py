@@ -116,10 +116,12 @@ class MdnsRegistry:
     async def register(self, service: str, endpoint: Endpoint) -> None:
         zc = self._require()
         instance = f"{service}-{uuid.uuid4().hex[:12]}"
+        # May ask the resolver for this host's address: not on the event loop.
+        host = await asyncio.to_thread(self._advertised_host, endpoint)
         info = AsyncServiceInfo(
             self._type,
             f"{instance}.{self._type}",
-            addresses=[socket.inet_aton(self._advertised_host(endpoint))],
+            addresses=[socket.inet_aton(host)],
             port=endpoint.port,
             properties={_SERVICE_PROPERTY: service},
             server=f"{instance}.local.",
