@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -10,6 +11,10 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
+
+from global_errors import DomainError
+from global_utils.client import ClientSettings
+from global_utils.settings import load_settings
 
 T = TypeVar("T")
 
@@ -71,12 +76,24 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def run_cli(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Runs a CLI's async main; failures become one `error: ...` line and exit status 1."""
-    from global_errors import DomainError
+def add_login_arguments(parser: argparse.ArgumentParser) -> None:
+    """The login options every CLI has."""
+    parser.add_argument("--email", help="login email (default: CLI_EMAIL or duck@mymail.com)")
+    parser.add_argument("--password", help="login password (default: CLI_PASSWORD)")
+    parser.add_argument("--token", help="use this token instead of logging in")
 
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    main: Callable[[argparse.Namespace, ClientSettings], Coroutine[Any, Any, None]],
+    argv: list[str] | None = None,
+) -> None:
+    """Parses argv and the environment, runs a CLI's async main; failures become one
+    `error: ...` line and exit status 1."""
+    args = parser.parse_args(argv)
+    settings = load_settings(ClientSettings)
     try:
-        asyncio.run(main())
+        asyncio.run(main(args, settings))
     except StepFailed as exc:
         fail(f"scenario stopped at: {exc}")
     except grpc.aio.AioRpcError as exc:

@@ -11,54 +11,40 @@ from typing import TypeVar
 
 import grpc
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import MessageKey, Unavailable
-from global_utils.registry import (
-    DEFAULT_SERVICE_TYPE,
-    SERVICE_TYPE_PATTERN,
-    Endpoint,
-    MdnsRegistry,
-    Registry,
-    StaticRegistry,
-    parse_endpoint,
-    pick,
-)
-from global_utils.settings import parse_static_registry
+from global_utils.registry import Endpoint, Registry, parse_endpoint, pick
+from global_utils.settings import RegistrySettings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ClientSettings(BaseSettings):
+class ClientSettings(RegistrySettings):
     """What a CLI reads: a direct address, or how to discover the service."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     serveraddress: str = ""
     # Where CLIs of other services log in; empty = discover the user service.
     user_serveraddress: str = ""
-    micro_registry: str = "mdns"
-    micro_registry_address: str = ""
-    mdns_interfaces: str = ""
-    mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
     discovery_timeout_seconds: float = Field(default=5.0, gt=0)
     cli_email: str = "duck@mymail.com"
     cli_password: str = ""
 
-
-def client_registry(settings: ClientSettings) -> Registry:
-    if settings.micro_registry == "static":
-        return StaticRegistry(parse_static_registry(settings.micro_registry_address))
-    interfaces = [p.strip() for p in settings.mdns_interfaces.split(",") if p.strip()]
-    return MdnsRegistry(interfaces, settings.mdns_service_type)
+    def login_password(self, given: str | None) -> str:
+        """The password to log in with (--password, else CLI_PASSWORD); exits if there is none."""
+        password = given or self.cli_password
+        if not password:
+            raise SystemExit(
+                "error: no password: set CLI_PASSWORD, pass --password, or pass --token"
+            )
+        return password
 
 
 async def find_service(service: str, settings: ClientSettings, address: str = "") -> Endpoint:
     """address (e.g. SERVERADDRESS) if given, else one registered instance of service."""
     if address:
         return parse_endpoint(address)
-    registry = client_registry(settings)
+    registry = settings.create_registry()
     await registry.start()
     try:
         endpoints = await registry.resolve(service, timeout=settings.discovery_timeout_seconds)
@@ -143,12 +129,9 @@ async def login_through_user_service(
 ) -> str:
     """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
     services whose calls need one."""
-    from global_utils.cli import fail
     from user.proto import user_pb2, user_pb2_grpc
 
-    password = password or settings.cli_password
-    if not password:
-        fail("no password: set CLI_PASSWORD, pass --password, or pass --token")
+    password = settings.login_password(password)
     endpoint = await find_service("user", settings, settings.user_serveraddress)
     async with open_channel(endpoint) as channel:
         reply = await user_pb2_grpc.UserSrvStub(channel).Auth(

@@ -22,7 +22,7 @@ from global_utils.interceptors import (
     RequestLoggingInterceptor,
 )
 from global_utils.logs import configure_logging
-from global_utils.registry import Endpoint, MdnsRegistry, Registry, StaticRegistry
+from global_utils.registry import Endpoint, Registry
 from global_utils.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,6 @@ class ServiceDefinition:
     grpc_service: str  # full proto service name, e.g. "user.UserSrv"
     add_to_server: Callable[[grpc.aio.Server], None]
     public_methods: Collection[str] = field(default_factory=tuple)
-
-
-def create_registry(settings: ServiceSettings) -> Registry:
-    if settings.micro_registry == "static":
-        return StaticRegistry(settings.static_endpoints)
-    return MdnsRegistry(settings.interfaces, settings.mdns_service_type)
 
 
 class ServiceHost:

@@ -14,35 +14,26 @@ from global_utils.registry import (
     DEFAULT_SERVICE_TYPE,
     SERVICE_TYPE_PATTERN,
     Endpoint,
+    MdnsRegistry,
+    Registry,
+    StaticRegistry,
     parse_endpoint,
 )
 
 MIN_JWT_KEY_BYTES = 32
 
 
-class ServiceSettings(BaseSettings):
-    """What every service process reads: listen address, broker, registry, language."""
+class RegistrySettings(BaseSettings):
+    """How a process finds others (and, for services, registers): services and CLIs alike."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    micro_server_address: str = ":0"
-    micro_broker: Literal["nats"] = "nats"
-    micro_broker_address: str = "127.0.0.1:4222"
     micro_registry: Literal["mdns", "static"] = "mdns"
     # static registry: "user=host:port,promotion=host:port" (networks without multicast)
     micro_registry_address: str = ""
     mdns_interfaces: str = ""
     # Services see each other only within one type: suites sharing a network can keep apart.
     mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
-    app_language: Language = Language.EN
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    shutdown_grace_seconds: float = 5.0
-
-    @field_validator("micro_server_address")
-    @classmethod
-    def _check_address(cls, value: str) -> str:
-        parse_endpoint(value, default_host="0.0.0.0")
-        return value
 
     @field_validator("mdns_interfaces")
     @classmethod
@@ -58,16 +49,38 @@ class ServiceSettings(BaseSettings):
         return value
 
     @property
-    def listen(self) -> Endpoint:
-        return parse_endpoint(self.micro_server_address, default_host="0.0.0.0")
-
-    @property
     def interfaces(self) -> list[str]:
         return _split(self.mdns_interfaces)
 
     @property
     def static_endpoints(self) -> dict[str, list[Endpoint]]:
         return parse_static_registry(self.micro_registry_address)
+
+    def create_registry(self) -> Registry:
+        if self.micro_registry == "static":
+            return StaticRegistry(self.static_endpoints)
+        return MdnsRegistry(self.interfaces, self.mdns_service_type)
+
+
+class ServiceSettings(RegistrySettings):
+    """What every service process reads: listen address, broker, registry, language."""
+
+    micro_server_address: str = ":0"
+    micro_broker: Literal["nats"] = "nats"
+    micro_broker_address: str = "127.0.0.1:4222"
+    app_language: Language = Language.EN
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace_seconds: float = 5.0
+
+    @field_validator("micro_server_address")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        parse_endpoint(value, default_host="0.0.0.0")
+        return value
+
+    @property
+    def listen(self) -> Endpoint:
+        return parse_endpoint(self.micro_server_address, default_host="0.0.0.0")
 
     @property
     def broker_url(self) -> str:
@@ -89,11 +102,13 @@ class JwtSettings(BaseSettings):
             try:
                 self.jwt_key = self.jwt_key_file.read_text().strip()
             except OSError as exc:
-                raise ValueError(f"cannot read {self.jwt_key_file}: {exc.strerror}") from None
+                raise ValueError(
+                    f"JWT_KEY_FILE: cannot read {self.jwt_key_file}: {exc.strerror}"
+                ) from None
         if not self.jwt_key:
-            raise ValueError("no signing key: set JWT_KEY or JWT_KEY_FILE")
+            raise ValueError("JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE")
         if len(self.jwt_key.encode()) < MIN_JWT_KEY_BYTES:
-            raise ValueError(f"the signing key must be at least {MIN_JWT_KEY_BYTES} bytes")
+            raise ValueError(f"JWT_KEY: the signing key must be at least {MIN_JWT_KEY_BYTES} bytes")
         return self
 
 
@@ -137,11 +152,11 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
         return cls()
     except ValidationError as exc:
         first = exc.errors()[0]
-        variable = "_".join(str(part) for part in first["loc"]).upper() or _guess_variable(first)
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise SystemExit(f"configuration error: {variable}: {message}") from None
-
-
-def _guess_variable(error: object) -> str:
-    # Model-level validators have an empty location; the only one here is the JWT key.
-    return "JWT_KEY"
+        variable = "_".join(str(part) for part in first["loc"]).upper()
+        # A field's error names its variable here; a model-level check names it in the message.
+        raise SystemExit(
+            f"configuration error: {variable}: {message}"
+            if variable
+            else f"configuration error: {message}"
+        ) from None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from audit.proto import audit_pb2, audit_pb2_grpc
 from global_utils.auth import bearer_metadata
-from global_utils.cli import run_cli, to_json
+from global_utils.cli import add_login_arguments, run_cli, to_json
 from global_utils.client import (
     ClientSettings,
     find_service,
@@ -22,9 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m audit.client", description="Show the audit history, newest first."
     )
-    p.add_argument("--email", help="login email (default: CLI_EMAIL or duck@mymail.com)")
-    p.add_argument("--password", help="login password (default: CLI_PASSWORD)")
-    p.add_argument("--token", help="use this token instead of logging in")
+    add_login_arguments(p)
     p.add_argument("--object-name", default="")
     p.add_argument("--object-id", default="")
     p.add_argument("--service", default="")
@@ -69,6 +67,4 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    settings = ClientSettings()
-    run_cli(lambda: main_async(args, settings))
+    run_cli(parser(), main_async, argv)

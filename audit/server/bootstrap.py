@@ -10,7 +10,7 @@ from audit.server.settings import AuditSettings
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.remote_auth import user_service_verifier
-from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+from global_utils.service import ServiceDefinition, ServiceHost
 
 SERVICE_NAME = "audit"
 GRPC_SERVICE = "audit.AuditSrv"
@@ -25,7 +25,7 @@ def build(settings: AuditSettings) -> ServiceHost:
         batch_size=settings.consumer_batch_size,
         ack_wait_seconds=settings.consumer_ack_wait_seconds,
     )
-    registry = create_registry(settings)
+    registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
     servicer = AuditServicer(AuditService(database))
     definition = ServiceDefinition(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from global_utils.auth import bearer_metadata
-from global_utils.cli import Scenario, run_cli, to_json
+from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
 from global_utils.client import (
     ClientSettings,
     find_service,
@@ -28,9 +28,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m promotion.client",
         description="Exercise the promotion service. With no command, runs the full scenario.",
     )
-    p.add_argument("--email", help="login email (default: CLI_EMAIL or duck@mymail.com)")
-    p.add_argument("--password", help="login password (default: CLI_PASSWORD)")
-    p.add_argument("--token", help="use this token instead of logging in")
+    add_login_arguments(p)
     sub = p.add_subparsers(dest="command")
     sub.add_parser("scenario", help="create, update, get, delete, get again, search")
     g = sub.add_parser("get", help="get a promotion by id")
@@ -158,6 +156,4 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    settings = ClientSettings()
-    run_cli(lambda: main_async(args, settings))
+    run_cli(parser(), main_async, argv)

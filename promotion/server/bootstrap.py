@@ -6,7 +6,7 @@ from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.remote_auth import user_service_verifier
-from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+from global_utils.service import ServiceDefinition, ServiceHost
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
 from promotion.server.servicer import PromotionServicer, promotion_to_proto
@@ -20,7 +20,7 @@ def build(settings: PromotionSettings) -> ServiceHost:
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(relay)
-    registry = create_registry(settings)
+    registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
     servicer = PromotionServicer(
         PromotionService(database, emitter, promotion_to_proto), settings.app_language

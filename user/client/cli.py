@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 
 from global_utils.auth import bearer_metadata
-from global_utils.cli import Scenario, fail, run_cli, to_json
+from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
 from global_utils.client import ClientSettings, find_service, open_channel
 from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
@@ -22,9 +22,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m user.client",
         description="Exercise the user service. With no command, runs the full scenario.",
     )
-    p.add_argument("--email", help="login email (default: CLI_EMAIL or duck@mymail.com)")
-    p.add_argument("--password", help="login password (default: CLI_PASSWORD)")
-    p.add_argument("--token", help="use this token instead of logging in")
+    add_login_arguments(p)
     sub = p.add_subparsers(dest="command")
     sub.add_parser("scenario", help="login, create, update, get, delete, get again, search")
     sub.add_parser("login", help="print a token")
@@ -156,24 +154,17 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
 
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     email = args.email or settings.cli_email
-    password = args.password or settings.cli_password
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
     async with open_channel(endpoint) as channel:
         stub = user_pb2_grpc.UserSrvStub(channel)
         if args.command in (None, "scenario"):
-            if not password:
-                fail("no password: set CLI_PASSWORD or pass --password")
-            await scenario(stub, email, password)
+            await scenario(stub, email, settings.login_password(args.password))
             return
         token = args.token
         if token is None and args.command != "validate":
-            if not password:
-                fail("no password: set CLI_PASSWORD, pass --password, or pass --token")
-            token = await login(stub, email, password)
+            token = await login(stub, email, settings.login_password(args.password))
         print(await single(args, stub, token or ""))
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    settings = ClientSettings()
-    run_cli(lambda: main_async(args, settings))
+    run_cli(parser(), main_async, argv)

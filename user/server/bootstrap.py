@@ -5,7 +5,7 @@ from __future__ import annotations
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.service import ServiceDefinition, ServiceHost, create_registry
+from global_utils.service import ServiceDefinition, ServiceHost
 from global_utils.token_cache import CachingVerifier, TokenCache
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
@@ -37,7 +37,7 @@ def build(settings: UserSettings) -> ServiceHost:
         definition,
         settings,
         database=database,
-        registry=create_registry(settings),
+        registry=settings.create_registry(),
         verifier=CachingVerifier(
             tokens, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
         ),
