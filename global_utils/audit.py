@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -131,36 +130,30 @@ class AuditEvent(BaseModel):
         )
 
     def headers(self) -> dict[str, str]:
-        return {
-            AuditHeader.SERVICE: self.service,
-            AuditHeader.ACTION_FUNC: self.action_func,
-            AuditHeader.ACTION_TYPE: self.action_type.value,
-            AuditHeader.OBJECT_NAME: self.object_name,
-            AuditHeader.OBJECT_ID: self.object_id,
-            AuditHeader.PERFORMED_BY: self.performed_by,
-            AuditHeader.ACTION_TIME: self.action_time.isoformat(),
-            AuditHeader.EVENT_ID: str(self.event_id),
-            AuditHeader.PAYLOAD_TYPE: self.payload_type,
-            AuditHeader.MSG_ID: str(self.event_id),
-        }
+        values = self.model_dump(mode="json", include=set(_FIELD_BY_HEADER.values()))
+        headers = {header.value: str(values[name]) for header, name in _FIELD_BY_HEADER.items()}
+        headers[AuditHeader.MSG_ID.value] = headers[AuditHeader.EVENT_ID.value]
+        return headers
 
     @classmethod
     def from_message(cls, headers: dict[str, str], data: bytes) -> AuditEvent:
         """Parses a NATS message back; raises pydantic.ValidationError when malformed."""
-        return cls(
-            event_id=headers.get(AuditHeader.EVENT_ID),  # type: ignore[arg-type]
-            service=headers.get(AuditHeader.SERVICE),  # type: ignore[arg-type]
-            action_func=headers.get(AuditHeader.ACTION_FUNC),  # type: ignore[arg-type]
-            action_type=headers.get(AuditHeader.ACTION_TYPE),  # type: ignore[arg-type]
-            object_name=headers.get(AuditHeader.OBJECT_NAME),  # type: ignore[arg-type]
-            object_id=headers.get(AuditHeader.OBJECT_ID),  # type: ignore[arg-type]
-            performed_by=headers.get(AuditHeader.PERFORMED_BY),  # type: ignore[arg-type]
-            action_time=datetime.fromisoformat(headers[AuditHeader.ACTION_TIME])
-            if AuditHeader.ACTION_TIME in headers
-            else None,  # type: ignore[arg-type]
-            payload_type=headers.get(AuditHeader.PAYLOAD_TYPE),  # type: ignore[arg-type]
-            payload=data,
-        )
+        fields = {name: headers.get(header) for header, name in _FIELD_BY_HEADER.items()}
+        return cls.model_validate({**fields, "payload": data})
+
+
+# Each header and the event field it carries (Nats-Msg-Id repeats the event id).
+_FIELD_BY_HEADER: dict[AuditHeader, str] = {
+    AuditHeader.SERVICE: "service",
+    AuditHeader.ACTION_FUNC: "action_func",
+    AuditHeader.ACTION_TYPE: "action_type",
+    AuditHeader.OBJECT_NAME: "object_name",
+    AuditHeader.OBJECT_ID: "object_id",
+    AuditHeader.PERFORMED_BY: "performed_by",
+    AuditHeader.ACTION_TIME: "action_time",
+    AuditHeader.EVENT_ID: "event_id",
+    AuditHeader.PAYLOAD_TYPE: "payload_type",
+}
 
 
 class AuditEmitter(Protocol):

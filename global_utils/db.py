@@ -63,10 +63,6 @@ class Database:
     def dsn(self) -> str:
         return self._dsn
 
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
     async def wait_ready(self) -> None:
         await self._ready.wait()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from global_utils.audit import AuditEvent, ensure_audit_stream
+from global_utils.audit import AuditEvent, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import Database
@@ -36,16 +36,17 @@ class OutboxAuditEmitter:
     async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
+        # One round trip: the rows, and a NOTIFY that is delivered at commit and wakes relays
+        # in other instances too (only a hint: they poll anyway).
         await conn.execute(
-            "INSERT INTO audit_outbox (eventid, subject, headers, payload)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[])",
+            "WITH stored AS (INSERT INTO audit_outbox (eventid, subject, headers, payload)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[]))"
+            f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
             [e.event_id for e in events],
-            ["Audit"] * len(events),
+            [Subject.AUDIT.value] * len(events),
             [json.dumps(e.headers()) for e in events],
             [e.payload for e in events],
         )
-        # Delivered at commit; wakes relays in other instances too (only a hint: they poll).
-        await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
     def committed(self, events: Sequence[AuditEvent]) -> None:
         if events and self._relay is not None:

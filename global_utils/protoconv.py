@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from global_errors import Failure, Language, MessageKey
 from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime
 
 MAX_PAGE_SIZE = 200
+T = TypeVar("T")
 
 
 def read_time(message: object, field: str, failures: list[Failure]) -> datetime | None:
@@ -28,22 +31,33 @@ def page_limit(page_size: int) -> int:
     return MAX_PAGE_SIZE if page_size == 0 else min(page_size, MAX_PAGE_SIZE)
 
 
-def encode_page_token(kind: str, last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode()
+def encode_page_token(kind: str, position: object) -> str:
+    """An opaque token for "continue after position" in a listing of kind."""
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
 
 
-def decode_page_token(kind: str, token: str, failures: list[Failure]) -> int:
-    """The id to continue after; an empty token means the first page."""
+def decode_page_token(
+    kind: str, token: str, failures: list[Failure], parse: Callable[[str], T]
+) -> T | None:
+    """The position a token of kind stands for (parse raises ValueError when it is not one);
+    None for an empty token (the first page) or, with a failure added, for a bad one."""
     if not token:
-        return 0
+        return None
     try:
-        found, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if found == kind and value.isdigit() and int(value) < 2**63:
-            return int(value)
+        found, _, text = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if found == kind:
+            return parse(text)
     except (binascii.Error, UnicodeError, ValueError):
         pass
     failures.append(Failure("page_token", MessageKey.PAGE_TOKEN_INVALID))
-    return 0
+    return None
+
+
+def parse_id(text: str) -> int:
+    """A record id as page position: a positive 64-bit integer."""
+    if not text.isdigit() or int(text) >= 2**63:
+        raise ValueError(text)
+    return int(text)
 
 
 def failure_texts(failures: list[Failure], language: Language) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import TypeAlias
@@ -19,8 +17,7 @@ import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server.models import AuditQuery, AuditRecord
 from audit.server.service import AuditService
-from global_errors import Failure, MessageKey
-from global_utils.protoconv import page_limit, read_time
+from global_utils.protoconv import decode_page_token, encode_page_token, page_limit, read_time
 from global_utils.timeutil import to_timestamp
 
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -56,24 +53,19 @@ def record_to_proto(record: AuditRecord) -> audit_pb2.AuditRecord:
     )
 
 
-def encode_page_token(record: AuditRecord) -> str:
-    text = f"audit:{record.action_time.isoformat()}|{record.event_id}"
-    return base64.urlsafe_b64encode(text.encode()).decode()
+PAGE_KIND = "audit"
 
 
-def decode_page_token(token: str, failures: list[Failure]) -> tuple[datetime, uuid.UUID] | None:
-    if not token:
-        return None
-    try:
-        kind, _, rest = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        when, _, event_id = rest.partition("|")
-        moment = datetime.fromisoformat(when)
-        if kind == "audit" and moment.tzinfo is not None:
-            return moment, uuid.UUID(event_id)
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
-    failures.append(Failure("page_token", MessageKey.PAGE_TOKEN_INVALID))
-    return None
+def page_position(record: AuditRecord) -> str:
+    return f"{record.action_time.isoformat()}|{record.event_id}"
+
+
+def parse_position(text: str) -> tuple[datetime, uuid.UUID]:
+    when, _, event_id = text.partition("|")
+    moment = datetime.fromisoformat(when)
+    if moment.tzinfo is None:
+        raise ValueError(text)
+    return moment, uuid.UUID(event_id)
 
 
 def query_from_proto(msg: audit_pb2.SearchParams) -> AuditQuery:
@@ -87,7 +79,7 @@ def query_from_proto(msg: audit_pb2.SearchParams) -> AuditQuery:
     )
     query.from_time = read_time(msg, "from_time", query.invalid)
     query.thru_time = read_time(msg, "thru_time", query.invalid)
-    query.before = decode_page_token(msg.page_token, query.invalid)
+    query.before = decode_page_token(PAGE_KIND, msg.page_token, query.invalid, parse_position)
     return query
 
 
@@ -101,5 +93,5 @@ class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
         records, more = await self._service.search(query_from_proto(request))
         reply = audit_pb2.AuditRecords(record=[record_to_proto(r) for r in records])
         if more and records:
-            reply.next_page_token = encode_page_token(records[-1])
+            reply.next_page_token = encode_page_token(PAGE_KIND, page_position(records[-1]))
         return reply

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from audit.server.models import AuditQuery, AuditRecord
 from audit.server.repository import build_search
 from audit.server.service import validate_query
-from audit.server.servicer import decode_page_token, detail_as_json, encode_page_token
+from audit.server.servicer import PAGE_KIND, detail_as_json, page_position, parse_position
+from global_utils.protoconv import decode_page_token, encode_page_token
 from global_utils.sql import Filters
 from user.proto import user_pb2
 
@@ -67,10 +68,11 @@ def test_page_tokens_round_trip_and_garbage_is_reported() -> None:
         uuid.uuid4(), T0, "Audit", "user", "f", "insert", "user", "1", "2", T0, b"", ""
     )
     failures: list = []
-    assert decode_page_token(encode_page_token(record), failures) == (T0, record.event_id)
+    token = encode_page_token(PAGE_KIND, page_position(record))
+    assert decode_page_token(PAGE_KIND, token, failures, parse_position) == (T0, record.event_id)
     assert failures == []
     for garbage in ("x", "YXVkaXQ6bm9wZQ==", "dXNlcjox"):
-        decode_page_token(garbage, failures)
+        decode_page_token(PAGE_KIND, garbage, failures, parse_position)
     assert [f.field for f in failures] == ["page_token"] * 3
 
 

@@ -21,7 +21,7 @@ from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
 from user.server.tokens import TokenCodec
-from user.server.validation import validate_draft, validate_query
+from user.server.validation import MAX_EMAIL_CHARS, validate_draft, validate_query
 
 SERVICE_NAME = "user"
 OBJECT_NAME = "user"
@@ -134,7 +134,8 @@ class UserService:
     async def login(self, email: str, password: str) -> str:
         """A signed token for valid credentials; one message for any mismatch."""
         found = None
-        if email and len(email) <= 254 and "\x00" not in email:
+        # Input that cannot be a stored email is a wrong login, found without the database.
+        if email and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email:
             async with self._db.connection() as conn:
                 found = await UserRepository(conn).credentials(email)
         user, pwd_hash = found if found else (None, None)

@@ -13,6 +13,7 @@ from global_utils.protoconv import (
     encode_page_token,
     failure_texts,
     page_limit,
+    parse_id,
     read_time,
 )
 from global_utils.timeutil import to_timestamp
@@ -66,7 +67,7 @@ def query_from_proto(msg: user_pb2.SearchParams) -> UserQuery:
         limit=page_limit(msg.page_size),
     )
     query.valid_date = read_time(msg, "valid_date", query.invalid)
-    query.after_id = decode_page_token(PAGE_KIND, msg.page_token, query.invalid)
+    query.after_id = decode_page_token(PAGE_KIND, msg.page_token, query.invalid, parse_id) or 0
     return query
 
 
