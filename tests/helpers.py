@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import grpc
+
+from global_utils.service import ServiceHost
 from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2
 
@@ -70,3 +74,15 @@ def new_promotion(**overrides: object):  # type: ignore[no-untyped-def]
     }
     fields.update(overrides)
     return promotion_pb2.Promotion(**fields)
+
+
+@asynccontextmanager
+async def serving(host: ServiceHost) -> AsyncIterator[grpc.aio.Channel]:
+    """Starts host, waits until it is SERVING, yields a channel to it; stops it afterwards."""
+    await host.start()
+    try:
+        await host.ready.wait()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+            yield channel
+    finally:
+        await host.stop()

@@ -14,7 +14,7 @@ from global_utils.auth import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
-from tests.helpers import new_promotion
+from tests.helpers import new_promotion, serving
 from user.proto import user_pb2
 from user.server.models import User
 from user.server.tokens import TokenCodec
@@ -116,19 +116,14 @@ async def test_without_user_service_calls_are_unavailable(
     host = build_promotion(
         promotion_settings_factory(micro_registry="static", micro_registry_address=f"user={dead}")
     )
-    await host.start()
-    await host.ready.wait()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-            stub = promotion_pb2_grpc.PromotionSrvStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetPromotions(
-                    promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
-                )
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert err.value.details() == "user service unavailable, try again later"
-    finally:
-        await host.stop()
+    async with serving(host) as channel:
+        stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetPromotions(
+                promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert err.value.details() == "user service unavailable, try again later"
 
 
 async def test_without_any_registered_user_instance_calls_are_unavailable(
@@ -140,18 +135,13 @@ async def test_without_any_registered_user_instance_calls_are_unavailable(
             mdns_service_type="_gotemp-none._tcp.local.", auth_timeout_seconds=0.5
         )
     )
-    await host.start()
-    await host.ready.wait()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-            stub = promotion_pb2_grpc.PromotionSrvStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetPromotions(
-                    promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
-                )
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        await host.stop()
+    async with serving(host) as channel:
+        stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetPromotions(
+                promotion_pb2.SearchParams(), metadata=bearer_metadata(duck_token)
+            )
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_health_and_reflection_need_no_token(promotion_host) -> None:

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.stack import EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
-from tests.helpers import eventually, new_user
+from tests.helpers import eventually, new_user, serving
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
 from user.server.settings import UserSettings
@@ -78,16 +78,11 @@ async def test_broker_outage_does_not_fail_writes(
     user_settings_factory: Callable[..., UserSettings],
 ) -> None:
     host = build(user_settings_factory(micro_broker_address=f"127.0.0.1:{free_port()}"))
-    await host.start()
-    await host.ready.wait()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
-            stub = user_pb2_grpc.UserSrvStub(channel)
-            token = await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))
-            reply = await stub.CreateUser(new_user(), metadata=bearer_metadata(token.token))
-            assert reply.affected_count == 1
-    finally:
-        await host.stop()
+    async with serving(host) as channel:
+        stub = user_pb2_grpc.UserSrvStub(channel)
+        token = await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))
+        reply = await stub.CreateUser(new_user(), metadata=bearer_metadata(token.token))
+        assert reply.affected_count == 1
 
 
 async def test_health_goes_not_serving_on_shutdown(
