@@ -9,6 +9,7 @@ import nats
 from nats.aio.client import Client
 
 from global_errors import MessageKey, Unavailable
+from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,10 @@ class Broker:
     async def stop(self) -> None:
         self._stopping = True
         try:
-            if self._connector is not None and not self._connector.done():
-                self._connector.cancel()
-                await asyncio.gather(self._connector, return_exceptions=True)
+            await cancel_and_wait(self._connector)
             if self._nc is not None and not self._nc.is_closed:
-                await asyncio.wait_for(self._nc.drain(), timeout=5)
+                async with asyncio.timeout(5):
+                    await self._nc.drain()
         except Exception as exc:  # stop() never raises
             logger.warning("NATS drain failed: %s", exc)
             if self._nc is not None:

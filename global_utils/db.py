@@ -14,6 +14,7 @@ import asyncpg
 from global_errors import MessageKey, Unavailable
 from global_utils.audit import AuditEmitter, AuditEvent
 from global_utils.backoff import Backoff
+from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,10 @@ class Database:
 
     async def stop(self) -> None:
         try:
-            if self._connector is not None and not self._connector.done():
-                self._connector.cancel()
-                await asyncio.gather(self._connector, return_exceptions=True)
+            await cancel_and_wait(self._connector)
             if self._pool is not None:
-                await asyncio.wait_for(self._pool.close(), timeout=5)
+                async with asyncio.timeout(5):
+                    await self._pool.close()
         except Exception:  # stop() never raises
             logger.exception("closing the database pool failed")
             if self._pool is not None:

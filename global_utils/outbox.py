@@ -17,6 +17,7 @@ from global_utils.audit import AuditEvent, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ class OutboxRelay:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
 
     async def relay_once(self) -> int:
@@ -166,8 +165,11 @@ class OutboxRelay:
                 delays = Backoff(initial=0.2, maximum=5.0).delays()
             if claimed >= self._batch_size:
                 continue  # more are waiting
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as it times out, and stop() would then wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def _purge_sent(self) -> None:
@@ -204,4 +206,5 @@ class OutboxRelay:
                 await asyncio.sleep(next(delays))
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), timeout=2)
+                    async with asyncio.timeout(2):
+                        await conn.close()

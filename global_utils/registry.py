@@ -13,6 +13,8 @@ from typing import Protocol
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from global_utils.tasks import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_TYPE = "_gotemp._tcp.local."
@@ -103,8 +105,7 @@ class MdnsRegistry:
             await self.deregister()
             if self._browser is not None:
                 await self._browser.async_cancel()
-            for task in list(self._lookups):
-                task.cancel()
+            await cancel_and_wait(*self._lookups)
             if self._zc is not None:
                 await self._zc.async_close()
         except Exception:  # stop() never raises
@@ -143,7 +144,8 @@ class MdnsRegistry:
 
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(matches), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(matches)
             except TimeoutError:
                 return []
             return matches()

@@ -24,6 +24,7 @@ from global_utils.interceptors import (
 from global_utils.logs import configure_logging
 from global_utils.registry import Endpoint, Registry
 from global_utils.settings import ServiceSettings
+from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,7 @@ class ServiceHost:
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_seconds
         await self._health.enter_graceful_shutdown()
-        if self._readiness is not None:
-            self._readiness.cancel()
-            await asyncio.gather(self._readiness, return_exceptions=True)
+        await cancel_and_wait(self._readiness)
         with contextlib.suppress(Exception):
             await self.registry.deregister()
         if self._server is not None:

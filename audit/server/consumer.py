@@ -26,6 +26,7 @@ from global_utils.audit import (
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,8 @@ class AuditConsumer:
         self._task = asyncio.create_task(self._run(), name="audit-consumer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._unsubscribe()
 
     async def _unsubscribe(self) -> None:
