@@ -231,15 +231,19 @@ def main() -> None:
                 )
                 for name, target, owner, callers in hot_paths
             )
-            # Same client shape (one process, 4 callers) idle and while logins run.
-            idle = measure(
-                "GetUserById, 4 callers, idle",
-                t("user_by_id", user, object_id=user_id),
-                pids["user"],
-                concurrency=4,
-                seconds=seconds,
-                processes=1,
-            )
+
+            def four_callers(situation: str) -> dict[str, Any]:
+                # The same client shape (one process, 4 callers) in every situation compared.
+                return measure(
+                    f"GetUserById, 4 callers, {situation}",
+                    t("user_by_id", user, object_id=user_id),
+                    pids["user"],
+                    concurrency=4,
+                    seconds=seconds,
+                    processes=1,
+                )
+
+            idle = four_callers("idle")
             with ThreadPoolExecutor(1) as background:
                 # Logins start first and outlast the measurement; the wait covers the start-up
                 # of their client process (imports), which would otherwise load the CPU too.
@@ -247,27 +251,13 @@ def main() -> None:
                     run_load, t("auth", user), concurrency=8, seconds=seconds + 5, processes=1
                 )
                 time.sleep(3)
-                busy = measure(
-                    "GetUserById, 4 callers, 8 logins running",
-                    t("user_by_id", user, object_id=user_id),
-                    pids["user"],
-                    concurrency=4,
-                    seconds=seconds,
-                    processes=1,
-                )
+                busy = four_callers("8 logins running")
                 logins.result()
             # Control: the same CPU load from a process unrelated to the services. If p99 rises
             # as much as under logins, the rise is the machine's, not the service's.
             burner = subprocess.Popen([sys.executable, "-c", BURNER], cwd=REPO_ROOT)
             time.sleep(2)
-            control = measure(
-                "GetUserById, 4 callers, unrelated hashing process",
-                t("user_by_id", user, object_id=user_id),
-                pids["user"],
-                concurrency=4,
-                seconds=seconds,
-                processes=1,
-            )
+            control = four_callers("unrelated hashing process")
             burner.kill()
             burner.wait()
             rows += [by_id, users, promo, auth, create, idle, busy, control]

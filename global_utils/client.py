@@ -15,6 +15,7 @@ from pydantic import Field
 from global_errors import MessageKey, Unavailable
 from global_utils.registry import Endpoint, Registry, parse_endpoint, pick
 from global_utils.settings import RegistrySettings
+from user.proto import user_pb2, user_pb2_grpc
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,8 +130,6 @@ async def login_through_user_service(
 ) -> str:
     """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
     services whose calls need one."""
-    from user.proto import user_pb2, user_pb2_grpc
-
     password = settings.login_password(password)
     endpoint = await find_service("user", settings, settings.user_serveraddress)
     async with open_channel(endpoint) as channel:

@@ -76,6 +76,13 @@ def new_promotion(**overrides: object):  # type: ignore[no-untyped-def]
     return promotion_pb2.Promotion(**fields)
 
 
+async def started(host: ServiceHost) -> ServiceHost:
+    """host, started and SERVING (the caller stops it)."""
+    await host.start()
+    await host.ready.wait()
+    return host
+
+
 @asynccontextmanager
 async def serving(host: ServiceHost) -> AsyncIterator[grpc.aio.Channel]:
     """Starts host, waits until it is SERVING, yields a channel to it; stops it afterwards."""

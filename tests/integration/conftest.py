@@ -18,6 +18,7 @@ from global_utils.service import ServiceHost
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
+from tests.helpers import started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
 from user.server.settings import UserSettings
@@ -46,12 +47,6 @@ def factory(
         return cls(**values)
 
     return make
-
-
-async def serving(host: ServiceHost) -> ServiceHost:
-    await host.start()
-    await host.ready.wait()
-    return host
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +84,7 @@ async def user_host(
     user_settings_factory: Callable[..., UserSettings],
 ) -> AsyncIterator[ServiceHost]:
     """The user service, started and SERVING."""
-    host = await serving(build(user_settings_factory()))
+    host = await started(build(user_settings_factory()))
     yield host
     await host.stop()
 
@@ -99,7 +94,7 @@ async def promotion_host(
     user_host: ServiceHost, promotion_settings_factory: Callable[..., PromotionSettings]
 ) -> AsyncIterator[ServiceHost]:
     """The promotion service, validating tokens through the user service over mDNS."""
-    host = await serving(build_promotion(promotion_settings_factory()))
+    host = await started(build_promotion(promotion_settings_factory()))
     yield host
     await host.stop()
 
@@ -109,7 +104,7 @@ async def audit_host(
     user_host: ServiceHost, audit_settings_factory: Callable[..., AuditSettings]
 ) -> AsyncIterator[ServiceHost]:
     """The audit service, consuming the session's JetStream."""
-    host = await serving(build_audit(audit_settings_factory()))
+    host = await started(build_audit(audit_settings_factory()))
     yield host
     await host.stop()
 

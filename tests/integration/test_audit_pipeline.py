@@ -34,7 +34,7 @@ from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.service import ServiceHost
-from tests.helpers import eventually, new_user
+from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
 from user.server.settings import UserSettings
@@ -71,11 +71,6 @@ class Pipeline:
             bcrypt_rounds=4,
             shutdown_grace_seconds=1,
         )
-
-    async def start(self, host: ServiceHost) -> ServiceHost:
-        await host.start()
-        await host.ready.wait()
-        return host
 
     async def query(self, database: str, sql: str, *args: object) -> object:
         conn = await asyncpg.connect(self.pg.dsn(database))
@@ -179,7 +174,7 @@ async def user_changes(user: ServiceHost, n: int) -> list[str]:
 async def test_changes_made_while_audit_is_down_are_stored_once_it_is_back(
     pipeline: Pipeline,
 ) -> None:
-    user = await pipeline.start(build_user(pipeline.user_settings()))
+    user = await started(build_user(pipeline.user_settings()))
     try:
         ids = await user_changes(user, 15)
 
@@ -188,7 +183,7 @@ async def test_changes_made_while_audit_is_down_are_stored_once_it_is_back(
 
         await eventually(relayed, what="the outbox to be relayed to JetStream")
         assert await pipeline.stored(ids) == 0
-        audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+        audit = await started(build_audit(pipeline.audit_settings()))
         try:
             await pipeline.exactly(ids)
         finally:
@@ -200,8 +195,8 @@ async def test_changes_made_while_audit_is_down_are_stored_once_it_is_back(
 async def test_changes_made_while_nats_is_down_are_stored_once_it_is_back(
     pipeline: Pipeline,
 ) -> None:
-    user = await pipeline.start(build_user(pipeline.user_settings()))
-    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    user = await started(build_user(pipeline.user_settings()))
+    audit = await started(build_audit(pipeline.audit_settings()))
     try:
         await pipeline.exactly(await user_changes(user, 2))  # the pipeline works before
         pipeline.nats.stop()
@@ -236,7 +231,7 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
     assert await OutboxRelay(database, broker).relay_once() == 10  # published again
     assert await pipeline.pending_in_outbox() == 0
     assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 10  # not 20
-    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    audit = await started(build_audit(pipeline.audit_settings()))
     try:
         await pipeline.exactly(ids)
     finally:
@@ -274,7 +269,7 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
             return crashing.crashed and await pipeline.stored(ids) > 0
 
         await eventually(crashed_after_storing, what="the consumer to store and crash")
-        audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+        audit = await started(build_audit(pipeline.audit_settings()))
         try:
             await pipeline.exactly(ids)  # redelivered after ack_wait, not stored twice
         finally:
@@ -288,8 +283,8 @@ async def test_two_audit_instances_share_the_work_without_duplicates(
     pipeline: Pipeline, producer: tuple[Database, Broker]
 ) -> None:
     database, broker = producer
-    first = await pipeline.start(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
-    second = await pipeline.start(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
+    first = await started(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
+    second = await started(build_audit(pipeline.audit_settings(consumer_batch_size=5)))
     try:
         ids: list[str] = []
         relay = OutboxRelay(database, broker, batch_size=20)
@@ -311,7 +306,7 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
     pipeline: Pipeline, producer: tuple[Database, Broker]
 ) -> None:
     database, broker = producer
-    audit = await pipeline.start(build_audit(pipeline.audit_settings()))
+    audit = await started(build_audit(pipeline.audit_settings()))
     try:
         js = broker.client.jetstream()
         await ensure_audit_stream(js)
@@ -341,7 +336,7 @@ async def test_events_trickling_in_are_stored_promptly_not_redelivered(
     # With the default 30 s ack wait, an event the consumer dropped would only come back after
     # half a minute; each lone event must be stored well before that.
     database, broker = producer
-    audit = await pipeline.start(build_audit(pipeline.audit_settings(consumer_ack_wait_seconds=30)))
+    audit = await started(build_audit(pipeline.audit_settings(consumer_ack_wait_seconds=30)))
     try:
         relay = OutboxRelay(database, broker)
         for _ in range(6):
