@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
@@ -101,10 +103,7 @@ class AuditEvent(BaseModel):
     )
     @classmethod
     def _plain_text(cls, value: str) -> str:
-        # Header values end up in text columns: bounded, and no NUL or other control bytes.
-        if len(value) > MAX_HEADER_CHARS or not value.isprintable():
-            raise ValueError("must be at most 500 printable characters")
-        return value
+        return plain_text(value)
 
     @classmethod
     def for_record(
@@ -136,10 +135,95 @@ class AuditEvent(BaseModel):
         return headers
 
     @classmethod
-    def from_message(cls, headers: dict[str, str], data: bytes) -> AuditEvent:
-        """Parses a NATS message back; raises pydantic.ValidationError when malformed."""
-        fields = {name: headers.get(header) for header, name in _FIELD_BY_HEADER.items()}
-        return cls.model_validate({**fields, "payload": data})
+    def from_message(cls, headers: Mapping[str, str], data: bytes) -> AuditEvent:
+        """Parses a NATS message back; raises ValueError naming the first bad header."""
+        row = EventRow.from_message(headers, data)._asdict()
+        del row["topic"]
+        row["event_id"] = uuid.UUID(row["event_id"])
+        return cls.model_construct(**row)
+
+
+class EventRow(NamedTuple):
+    """A received event as the audit table stores it (its columns, in the table's order).
+
+    The audit consumer parses every event into one of these rather than an AuditEvent: the
+    same rules as the model's validation, checked by hand, at a fraction of pydantic's cost
+    per event (which was a third of the consumer's time)."""
+
+    event_id: str  # canonical text form
+    action_time: datetime
+    topic: str
+    service: str
+    action_func: str
+    action_type: ActionType
+    object_name: str
+    object_id: str
+    performed_by: str
+    payload: bytes
+    payload_type: str
+
+    @classmethod
+    def from_message(cls, headers: Mapping[str, str], data: bytes) -> EventRow:
+        """Raises ValueError naming the first bad or missing header."""
+        values = []
+        for header in _FIELD_BY_HEADER:
+            try:
+                values.append(headers[header])
+            except KeyError:
+                raise ValueError(f"header {header} missing") from None
+        return _validated(values, data)
+
+    @classmethod
+    def from_header_block(cls, block: bytes | None, data: bytes) -> EventRow:
+        """Parses a NATS header block straight from the wire; raises ValueError.
+
+        Headers exactly as AuditEvent.headers() writes them (the producers' own) match one
+        regular expression; anything else goes through the general header parser."""
+        if block:
+            found = _CANONICAL_BLOCK.fullmatch(block.decode("utf-8", "replace"))
+            if found is not None:
+                return _validated(found.groups(), data)
+        return cls.from_message(parse_header_block(block), data)
+
+
+def _validated(values: Sequence[str], data: bytes) -> EventRow:
+    """values: the header values in _FIELD_BY_HEADER's order."""
+    service, func, action, name, object_id, by, when, event_id, payload_type = values[:9]
+    for header, value in (
+        (AuditHeader.SERVICE, service),
+        (AuditHeader.ACTION_FUNC, func),
+        (AuditHeader.OBJECT_NAME, name),
+        (AuditHeader.OBJECT_ID, object_id),
+        (AuditHeader.PERFORMED_BY, by),
+        (AuditHeader.PAYLOAD_TYPE, payload_type),
+    ):
+        if len(value) > MAX_HEADER_CHARS or not value.isprintable():
+            raise ValueError(f"header {header}: {_PLAIN_TEXT_RULE}")
+    try:
+        header = AuditHeader.ACTION_TYPE
+        action_type = _ACTION_TYPES.get(action) or ActionType(action)
+        header = AuditHeader.ACTION_TIME
+        action_time = datetime.fromisoformat(when)
+        if action_time.tzinfo is None:
+            raise ValueError("no UTC offset")
+        header = AuditHeader.EVENT_ID
+        if _CANONICAL_UUID.fullmatch(event_id) is None:
+            event_id = str(uuid.UUID(event_id))  # other spellings uuid accepts, or ValueError
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"header {header}: {exc}") from None
+    return EventRow(
+        event_id,
+        action_time,
+        Subject.AUDIT.value,
+        service,
+        func,
+        action_type,
+        name,
+        object_id,
+        by,
+        data,
+        payload_type,
+    )
 
 
 # Each header and the event field it carries (Nats-Msg-Id repeats the event id).
@@ -154,6 +238,39 @@ _FIELD_BY_HEADER: dict[AuditHeader, str] = {
     AuditHeader.EVENT_ID: "event_id",
     AuditHeader.PAYLOAD_TYPE: "payload_type",
 }
+
+
+def plain_text(value: str) -> str:
+    """Header values end up in text columns: bounded, and no NUL or other control bytes."""
+    if len(value) > MAX_HEADER_CHARS or not value.isprintable():
+        raise ValueError(_PLAIN_TEXT_RULE)
+    return value
+
+
+def parse_header_block(block: bytes | None) -> dict[str, str]:
+    """A NATS header block ("NATS/1.0\r\nName: value\r\n...\r\n\r\n") as a dict, the
+    last value of a repeated name winning; undecodable bytes become U+FFFD."""
+    headers: dict[str, str] = {}
+    if block:
+        for line in block.decode("utf-8", "replace").split("\r\n")[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name] = value.strip()
+    return headers
+
+
+_PLAIN_TEXT_RULE = f"must be at most {MAX_HEADER_CHARS} printable characters"
+_ACTION_TYPES = {action.value: action for action in ActionType}
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A value without surrounding whitespace (the general parser strips it), on one line.
+_CANONICAL_BLOCK = re.compile(
+    "NATS/1.0\r\n"
+    + "".join(
+        re.escape(header) + r": (\S|\S[^\r\n]*\S)\r\n"
+        for header in [*_FIELD_BY_HEADER, AuditHeader.MSG_ID]
+    )
+    + "\r\n"
+)
 
 
 class AuditEmitter(Protocol):

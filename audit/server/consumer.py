@@ -6,22 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 import asyncpg
-from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from pydantic import ValidationError
+from nats.js.errors import NotFoundError
 
+from audit.server.pull import Delivery, PullSubscription
 from audit.server.repository import AuditRepository
 from global_errors import Unavailable
 from global_utils.audit import (
     AUDIT_CONSUMER,
     AUDIT_STREAM,
-    AuditEvent,
+    EventRow,
     Subject,
     ensure_audit_stream,
+    parse_header_block,
 )
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
@@ -30,12 +30,15 @@ from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
-# A fetch first waits (up to IDLE_WAIT_SECONDS) for one event, then takes whatever else is
-# there within TOP_UP_SECONDS: a lone event is stored at once, a burst in full batches.
+# Wait this long for work before checking on the consumer; a lone event is handed over as soon
+# as it arrives, a burst in batches of whatever arrived while the previous batch was stored.
 IDLE_WAIT_SECONDS = 1.0
-TOP_UP_SECONDS = 0.02
+# Batches stored at the same time (each on its own database connection).
+BATCHES_IN_FLIGHT = 2
+# A pull request stays open this long on the server.
+PULL_EXPIRES_SECONDS = 5.0
 # While idle, check this often that the consumer still exists on the server (a restarted
-# server without its store, or a deleted consumer, would otherwise leave fetches silent).
+# server without its store, or a deleted consumer, would otherwise leave the pulls silent).
 IDLE_CHECK_SECONDS = 15.0
 
 
@@ -53,7 +56,7 @@ class AuditConsumer:
         self._batch_size = batch_size
         self._ack_wait = ack_wait_seconds
         self._task: asyncio.Task[None] | None = None
-        self._subscription: JetStreamContext.PullSubscription | None = None
+        self._pull: PullSubscription | None = None
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
         self.resubscriptions = 0  # times the subscription had to be made again
 
@@ -67,10 +70,10 @@ class AuditConsumer:
 
     async def _unsubscribe(self) -> None:
         # Unacked messages of a batch in progress are simply redelivered later.
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
+        pull, self._pull = self._pull, None
+        if pull is not None:
             try:
-                await subscription.unsubscribe()
+                await pull.close()
             except Exception as exc:  # stop() never raises
                 logger.debug("unsubscribe failed: %s", exc)
 
@@ -83,12 +86,21 @@ class AuditConsumer:
         while True:
             try:
                 await self._unsubscribe()
-                subscription = self._subscription = await self._subscribe()
+                js = self._broker.client.jetstream()
+                await self._ensure_consumer(js)
+                self._pull = PullSubscription(
+                    self._broker,
+                    stream=AUDIT_STREAM,
+                    consumer=AUDIT_CONSUMER,
+                    batch_size=self._batch_size,
+                    expires_seconds=PULL_EXPIRES_SECONDS,
+                )
+                await self._pull.open()
                 if failing:
                     logger.info("audit consumer subscribed again")
                     failing = False
                     delays = Backoff(initial=0.2, maximum=5.0).delays()
-                await self._consume(subscription)
+                await self._consume(js, self._pull)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -100,14 +112,18 @@ class AuditConsumer:
                 self.resubscriptions += 1
                 await asyncio.sleep(next(delays))
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        js = self._broker.client.jetstream()
+    async def _ensure_consumer(self, js: JetStreamContext) -> None:
         await ensure_audit_stream(js)
-        return await js.pull_subscribe(
-            Subject.AUDIT.value,
-            durable=AUDIT_CONSUMER,
-            stream=AUDIT_STREAM,
-            config=ConsumerConfig(
+        try:
+            await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+            return
+        except NotFoundError:
+            pass
+        await js.add_consumer(
+            AUDIT_STREAM,
+            ConsumerConfig(
+                durable_name=AUDIT_CONSUMER,
+                filter_subject=Subject.AUDIT.value,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._ack_wait,
@@ -116,82 +132,103 @@ class AuditConsumer:
             ),
         )
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
+    async def _consume(self, js: JetStreamContext, pull: PullSubscription) -> None:
+        # Two batches in flight: one being stored while the next is read and parsed.
+        in_flight = asyncio.Semaphore(BATCHES_IN_FLIGHT)
         idle_since = time.monotonic()
-        while True:
-            try:
-                messages = await subscription.fetch(1, timeout=IDLE_WAIT_SECONDS)
-            except TimeoutError:  # nats-py raises its own subclass or asyncio's: no work
-                # No work. Now and then make sure the consumer is still there.
-                if time.monotonic() - idle_since > IDLE_CHECK_SECONDS:
-                    await subscription.consumer_info()
+        async with asyncio.TaskGroup() as batches:
+            while True:
+                await in_flight.acquire()
+                deliveries = await pull.next_batch(self._batch_size, timeout=IDLE_WAIT_SECONDS)
+                if deliveries:
                     idle_since = time.monotonic()
-                continue
-            idle_since = time.monotonic()
-            if self._batch_size > 1:
-                try:
-                    messages += await subscription.fetch(
-                        self._batch_size - 1, timeout=TOP_UP_SECONDS
-                    )
-                except TimeoutError:
-                    pass  # nothing more right now: store what we have
-            await self.handle(messages)
+                    batches.create_task(self._handle_then_release(deliveries, in_flight))
+                    continue
+                in_flight.release()
+                if time.monotonic() - idle_since > IDLE_CHECK_SECONDS:
+                    # No work for a while: make sure the consumer is still there.
+                    await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+                    idle_since = time.monotonic()
 
-    async def handle(self, messages: Sequence[Msg]) -> None:
-        """Stores a fetched batch: commit first, then ack (or term the unreadable ones)."""
-        events: list[tuple[Msg, AuditEvent]] = []
-        rejects: list[tuple[Msg, str]] = []
-        for msg in messages:
+    async def _handle_then_release(
+        self, deliveries: list[Delivery], in_flight: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self.handle(deliveries)
+        finally:
+            in_flight.release()
+
+    async def handle(self, deliveries: list[Delivery]) -> None:
+        """Stores a batch: commit first, then ack (or term the unreadable ones)."""
+        assert self._pull is not None
+        events: list[tuple[Delivery, EventRow]] = []
+        rejects: list[tuple[Delivery, str]] = []
+        for delivery in deliveries:
             try:
-                events.append((msg, AuditEvent.from_message(dict(msg.headers or {}), msg.data)))
-            except (ValidationError, ValueError, KeyError, TypeError) as exc:
-                rejects.append((msg, f"not an audit event: {exc}"))
+                events.append(
+                    (delivery, EventRow.from_header_block(delivery.headers, delivery.data))
+                )
+            except ValueError as exc:
+                rejects.append((delivery, f"not an audit event: {exc}"))
         try:
             rejects += await self._store(events, rejects)
         except Unavailable:
             logger.warning(
-                "audit database unavailable; %d events will be redelivered", len(messages)
+                "audit database unavailable; %d events will be redelivered", len(deliveries)
             )
-            for msg in messages:
-                await msg.nak(delay=2)
+            await self._pull.nak(deliveries, delay_seconds=2)
             await asyncio.sleep(1)
             return
-        rejected = {id(msg) for msg, _ in rejects}
-        for msg in messages:
-            if id(msg) in rejected:
-                await msg.term()
-            else:
-                await msg.ack()
+        if rejects:
+            rejected = {id(delivery) for delivery, _ in rejects}
+            await self._pull.term([delivery for delivery, _ in rejects])
+            await self._pull.ack([d for d in deliveries if id(d) not in rejected])
+        else:
+            await self._pull.ack(deliveries)
 
     async def _store(
-        self, events: list[tuple[Msg, AuditEvent]], rejects: list[tuple[Msg, str]]
-    ) -> list[tuple[Msg, str]]:
+        self, events: list[tuple[Delivery, EventRow]], rejects: list[tuple[Delivery, str]]
+    ) -> list[tuple[Delivery, str]]:
         """Inserts events and records rejects in one transaction; returns events the database
         itself refused (now rejects too)."""
-        refused: list[tuple[Msg, str]] = []
-        async with self._db.connection() as conn, conn.transaction():
+        rows = [row for _, row in events]
+        async with self._db.connection() as conn:
             repo = AuditRepository(conn)
-            try:
-                async with conn.transaction():
-                    self.stored += await repo.insert_events([e for _, e in events])
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, asyncpg.PostgresConnectionError):
-                    raise
-                # One bad row spoils the batch: store them one at a time, keep the bad apart.
-                for msg, event in events:
-                    try:
-                        async with conn.transaction():
-                            self.stored += await repo.insert_events([event])
-                    except asyncpg.PostgresError as row_exc:
-                        if isinstance(row_exc, asyncpg.PostgresConnectionError):
-                            raise
-                        refused.append((msg, f"database refused it: {row_exc}"))
-            for msg, reason in rejects + refused:
-                logger.warning("audit message rejected: %s", reason)
-                await repo.insert_reject(
-                    msg.subject, dict(msg.headers or {}), msg.data or b"", reason
-                )
+            if not rejects:  # the usual batch: one atomic insert, no transaction around it
+                try:
+                    self._count(await repo.insert_events(rows))
+                    return []
+                except asyncpg.PostgresError as exc:
+                    if isinstance(exc, asyncpg.PostgresConnectionError):
+                        raise
+            refused: list[tuple[Delivery, str]] = []
+            async with conn.transaction():
+                try:
+                    self._count(await repo.insert_events(rows))
+                except asyncpg.PostgresError as exc:
+                    if isinstance(exc, asyncpg.PostgresConnectionError):
+                        raise
+                    # One bad row spoils the batch: store them one at a time, keep the bad apart.
+                    for delivery, row in events:
+                        try:
+                            self._count(await repo.insert_events([row]))
+                        except asyncpg.PostgresError as row_exc:
+                            if isinstance(row_exc, asyncpg.PostgresConnectionError):
+                                raise
+                            refused.append((delivery, f"database refused it: {row_exc}"))
+                for delivery, reason in rejects + refused:
+                    logger.warning("audit message rejected: %s", reason)
+                    await repo.insert_reject(
+                        delivery.subject.decode(errors="replace"),
+                        parse_header_block(delivery.headers),
+                        delivery.data,
+                        reason,
+                    )
         return refused
+
+    def _count(self, stored: int) -> None:
+        # Never `self.stored += await ...`: the two batches in flight would lose updates.
+        self.stored += stored
 
     async def _report_table_kind(self) -> None:
         try:

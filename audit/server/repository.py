@@ -9,9 +9,23 @@ from typing import Any
 import asyncpg
 
 from audit.server.models import AuditQuery, AuditRecord
-from global_utils.audit import AuditEvent, Subject
+from global_utils.audit import EventRow
 from global_utils.sql import Filters
 
+# The audit columns in EventRow's order.
+_ROW_COLUMNS = [
+    "eventid",
+    "actiontime",
+    "topic",
+    "service",
+    "actionfunc",
+    "actiontype",
+    "objectname",
+    "objectid",
+    "performedby",
+    "objectdetail",
+    "payloadtype",
+]
 _COLUMNS = (
     "eventid, actiontime, topic, service, actionfunc, actiontype, objectname, objectid,"
     " performedby, recordedtime, objectdetail, payloadtype"
@@ -64,30 +78,31 @@ class AuditRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def insert_events(self, events: Sequence[AuditEvent]) -> int:
-        """Stores events in one statement; one already stored (a redelivery) is skipped.
-        Returns how many rows were new."""
-        if not events:
+    async def insert_events(self, rows: Sequence[EventRow]) -> int:
+        """Stores events; one already stored (a redelivery) is skipped. Returns how many rows
+        were new. Raises asyncpg errors for rows the database refuses, leaving a surrounding
+        transaction usable.
+
+        A COPY first: the fast path, at the cost of a bulk load. A redelivered event makes the
+        unique (eventid, actiontime) index refuse the whole COPY; the batch then goes in again
+        with one INSERT that skips the rows already there."""
+        if not rows:
             return 0
-        status = await self._conn.execute(
-            "INSERT INTO audit (eventid, actiontime, topic, service, actionfunc, actiontype,"
-            " objectname, objectid, performedby, objectdetail, payloadtype)"
-            " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
-            " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],"
-            " $11::text[])"
-            " ON CONFLICT (eventid, actiontime) DO NOTHING",
-            [e.event_id for e in events],
-            [e.action_time for e in events],
-            [Subject.AUDIT.value] * len(events),
-            [e.service for e in events],
-            [e.action_func for e in events],
-            [e.action_type.value for e in events],
-            [e.object_name for e in events],
-            [e.object_id for e in events],
-            [e.performed_by for e in events],
-            [e.payload for e in events],
-            [e.payload_type for e in events],
-        )
+        try:
+            async with self._conn.transaction():
+                await self._conn.copy_records_to_table("audit", records=rows, columns=_ROW_COLUMNS)
+            return len(rows)
+        except asyncpg.UniqueViolationError:
+            pass
+        async with self._conn.transaction():
+            status = await self._conn.execute(
+                f"INSERT INTO audit ({', '.join(_ROW_COLUMNS)})"
+                " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
+                " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],"
+                " $11::text[])"
+                " ON CONFLICT (eventid, actiontime) DO NOTHING",
+                *zip(*rows, strict=True),
+            )
         return int(status.rsplit(" ", 1)[-1])
 
     async def insert_reject(

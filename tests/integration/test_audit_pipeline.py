@@ -5,7 +5,6 @@ so stopping parts of it cannot disturb the other tests."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +26,7 @@ from global_utils.audit import (
     AUDIT_STREAM,
     ActionType,
     AuditEvent,
+    EventRow,
     ensure_audit_stream,
 )
 from global_utils.auth import bearer_metadata
@@ -239,18 +239,18 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
 
 
 class CrashBeforeAck(AuditConsumer):
-    """A consumer that dies once after committing a batch, before acknowledging it."""
+    """A consumer that dies once after committing a batch, before acknowledging it: the batch
+    stays unacknowledged, as when the process is killed between commit and ack."""
 
     crashed = False
 
-    async def handle(self, messages):  # type: ignore[no-untyped-def]
+    async def handle(self, deliveries):  # type: ignore[no-untyped-def]
         if self.crashed:
-            return await super().handle(messages)
-        events = [AuditEvent.from_message(dict(m.headers or {}), m.data) for m in messages]
+            return await super().handle(deliveries)
+        rows = [EventRow.from_header_block(d.headers, d.data) for d in deliveries]
         async with self._db.connection() as conn:
-            await AuditRepository(conn).insert_events(events)
-        self.crashed = True
-        raise asyncio.CancelledError  # the consumer task ends here: nothing is acknowledged
+            await AuditRepository(conn).insert_events(rows)
+        self.crashed = True  # and no ack
 
 
 async def test_redelivery_after_a_consumer_crash_is_stored_once(
@@ -349,5 +349,28 @@ async def test_events_trickling_in_are_stored_promptly_not_redelivered(
             await eventually(stored, timeout=5, what="a lone event to be stored")
         consumers = [c for c in audit._started if isinstance(c, AuditConsumer)]
         assert consumers and consumers[0].resubscriptions == 0
+    finally:
+        await audit.stop()
+
+
+async def test_a_deleted_consumer_is_made_again_and_nothing_is_stored_twice(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        relay = OutboxRelay(database, broker)
+        before = await produce(database, 5)
+        await relay.relay_once()
+        await pipeline.exactly(before)
+        js = broker.client.jetstream()
+        await js.delete_consumer(AUDIT_STREAM, AUDIT_CONSUMER)
+        # The open pull requests are answered "consumer deleted"; the consumer is made again
+        # and, delivering from the start of the stream, hands over old events once more.
+        after = await produce(database, 5)
+        await relay.relay_once()
+        await pipeline.exactly(before + after)
+        consumers = [c for c in audit._started if isinstance(c, AuditConsumer)]
+        assert consumers and consumers[0].resubscriptions >= 1
     finally:
         await audit.stop()

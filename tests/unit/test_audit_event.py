@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from global_utils.audit import ActionType, AuditEvent, AuditHeader
+from global_utils.audit import ActionType, AuditEvent, AuditHeader, EventRow, parse_header_block
 from user.proto import user_pb2
 
 
@@ -32,3 +32,77 @@ def test_malformed_headers_are_rejected() -> None:
         AuditEvent.from_message({"service": "user"}, b"")
     with pytest.raises((pydantic.ValidationError, ValueError)):
         AuditEvent.from_message({AuditHeader.ACTION_TIME: "yesterday"}, b"")
+
+
+def _block(headers: dict[str, str]) -> bytes:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"NATS/1.0\r\n{lines}\r\n".encode()
+
+
+def _event() -> AuditEvent:
+    return AuditEvent.for_record(
+        service="user",
+        action_func="AfterUpdateUser",
+        action_type=ActionType.UPDATE,
+        object_name="user",
+        object_id=42,
+        performed_by="7",
+        record=user_pb2.User(id=42, firstname="Zoë"),
+    )
+
+
+def test_producer_headers_and_any_other_spelling_parse_to_the_same_row() -> None:
+    event = _event()
+    headers = event.headers()
+    canonical = EventRow.from_header_block(_block(headers), event.payload)
+    assert canonical == EventRow.from_message(headers, event.payload)
+    assert canonical.event_id == str(event.event_id)
+    assert canonical.action_time == event.action_time
+    assert (canonical.service, canonical.object_id, canonical.performed_by) == ("user", "42", "7")
+    assert canonical.action_type is ActionType.UPDATE and canonical.payload == event.payload
+    # Reordered, spaced differently, an extra header, an upper-case UUID: the general parser.
+    shuffled = dict(reversed(list(headers.items())))
+    shuffled["X-Extra"] = "yes"
+    shuffled[AuditHeader.EVENT_ID] = headers[AuditHeader.EVENT_ID].upper()
+    block = _block(shuffled).replace(b"service: user", b"service:   user  ")
+    assert EventRow.from_header_block(block, event.payload) == canonical
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "message"),
+    [
+        (AuditHeader.SERVICE, "us\x00er", "service"),
+        (AuditHeader.OBJECT_ID, "9" * 501, "objectId"),
+        (AuditHeader.ACTION_TYPE, "explode", "actionType"),
+        (AuditHeader.ACTION_TIME, "yesterday", "actionTime"),
+        (AuditHeader.ACTION_TIME, "2026-11-24T10:00:00", "actionTime"),  # no offset
+        (AuditHeader.EVENT_ID, "not-a-uuid", "eventId"),
+    ],
+)
+def test_bad_header_values_are_refused_naming_the_header(
+    header: AuditHeader, value: str, message: str
+) -> None:
+    event = _event()
+    headers = {**event.headers(), header: value}
+    for parse in (
+        lambda: EventRow.from_header_block(_block(headers), event.payload),
+        lambda: EventRow.from_message(headers, event.payload),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse()
+
+
+def test_missing_headers_and_empty_blocks_are_refused() -> None:
+    headers = _event().headers()
+    del headers[AuditHeader.PERFORMED_BY]
+    with pytest.raises(ValueError, match="performedBy missing"):
+        EventRow.from_header_block(_block(headers), b"")
+    for block in (None, b"", b"NATS/1.0\r\n\r\n", b"\xff\xfe garbage"):
+        with pytest.raises(ValueError, match="missing"):
+            EventRow.from_header_block(block, b"")
+
+
+def test_header_block_parsing() -> None:
+    block = b"NATS/1.0\r\nA: 1\r\nB:2\r\nno colon here\r\nA:  3 \r\nC: caf\xc3\xa9 \xff\r\n\r\n"
+    assert parse_header_block(block) == {"A": "3", "B": "2", "C": "café \ufffd"}
+    assert parse_header_block(None) == {}

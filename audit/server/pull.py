@@ -1,0 +1,170 @@
+"""A JetStream pull subscription that hands deliveries over in batches, as raw bytes.
+
+It speaks JetStream's pull protocol over the shared nats-py connection: pull requests
+(`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>` with a batch size and an expiry) answered on
+an inbox of our own, deliveries acknowledged by publishing `+ACK`, `-NAK` or `+TERM` to their
+reply subject. Two requests stay open while messages flow, so the server keeps delivering
+while a batch is being stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from nats.aio.subscription import Subscription
+
+from global_utils.broker import Broker, RawClient
+
+logger = logging.getLogger(__name__)
+
+_ACK_PREFIX = b"$JS.ACK."
+_STATUS_LINE = b"NATS/1.0 "
+# How long after a request's expiry we stop waiting for the server to say it ended (a
+# reconnect loses pending requests silently).
+_GRACE_SECONDS = 1.0
+
+
+class ConsumerGone(Exception):
+    """The server answered a pull request with a status that ends this subscription."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message as delivered: its subject, ack subject, header block and payload."""
+
+    subject: bytes
+    reply: bytes
+    headers: bytes | None
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Request:
+    number: int
+    owed: int  # messages the server may still deliver for it
+    give_up_at: float
+
+
+class PullSubscription:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        stream: str,
+        consumer: str,
+        batch_size: int,
+        expires_seconds: float,
+    ) -> None:
+        self._broker = broker
+        self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._batch = batch_size
+        self._expires = expires_seconds
+        self._request_body = json.dumps(
+            {"batch": batch_size, "expires": int(expires_seconds * 1e9)}
+        ).encode()
+        self._buffer: list[Delivery] = []
+        self._arrived = asyncio.Event()
+        self._requests: deque[_Request] = deque()
+        self._numbered = 0
+        self._inbox = ""
+        self._client: RawClient | None = None
+        self._subscription: Subscription | None = None
+        self._failure: ConsumerGone | None = None
+
+    async def open(self) -> None:
+        self._client = self._broker.client
+        self._inbox = self._client.new_inbox()
+        self._subscription = await self._client.subscribe_raw(f"{self._inbox}.*", self._receive)
+
+    async def close(self) -> None:
+        client, subscription = self._client, self._subscription
+        self._client = self._subscription = None
+        if client is not None and subscription is not None:
+            await client.unsubscribe_raw(subscription)
+
+    async def next_batch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Whatever has arrived (at most max_messages), waiting up to timeout for the first;
+        an empty list when nothing came."""
+        if not self._buffer:
+            await self._request_more()
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    while not self._buffer:
+                        await self._arrived.wait()
+                        self._arrived.clear()
+                        self._raise_failure()
+                        await self._request_more()
+            except TimeoutError:
+                return []
+        batch, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+        await self._request_more()
+        return batch
+
+    async def ack(self, deliveries: list[Delivery]) -> None:
+        await self._reply(deliveries, b"+ACK")
+
+    async def term(self, deliveries: list[Delivery]) -> None:
+        await self._reply(deliveries, b"+TERM")
+
+    async def nak(self, deliveries: list[Delivery], delay_seconds: float) -> None:
+        await self._reply(deliveries, b'-NAK {"delay": %d}' % int(delay_seconds * 1e9))
+
+    async def _reply(self, deliveries: list[Delivery], body: bytes) -> None:
+        await self._broker.client.publish_each([d.reply for d in deliveries], body)
+
+    async def _request_more(self) -> None:
+        """Keeps up to two pull requests open: a new one once less than half a batch is owed
+        (and never more unacknowledged work buffered than two batches)."""
+        now = time.monotonic()
+        while self._requests and self._requests[0].give_up_at < now:
+            self._requests.popleft()  # its end was never reported (lost in a reconnect)
+        owed = sum(r.owed for r in self._requests)
+        if owed >= self._batch // 2 or len(self._requests) >= 2 or len(self._buffer) > self._batch:
+            return
+        self._numbered += 1
+        request = _Request(self._numbered, self._batch, now + self._expires + _GRACE_SECONDS)
+        self._requests.append(request)
+        await self._broker.client.publish(
+            self._next_subject, self._request_body, reply=f"{self._inbox}.{request.number}"
+        )
+
+    def _receive(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
+        if reply.startswith(_ACK_PREFIX):
+            self._buffer.append(Delivery(subject, reply, headers, data))
+            # The server serves pull requests in order: the oldest open one owes this message.
+            if self._requests:
+                head = self._requests[0]
+                head.owed -= 1
+                if head.owed <= 0:
+                    self._requests.popleft()
+        elif headers is not None and headers.startswith(_STATUS_LINE):
+            self._status(subject, headers)
+        else:
+            return
+        self._arrived.set()
+
+    def _status(self, subject: bytes, headers: bytes) -> None:
+        code, _, description = headers[len(_STATUS_LINE) :].split(b"\r\n", 1)[0].partition(b" ")
+        if code == b"100":  # idle heartbeat
+            return
+        number = subject.rpartition(b".")[2]
+        self._requests = deque(r for r in self._requests if str(r.number).encode() != number)
+        if code in (b"404", b"408"):  # no messages / request expired: the request is over
+            return
+        text = f"{code.decode(errors='replace')} {description.decode(errors='replace')}".strip()
+        if code == b"409" and b"Exceeded" in description:
+            logger.debug("pull request refused: %s", text)
+            return
+        # 409 consumer deleted / leadership change, 503 no responders (stream or consumer gone)
+        self._failure = ConsumerGone(f"JetStream answered a pull request with {text}")
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
