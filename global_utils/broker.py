@@ -35,7 +35,8 @@ class RawClient(Client):
     ) -> None:
         handler = self._raw_handlers.get(sid)
         if handler is None:
-            await super()._process_msg(sid, subject, reply, data, headers)
+            # nats-py's parser passes None for a message without headers, despite its hint
+            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
         else:
             handler(subject, reply, headers, data)
 
