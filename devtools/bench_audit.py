@@ -24,6 +24,7 @@ from pathlib import Path
 
 import asyncpg
 import nats
+import psutil
 
 from devtools.stack import (
     REPO_ROOT,
@@ -33,7 +34,7 @@ from devtools.stack import (
     port_open,
     wait_until,
 )
-from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
+from global_utils.audit import ActionType, AuditEvent, Subject, ensure_audit_stream
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
@@ -57,7 +58,9 @@ def make_event(tag: str) -> AuditEvent:
     )
 
 
-async def copy_ceiling(dsn: str, n: int) -> float:
+async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dict[str, float]:
+    """Rows/s of one bulk COPY of n audit rows, and the CPU per row (µs) of the copying client
+    and of PostgreSQL."""
     rows = [
         (
             uuid.uuid4(),
@@ -76,6 +79,7 @@ async def copy_ceiling(dsn: str, n: int) -> float:
     ]
     conn = await asyncpg.connect(dsn)
     try:
+        meter = CpuMeter({"postgres": postgres_pid, "client": os.getpid()})
         started = time.perf_counter()
         await conn.copy_records_to_table(
             "audit",
@@ -94,9 +98,11 @@ async def copy_ceiling(dsn: str, n: int) -> float:
                 "payloadtype",
             ],
         )
-        return n / (time.perf_counter() - started)
+        rate = n / (time.perf_counter() - started)
+        cpu = meter.used()
     finally:
         await conn.close()
+    return {"rate": rate, **{f"{k}_cpu_us_per_row": v / n * 1e6 for k, v in cpu.items()}}
 
 
 async def count(dsn: str, object_name: str) -> int:
@@ -118,22 +124,97 @@ async def wait_count(dsn: str, object_name: str, n: int, timeout: float) -> floa
     return time.perf_counter()
 
 
-async def ingest_burst(nats_address: str, dsn: str, n: int) -> float:
+async def ingest_burst(
+    nats_address: str, dsn: str, n: int, pids: Mapping[str, int | None] | None = None
+) -> dict[str, float]:
+    """Writes n events to the Audit subject at once; returns events/s from the first byte sent
+    until the last batch was stored (its insert's start, the table's recordedtime), and the
+    CPU each process in pids (with its children) spent per event meanwhile (µs).
+
+    The burst goes out as pre-built protocol frames over a plain socket, so the publishing
+    client costs next to no CPU: the rate is the consumer's (and the servers'), not a Python
+    publisher's."""
+    events = [
+        make_event(str(i)).model_copy(update={"object_name": "bench-burst"}) for i in range(n)
+    ]
+    frames = b"".join(_hpub(Subject.AUDIT.value, e.headers(), e.payload) for e in events)
     client = await nats.connect(f"nats://{nats_address}")
-    js = client.jetstream()
-    await ensure_audit_stream(js)
-    events = [make_event(str(i)) for i in range(n)]
-    events = [e.model_copy(update={"object_name": "bench-burst"}) for e in events]
-    started = time.perf_counter()
-    for start in range(0, n, 1000):
-        futures = [
-            await js.publish_async("Audit", e.payload, headers=e.headers())
-            for e in events[start : start + 1000]
-        ]
-        await asyncio.gather(*futures)
-    finished = await wait_count(dsn, "bench-burst", n, timeout=300)
+    await ensure_audit_stream(client.jetstream())
     await client.close()
-    return n / (finished - started)
+    host, port = nats_address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await reader.readline()  # INFO
+    writer.write(b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nPING\r\n')
+    await _until_pong(reader)
+    meter = CpuMeter(pids or {})
+    started = time.time()
+    writer.write(frames + b"PING\r\n")
+    await writer.drain()
+    await _until_pong(reader)
+    writer.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Cheap to ask (one index probe) until the last event is in; then the exact count.
+        last = events[-1].object_id
+        deadline = time.monotonic() + 300
+        while not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE objectname = 'bench-burst'"
+            " AND objectid = $1)",
+            last,
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the burst was not stored within 300 s")
+            await asyncio.sleep(0.02)
+        cpu = meter.used()
+        await wait_count(dsn, "bench-burst", n, timeout=300)
+        stored_until = await conn.fetchval(
+            "SELECT extract(epoch FROM max(recordedtime)) FROM audit"
+            " WHERE objectname = 'bench-burst'"
+        )
+    finally:
+        await conn.close()
+    return {
+        "rate": n / (float(stored_until) - started),
+        **{f"{name}_cpu_us_per_event": seconds / n * 1e6 for name, seconds in cpu.items()},
+    }
+
+
+class CpuMeter:
+    """CPU seconds (user + system) that named processes and their children use from now."""
+
+    def __init__(self, pids: Mapping[str, int | None]) -> None:
+        self._processes = {
+            name: psutil.Process(pid) for name, pid in pids.items() if pid is not None
+        }
+        self._start = {name: self._seconds(p) for name, p in self._processes.items()}
+
+    def used(self) -> dict[str, float]:
+        return {name: self._seconds(p) - self._start[name] for name, p in self._processes.items()}
+
+    @staticmethod
+    def _seconds(process: psutil.Process) -> float:
+        total = 0.0
+        for each in [process, *process.children(recursive=True)]:
+            try:
+                times = each.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+
+def _hpub(subject: str, headers: Mapping[str, str], payload: bytes) -> bytes:
+    block = (
+        "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    ).encode()
+    total = len(block) + len(payload)
+    return b"HPUB %s %d %d\r\n%s%s\r\n" % (subject.encode(), len(block), total, block, payload)
+
+
+async def _until_pong(reader: asyncio.StreamReader) -> None:
+    while (line := await reader.readline()) != b"PONG\r\n":
+        if not line or line.startswith(b"-ERR"):
+            raise RuntimeError(f"NATS refused the burst: {line!r}")
 
 
 async def lag_at_rate(
@@ -224,8 +305,13 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         broker = EmbeddedNats(folder / "nats").start()
         audit = start_audit(pg, broker, folder)
         try:
-            ceiling = await copy_ceiling(pg.dsn("audit"), n)
-            ingest = await ingest_burst(broker.address, pg.dsn("audit"), n)
+            ceiling = await copy_ceiling(pg.dsn("audit"), n, pg.pid)
+            ingest = await ingest_burst(
+                broker.address,
+                pg.dsn("audit"),
+                n,
+                {"audit": audit.pid, "nats": broker.pid, "postgres": pg.pid},
+            )
             lag = await lag_at_rate(
                 pg.dsn("appuser"), pg.dsn("audit"), broker.address, rate, seconds
             )
@@ -236,19 +322,29 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
             pg.stop()
     result = {
         "events": n,
-        "copy_rows_per_s": round(ceiling),
-        "ingest_events_per_s": round(ingest),
-        "ingest_vs_copy": round(ingest / ceiling, 3),
+        "copy_rows_per_s": round(ceiling["rate"]),
+        "ingest_events_per_s": round(ingest["rate"]),
+        "ingest_vs_copy": round(ingest["rate"] / ceiling["rate"], 3),
+        **{k: round(v, 1) for k, v in ceiling.items() if k != "rate"},
+        **{k: round(v, 1) for k, v in ingest.items() if k != "rate"},
         **{k: round(v, 1) for k, v in lag.items()},
         "cpus": os.cpu_count(),
     }
-    print(f"{'measure':<34} {'value':>12}")
-    print(f"{'bulk COPY ceiling (rows/s)':<34} {result['copy_rows_per_s']:>12}")
-    print(f"{'audit ingest, burst (events/s)':<34} {result['ingest_events_per_s']:>12}")
-    print(f"{'ingest / COPY':<34} {result['ingest_vs_copy']:>12}")
-    print(f"{'changes offered / achieved (/s)':<34} {rate:>5} / {result['achieved_per_s']:>5}")
-    print(f"{'change -> row lag p50 (ms)':<34} {result['lag_p50_ms']:>12}")
-    print(f"{'change -> row lag p99 (ms)':<34} {result['lag_p99_ms']:>12}")
+    print(f"{'measure':<40} {'value':>12}")
+    for label, key in (
+        ("bulk COPY ceiling (rows/s)", "copy_rows_per_s"),
+        ("  CPU per row: copying client (µs)", "client_cpu_us_per_row"),
+        ("  CPU per row: PostgreSQL (µs)", "postgres_cpu_us_per_row"),
+        ("audit ingest, burst (events/s)", "ingest_events_per_s"),
+        ("  CPU per event: audit service (µs)", "audit_cpu_us_per_event"),
+        ("  CPU per event: NATS server (µs)", "nats_cpu_us_per_event"),
+        ("  CPU per event: PostgreSQL (µs)", "postgres_cpu_us_per_event"),
+        ("ingest / COPY", "ingest_vs_copy"),
+        (f"changes achieved at {rate}/s offered", "achieved_per_s"),
+        ("change -> row lag p50 (ms)", "lag_p50_ms"),
+        ("change -> row lag p99 (ms)", "lag_p99_ms"),
+    ):
+        print(f"{label:<40} {result[key]:>12}")
     if out is not None:
         write_json(out, result)
 

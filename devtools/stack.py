@@ -122,6 +122,11 @@ class EmbeddedPostgres:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id (the backends are its children), while running."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self, timeout: float = 30) -> EmbeddedPostgres:
         self._ensure_cluster()
         socket_dir = self.data_dir / "sockets"
@@ -309,6 +314,10 @@ class EmbeddedNats:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 15) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)

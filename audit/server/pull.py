@@ -75,10 +75,12 @@ class PullSubscription:
         self._client: RawClient | None = None
         self._subscription: Subscription | None = None
         self._failure: ConsumerGone | None = None
+        self._reconnects = 0
 
     async def open(self) -> None:
         self._client = self._broker.client
         self._inbox = self._client.new_inbox()
+        self._reconnects = self._client.stats["reconnects"]
         self._subscription = await self._client.subscribe_raw(f"{self._inbox}.*", self._receive)
 
     async def close(self) -> None:
@@ -121,16 +123,21 @@ class PullSubscription:
     async def _request_more(self) -> None:
         """Keeps up to two pull requests open: a new one once less than half a batch is owed
         (and never more unacknowledged work buffered than two batches)."""
+        client = self._broker.client
         now = time.monotonic()
+        if client.stats["reconnects"] != self._reconnects:
+            # A reconnect loses the open requests without a word: forget them at once.
+            self._reconnects = client.stats["reconnects"]
+            self._requests.clear()
         while self._requests and self._requests[0].give_up_at < now:
-            self._requests.popleft()  # its end was never reported (lost in a reconnect)
+            self._requests.popleft()  # its end was never reported
         owed = sum(r.owed for r in self._requests)
         if owed >= self._batch // 2 or len(self._requests) >= 2 or len(self._buffer) > self._batch:
             return
         self._numbered += 1
         request = _Request(self._numbered, self._batch, now + self._expires + _GRACE_SECONDS)
         self._requests.append(request)
-        await self._broker.client.publish(
+        await client.publish(
             self._next_subject, self._request_body, reply=f"{self._inbox}.{request.number}"
         )
 
