@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 # Wait this long for work before checking on the consumer; a lone event is handed over as soon
 # as it arrives, a burst in batches of whatever arrived while the previous batch was stored.
 IDLE_WAIT_SECONDS = 1.0
+# What a refused row raises: the server's errors, or asyncpg's own (a ValueError) for a value
+# it cannot encode. Connection errors among them are re-raised: the batch is retried later.
+_REFUSED = (asyncpg.PostgresError, ValueError)
 # Batches stored at the same time (each on its own database connection).
 BATCHES_IN_FLIGHT = 2
 # A pull request stays open this long on the server.
@@ -198,21 +201,21 @@ class AuditConsumer:
                 try:
                     self._count(await repo.insert_events(rows))
                     return []
-                except asyncpg.PostgresError as exc:
+                except _REFUSED as exc:
                     if isinstance(exc, asyncpg.PostgresConnectionError):
                         raise
             refused: list[tuple[Delivery, str]] = []
             async with conn.transaction():
                 try:
                     self._count(await repo.insert_events(rows))
-                except asyncpg.PostgresError as exc:
+                except _REFUSED as exc:
                     if isinstance(exc, asyncpg.PostgresConnectionError):
                         raise
                     # One bad row spoils the batch: store them one at a time, keep the bad apart.
                     for delivery, row in events:
                         try:
                             self._count(await repo.insert_events([row]))
-                        except asyncpg.PostgresError as row_exc:
+                        except _REFUSED as row_exc:
                             if isinstance(row_exc, asyncpg.PostgresConnectionError):
                                 raise
                             refused.append((delivery, f"database refused it: {row_exc}"))
