@@ -31,7 +31,7 @@ from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
-from user.server.passwords import default_bcrypt_threads
+from user.server.passwords import default_bcrypt_workers
 
 SEED_HASH = b"$2b$10$Cii1nKCmZ5.MKuDvNZEYKeiGkQ5BoNit43MBEAGmzMSAtod20N3f2"
 # One thread hashing at the service's hashing priority, in a process of its own.
@@ -51,8 +51,9 @@ def hashing_elsewhere() -> Iterator[None]:
 
 
 def bcrypt_ceiling(seconds: float) -> float:
-    """checkpw/s of a cost-10 hash on a thread pool the size of the user service's."""
-    workers = default_bcrypt_threads()
+    """checkpw/s of a cost-10 hash on as many threads (bcrypt runs outside the GIL) as the user
+    service has hashing processes."""
+    workers = default_bcrypt_workers()
     deadline = time.perf_counter() + seconds
     done = 0
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+
+import psutil
 
 from devtools.stack import REPO_ROOT
 from tests.e2e.conftest import base_env
@@ -68,9 +71,12 @@ def test_cli_with_wrong_password_fails_cleanly(user_env, start_process) -> None:
 def test_sigterm_stops_cleanly_with_exit_zero(user_env, start_process) -> None:
     server = start_process("user.server", user_env)
     server.wait_for_line("user ready")
+    workers = _hashing_processes(server.proc.pid)
+    assert workers  # started with the service
     assert server.terminate() == 0
     lines = server.output.splitlines()
     assert any("user stopped" in line for line in lines)
+    assert not psutil.wait_procs(workers, timeout=10)[1]  # its hashing processes too
     assert not any("Traceback" in line for line in lines)
 
 
@@ -117,3 +123,30 @@ def test_port_in_use_is_a_clear_exit(user_env, start_process) -> None:
     last = server.output.strip().splitlines()[-1]
     assert last.startswith(f"cannot start: Failed to bind to address 127.0.0.1:{port}")
     assert "database not ready" not in server.output  # it stopped before connecting anywhere
+
+
+def _hashing_processes(server_pid: int) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(server_pid).children()
+        if "spawn_main" in " ".join(child.cmdline())
+    ]
+
+
+def test_password_hashing_processes_are_small_and_die_with_the_service(
+    user_env, start_process
+) -> None:
+    server = start_process("user.server", user_env)
+    server.wait_for_line("user ready")
+    env = base_env() | {"SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}
+    assert run_cli(env, "login").returncode == 0  # a hash has run
+    workers = _hashing_processes(server.proc.pid)
+    assert workers
+    # They import bcrypt, not the service (grpc, asyncpg, ...): a fraction of its memory.
+    service_rss = psutil.Process(server.proc.pid).memory_info().rss
+    assert all(w.memory_info().rss < service_rss / 2 for w in workers)
+
+    server.proc.send_signal(signal.SIGKILL)  # no chance to stop them itself
+    server.proc.wait(timeout=10)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"hashing processes outlived a killed service: {alive}"

@@ -5,6 +5,7 @@ so stopping parts of it cannot disturb the other tests."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -302,6 +303,23 @@ async def test_two_audit_instances_share_the_work_without_duplicates(
         await second.stop()
 
 
+async def publish_raw(address: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """Writes HPUB frames to the Audit subject as they are, over a plain connection."""
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        await reader.readline()  # INFO
+        frames = b"".join(
+            b"HPUB Audit %d %d\r\n%s%s\r\n" % (len(block), len(block) + len(data), block, data)
+            for block, data in messages
+        )
+        writer.write(b'CONNECT {"verbose":false,"headers":true}\r\n' + frames + b"PING\r\n")
+        while (line := await reader.readline()) != b"PONG\r\n":
+            assert line and not line.startswith(b"-ERR"), line
+    finally:
+        writer.close()
+
+
 async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
     pipeline: Pipeline, producer: tuple[Database, Broker]
 ) -> None:
@@ -321,11 +339,19 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
         ]
         for payload, headers in garbage:
             await js.publish("Audit", payload, headers=headers)
+        # Frames no well-behaved client writes: a header block dressed as a server status
+        # (which the consumer must not mistake for one), invalid UTF-8, a 60 kB header.
+        raw = [
+            b"NATS/1.0 503\r\n\r\n",
+            b"NATS/1.0\r\nservice: \xff\xfe\r\n\r\n",
+            b"NATS/1.0\r\nservice: " + b"s" * 60_000 + b"\r\n\r\n",
+        ]
+        await publish_raw(pipeline.nats.address, [(block, b"odd") for block in raw])
         ids = await produce(database, 5)
         await OutboxRelay(database, broker).relay_once()
         await pipeline.exactly(ids)
         rejects = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))  # type: ignore[arg-type]
-        assert rejects - rejects_before == len(garbage)
+        assert rejects - rejects_before == len(garbage) + len(raw)
     finally:
         await audit.stop()
 

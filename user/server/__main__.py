@@ -1,12 +1,16 @@
-"""Entry point: `python -m user.server`."""
+"""Entry point: `python -m user.server`.
 
-from global_utils.service import run_service
-from global_utils.settings import load_settings
-from user.server.bootstrap import build
-from user.server.settings import UserSettings
+The password hashing processes import this module again when they start (multiprocessing's
+spawn does that with the main module): everything the service needs is imported inside main(),
+so they stay small."""
 
 
 def main() -> None:
+    from global_utils.service import run_service
+    from global_utils.settings import load_settings
+    from user.server.bootstrap import build
+    from user.server.settings import UserSettings
+
     settings = load_settings(UserSettings)
     run_service(lambda: build(settings), settings)
 

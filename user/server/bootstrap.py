@@ -24,7 +24,7 @@ def build(settings: UserSettings) -> ServiceHost:
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(relay)
     tokens = TokenCodec(settings.jwt_key)
-    hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_threads)
+    hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
     service = UserService(database, emitter, hasher, tokens, user_to_proto)
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
