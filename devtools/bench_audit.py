@@ -26,6 +26,7 @@ import asyncpg
 import nats
 import psutil
 
+from audit.server.repository import ROW_COLUMNS
 from devtools.stack import (
     REPO_ROOT,
     EmbeddedNats,
@@ -84,19 +85,7 @@ async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dic
         await conn.copy_records_to_table(
             "audit",
             records=rows,
-            columns=[
-                "eventid",
-                "actiontime",
-                "topic",
-                "service",
-                "actionfunc",
-                "actiontype",
-                "objectname",
-                "objectid",
-                "performedby",
-                "objectdetail",
-                "payloadtype",
-            ],
+            columns=ROW_COLUMNS,
         )
         rate = n / (time.perf_counter() - started)
         cpu = meter.used()

@@ -13,7 +13,7 @@ from global_utils.audit import EventRow
 from global_utils.sql import Filters
 
 # The audit columns in EventRow's order.
-_ROW_COLUMNS = [
+ROW_COLUMNS = [
     "eventid",
     "actiontime",
     "topic",
@@ -90,13 +90,13 @@ class AuditRepository:
             return 0
         try:
             async with self._conn.transaction():
-                await self._conn.copy_records_to_table("audit", records=rows, columns=_ROW_COLUMNS)
+                await self._conn.copy_records_to_table("audit", records=rows, columns=ROW_COLUMNS)
             return len(rows)
         except asyncpg.UniqueViolationError:
             pass
         async with self._conn.transaction():
             status = await self._conn.execute(
-                f"INSERT INTO audit ({', '.join(_ROW_COLUMNS)})"
+                f"INSERT INTO audit ({', '.join(ROW_COLUMNS)})"
                 " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
                 " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],"
                 " $11::text[])"
