@@ -93,6 +93,7 @@ class PullSubscription:
         """Whatever has arrived (at most max_messages), waiting up to timeout for the first;
         an empty list when nothing came."""
         if not self._buffer:
+            self._raise_failure()  # reported while the last batch was being stored
             await self._request_more()
             self._arrived.clear()
             try:

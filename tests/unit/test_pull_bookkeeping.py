@@ -9,12 +9,27 @@ from collections import deque
 import pytest
 
 from audit.server.pull import ConsumerGone, PullSubscription, _Request
-from global_utils.broker import Broker
+
+
+class _Connection:
+    """Stands in for the NATS connection: records what would be published."""
+
+    def __init__(self) -> None:
+        self.stats = {"reconnects": 0}
+        self.published: list[tuple[str, bytes, str]] = []
+
+    async def publish(self, subject: str, payload: bytes, reply: str = "") -> None:
+        self.published.append((subject, payload, reply))
+
+
+class _Broker:
+    def __init__(self) -> None:
+        self.client = _Connection()
 
 
 def _pull(*open_requests: int, owed: int = 3) -> PullSubscription:
     pull = PullSubscription(
-        Broker("nats://127.0.0.1:1", name="unit"),
+        _Broker(),  # type: ignore[arg-type]
         stream="AUDIT",
         consumer="Audit_Insert",
         batch_size=owed,
@@ -68,3 +83,31 @@ def test_messages_that_are_neither_deliveries_nor_statuses_are_ignored() -> None
     pull._receive(b"_INBOX.unit.1", b"", None, b"stray")
     pull._receive(b"_INBOX.unit.1", b"reply.elsewhere", b"NATS/1.0\r\n\r\n", b"stray")
     assert not pull._buffer and [r.owed for r in pull._requests] == [3]
+
+
+async def test_a_failure_reported_while_a_batch_was_stored_ends_the_next_wait() -> None:
+    pull = _pull(1)
+    _deliver(pull, 1)
+    assert len(await pull.next_batch(10, timeout=1)) == 1  # what arrived is handed over first
+    _status(pull, 1, b"409 Consumer Deleted")
+    with pytest.raises(ConsumerGone):
+        await pull.next_batch(10, timeout=1)
+
+
+async def test_requests_keep_half_a_batch_owed_and_are_forgotten_on_reconnect() -> None:
+    pull = _pull(owed=4)
+    connection = pull._broker.client
+    assert await pull.next_batch(10, timeout=0.01) == []
+    assert connection.published == [
+        (
+            "$JS.API.CONSUMER.MSG.NEXT.AUDIT.Audit_Insert",
+            b'{"batch": 4, "expires": 5000000000}',
+            "_INBOX.unit.1",
+        )
+    ]
+    _deliver(pull, 3)  # request 1 now owes 1 (< half a batch): a second one is asked for
+    assert len(await pull.next_batch(10, timeout=1)) == 3
+    assert [r.number for r in pull._requests] == [1, 2]
+    connection.stats["reconnects"] += 1  # the server forgot both
+    await pull.next_batch(10, timeout=0.01)
+    assert [r.number for r in pull._requests] == [3]
