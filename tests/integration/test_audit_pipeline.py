@@ -400,3 +400,28 @@ async def test_a_deleted_consumer_is_made_again_and_nothing_is_stored_twice(
         assert consumers and consumers[0].resubscriptions >= 1
     finally:
         await audit.stop()
+
+
+async def test_audit_database_outage_delays_events_without_losing_them(
+    pipeline: Pipeline,
+) -> None:
+    audit = await started(build_audit(pipeline.audit_settings()))
+    client = await nats.connect(f"nats://{pipeline.nats.address}")
+    try:
+        js = client.jetstream()
+        before = (await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)).delivered.consumer_seq
+        pipeline.pg.stop()
+        events = [event(uuid.uuid4().hex) for _ in range(20)]
+        for each in events:
+            await js.publish("Audit", each.payload, headers=each.headers())
+
+        async def delivered_during_the_outage() -> bool:
+            info = await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+            return info.delivered.consumer_seq >= before + len(events)
+
+        await eventually(delivered_during_the_outage, what="deliveries while the database is down")
+        pipeline.pg.start()
+        await pipeline.exactly([e.object_id for e in events])  # none lost, none twice
+    finally:
+        await client.close()
+        await audit.stop()
