@@ -192,33 +192,21 @@ class AuditConsumer:
     async def _store(
         self, events: list[tuple[Delivery, EventRow]], rejects: list[tuple[Delivery, str]]
     ) -> list[tuple[Delivery, str]]:
-        """Inserts events and records rejects in one transaction; returns events the database
-        itself refused (now rejects too)."""
+        """Inserts events and records rejects atomically; returns events the database itself
+        refused (now rejects too)."""
         rows = [row for _, row in events]
         async with self._db.connection() as conn:
             repo = AuditRepository(conn)
-            if not rejects:  # the usual batch: one atomic insert, no transaction around it
-                try:
-                    self._count(await repo.insert_events(rows))
-                    return []
-                except _REFUSED as exc:
-                    if isinstance(exc, asyncpg.PostgresConnectionError):
-                        raise
+            if not rejects and await self._insert(repo, rows) is None:
+                return []  # the usual batch: one atomic insert, no transaction around it
             refused: list[tuple[Delivery, str]] = []
             async with conn.transaction():
-                try:
-                    self._count(await repo.insert_events(rows))
-                except _REFUSED as exc:
-                    if isinstance(exc, asyncpg.PostgresConnectionError):
-                        raise
+                if not rejects or await self._insert(repo, rows) is not None:
                     # One bad row spoils the batch: store them one at a time, keep the bad apart.
                     for delivery, row in events:
-                        try:
-                            self._count(await repo.insert_events([row]))
-                        except _REFUSED as row_exc:
-                            if isinstance(row_exc, asyncpg.PostgresConnectionError):
-                                raise
-                            refused.append((delivery, f"database refused it: {row_exc}"))
+                        reason = await self._insert(repo, [row])
+                        if reason is not None:
+                            refused.append((delivery, f"database refused it: {reason}"))
                 for delivery, reason in rejects + refused:
                     logger.warning("audit message rejected: %s", reason)
                     await repo.insert_reject(
@@ -229,9 +217,19 @@ class AuditConsumer:
                     )
         return refused
 
-    def _count(self, stored: int) -> None:
-        # Never `self.stored += await ...`: the two batches in flight would lose updates.
+    async def _insert(self, repo: AuditRepository, rows: list[EventRow]) -> str | None:
+        """Stores rows (in a savepoint of any transaction open); why they were refused, or
+        None. A lost connection is raised: the batch is retried later."""
+        try:
+            stored = await repo.insert_events(rows)
+        except _REFUSED as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            return str(exc)
+        # Counted after the await: with two batches in flight `self.stored += await ...`
+        # would lose updates.
         self.stored += stored
+        return None
 
     async def _report_table_kind(self) -> None:
         try:

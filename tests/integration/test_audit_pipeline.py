@@ -425,3 +425,41 @@ async def test_audit_database_outage_delays_events_without_losing_them(
     finally:
         await client.close()
         await audit.stop()
+
+
+async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
+    pipeline: Pipeline,
+) -> None:
+    # Every field passes the consumer's checks; the database refuses one row (a constraint
+    # added for the test), which must not cost the rest of its batch.
+    conn = await asyncpg.connect(pipeline.pg.dsn("audit"))
+    await conn.execute(
+        "ALTER TABLE audit ADD CONSTRAINT test_no_poison CHECK (objectid <> 'poison') NOT VALID"
+    )
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        rejects_before = await conn.fetchval(
+            "SELECT count(*) FROM audit_rejects WHERE reason LIKE 'database refused it%'"
+        )
+        good = [event(uuid.uuid4().hex) for _ in range(10)]
+        batch = [*good[:5], event("poison"), *good[5:]]
+        frames = [(_header_block(e.headers()), e.payload) for e in batch]
+        await publish_raw(pipeline.nats.address, frames)  # one write: usually one batch
+        await pipeline.exactly([e.object_id for e in good])
+        assert await pipeline.stored(["poison"]) == 0
+
+        async def set_aside() -> bool:
+            refused = await conn.fetchval(
+                "SELECT count(*) FROM audit_rejects WHERE reason LIKE 'database refused it%'"
+            )
+            return refused == rejects_before + 1
+
+        await eventually(set_aside, what="the refused row in audit_rejects")
+    finally:
+        await audit.stop()
+        await conn.execute("ALTER TABLE audit DROP CONSTRAINT test_no_poison")
+        await conn.close()
+
+
+def _header_block(headers: dict[str, str]) -> bytes:
+    return ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
