@@ -35,7 +35,13 @@ from devtools.stack import (
     port_open,
     wait_until,
 )
-from global_utils.audit import ActionType, AuditEvent, Subject, ensure_audit_stream
+from global_utils.audit import (
+    ActionType,
+    AuditEvent,
+    Subject,
+    ensure_audit_stream,
+    header_block,
+)
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
@@ -193,9 +199,7 @@ class CpuMeter:
 
 
 def _hpub(subject: str, headers: Mapping[str, str], payload: bytes) -> bytes:
-    block = (
-        "NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    ).encode()
+    block = header_block(headers)
     total = len(block) + len(payload)
     return b"HPUB %s %d %d\r\n%s%s\r\n" % (subject.encode(), len(block), total, block, payload)
 

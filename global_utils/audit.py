@@ -247,6 +247,12 @@ def plain_text(value: str) -> str:
     return value
 
 
+def header_block(headers: Mapping[str, str]) -> bytes:
+    """headers as a NATS header block, as clients write it (parse_header_block reads it)."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return f"NATS/1.0\r\n{lines}\r\n".encode()
+
+
 def parse_header_block(block: bytes | None) -> dict[str, str]:
     """A NATS header block ("NATS/1.0\r\nName: value\r\n...\r\n\r\n") as a dict, the
     last value of a repeated name winning; undecodable bytes become U+FFFD."""

@@ -29,6 +29,7 @@ from global_utils.audit import (
     AuditEvent,
     EventRow,
     ensure_audit_stream,
+    header_block,
 )
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
@@ -443,7 +444,7 @@ async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
         )
         good = [event(uuid.uuid4().hex) for _ in range(10)]
         batch = [*good[:5], event("poison"), *good[5:]]
-        frames = [(_header_block(e.headers()), e.payload) for e in batch]
+        frames = [(header_block(e.headers()), e.payload) for e in batch]
         await publish_raw(pipeline.nats.address, frames)  # one write: usually one batch
         await pipeline.exactly([e.object_id for e in good])
         assert await pipeline.stored(["poison"]) == 0
@@ -459,7 +460,3 @@ async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
         await audit.stop()
         await conn.execute("ALTER TABLE audit DROP CONSTRAINT test_no_poison")
         await conn.close()
-
-
-def _header_block(headers: dict[str, str]) -> bytes:
-    return ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()

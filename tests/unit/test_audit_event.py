@@ -5,13 +5,15 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from global_utils.audit import ActionType, AuditEvent, AuditHeader, EventRow, parse_header_block
+from global_utils.audit import (
+    ActionType,
+    AuditEvent,
+    AuditHeader,
+    EventRow,
+    header_block,
+    parse_header_block,
+)
 from user.proto import user_pb2
-
-
-def _block(headers: dict[str, str]) -> bytes:
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return f"NATS/1.0\r\n{lines}\r\n".encode()
 
 
 def _event() -> AuditEvent:
@@ -45,7 +47,7 @@ def test_malformed_headers_are_rejected() -> None:
 def test_producer_headers_and_any_other_spelling_parse_to_the_same_row() -> None:
     event = _event()
     headers = event.headers()
-    canonical = EventRow.from_header_block(_block(headers), event.payload)
+    canonical = EventRow.from_header_block(header_block(headers), event.payload)
     assert canonical == EventRow.from_message(headers, event.payload)
     assert canonical.event_id == str(event.event_id)
     assert canonical.action_time == event.action_time
@@ -55,7 +57,7 @@ def test_producer_headers_and_any_other_spelling_parse_to_the_same_row() -> None
     shuffled = dict(reversed(list(headers.items())))
     shuffled["X-Extra"] = "yes"
     shuffled[AuditHeader.EVENT_ID] = headers[AuditHeader.EVENT_ID].upper()
-    block = _block(shuffled).replace(b"service: user", b"service:   user  ")
+    block = header_block(shuffled).replace(b"service: user", b"service:   user  ")
     assert EventRow.from_header_block(block, event.payload) == canonical
 
 
@@ -76,7 +78,7 @@ def test_bad_header_values_are_refused_naming_the_header(
     event = _event()
     headers = {**event.headers(), header: value}
     for parse in (
-        lambda: EventRow.from_header_block(_block(headers), event.payload),
+        lambda: EventRow.from_header_block(header_block(headers), event.payload),
         lambda: EventRow.from_message(headers, event.payload),
     ):
         with pytest.raises(ValueError, match=message):
@@ -87,7 +89,7 @@ def test_missing_headers_and_empty_blocks_are_refused() -> None:
     headers = _event().headers()
     del headers[AuditHeader.PERFORMED_BY]
     with pytest.raises(ValueError, match="performedBy missing"):
-        EventRow.from_header_block(_block(headers), b"")
+        EventRow.from_header_block(header_block(headers), b"")
     for block in (None, b"", b"NATS/1.0\r\n\r\n", b"\xff\xfe garbage"):
         with pytest.raises(ValueError, match="missing"):
             EventRow.from_header_block(block, b"")
@@ -97,3 +99,8 @@ def test_header_block_parsing() -> None:
     block = b"NATS/1.0\r\nA: 1\r\nB:2\r\nno colon here\r\nA:  3 \r\nC: caf\xc3\xa9 \xff\r\n\r\n"
     assert parse_header_block(block) == {"A": "3", "B": "2", "C": "café \ufffd"}
     assert parse_header_block(None) == {}
+
+
+def test_header_block_round_trip() -> None:
+    headers = _event().headers()
+    assert parse_header_block(header_block(headers)) == headers
