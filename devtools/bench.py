@@ -348,6 +348,9 @@ def main() -> None:
                 )
                 memory[service.name] = (round(at_half, 1), round(rss_mb(pids[service.name]), 1))
             memory["audit"] = (None, round(rss_mb(pids["audit"]), 1))
+            # The user service's password hashing processes, reported beside it (not in it).
+            hashing = sum(rss_mb(c.pid) for c in psutil.Process(pids["user"]).children())
+            memory["user's hashing processes"] = (None, round(hashing, 1))
             readiness = {s.name: round(ready_time(s, folder / "logs"), 2) for s in services}
         finally:
             if bare_cmd.poll() is None:
