@@ -122,8 +122,8 @@ class PullSubscription:
         await self._broker.client.publish_each([d.reply for d in deliveries], body)
 
     async def _request_more(self) -> None:
-        """Keeps up to two pull requests open: a new one once less than half a batch is owed
-        (and never more unacknowledged work buffered than two batches)."""
+        """Keeps up to two pull requests open: a new one once less than half a batch is owed,
+        none while more than a batch waits in the buffer."""
         client = self._broker.client
         now = time.monotonic()
         if client.stats["reconnects"] != self._reconnects:
