@@ -8,7 +8,12 @@ import signal
 import psutil
 
 from tests.helpers import eventually
-from user.server.passwords import BCRYPT_NICENESS, PasswordHasher
+from user.server.passwords import (
+    BCRYPT_NICENESS,
+    MAX_DEFAULT_WORKERS,
+    PasswordHasher,
+    default_bcrypt_workers,
+)
 
 
 def _hashing_processes(other_than: frozenset[int] = frozenset()) -> list[psutil.Process]:
@@ -44,3 +49,9 @@ async def test_hashes_check_and_survive_a_killed_worker() -> None:
         return not _hashing_processes(others)
 
     await eventually(workers_gone, what="the hashing processes to exit after stop()")
+
+
+def test_default_worker_count_leaves_a_core_and_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for cores, expected in ((1, 1), (2, 1), (3, 2), (64, MAX_DEFAULT_WORKERS)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert default_bcrypt_workers() == expected

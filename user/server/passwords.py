@@ -32,9 +32,19 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 T = TypeVar("T")
 
 
+# Each hashing process holds about 24 MB: the default stops here on big machines, whatever
+# their core count (BCRYPT_WORKERS raises it).
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_bcrypt_workers() -> int:
-    """One per core but one, which stays free for the event loop."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """One per core this process may run on but one, which stays free for the event loop;
+    at most MAX_DEFAULT_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # a container's cpuset, not the host's cores
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores - 1, MAX_DEFAULT_WORKERS))
 
 
 def _worker_setup(service_pid: int) -> None:
