@@ -1,14 +1,26 @@
-"""Rule helpers every service's validation uses; each appends failures instead of raising."""
+"""Rule helpers every service's validation uses; the check_* ones append failures instead of
+raising."""
 
 from __future__ import annotations
 
 import math
 import re
 
-from global_errors import Failure, MessageKey
+from global_errors import Failure, MessageKey, ValidationFailed
 
 # Control characters other than tab.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f]")
+
+
+def id_failures(record_id: int) -> list[Failure]:
+    """What is wrong with a record id given to get or delete (it must be positive)."""
+    return [] if record_id > 0 else [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+
+
+def require_valid_id(record_id: int) -> None:
+    """Raises ValidationFailed (INVALID_ARGUMENT) unless record_id is positive."""
+    if failures := id_failures(record_id):
+        raise ValidationFailed(failures)
 
 
 def check_required(name: str, value: object, failures: list[Failure]) -> None:

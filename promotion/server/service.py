@@ -10,6 +10,7 @@ from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, Val
 from global_utils.audit import ActionType, AuditEmitter, AuditEvent
 from global_utils.auth import Principal
 from global_utils.db import Database, UnitOfWork
+from global_utils.validation import id_failures, require_valid_id
 from promotion.server.models import Promotion, PromotionDraft, PromotionQuery
 from promotion.server.repository import PromotionRepository
 from promotion.server.validation import validate_draft, validate_query
@@ -20,11 +21,6 @@ OBJECT_NAME = "promotion"
 
 def not_found(promotion_id: int) -> NotFound:
     return NotFound(MessageKey.RECORD_NOT_FOUND, entity="promotion", id=promotion_id)
-
-
-def check_id(promotion_id: int) -> None:
-    if promotion_id <= 0:
-        raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
 
 
 class PromotionService:
@@ -40,7 +36,7 @@ class PromotionService:
         self._to_record = to_record
 
     async def get(self, promotion_id: int) -> Promotion:
-        check_id(promotion_id)
+        require_valid_id(promotion_id)
         async with self._db.connection() as conn:
             promotion = await PromotionRepository(conn).get(promotion_id)
         if promotion is None:
@@ -61,8 +57,8 @@ class PromotionService:
         return validate_draft(draft, creating=False)
 
     async def check_delete(self, promotion_id: int) -> list[Failure]:
-        if promotion_id <= 0:
-            return [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+        if failures := id_failures(promotion_id):
+            return failures
         async with self._db.connection() as conn:
             promotion = await PromotionRepository(conn).get(promotion_id)
         if promotion is None:
@@ -96,7 +92,7 @@ class PromotionService:
         return promotion
 
     async def delete(self, promotion_id: int, actor: Principal) -> Promotion:
-        check_id(promotion_id)
+        require_valid_id(promotion_id)
         async with UnitOfWork(self._db, self._emitter) as uow:
             repo = PromotionRepository(uow.conn)
             promotion = await repo.get(promotion_id, for_update=True)

@@ -17,6 +17,7 @@ from global_errors import (
 from global_utils.audit import ActionType, AuditEmitter, AuditEvent
 from global_utils.auth import Principal
 from global_utils.db import Database, UnitOfWork
+from global_utils.validation import id_failures, require_valid_id
 from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
@@ -49,8 +50,7 @@ class UserService:
 
     # queries
     async def get(self, user_id: int) -> User:
-        if user_id <= 0:
-            raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
+        require_valid_id(user_id)
         async with self._db.connection() as conn:
             user = await UserRepository(conn).get(user_id)
         if user is None:
@@ -72,8 +72,8 @@ class UserService:
         return await self._check(draft, creating=False)
 
     async def check_delete(self, user_id: int) -> list[Failure]:
-        if user_id <= 0:
-            return [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+        if failures := id_failures(user_id):
+            return failures
         async with self._db.connection() as conn:
             user = await UserRepository(conn).get(user_id)
         if user is None:
@@ -116,8 +116,7 @@ class UserService:
         return user
 
     async def delete(self, user_id: int, actor: Principal) -> User:
-        if user_id <= 0:
-            raise ValidationFailed([Failure("id", MessageKey.FIELD_NOT_POSITIVE)])
+        require_valid_id(user_id)
         async with UnitOfWork(self._db, self._emitter) as uow:
             repo = UserRepository(uow.conn)
             user = await repo.get(user_id, for_update=True)
