@@ -197,8 +197,10 @@ def _validated(values: Sequence[str], data: bytes) -> EventRow:
         (AuditHeader.PERFORMED_BY, by),
         (AuditHeader.PAYLOAD_TYPE, payload_type),
     ):
-        if len(value) > MAX_HEADER_CHARS or not value.isprintable():
-            raise ValueError(f"header {header}: {_PLAIN_TEXT_RULE}")
+        try:
+            plain_text(value)
+        except ValueError as exc:
+            raise ValueError(f"header {header}: {exc}") from None
     try:
         header = AuditHeader.ACTION_TYPE
         action_type = _ACTION_TYPES.get(action) or ActionType(action)
@@ -243,7 +245,7 @@ _FIELD_BY_HEADER: dict[AuditHeader, str] = {
 def plain_text(value: str) -> str:
     """Header values end up in text columns: bounded, and no NUL or other control bytes."""
     if len(value) > MAX_HEADER_CHARS or not value.isprintable():
-        raise ValueError(_PLAIN_TEXT_RULE)
+        raise ValueError(f"must be at most {MAX_HEADER_CHARS} printable characters")
     return value
 
 
@@ -265,7 +267,6 @@ def parse_header_block(block: bytes | None) -> dict[str, str]:
     return headers
 
 
-_PLAIN_TEXT_RULE = f"must be at most {MAX_HEADER_CHARS} printable characters"
 _ACTION_TYPES = {action.value: action for action in ActionType}
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A value without surrounding whitespace (the general parser strips it), on one line.

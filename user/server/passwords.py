@@ -78,15 +78,14 @@ class PasswordHasher:
         self._rounds = rounds
         self._workers = workers or default_bcrypt_workers()
         self._pool: ProcessPoolExecutor | None = None
-        self._warming: asyncio.Future[bool] | None = None
         self._decoy: bytes | None = None
 
     async def start(self) -> None:
         self._pool = self._new_pool()
         # Start the workers now, without holding up readiness: the first login must not pay
         # for a process start.
-        self._warming = asyncio.get_running_loop().run_in_executor(self._pool, _ready)
-        self._warming.add_done_callback(_ignore_outcome)
+        warming = asyncio.get_running_loop().run_in_executor(self._pool, _ready)
+        warming.add_done_callback(_ignore_outcome)
 
     async def stop(self) -> None:
         pool, self._pool = self._pool, None
