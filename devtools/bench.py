@@ -330,23 +330,17 @@ def main() -> None:
                 (user, "user_by_id", user_id),
                 (promotion, "promotion_by_id", ids["promotion_id"]),
             ):
-                half = memory_requests // 2
-                run_load(
-                    t(kind, service, object_id=object_id),
-                    concurrency=callers,
-                    seconds=3600,
-                    processes=procs,
-                    max_requests=half,
-                )
-                at_half = rss_mb(pids[service.name])
-                run_load(
-                    t(kind, service, object_id=object_id),
-                    concurrency=callers,
-                    seconds=3600,
-                    processes=procs,
-                    max_requests=half,
-                )
-                memory[service.name] = (round(at_half, 1), round(rss_mb(pids[service.name]), 1))
+                readings = []
+                for _ in range(2):  # RSS at the half-way mark and at the end
+                    run_load(
+                        t(kind, service, object_id=object_id),
+                        concurrency=callers,
+                        seconds=3600,
+                        processes=procs,
+                        max_requests=memory_requests // 2,
+                    )
+                    readings.append(round(rss_mb(pids[service.name]), 1))
+                memory[service.name] = (readings[0], readings[1])
             memory["audit"] = (None, round(rss_mb(pids["audit"]), 1))
             # The user service's password hashing processes, reported beside it (not in it).
             hashing = sum(rss_mb(c.pid) for c in psutil.Process(pids["user"]).children())
