@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto test test-unit lint run demo clean
+.PHONY: help install proto dockerfiles test test-unit lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 proto: $(STAMP)  ## regenerate the committed protobuf code
 	$(BIN)/python -m devtools.protogen
+
+dockerfiles: $(STAMP)  ## rewrite every service's Dockerfile and DockerfileCli from one template
+	$(BIN)/python -m devtools.dockerfiles
 
 test: $(STAMP)  ## every test (starts its own PostgreSQL and NATS)
 	$(BIN)/python -m pytest

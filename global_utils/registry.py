@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+import ifaddr
+from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from global_utils.tasks import cancel_and_wait
@@ -92,13 +93,13 @@ class MdnsRegistry:
         self._zc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._registered: AsyncServiceInfo | None = None
-        self._known: dict[str, tuple[str, Endpoint]] = {}
+        self._known: dict[str, tuple[str, list[Endpoint]]] = {}
         self._changed = asyncio.Condition()
         self._lookups: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        interfaces = self._interfaces if self._interfaces else "all"
-        self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)  # type: ignore[arg-type]
+        interfaces: list[str] | InterfaceChoice = self._interfaces or InterfaceChoice.All
+        self._zc = AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
 
     async def stop(self) -> None:
         try:
@@ -117,12 +118,12 @@ class MdnsRegistry:
     async def register(self, service: str, endpoint: Endpoint) -> None:
         zc = self._require()
         instance = f"{service}-{uuid.uuid4().hex[:12]}"
-        # May ask the resolver for this host's address: not on the event loop.
-        host = await asyncio.to_thread(self._advertised_host, endpoint)
+        # Reads the host's interfaces: not on the event loop.
+        hosts = await asyncio.to_thread(self._advertised_hosts, endpoint)
         info = AsyncServiceInfo(
             self._type,
             f"{instance}.{self._type}",
-            addresses=[socket.inet_aton(host)],
+            addresses=[socket.inet_aton(host) for host in hosts],
             port=endpoint.port,
             properties={_SERVICE_PROPERTY: service},
             server=f"{instance}.local.",
@@ -140,7 +141,7 @@ class MdnsRegistry:
         self._ensure_browsing()
 
         def matches() -> list[Endpoint]:
-            return [ep for svc, ep in self._known.values() if svc == service]
+            return [ep for svc, eps in self._known.values() if svc == service for ep in eps]
 
         async with self._changed:
             try:
@@ -150,12 +151,12 @@ class MdnsRegistry:
                 return []
             return matches()
 
-    def _advertised_host(self, endpoint: Endpoint) -> str:
+    def _advertised_hosts(self, endpoint: Endpoint) -> list[str]:
         if endpoint.host not in ("0.0.0.0", "::", ""):
-            return endpoint.host
+            return [endpoint.host]
         if self._interfaces:
-            return self._interfaces[0]
-        return socket.gethostbyname(socket.gethostname())
+            return list(self._interfaces)
+        return host_addresses()
 
     def _require(self) -> AsyncZeroconf:
         if self._zc is None:
@@ -195,8 +196,21 @@ class MdnsRegistry:
         if not service or not addresses or info.port is None:
             return
         async with self._changed:
-            self._known[name] = (service.decode(), Endpoint(addresses[0], info.port))
+            self._known[name] = (service.decode(), [Endpoint(a, info.port) for a in addresses])
             self._changed.notify_all()
+
+
+def host_addresses() -> list[str]:
+    """This host's IPv4 addresses for a server listening on all of them: every non-loopback
+    one (a container's compose-network address), or loopback when that is all there is."""
+    addresses = [
+        ip.ip
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str)  # IPv6 entries are tuples
+    ]
+    outside = [a for a in addresses if not a.startswith("127.")]
+    return outside or [a for a in addresses if a.startswith("127.")] or ["127.0.0.1"]
 
 
 def pick(endpoints: list[Endpoint]) -> Endpoint:

@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import nats
 import pytest
+from _pytest.terminal import TerminalReporter
 from nats.aio.client import Client
 
-from devtools.stack import EmbeddedNats, EmbeddedPostgres
+from audit.server.repository import AuditRepository
+from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
+
+# What the session learned about its servers, for the closing summary.
+_SESSION_FACTS: dict[str, str] = {}
+
+
+def audit_storage_mode(dsn: str) -> str:
+    """The audit table's storage as the audit service reports it (asked from a thread of its
+    own: a session fixture runs outside the tests' event loop, and must not touch it)."""
+
+    async def ask() -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await AuditRepository(conn).storage_mode()
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, ask()).result(timeout=30)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    for name, fact in _SESSION_FACTS.items():
+        terminalreporter.write_line(f"{name}: {fact}")
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +54,7 @@ def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
     """PostgreSQL with the project's init scripts applied."""
     server = EmbeddedPostgres(stack_dir / "pg", durable=False).start()
     server.apply_all_init_scripts()
+    _SESSION_FACTS["audit table"] = audit_storage_mode(server.dsn(AUDIT_DATABASE))
     yield server
     server.stop()
 

@@ -82,7 +82,6 @@ class AuditConsumer:
 
     async def _run(self) -> None:
         await self._db.wait_ready()
-        await self._report_table_kind()
         await self._broker.wait_connected()
         delays = Backoff(initial=0.2, maximum=5.0).delays()
         failing = False
@@ -230,12 +229,3 @@ class AuditConsumer:
         # would lose updates.
         self.stored += stored
         return None
-
-    async def _report_table_kind(self) -> None:
-        try:
-            async with self._db.connection() as conn:
-                hypertable = await AuditRepository(conn).has_timescaledb()
-        except Unavailable:
-            return
-        if not hypertable:
-            logger.info("timescaledb extension not present: audit is an ordinary table")

@@ -122,9 +122,15 @@ class AuditRepository:
         rows = await self._conn.fetch(sql, *args)
         return [_to_record(r) for r in rows[: query.limit]], len(rows) > query.limit
 
-    async def has_timescaledb(self) -> bool:
-        return bool(
-            await self._conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
-            )
+    async def storage_mode(self) -> str:
+        """How the audit table is stored, as the ready line says it."""
+        has_extension = await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
         )
+        # The information view exists only with the extension: asked in a second step.
+        if has_extension and await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
+            " WHERE hypertable_name = 'audit')"
+        ):
+            return "TimescaleDB hypertable"
+        return "ordinary table (no TimescaleDB)"

@@ -35,3 +35,8 @@ class AuditService:
             raise ValidationFailed(failures)
         async with self._db.connection() as conn:
             return await AuditRepository(conn).search(query)
+
+    async def storage_mode(self) -> str:
+        """'TimescaleDB hypertable' or 'ordinary table ...': the audit table as it is."""
+        async with self._db.connection() as conn:
+            return await AuditRepository(conn).storage_mode()

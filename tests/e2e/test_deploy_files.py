@@ -26,7 +26,11 @@ SERVICE_IMAGES = {
     "promotionsrv": ("promotion/Dockerfile", PromotionSettings, 50051),
     "auditsrv": ("audit/Dockerfile", AuditSettings, 50055),
 }
-CLI_IMAGES = {"usercli": "user/DockerfileCli", "promotioncli": "promotion/DockerfileCli"}
+CLI_IMAGES = {
+    "usercli": "user/DockerfileCli",
+    "promotioncli": "promotion/DockerfileCli",
+    "auditcli": "audit/DockerfileCli",
+}
 # Env files of the official database images: their variables belong to those images.
 IMAGE_ENV_FILES = {"postgres/docker-compose.env", "timescaledb/docker-compose.env"}
 
@@ -95,6 +99,7 @@ def test_compose_has_gotemps_services_ports_and_profiles() -> None:
         "auditsrv",
         "usercli",
         "promotioncli",
+        "auditcli",
     }
     for name, (_, _, port) in SERVICE_IMAGES.items():
         assert [p["published"] for p in services[name]["ports"]] == [str(port)]

@@ -109,6 +109,23 @@ async def test_audit_events_carry_the_callers_id(
         assert payload.id == made.id and len(payload.product) == 2
 
 
+async def test_static_registry_reaches_the_user_service(
+    user_host, promotion_settings_factory: Callable[..., PromotionSettings], duck_token
+) -> None:
+    # MICRO_REGISTRY=static, for networks without multicast: no mDNS anywhere on this path.
+    host = build_promotion(
+        promotion_settings_factory(
+            micro_registry="static", micro_registry_address=f"user=127.0.0.1:{user_host.port}"
+        )
+    )
+    async with serving(host) as channel:
+        stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+        reply = await stub.GetPromotions(
+            promotion_pb2.SearchParams(name="Promo1"), metadata=bearer_metadata(duck_token)
+        )
+        assert [p.name for p in reply.promotion] == ["Promo1"]
+
+
 async def test_without_user_service_calls_are_unavailable(
     promotion_settings_factory: Callable[..., PromotionSettings], duck_token
 ) -> None:

@@ -1,10 +1,40 @@
 -- The audit history: one row per change event, a TimescaleDB hypertable on actiontime when the
 -- extension is there, an ordinary table (same columns, same keys) when it is not.
+-- How the audit table is stored, decided from what the server reports, never by trying
+-- CREATE EXTENSION: where TimescaleDB is installed but not in shared_preload_libraries, that
+-- statement ends the session with a FATAL error that no exception handler catches.
+--   'hypertable'      the library is preloaded and the extension available (the real image)
+--   'table'           TimescaleDB is not installed here (plain PostgreSQL)
+--   'table-warning'   installed or preloaded but not both: an ordinary table, and a WARNING
+CREATE OR REPLACE FUNCTION audit_storage_decision(preload text, available boolean)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN preloaded AND available THEN 'hypertable'
+        WHEN preloaded OR available THEN 'table-warning'
+        ELSE 'table'
+    END
+    -- entries as the server reports them: 'timescaledb', '$libdir/timescaledb', quoted
+    FROM (SELECT EXISTS (
+              SELECT 1 FROM unnest(string_to_array(coalesce(preload, ''), ',')) AS entry
+              WHERE btrim(entry, ' "') ~ '(^|/)timescaledb$'
+          ) AS preloaded) AS facts
+$$;
+
 DO $$
+DECLARE
+    decision text := audit_storage_decision(
+        current_setting('shared_preload_libraries', true),
+        EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'));
 BEGIN
-    CREATE EXTENSION IF NOT EXISTS timescaledb;
-EXCEPTION WHEN OTHERS THEN
-    RAISE NOTICE 'timescaledb extension not available (%): audit will be an ordinary table', SQLERRM;
+    IF decision = 'hypertable' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+    ELSIF decision = 'table-warning' THEN
+        RAISE WARNING 'timescaledb is installed but not in shared_preload_libraries (or the '
+            'reverse): audit is an ordinary table; add timescaledb to shared_preload_libraries '
+            'and restart for a hypertable';
+    ELSE
+        RAISE NOTICE 'timescaledb is not installed: audit is an ordinary table';
+    END IF;
 END
 $$;
 
@@ -28,7 +58,8 @@ CREATE TABLE IF NOT EXISTS audit (
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        PERFORM create_hypertable('audit', 'actiontime', if_not_exists => TRUE);
+        PERFORM create_hypertable('audit', 'actiontime', if_not_exists => TRUE,
+                                 migrate_data => TRUE);
         RAISE NOTICE 'audit is a TimescaleDB hypertable on actiontime';
     END IF;
 END
