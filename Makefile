@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto dockerfiles test test-unit lint run demo clean
+.PHONY: help install proto dockerfiles test test-unit test-compose lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
@@ -28,6 +28,9 @@ test: $(STAMP)  ## every test (starts its own PostgreSQL and NATS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+test-compose: $(STAMP)  ## the live docker compose test (needs a Docker API: Docker, or podman's)
+	$(BIN)/python -m pytest -p no:cacheprovider --timeout=1800 -s tests/compose
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

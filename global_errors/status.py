@@ -31,7 +31,7 @@ STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
 def status_code_for(error: BaseException) -> grpc.StatusCode:
     """The gRPC status code for an error; anything unexpected is INTERNAL."""
     for error_type in type(error).__mro__:
-        code = STATUS_BY_ERROR.get(error_type)  # type: ignore[call-overload]
+        code = STATUS_BY_ERROR.get(error_type) if issubclass(error_type, DomainError) else None
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,13 +41,13 @@ def current_principal() -> Principal:
     return principal
 
 
-def bind_principal(principal: Principal | None) -> object:
+def bind_principal(principal: Principal | None) -> Token[Principal | None]:
     """Sets the caller for the current context; returns the token to reset it with."""
     return _current_principal.set(principal)
 
 
-def reset_principal(token: object) -> None:
-    _current_principal.reset(token)  # type: ignore[arg-type]
+def reset_principal(token: Token[Principal | None]) -> None:
+    _current_principal.reset(token)
 
 
 def token_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:

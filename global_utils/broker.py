@@ -30,13 +30,15 @@ class RawClient(Client):
         super().__init__()
         self._raw_handlers: dict[int, RawHandler] = {}
 
+    # nats-py's own hint says headers is a dict, but its parser hands over the raw header block
+    # (bytes) or None: the override states what actually arrives, which mypy calls a mismatch.
     async def _process_msg(  # type: ignore[override]
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
         handler = self._raw_handlers.get(sid)
         if handler is None:
             # nats-py's parser passes None for a message without headers, despite its hint
-            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]
+            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]  # see above: the hint is narrower than what nats-py passes
         else:
             handler(subject, reply, headers, data)
 

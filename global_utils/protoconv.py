@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from google.protobuf.message import Message
+
 from global_errors import Failure, Language, MessageKey
 from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime
 
@@ -15,7 +17,7 @@ MAX_PAGE_SIZE = 200
 T = TypeVar("T")
 
 
-def read_time(message: object, field: str, failures: list[Failure]) -> datetime | None:
+def read_time(message: Message, field: str, failures: list[Failure]) -> datetime | None:
     """The datetime in an optional Timestamp field, or None; out of range adds a failure."""
     if not is_set(message, field):
         return None

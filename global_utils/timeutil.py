@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 # The range google.protobuf.Timestamp defines: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
@@ -16,10 +17,10 @@ class TimestampOutOfRange(ValueError):
     """A Timestamp outside the range protobuf (and the database) can represent."""
 
 
-def is_set(message: object, field: str) -> bool:
+def is_set(message: Message, field: str) -> bool:
     """Whether a message-typed field was given (HasField, tolerant of non-message fields)."""
     try:
-        return bool(message.HasField(field))  # type: ignore[attr-defined]
+        return message.HasField(field)
     except ValueError:
         return False
 

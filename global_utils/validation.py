@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 
 from global_errors import Failure, MessageKey, ValidationFailed
 
@@ -45,12 +46,15 @@ def check_finite(name: str, value: float, failures: list[Failure]) -> bool:
 
 
 def check_validity_range(
-    valid_from: object, valid_thru: object, invalid: list[Failure], failures: list[Failure]
+    valid_from: datetime | None,
+    valid_thru: datetime | None,
+    invalid: list[Failure],
+    failures: list[Failure],
 ) -> None:
     """valid_from and valid_thru required (unless already reported) and thru after from."""
     if not any(f.field == "valid_from" for f in invalid):
         check_required("valid_from", valid_from, failures)
     if not any(f.field == "valid_thru" for f in invalid):
         check_required("valid_thru", valid_thru, failures)
-    if valid_from and valid_thru and valid_thru <= valid_from:  # type: ignore[operator]
+    if valid_from and valid_thru and valid_thru <= valid_from:
         failures.append(Failure("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM))

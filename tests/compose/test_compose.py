@@ -1,0 +1,256 @@
+"""The suite under docker compose, as a new user meets it: the real docker-compose.yml, the
+real images, goTemp's own commands, grpcurl from the host, outages, stop/up and down -v.
+
+The steps build on each other (one stack, brought up once), so they run in file order."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import time
+
+import pytest
+
+from tests.compose.conftest import GOTEMP_TAG, Engine, eventually_true, grpcurl
+
+SERVICES = {"usersrv": 50053, "promotionsrv": 50051, "auditsrv": 50055}
+GRPC_NAMES = {
+    "usersrv": "user.UserSrv",
+    "promotionsrv": "promotion.PromotionSrv",
+    "auditsrv": "audit.AuditSrv",
+}
+SEED_LOGIN = '{"email": "duck@mymail.com", "pwd": "1234"}'
+# what the CLI scenarios changed, by object name: ids parsed from their output
+CHANGED: dict[str, str] = {}
+KEPT: dict[str, str] = {}
+
+
+def address(service: str) -> str:
+    return f"127.0.0.1:{SERVICES[service]}"
+
+
+def login() -> str:
+    reply = grpcurl("-d", SEED_LOGIN, address("usersrv"), "user.UserSrv/Auth")
+    assert reply.returncode == 0, reply.stderr
+    return str(json.loads(reply.stdout)["token"])
+
+
+def health(service: str) -> str:
+    reply = grpcurl(address(service), "grpc.health.v1.Health/Check")
+    return str(json.loads(reply.stdout)["status"]) if reply.returncode == 0 else reply.stderr
+
+
+def exit_code(engine: Engine, service: str) -> int:
+    return int(engine.inspect(service)["State"]["ExitCode"])
+
+
+def test_every_image_builds_and_gotemps_build_command_works(engine: Engine) -> None:
+    engine.compose("--profile", "cli", "build", timeout=1200)
+    # goTemp's README: docker build -t usersrv -f user/Dockerfile .
+    engine.run("build", "-t", GOTEMP_TAG, "-f", "user/Dockerfile", ".", timeout=600)
+    sizes = engine.run("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}").stdout
+    print(
+        "\nimages:\n"
+        + "\n".join(
+            line
+            for line in sizes.splitlines()
+            if "gotemp" in line
+            or line.startswith(f"{GOTEMP_TAG}:")
+            or "localhost/" + GOTEMP_TAG in line
+        )
+    )
+    assert GOTEMP_TAG in sizes
+
+
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_each_service_becomes_healthy(engine: Engine, service: str) -> None:
+    engine.compose("up", "-d", "--wait", service, timeout=300)
+    state = engine.inspect(service)["State"]
+    assert state["Health"]["Status"] == "healthy"
+    assert health(service) == "SERVING"
+
+
+def test_audit_ready_line_says_how_the_history_is_stored(engine: Engine) -> None:
+    logs = engine.compose("logs", "auditsrv").stdout
+    ready = [line for line in logs.splitlines() if "audit ready" in line]
+    assert ready, logs[-2000:]
+    has_timescale = engine.psql(
+        "timescaledb", "audit", "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+    )
+    expected = "TimescaleDB hypertable" if has_timescale == "1" else "ordinary table"
+    assert expected in ready[-1]
+
+
+@pytest.mark.parametrize(
+    ("cli", "object_name"), [("usercli", "user"), ("promotioncli", "promotion"), ("auditcli", "")]
+)
+def test_cli_containers_find_their_service_over_mdns_and_pass(
+    engine: Engine, cli: str, object_name: str
+) -> None:
+    # goTemp's command, no profile flag: naming the service enables its profile.
+    result = engine.compose("up", cli, timeout=300)
+    output = result.stdout + result.stderr
+    assert exit_code(engine, cli) == 0, output[-3000:]
+    if object_name:
+        assert "all" in output and "steps passed" in output, output[-3000:]
+        created = re.search(r"\(id (\d+)\)|\bid (\d+)", output)
+        assert created, output[-3000:]
+        CHANGED[object_name] = created.group(1) or created.group(2)
+    else:
+        # the history, newest first: the promotion CLI's changes ran just before
+        assert re.search(r"\(\d+ records", output) and "promotion" in output, output[-3000:]
+
+
+def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Engine) -> None:
+    token = login()
+    calls = {
+        "usersrv": ("user.UserSrv/GetUsers", '{"email": "duck@mymail.com"}', "Super Duck"),
+        "promotionsrv": ("promotion.PromotionSrv/GetPromotions", '{"name": "Promo1"}', "Promo1"),
+        "auditsrv": ("audit.AuditSrv/GetAuditRecords", '{"object_name": "user"}', "user"),
+    }
+    for service, (method, body, expected) in calls.items():
+        listed = grpcurl(address(service), "list")
+        assert listed.returncode == 0 and GRPC_NAMES[service] in listed.stdout, listed.stderr
+        assert "grpc.health.v1.Health" in listed.stdout
+        assert health(service) == "SERVING"
+        refused = grpcurl("-d", body, address(service), method)
+        assert "Unauthenticated" in refused.stderr, refused.stderr
+        reply = grpcurl(
+            "-H", f"authorization: Bearer {token}", "-d", body, address(service), method
+        )
+        assert reply.returncode == 0, reply.stderr
+        assert expected in reply.stdout
+
+
+def test_audit_rows_of_the_cli_changes_are_in_the_timescaledb_container(engine: Engine) -> None:
+    expected = {"user": {"insert", "update", "delete"}, "promotion": {"insert", "update", "delete"}}
+
+    def stored(name: str) -> set[str]:
+        rows = engine.psql(
+            "timescaledb",
+            "audit",
+            f"SELECT actiontype FROM audit WHERE objectname = '{name}'"
+            f" AND objectid = '{CHANGED[name]}'",
+        )
+        return set(rows.split())
+
+    for name, actions in expected.items():
+        eventually_true(
+            functools.partial(lambda n, a: stored(n) == a, name, actions),
+            60,
+            f"audit rows of the {name} CLI",
+        )
+        count = engine.psql(
+            "timescaledb",
+            "audit",
+            f"SELECT count(*) FROM audit WHERE objectid = '{CHANGED[name]}'",
+        )
+        assert count == "3", f"each change stored once, got {count} rows for {name}"
+    hypertable = engine.psql(
+        "timescaledb", "audit", "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+    )
+    if hypertable == "1":
+        assert (
+            engine.psql(
+                "timescaledb",
+                "audit",
+                "SELECT count(*) FROM timescaledb_information.hypertables"
+                " WHERE hypertable_name = 'audit'",
+            )
+            == "1"
+        )
+
+
+def test_stop_then_up_keeps_users_promotions_and_history(engine: Engine) -> None:
+    token = login()
+    made = grpcurl(
+        "-H",
+        f"authorization: Bearer {token}",
+        "-d",
+        '{"firstname": "Kept", "lastname": "Across", "email": "kept@example.com", "pwd": "x1",'
+        ' "valid_from": "2020-01-01T00:00:00Z", "valid_thru": "2100-01-01T00:00:00Z"}',
+        address("usersrv"),
+        "user.UserSrv/CreateUser",
+    )
+    assert made.returncode == 0, made.stderr
+    KEPT["user"] = json.loads(made.stdout)["user"]["id"]
+    eventually_true(
+        lambda: (
+            engine.psql(
+                "timescaledb",
+                "audit",
+                f"SELECT count(*) FROM audit WHERE objectid = '{KEPT['user']}'",
+            )
+            == "1"
+        ),
+        60,
+        "the new user's audit row",
+    )
+    history = engine.psql("timescaledb", "audit", "SELECT count(*) FROM audit")
+    promotions = engine.psql("pgdb", "promotion", "SELECT count(*) FROM promotion")
+
+    engine.compose("stop", timeout=180)
+    engine.compose("up", "-d", "--wait", *SERVICES, timeout=300)
+
+    token = login()
+    got = grpcurl(
+        "-H",
+        f"authorization: Bearer {token}",
+        "-d",
+        json.dumps({"id": KEPT["user"]}),
+        address("usersrv"),
+        "user.UserSrv/GetUserById",
+    )
+    assert got.returncode == 0 and "kept@example.com" in got.stdout, got.stderr
+    assert engine.psql("pgdb", "promotion", "SELECT count(*) FROM promotion") == promotions
+    assert int(engine.psql("timescaledb", "audit", "SELECT count(*) FROM audit")) >= int(history)
+
+
+def test_sigterm_stops_a_service_with_exit_0_within_its_grace(engine: Engine) -> None:
+    name = str(engine.container("promotionsrv")["Name"])
+    started = time.monotonic()
+    engine.run("kill", "--signal", "TERM", name)
+    eventually_true(
+        lambda: engine.inspect("promotionsrv")["State"]["Running"] is False,
+        15,
+        "promotionsrv to exit after SIGTERM (compose's stop grace is 15 s)",
+    )
+    print(f"\npromotionsrv stopped {time.monotonic() - started:.1f} s after SIGTERM")
+    assert exit_code(engine, "promotionsrv") == 0
+    assert "promotion stopped" in engine.compose("logs", "promotionsrv").stdout
+    engine.compose("up", "-d", "--wait", "promotionsrv", timeout=300)
+
+
+def test_database_outage_leaves_the_service_up_and_it_serves_again(engine: Engine) -> None:
+    before = engine.inspect("usersrv")["State"]
+    token = login()
+    engine.compose("stop", "pgdb", timeout=120)
+    try:
+        eventually_true(lambda: health("usersrv") == "NOT_SERVING", 60, "user NOT_SERVING")
+        reply = grpcurl(
+            "-H",
+            f"authorization: Bearer {token}",
+            "-d",
+            '{"id": "1"}',
+            address("usersrv"),
+            "user.UserSrv/GetUserById",
+        )
+        assert "Unavailable" in reply.stderr, reply.stderr
+    finally:
+        engine.compose("start", "pgdb", timeout=120)
+    eventually_true(lambda: health("usersrv") == "SERVING", 90, "user SERVING again")
+    after = engine.inspect("usersrv")["State"]
+    # the same process throughout: never restarted
+    assert after["StartedAt"] == before["StartedAt"] and after["Running"] is True
+    assert login()
+
+
+def test_down_v_clears_the_data(engine: Engine) -> None:
+    volumes_before = engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    ours = [v for v in volumes_before if v.startswith("gotemp-composetest_")]
+    assert len(ours) == 3, volumes_before
+    engine.compose("--profile", "cli", "down", "-v", timeout=180)
+    volumes_after = engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
+    assert not set(ours) & set(volumes_after)
+    assert engine.containers() == []
