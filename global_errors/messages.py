@@ -28,6 +28,7 @@ class MessageKey(StrEnum):
     EMAIL_TAKEN = "email_taken"
     VALID_THRU_NOT_AFTER_FROM = "valid_thru_not_after_from"
     PAGE_TOKEN_INVALID = "page_token_invalid"
+    REQUEST_UNPARSABLE = "request_unparsable"
     RECORD_NOT_FOUND = "record_not_found"
     RECORD_ALREADY_EXISTS = "record_already_exists"
     USER_ACTIVE_CANNOT_DELETE = "user_active_cannot_delete"
@@ -37,6 +38,7 @@ class MessageKey(StrEnum):
     TOKEN_INVALID = "token_invalid"
     DATABASE_UNAVAILABLE = "database_unavailable"
     DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
+    COMMIT_OUTCOME_UNKNOWN = "commit_outcome_unknown"
     INTERNAL = "internal"
 
 
@@ -57,6 +59,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.EMAIL_TAKEN: "{field} is already used by another user",
         MessageKey.VALID_THRU_NOT_AFTER_FROM: "{field} must be after valid_from",
         MessageKey.PAGE_TOKEN_INVALID: "{field} is not a page token this service issued",
+        MessageKey.REQUEST_UNPARSABLE: "{field} is not a valid {message} message",
         MessageKey.RECORD_NOT_FOUND: "{entity} {id} not found",
         MessageKey.RECORD_ALREADY_EXISTS: "{entity} already exists",
         MessageKey.USER_ACTIVE_CANNOT_DELETE: "user {id} is active and cannot be deleted",
@@ -68,6 +71,10 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.TOKEN_INVALID: "authentication token invalid or expired",
         MessageKey.DATABASE_UNAVAILABLE: "database unavailable, try again later",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} unavailable, try again later",
+        MessageKey.COMMIT_OUTCOME_UNKNOWN: (
+            "the database connection was lost while the change was being committed: it may or"
+            " may not have been applied; read it back before trying again"
+        ),
         MessageKey.INTERNAL: "internal error",
     },
     Language.ES: {
@@ -86,6 +93,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.EMAIL_TAKEN: "{field} ya está en uso por otro usuario",
         MessageKey.VALID_THRU_NOT_AFTER_FROM: "{field} debe ser posterior a valid_from",
         MessageKey.PAGE_TOKEN_INVALID: "{field} no es un token de página emitido por este servicio",
+        MessageKey.REQUEST_UNPARSABLE: "{field} no es un mensaje {message} válido",
         MessageKey.RECORD_NOT_FOUND: "{entity} {id} no encontrado",
         MessageKey.RECORD_ALREADY_EXISTS: "{entity} ya existe",
         MessageKey.USER_ACTIVE_CANNOT_DELETE: "el usuario {id} está activo y no se puede eliminar",
@@ -97,6 +105,10 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.TOKEN_INVALID: "token de autenticación inválido o vencido",
         MessageKey.DATABASE_UNAVAILABLE: "base de datos no disponible, intente más tarde",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} no disponible, intente más tarde",
+        MessageKey.COMMIT_OUTCOME_UNKNOWN: (
+            "se perdió la conexión con la base de datos mientras se confirmaba el cambio: puede"
+            " haberse aplicado o no; consúltelo antes de volver a intentarlo"
+        ),
         MessageKey.INTERNAL: "error interno",
     },
     Language.FR: {
@@ -115,6 +127,7 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.EMAIL_TAKEN: "{field} est déjà utilisé par un autre utilisateur",
         MessageKey.VALID_THRU_NOT_AFTER_FROM: "{field} doit être postérieur à valid_from",
         MessageKey.PAGE_TOKEN_INVALID: "{field} n'est pas un jeton de page émis par ce service",
+        MessageKey.REQUEST_UNPARSABLE: "{field} n'est pas un message {message} valide",
         MessageKey.RECORD_NOT_FOUND: "{entity} {id} introuvable",
         MessageKey.RECORD_ALREADY_EXISTS: "{entity} existe déjà",
         MessageKey.USER_ACTIVE_CANNOT_DELETE: (
@@ -129,6 +142,10 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.TOKEN_INVALID: "jeton d'authentification invalide ou expiré",
         MessageKey.DATABASE_UNAVAILABLE: "base de données indisponible, réessayez plus tard",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} indisponible, réessayez plus tard",
+        MessageKey.COMMIT_OUTCOME_UNKNOWN: (
+            "la connexion à la base de données a été perdue pendant la validation de la"
+            " modification : elle a pu être appliquée ou non ; relisez-la avant de réessayer"
+        ),
         MessageKey.INTERNAL: "erreur interne",
     },
 }

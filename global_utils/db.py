@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from enum import Enum
 from types import TracebackType
 from typing import Any
 
@@ -24,9 +25,15 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
 )
+# What the statement before a rollback may have raised without leaving the connection in a
+# known state: the unit of work closes such a connection instead of talking to it again.
+_UNSETTLED = (*CONNECTION_ERRORS, asyncpg.InterfaceError, asyncio.CancelledError)
+# A rollback waits at most this long (a stalled server must not hold an error on its way out).
+ROLLBACK_TIMEOUT_SECONDS = 2.0
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -37,6 +44,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 def unavailable() -> Unavailable:
     return Unavailable(MessageKey.DATABASE_UNAVAILABLE)
+
+
+def outcome_unknown() -> Unavailable:
+    return Unavailable(MessageKey.COMMIT_OUTCOME_UNKNOWN)
+
+
+class PooledConnection(asyncpg.Connection):
+    """The pool's connection class. The pool lends a proxy and detaches it when the connection
+    ends (the server went away, or it was terminated), after which every call through the proxy
+    raises InterfaceError; the connection itself still answers is_closed() and terminate(), so
+    cleanup asks it instead of the proxy."""
+
+    def unproxied(self) -> PooledConnection:
+        return self
 
 
 class Database:
@@ -96,6 +117,7 @@ class Database:
                     max_size=self._max_size,
                     command_timeout=30,
                     reset=_keep_session,
+                    connection_class=PooledConnection,
                 )
                 break
             except Exception as exc:
@@ -112,32 +134,74 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; UNAVAILABLE when the database cannot be reached."""
-        if self._pool is None:
+        """A pooled connection; UNAVAILABLE when the database cannot be reached or the
+        connection ends while in use."""
+        pool = self._pool  # the one to give the connection back to, even if stop() runs
+        if pool is None:
             raise unavailable()
         try:
-            conn = await self._pool.acquire(timeout=self._acquire_timeout)
-        except CONNECTION_ERRORS as exc:
+            conn = await pool.acquire(timeout=self._acquire_timeout)
+        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:  # InterfaceError: closing
             raise unavailable() from exc
+        own: PooledConnection = conn.unproxied()
         try:
             yield conn
         except CONNECTION_ERRORS as exc:
             raise unavailable() from exc
+        except asyncpg.InterfaceError as exc:
+            # asyncpg's complaint about using a connection that has ended (through the proxy
+            # the pool detached, or a rollback on a closed socket) means the database went
+            # away mid-way; on an open connection it is a bug and stays one.
+            if own.is_closed():
+                raise unavailable() from exc
+            raise
         finally:
-            await self._pool.release(conn)
+            await _release(pool, conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in a transaction, committed when the block ends without an error
+        and rolled back otherwise (a unit of work without audit events)."""
+        async with UnitOfWork(self, _NO_AUDIT) as uow:
+            yield uow.conn
+            await uow.commit()
+
+
+async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Gives conn back to pool; never raises but for cancellation. A connection asyncpg cannot
+    reset it closes itself, and the outcome of the work done on it (an error on its way, or a
+    commit) must not be replaced by trouble returning it."""
+    try:
+        await pool.release(conn)
+    except Exception as exc:
+        logger.warning("a database connection was closed instead of reused (%r)", exc)
+
+
+class _State(Enum):
+    OPEN = "open"
+    COMMITTING = "committing"  # COMMIT sent, no answer yet (or none will come)
+    COMMITTED = "committed"
+    ENDED = "ended"
 
 
 class UnitOfWork:
-    """One transaction and the audit events it produces; rolls back unless committed."""
+    """One transaction and the audit events it produces; rolls back unless committed.
+
+    On the way out nothing may replace the error already on its way, and nothing may touch a
+    connection that has ended (the pool has detached its proxy by then). The exits run from an
+    AsyncExitStack, last in first out: end the transaction (roll back, or close the connection
+    when its state is unknown), then give the connection back (Database.connection(), which
+    maps database errors to UNAVAILABLE)."""
 
     def __init__(self, database: Database, emitter: AuditEmitter) -> None:
         self._database = database
         self._emitter = emitter
         self._events: list[AuditEvent] = []
-        self._conn_cm: Any = None
-        self._tx: Any = None
+        self._exits: AsyncExitStack | None = None
         self._conn: asyncpg.Connection | None = None
-        self._committed = False
+        self._own: PooledConnection | None = None
+        self._tx: Any = None
+        self._state = _State.ENDED
 
     @property
     def conn(self) -> asyncpg.Connection:
@@ -149,25 +213,34 @@ class UnitOfWork:
         self._events.append(event)
 
     async def __aenter__(self) -> UnitOfWork:
-        self._conn_cm = self._database.connection()
-        self._conn = await self._conn_cm.__aenter__()
-        try:
-            self._tx = self._conn.transaction()
-            await self._tx.start()
-        except BaseException as exc:
-            await self._conn_cm.__aexit__(type(exc), exc, exc.__traceback__)
-            if isinstance(exc, CONNECTION_ERRORS):
-                raise unavailable() from exc
-            raise
+        async with AsyncExitStack() as exits:
+            conn = await exits.enter_async_context(self._database.connection())
+            tx = conn.transaction()
+            await tx.start()
+            self._conn, self._own, self._tx = conn, conn.unproxied(), tx
+            self._state = _State.OPEN
+            exits.push_async_exit(self._end)
+            self._exits = exits.pop_all()
         return self
 
     async def commit(self) -> None:
+        """Writes the events and commits. UNAVAILABLE if the connection ended before COMMIT
+        (nothing applied); UNAVAILABLE saying so if it ended while COMMIT was under way (the
+        change and its audit event were applied together or not at all: the outbox keeps
+        the audit history true to whichever happened)."""
+        if self._state is not _State.OPEN or self._own is None:
+            raise RuntimeError("commit outside an open unit of work")
+        if self._own.is_closed():
+            raise unavailable()  # the server rolled the transaction back with the session
+        await self._emitter.record(self.conn, self._events)
+        if self._own.is_closed():  # ended between the events' write and now
+            raise unavailable()
+        self._state = _State.COMMITTING
         try:
-            await self._emitter.record(self.conn, self._events)
             await self._tx.commit()
-        except CONNECTION_ERRORS as exc:
-            raise unavailable() from exc
-        self._committed = True
+        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:
+            raise outcome_unknown() from exc
+        self._state = _State.COMMITTED
         self._emitter.committed(self._events)
 
     async def __aexit__(
@@ -175,12 +248,48 @@ class UnitOfWork:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
-        try:
-            if not self._committed and not self._conn.is_closed():  # type: ignore[union-attr]
-                await self._tx.rollback()
-        except CONNECTION_ERRORS:
-            pass  # the transaction died with its connection
-        finally:
-            await self._conn_cm.__aexit__(exc_type, exc, tb)
+    ) -> bool:
+        exits, self._exits = self._exits, None
+        if exits is None:
+            return False
+        return bool(await exits.__aexit__(exc_type, exc, tb))
+
+    async def _end(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        """Ends the transaction unless committed; never raises but for cancellation."""
+        state, self._state = self._state, _State.ENDED
+        own = self._own
+        if state is _State.COMMITTED or own is None or own.is_closed():
+            return False  # done, or the transaction ended with its connection
+        if state is _State.OPEN and not isinstance(exc, _UNSETTLED):
+            try:
+                async with asyncio.timeout(ROLLBACK_TIMEOUT_SECONDS):
+                    await self._tx.rollback()
+                return False
+            except asyncio.CancelledError:
+                own.terminate()
+                raise
+            except Exception as rollback_error:
+                logger.warning("rollback failed (%r); closing the connection", rollback_error)
+        # A statement (or COMMIT) did not finish cleanly: the session's state is unknown and
+        # the server may be stalled. Closing the connection ends the transaction on the server
+        # (a COMMIT it already received runs to its end either way) without waiting for it.
+        own.terminate()
+        return False
+
+
+class _NoAudit:
+    """An AuditEmitter for transactions that produce no audit events."""
+
+    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
         return None
+
+    def committed(self, events: Sequence[AuditEvent]) -> None:
+        return None
+
+
+_NO_AUDIT = _NoAudit()

@@ -93,8 +93,10 @@ class OutboxRelay:
         self._tasks = []
 
     async def relay_once(self) -> int:
-        """Publishes one batch of pending rows; returns how many were claimed."""
-        async with self._db.connection() as conn, conn.transaction():
+        """Publishes one batch of pending rows; returns how many were claimed. A row whose
+        mark is lost (the connection ended first) is published again later: JetStream drops
+        the copy within its duplicate window, and the audit table's unique key after it."""
+        async with self._db.transaction() as conn:
             rows = await conn.fetch(
                 "SELECT eventid, subject, headers, payload FROM audit_outbox"
                 " WHERE sentat IS NULL ORDER BY createdat, eventid LIMIT $1"
