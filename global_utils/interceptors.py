@@ -1,20 +1,30 @@
-"""grpc.aio server interceptors: request ids and logging, error mapping, authentication.
+"""grpc.aio server interceptors: request ids and logging, error mapping, authentication,
+request parsing.
 
-Each wraps the behaviour of a unary-unary method once and reuses the wrapped handler for every
-later call of that method; per-call data (metadata, the caller) is read from the context."""
+Each wraps the behaviour of a method once and reuses the wrapped handler for every later call of
+that method; per-call data (metadata, the caller) is read from the context."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
+from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc.aio import AbortError
 
-from global_errors import DomainError, Language, MessageKey, Unauthenticated
+from global_errors import (
+    DomainError,
+    Failure,
+    Language,
+    MessageKey,
+    Unauthenticated,
+    ValidationFailed,
+)
 from global_errors.status import to_grpc_status
 from global_utils.auth import TokenVerifier, bind_principal, reset_principal, token_from_metadata
 from global_utils.logs import request_id
@@ -22,6 +32,7 @@ from global_utils.logs import request_id
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Deserializer = Callable[[bytes], Any]
 
 REQUEST_ID_HEADER = "x-request-id"
 # Methods anyone may call: health and reflection (services add theirs, e.g. Auth).
@@ -32,8 +43,9 @@ ALWAYS_PUBLIC_PREFIXES = (
 )
 
 
-class _UnaryInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the behaviour of unary-unary methods (the only kind the services define)."""
+class _HandlerInterceptor(grpc.aio.ServerInterceptor):
+    """Replaces a method's handler once and reuses the replacement while the handler is the
+    same."""
 
     def __init__(self) -> None:
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -44,19 +56,31 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
         method = handler_call_details.method
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = grpc.unary_unary_rpc_method_handler(
+        wrapped = self.replace(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
+class _UnaryInterceptor(_HandlerInterceptor):
+    """Wraps the behaviour of unary-unary methods (the only kind the services define)."""
+
+    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        if handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
             self.wrap(handler.unary_unary, method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
 
     def wrap(self, inner: Behavior, method: str) -> Behavior:
         raise NotImplementedError
@@ -92,6 +116,20 @@ class RequestLoggingInterceptor(_UnaryInterceptor):
         return behavior
 
 
+async def abort_with(
+    context: grpc.aio.ServicerContext, method: str, exc: Exception, language: Language
+) -> NoReturn:
+    """Ends the call with exc's status: a domain error logged as one warning, anything else
+    with its traceback (and INTERNAL)."""
+    if isinstance(exc, DomainError):
+        logger.warning("%s: %s", method, exc)
+    else:
+        logger.error("%s failed", method, exc_info=exc)
+    status = to_grpc_status(exc, language)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # it always raises AbortError
+
+
 class ErrorMappingInterceptor(_UnaryInterceptor):
     """Turns domain errors into status codes; anything unexpected becomes INTERNAL."""
 
@@ -105,18 +143,10 @@ class ErrorMappingInterceptor(_UnaryInterceptor):
                 return await inner(request, context)
             except AbortError:
                 raise
-            except DomainError as exc:
-                logger.warning("%s: %s", method, exc)
-                await self._abort(context, exc)
             except Exception as exc:
-                logger.exception("%s failed", method)
-                await self._abort(context, exc)
+                await abort_with(context, method, exc, self._language)
 
         return behavior
-
-    async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-        status = to_grpc_status(exc, self._language)
-        await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 class AuthInterceptor(_UnaryInterceptor):
@@ -146,3 +176,146 @@ class AuthInterceptor(_UnaryInterceptor):
                 reset_principal(bound)
 
         return behavior
+
+
+class _Unparsable:
+    """Stands in for a streamed request message that did not parse."""
+
+    __slots__ = ()
+
+
+_UNPARSABLE = _Unparsable()
+
+
+class RequestParsingInterceptor(_HandlerInterceptor):
+    """Parses request messages inside the call instead of before it, so a body that is not the
+    method's request message is INVALID_ARGUMENT (one warning) rather than grpc's UNKNOWN with
+    a traceback, and for a unary request only after the interceptors listed before this one
+    (authentication) let the call in: it must be the last interceptor.
+
+    Unary requests reach the behaviour as bytes (no deserializer) and are parsed there; a
+    failure is raised as a domain error for the error mapping around it, or, for a streamed
+    response (which that mapping does not wrap), ends the call here. Streamed requests are
+    parsed by a deserializer that marks a bad message instead of raising, and the request
+    iterator the behaviour reads ends the call when it meets one (a behaviour reading with
+    context.read() would get the marker itself)."""
+
+    def __init__(self, language: Language) -> None:
+        super().__init__()
+        self._language = language
+
+    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        parse = handler.request_deserializer
+        if parse is None:
+            return handler
+        serialize = handler.response_serializer
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary_unary(handler.unary_unary, parse),
+                response_serializer=serialize,
+            )
+        if handler.unary_stream is not None and inspect.iscoroutinefunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                self._unary_stream(handler.unary_stream, parse, method),
+                response_serializer=serialize,
+            )
+        if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                self._unary_stream_generator(handler.unary_stream, parse, method),
+                response_serializer=serialize,
+            )
+        streamed = handler.stream_unary or handler.stream_stream
+        if streamed is not None and (
+            inspect.iscoroutinefunction(streamed) or inspect.isasyncgenfunction(streamed)
+        ):
+            make = (
+                grpc.stream_unary_rpc_method_handler
+                if handler.stream_unary is not None
+                else grpc.stream_stream_rpc_method_handler
+            )
+            return make(
+                self._stream_request(streamed, parse, method),
+                request_deserializer=_marking_bad_messages(parse),
+                response_serializer=serialize,
+            )
+        return handler  # a synchronous behaviour: not something a grpc.aio service registers
+
+    def _unary_unary(self, inner: Behavior, parse: Deserializer) -> Behavior:
+        async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = parse(body)
+            except DecodeError:
+                raise _unparsable_error(parse) from None
+            return await inner(request, context)
+
+        return behavior
+
+    def _unary_stream(self, inner: Behavior, parse: Deserializer, method: str) -> Behavior:
+        async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                request = parse(body)
+            except DecodeError:
+                await abort_with(context, method, _unparsable_error(parse), self._language)
+            return await inner(request, context)
+
+        return behavior
+
+    def _unary_stream_generator(
+        self, inner: Callable[..., AsyncIterator[Any]], parse: Deserializer, method: str
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                request = parse(body)
+            except DecodeError:
+                await abort_with(context, method, _unparsable_error(parse), self._language)
+            async for response in inner(request, context):
+                yield response
+
+        return behavior
+
+    def _stream_request(
+        self, inner: Callable[..., Any], parse: Deserializer, method: str
+    ) -> Callable[..., Any]:
+        language = self._language
+
+        async def checked(
+            requests: AsyncIterable[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async for request in requests:
+                if request is _UNPARSABLE:
+                    await abort_with(context, method, _unparsable_error(parse), language)
+                yield request
+
+        if inspect.isasyncgenfunction(inner):
+
+            async def generator(
+                requests: AsyncIterable[Any], context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                async for response in inner(checked(requests, context), context):
+                    yield response
+
+            return generator
+
+        async def coroutine(requests: AsyncIterable[Any], context: grpc.aio.ServicerContext) -> Any:
+            return await inner(checked(requests, context), context)
+
+        return coroutine
+
+
+def _marking_bad_messages(parse: Deserializer) -> Deserializer:
+    def deserialize(body: bytes) -> Any:
+        try:
+            return parse(body)
+        except DecodeError:
+            return _UNPARSABLE
+
+    return deserialize
+
+
+def _unparsable_error(parse: Deserializer) -> ValidationFailed:
+    # Generated code deserializes with the message class's FromString, which names the type.
+    descriptor = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
+    message = getattr(descriptor, "full_name", "request")
+    return ValidationFailed(
+        [Failure("request", MessageKey.REQUEST_UNPARSABLE, {"message": message})]
+    )

@@ -20,6 +20,7 @@ from global_utils.interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
     RequestLoggingInterceptor,
+    RequestParsingInterceptor,
 )
 from global_utils.logs import configure_logging
 from global_utils.registry import Endpoint, Registry
@@ -125,11 +126,15 @@ class ServiceHost:
             await self._health.set(name, status)
 
     def _create_server(self) -> grpc.aio.Server:
+        language = self.settings.app_language
         server = grpc.aio.server(
+            # The first listed runs first. Parsing comes last so that a body that does not
+            # parse is reported only to a caller authentication let in.
             interceptors=[
                 RequestLoggingInterceptor(),
-                ErrorMappingInterceptor(self.settings.app_language),
+                ErrorMappingInterceptor(language),
                 AuthInterceptor(self._verifier, self.definition.public_methods),
+                RequestParsingInterceptor(language),
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
