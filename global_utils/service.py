@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,8 @@ class ServiceDefinition:
     grpc_service: str  # full proto service name, e.g. "user.UserSrv"
     add_to_server: Callable[[grpc.aio.Server], None]
     public_methods: Collection[str] = field(default_factory=tuple)
+    # what the ready line adds about this service's own state (audit: how its table is stored)
+    ready_details: Callable[[], Awaitable[str]] | None = None
 
 
 class ServiceHost:
@@ -110,16 +112,55 @@ class ServiceHost:
     async def _become_ready(self) -> None:
         await self.database.wait_ready()
         assert self.endpoint is not None
+        details = ""
+        if self.definition.ready_details is not None:
+            try:
+                details = f", {await self.definition.ready_details()}"
+            except Exception as exc:  # the ready line goes out without them
+                logger.warning("%s: ready details unavailable (%s)", self.name, exc)
         await self.registry.register(self.definition.name, self.endpoint)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         logger.info(
-            "%s ready: gRPC %s on %s, database connected, registry %s",
+            "%s ready: gRPC %s on %s, database connected, registry %s%s",
             self.definition.name,
             self.definition.grpc_service,
             self.endpoint.target,
             self.settings.micro_registry,
+            details,
         )
+        await self._watch_database()
+
+    async def _watch_database(self) -> None:
+        """Health follows the database after readiness: NOT_SERVING while it cannot be
+        reached (calls answer UNAVAILABLE meanwhile), SERVING again once it answers; the
+        process itself stays up throughout."""
+        interval = self.settings.health_check_seconds
+        serving = True
+        while True:
+            await asyncio.sleep(interval)
+            reason = await self._database_problem(timeout=max(interval, 1.0))
+            if serving and reason is not None:
+                logger.warning("%s NOT_SERVING: database unreachable (%s)", self.name, reason)
+                await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+            elif not serving and reason is None:
+                logger.info("%s SERVING again: database reachable", self.name)
+                await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            serving = reason is None
+
+    async def _database_problem(self, timeout: float) -> str | None:
+        """Why the database does not answer a trivial query now, or None when it does."""
+        try:
+            async with asyncio.timeout(timeout), self.database.connection() as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            return f"{type(cause).__name__}: {cause}".rstrip(": ")
+        return None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for name in ("", self.definition.grpc_service):

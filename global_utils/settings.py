@@ -71,6 +71,8 @@ class ServiceSettings(RegistrySettings):
     app_language: Language = Language.EN
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = 5.0
+    # how often a ready service checks its database for its health status
+    health_check_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("micro_server_address")
     @classmethod

@@ -27,13 +27,15 @@ def build(settings: AuditSettings) -> ServiceHost:
     )
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
-    servicer = AuditServicer(AuditService(database))
+    service = AuditService(database)
+    servicer = AuditServicer(service)
     definition = ServiceDefinition(
         name=SERVICE_NAME,
         grpc_service=GRPC_SERVICE,
         add_to_server=lambda server: audit_pb2_grpc.add_AuditSrvServicer_to_server(
             servicer, server
         ),
+        ready_details=service.storage_mode,
     )
     return ServiceHost(
         definition,

@@ -3,13 +3,17 @@ trying CREATE EXTENSION (which kills the session where TimescaleDB is not preloa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
 
+from audit.server.bootstrap import build as build_audit
 from audit.server.repository import AuditRepository
+from audit.server.settings import AuditSettings
 from devtools.stack import AUDIT_DATABASE, TIMESCALE_INIT, EmbeddedPostgres
+from tests.helpers import serving
 
 
 @pytest.fixture
@@ -68,3 +72,15 @@ async def test_the_init_script_never_runs_create_extension_unguarded() -> None:
     before, _, after = body.partition("CREATE EXTENSION")
     assert "IF decision = 'hypertable' THEN" in before.splitlines()[-2] + before.splitlines()[-1]
     assert "CREATE EXTENSION" not in after
+
+
+async def test_audit_ready_line_names_the_storage_mode(
+    audit_db: asyncpg.Connection,
+    audit_settings_factory: Callable[..., AuditSettings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = await AuditRepository(audit_db).storage_mode()
+    with caplog.at_level(logging.INFO, logger="global_utils.service"):
+        async with serving(build_audit(audit_settings_factory())):
+            ready = [r.getMessage() for r in caplog.records if "audit ready" in r.getMessage()]
+    assert len(ready) == 1 and ready[0].endswith(f", {expected}")

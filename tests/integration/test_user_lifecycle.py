@@ -57,7 +57,13 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
                 await stub.GetUsers(user_pb2.SearchParams(), metadata=md)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
-            # ... and recovers by itself once it is back.
+            # ... and health says so, so orchestrators route around it ...
+            async def not_serving() -> bool:
+                return await health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+            await eventually(not_serving, timeout=30, what="NOT_SERVING while the database is gone")
+
+            # ... and it recovers by itself once it is back.
             late.start()
 
             async def answers() -> bool:
@@ -69,6 +75,7 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
                     return False
 
             await eventually(answers, timeout=30, what="calls to succeed after the restart")
+            await eventually(serving, timeout=30, what="SERVING again after the restart")
     finally:
         await host.stop()
         late.stop()
