@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto dockerfiles test test-unit test-compose lint run demo clean
+.PHONY: help install proto dockerfiles test test-unit test-compose test-faults lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
@@ -31,6 +31,9 @@ test-unit: $(STAMP)
 
 test-compose: $(STAMP)  ## the live docker compose test (needs a Docker API: Docker, or podman's)
 	$(BIN)/python -m pytest -p no:cacheprovider --timeout=1800 -s tests/compose
+
+test-faults: $(STAMP)  ## changes under injected faults, ~30 rounds (FAULT_SEED=n replays one)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/faults
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

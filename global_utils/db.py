@@ -29,9 +29,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
 )
+# asyncpg's complaints about a connection that has ended or is ending: a call through the proxy
+# the pool detached, a statement on a closed socket (InterfaceError), or a protocol knocked out
+# of step by a message nobody asked for (InternalClientError) — in practice the server's FATAL
+# goodbye when it ends the session, read before the socket closes.
+_ENDED = (asyncpg.InterfaceError, asyncpg.InternalClientError)
 # What the statement before a rollback may have raised without leaving the connection in a
 # known state: the unit of work closes such a connection instead of talking to it again.
-_UNSETTLED = (*CONNECTION_ERRORS, asyncpg.InterfaceError, asyncio.CancelledError)
+_UNSETTLED = (*CONNECTION_ERRORS, *_ENDED, asyncio.CancelledError)
 # A rollback waits at most this long (a stalled server must not hold an error on its way out).
 ROLLBACK_TIMEOUT_SECONDS = 2.0
 
@@ -148,10 +153,14 @@ class Database:
             yield conn
         except CONNECTION_ERRORS as exc:
             raise unavailable() from exc
+        except asyncpg.InternalClientError as exc:
+            # Unusable from now on whatever caused it; logged, as it hides the asyncpg message.
+            logger.warning("database connection out of step with the server (%s); closed", exc)
+            own.terminate()
+            raise unavailable() from exc
         except asyncpg.InterfaceError as exc:
-            # asyncpg's complaint about using a connection that has ended (through the proxy
-            # the pool detached, or a rollback on a closed socket) means the database went
-            # away mid-way; on an open connection it is a bug and stays one.
+            # Using a connection that has ended means the database went away mid-way; on an
+            # open connection it is a bug and stays one.
             if own.is_closed():
                 raise unavailable() from exc
             raise
@@ -178,6 +187,7 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 
 class _State(Enum):
+    BEGINNING = "beginning"  # BEGIN sent, no answer yet
     OPEN = "open"
     COMMITTING = "committing"  # COMMIT sent, no answer yet (or none will come)
     COMMITTED = "committed"
@@ -215,11 +225,11 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         async with AsyncExitStack() as exits:
             conn = await exits.enter_async_context(self._database.connection())
-            tx = conn.transaction()
-            await tx.start()
-            self._conn, self._own, self._tx = conn, conn.unproxied(), tx
-            self._state = _State.OPEN
+            self._conn, self._own, self._tx = conn, conn.unproxied(), conn.transaction()
+            self._state = _State.BEGINNING
             exits.push_async_exit(self._end)
+            await self._tx.start()
+            self._state = _State.OPEN
             self._exits = exits.pop_all()
         return self
 
@@ -238,7 +248,7 @@ class UnitOfWork:
         self._state = _State.COMMITTING
         try:
             await self._tx.commit()
-        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:
+        except (*CONNECTION_ERRORS, *_ENDED) as exc:
             raise outcome_unknown() from exc
         self._state = _State.COMMITTED
         self._emitter.committed(self._events)
@@ -275,7 +285,7 @@ class UnitOfWork:
                 raise
             except Exception as rollback_error:
                 logger.warning("rollback failed (%r); closing the connection", rollback_error)
-        # A statement (or COMMIT) did not finish cleanly: the session's state is unknown and
+        # A statement (BEGIN, COMMIT) did not finish cleanly: the session's state is unknown and
         # the server may be stalled. Closing the connection ends the transaction on the server
         # (a COMMIT it already received runs to its end either way) without waiting for it.
         own.terminate()

@@ -25,7 +25,7 @@ from global_utils.audit import (
 )
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
-from global_utils.db import Database
+from global_utils.db import CONNECTION_ERRORS, Database
 from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,9 @@ class AuditConsumer:
         try:
             stored = await repo.insert_events(rows)
         except _REFUSED as exc:
-            if isinstance(exc, asyncpg.PostgresConnectionError):
+            # The server ending the session (57P01 and its kin are PostgresErrors) refused
+            # nothing: the batch is retried, never set aside.
+            if isinstance(exc, CONNECTION_ERRORS):
                 raise
             return str(exc)
         # Counted after the await: with two batches in flight `self.stored += await ...`

@@ -1,0 +1,95 @@
+"""The fault run's own PostgreSQL, NATS and service processes (restartable, unlike the session's
+servers), and the report printed at the end of the run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
+from tests.faults.chaos import Stack, wait_ready
+
+REPORT = pytest.StashKey[str]()
+SERVICES = ("user", "promotion", "audit")
+POOL_MAX = 10  # the services' default DB_POOL_MAX_SIZE
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    text = config.stash.get(REPORT, "")
+    if text:
+        terminalreporter.write_sep("=", "fault suite report")
+        terminalreporter.write_line(text)
+
+
+@pytest.fixture(scope="session")
+def fault_stack() -> Iterator[Stack]:
+    """PostgreSQL (init scripts applied), NATS, and the user, promotion and audit services as
+    processes on free loopback ports, finding each other through a static registry."""
+    with tempfile.TemporaryDirectory(prefix="gotemp-faults-") as folder:
+        root = Path(folder)
+        # Durable: with synchronous_commit off (the other tests' setting) an immediate stop
+        # loses commits already answered OK, which is that setting's documented trade-off.
+        pg = EmbeddedPostgres(root / "pg", durable=True).start()
+        pg.apply_all_init_scripts()
+        nats = EmbeddedNats(root / "nats").start()
+        ports = {service: free_port() for service in SERVICES}
+        registry = ",".join(f"{s}=127.0.0.1:{p}" for s, p in ports.items())
+        common = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "DB_", "MDNS_"))
+            },
+            "PYTHONUNBUFFERED": "1",
+            "APP_LANGUAGE": "en",
+            "MICRO_REGISTRY": "static",
+            "MICRO_REGISTRY_ADDRESS": registry,
+            "MICRO_BROKER_ADDRESS": nats.address,
+            "SHUTDOWN_GRACE_SECONDS": "1",
+        }
+        envs = {
+            "user": common
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['user']}",
+                "POSTGRES_CONNECT": pg.dsn("appuser"),
+                "JWT_KEY": secrets.token_hex(32),
+                "BCRYPT_ROUNDS": "4",
+                "BCRYPT_WORKERS": "1",
+            },
+            # Every call is authenticated by the user service (no cached tokens), so a user
+            # service fault reaches promotion and audit callers.
+            "promotion": common
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['promotion']}",
+                "POSTGRES_CONNECT": pg.dsn("promotion"),
+                "TOKEN_CACHE_SECONDS": "0",
+            },
+            # Unacknowledged events of a killed audit process come back within seconds.
+            "audit": common
+            | {
+                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['audit']}",
+                "DB_CONNECT": pg.dsn("audit"),
+                "TOKEN_CACHE_SECONDS": "0",
+                "CONSUMER_ACK_WAIT_SECONDS": "2",
+            },
+        }
+        # FAULT_LOG_DIR keeps the services' logs after the run.
+        logs = Path(os.environ.get("FAULT_LOG_DIR", "") or root / "logs")
+        stack = Stack(pg, nats, envs, logs, POOL_MAX)
+        try:
+            for service in SERVICES:
+                stack.launch(service)
+            for service in SERVICES:
+                wait_ready(stack.processes[service], service)
+            yield stack
+        finally:
+            stack.stop()
+            nats.stop()
+            pg.stop()
