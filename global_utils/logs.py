@@ -14,6 +14,20 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _OutageWithoutTraceback(logging.Filter):
+    """asyncpg's pool logs a full traceback each time it cannot restore its idle connections,
+    which during a database outage is every few seconds. The outage is reported where it is
+    handled (health turns NOT_SERVING with the reason, calls answer UNAVAILABLE): here one
+    line suffices."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.msg} ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
@@ -26,3 +40,4 @@ def configure_logging(level: str = "INFO") -> None:
     # Third-party chatter stays quiet unless something is wrong.
     for noisy in ("asyncio", "nats", "zeroconf", "grpc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("asyncpg.pool").addFilter(_OutageWithoutTraceback())

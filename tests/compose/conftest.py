@@ -42,7 +42,8 @@ class Engine:
         if result.returncode != 0 and "panic:" in result.stderr:
             print(f"docker {' '.join(args)}: compose itself crashed; running it once more")
             result = self._once(args, timeout)
-        self.timings[" ".join(args[:3])] = time.monotonic() - started
+        label = " ".join(a for a in args if not a.startswith("-"))[:40]
+        self.timings[label] = self.timings.get(label, 0.0) + time.monotonic() - started
         if check and result.returncode != 0:
             raise AssertionError(
                 f"docker {' '.join(args)} exited {result.returncode}\n"
@@ -133,7 +134,11 @@ def engine() -> Iterator[Engine]:
     finally:
         engine.compose("--profile", "cli", "down", "-v", "--remove-orphans", check=False)
         engine.run("rmi", GOTEMP_TAG, check=False)
-        print("timings (s): " + ", ".join(f"{k}: {v:.1f}" for k, v in engine.timings.items()))
+        slow = {k: v for k, v in engine.timings.items() if v >= 1.0}
+        print(
+            "\ndocker commands taking 1 s or more (s): "
+            + ", ".join(f"{k}: {v:.1f}" for k, v in sorted(slow.items(), key=lambda kv: -kv[1]))
+        )
 
 
 def eventually_true(condition: Callable[[], bool], timeout: float, what: str) -> None:

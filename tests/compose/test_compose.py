@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.compose.conftest import GOTEMP_TAG, Engine, eventually_true, grpcurl
+from tests.compose.conftest import GOTEMP_TAG, PROJECT, Engine, eventually_true, grpcurl
 
 SERVICES = {"usersrv": 50053, "promotionsrv": 50051, "auditsrv": 50055}
 GRPC_NAMES = {
@@ -50,16 +50,12 @@ def test_every_image_builds_and_gotemps_build_command_works(engine: Engine) -> N
     # goTemp's README: docker build -t usersrv -f user/Dockerfile .
     engine.run("build", "-t", GOTEMP_TAG, "-f", "user/Dockerfile", ".", timeout=600)
     sizes = engine.run("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}").stdout
-    print(
-        "\nimages:\n"
-        + "\n".join(
-            line
-            for line in sizes.splitlines()
-            if "gotemp" in line
-            or line.startswith(f"{GOTEMP_TAG}:")
-            or "localhost/" + GOTEMP_TAG in line
-        )
-    )
+    ours = [
+        line
+        for line in sizes.splitlines()
+        if line.split("/")[-1].startswith((f"{PROJECT}-", f"{GOTEMP_TAG}:"))
+    ]
+    print("\nimages built:\n  " + "\n  ".join(sorted(ours)))
     assert GOTEMP_TAG in sizes
 
 
