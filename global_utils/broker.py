@@ -32,7 +32,7 @@ class RawClient(Client):
 
     # nats-py's own hint says headers is a dict, but its parser hands over the raw header block
     # (bytes) or None: the override states what actually arrives, which mypy calls a mismatch.
-    async def _process_msg(  # type: ignore[override]
+    async def _process_msg(  # type: ignore[override]  # see the comment above
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
         handler = self._raw_handlers.get(sid)

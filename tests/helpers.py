@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 
 from global_utils.service import ServiceHost
 from global_utils.timeutil import to_timestamp
+from promotion.proto import promotion_pb2
 from user.proto import user_pb2
 
 
@@ -30,7 +32,7 @@ async def eventually(
 def new_user(**overrides: object) -> user_pb2.User:
     """A valid user with a unique email."""
     now = datetime.now(UTC).replace(microsecond=0)
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "firstname": "Test",
         "lastname": "User",
         "email": f"t-{uuid.uuid4().hex[:10]}@example.com",
@@ -41,15 +43,13 @@ def new_user(**overrides: object) -> user_pb2.User:
         "valid_thru": to_timestamp(now + timedelta(days=30)),
     }
     fields.update(overrides)
-    return user_pb2.User(**fields)  # type: ignore[arg-type]
+    return user_pb2.User(**fields)
 
 
-def new_promotion(**overrides: object):  # type: ignore[no-untyped-def]
+def new_promotion(**overrides: object) -> promotion_pb2.Promotion:
     """A valid promotion with two products and their discounts."""
-    from promotion.proto import promotion_pb2
-
     now = datetime.now(UTC).replace(microsecond=0)
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "name": f"Promo-{uuid.uuid4().hex[:8]}",
         "description": "test promotion",
         "customer_id": 3308341401806443521,

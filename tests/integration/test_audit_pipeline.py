@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -19,6 +20,7 @@ import pytest
 
 from audit.server.bootstrap import build as build_audit
 from audit.server.consumer import AuditConsumer
+from audit.server.pull import Delivery
 from audit.server.repository import AuditRepository
 from audit.server.settings import AuditSettings
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
@@ -50,7 +52,7 @@ class Pipeline:
     jwt_key: str = field(default_factory=lambda: secrets.token_hex(32))
 
     def audit_settings(self, **overrides: object) -> AuditSettings:
-        values: dict[str, object] = {
+        values: dict[str, Any] = {
             "db_connect": self.pg.dsn("audit"),
             "micro_server_address": "127.0.0.1:0",
             "micro_broker_address": self.nats.address,
@@ -60,7 +62,7 @@ class Pipeline:
             "consumer_ack_wait_seconds": 2,
         }
         values.update(overrides)
-        return AuditSettings(**values)  # type: ignore[arg-type]
+        return AuditSettings(**values)
 
     def user_settings(self) -> UserSettings:
         return UserSettings(
@@ -74,7 +76,7 @@ class Pipeline:
             shutdown_grace_seconds=1,
         )
 
-    async def query(self, database: str, sql: str, *args: object) -> object:
+    async def query(self, database: str, sql: str, *args: object) -> Any:
         conn = await asyncpg.connect(self.pg.dsn(database))
         try:
             return await conn.fetchval(sql, *args)
@@ -83,12 +85,12 @@ class Pipeline:
 
     async def stored(self, ids: list[str]) -> int:
         return int(
-            await self.query("audit", "SELECT count(*) FROM audit WHERE objectid = ANY($1)", ids)  # type: ignore[arg-type]
+            await self.query("audit", "SELECT count(*) FROM audit WHERE objectid = ANY($1)", ids)
         )
 
     async def pending_in_outbox(self) -> int:
         return int(
-            await self.query("appuser", "SELECT count(*) FROM audit_outbox WHERE sentat IS NULL")  # type: ignore[arg-type]
+            await self.query("appuser", "SELECT count(*) FROM audit_outbox WHERE sentat IS NULL")
         )
 
     async def consumer_idle(self) -> bool:
@@ -246,7 +248,7 @@ class CrashBeforeAck(AuditConsumer):
 
     crashed = False
 
-    async def handle(self, deliveries):  # type: ignore[no-untyped-def]
+    async def handle(self, deliveries: list[Delivery]) -> None:
         if self.crashed:
             return await super().handle(deliveries)
         rows = [EventRow.from_header_block(d.headers, d.data) for d in deliveries]
@@ -329,7 +331,7 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
     try:
         js = broker.client.jetstream()
         await ensure_audit_stream(js)
-        rejects_before = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))  # type: ignore[arg-type]
+        rejects_before = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))
         good = event("good-1")
         garbage = [
             (b"no headers at all", None),
@@ -351,7 +353,7 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
         ids = await produce(database, 5)
         await OutboxRelay(database, broker).relay_once()
         await pipeline.exactly(ids)
-        rejects = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))  # type: ignore[arg-type]
+        rejects = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))
         assert rejects - rejects_before == len(garbage) + len(raw)
     finally:
         await audit.stop()

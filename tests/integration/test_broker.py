@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from nats.aio.msg import Msg
+
 from devtools.stack import EmbeddedNats
 from global_utils.broker import Broker
 from tests.helpers import eventually
@@ -20,7 +22,7 @@ async def test_raw_subscription_gets_wire_bytes_and_ordinary_ones_still_work(
         raw: list[tuple[bytes, bytes, bytes | None, bytes]] = []
         ordinary: asyncio.Queue[bytes] = asyncio.Queue()
 
-        async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+        async def collect(msg: Msg) -> None:
             await ordinary.put(msg.data)
 
         sub = await client.subscribe_raw("raw.*", lambda *frame: raw.append(frame))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from nats.aio.msg import Msg
 
 from devtools.stack import free_port
 from global_utils.audit import AuditHeader
@@ -76,7 +77,7 @@ async def test_audit_events_carry_the_callers_id(
 
     seen: asyncio.Queue = asyncio.Queue()
 
-    async def collect(msg) -> None:  # type: ignore[no-untyped-def]
+    async def collect(msg: Msg) -> None:
         if msg.headers and msg.headers.get(AuditHeader.OBJECT_NAME) == "promotion":
             await seen.put(msg)
 

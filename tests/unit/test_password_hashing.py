@@ -6,6 +6,7 @@ import os
 import signal
 
 import psutil
+import pytest
 
 from tests.helpers import eventually
 from user.server.passwords import (
@@ -51,7 +52,7 @@ async def test_hashes_check_and_survive_a_killed_worker() -> None:
     await eventually(workers_gone, what="the hashing processes to exit after stop()")
 
 
-def test_default_worker_count_leaves_a_core_and_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_default_worker_count_leaves_a_core_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for cores, expected in ((1, 1), (2, 1), (3, 2), (64, MAX_DEFAULT_WORKERS)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
         assert default_bcrypt_workers() == expected

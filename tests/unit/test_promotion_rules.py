@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ T1 = datetime(2021, 1, 1, tzinfo=UTC)
 
 
 def draft(**fields: object) -> PromotionDraft:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "name": "Promo",
         "customer_id": 5,
         "valid_from": T0,
@@ -30,7 +31,7 @@ def draft(**fields: object) -> PromotionDraft:
         "products": [Product(1, "upc", (Discount(0, 10, 1, "ten"),))],
     }
     values.update(fields)
-    return PromotionDraft(**values)  # type: ignore[arg-type]
+    return PromotionDraft(**values)
 
 
 def keyed(failures: list[Failure]) -> list[tuple[str, MessageKey]]:

@@ -29,7 +29,7 @@ class _Broker:
 
 def _pull(*open_requests: int, owed: int = 3) -> PullSubscription:
     pull = PullSubscription(
-        _Broker(),  # type: ignore[arg-type]
+        _Broker(),  # type: ignore[arg-type]  # a stand-in with only what PullSubscription uses
         stream="AUDIT",
         consumer="Audit_Insert",
         batch_size=owed,

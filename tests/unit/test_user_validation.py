@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from global_errors import Failure, MessageKey
 from user.server.models import UserDraft, UserQuery
@@ -13,7 +14,7 @@ T1 = datetime(2021, 1, 1, tzinfo=UTC)
 
 
 def draft(**fields: object) -> UserDraft:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "firstname": "Ada",
         "lastname": "Lovelace",
         "email": "ada@example.com",
@@ -22,7 +23,7 @@ def draft(**fields: object) -> UserDraft:
         "valid_thru": T1,
     }
     values.update(fields)
-    return UserDraft(**values)  # type: ignore[arg-type]
+    return UserDraft(**values)
 
 
 def fields(failures: list[Failure]) -> list[str]:
