@@ -258,11 +258,11 @@ class UnitOfWork:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
+        # None, not bool: no exit suppresses an error, and callers' type checks know it.
         exits, self._exits = self._exits, None
-        if exits is None:
-            return False
-        return bool(await exits.__aexit__(exc_type, exc, tb))
+        if exits is not None:
+            await exits.__aexit__(exc_type, exc, tb)
 
     async def _end(
         self,
