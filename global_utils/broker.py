@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
@@ -112,7 +113,8 @@ class Broker:
         except Exception as exc:  # stop() never raises
             logger.warning("NATS drain failed: %s", exc)
             if self._nc is not None:
-                await self._nc.close()
+                with contextlib.suppress(Exception):
+                    await self._nc.close()
         finally:
             self._nc = None
             self._connected.clear()
