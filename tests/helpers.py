@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from global_utils.service import ServiceHost
+from global_utils.grpc_host import ServiceHost
 from global_utils.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from user.proto import user_pb2

@@ -2,7 +2,7 @@
 
 from audit.server.bootstrap import build
 from audit.server.settings import AuditSettings
-from global_utils.service import run_service
+from global_utils.grpc_host import run_service
 from global_utils.settings import load_settings
 
 

@@ -9,8 +9,8 @@ from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.remote_auth import user_service_verifier
-from global_utils.service import ServiceDefinition, ServiceHost
 
 SERVICE_NAME = "audit"
 GRPC_SERVICE = "audit.AuditSrv"

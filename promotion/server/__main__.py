@@ -1,6 +1,6 @@
 """Entry point: `python -m promotion.server`."""
 
-from global_utils.service import run_service
+from global_utils.grpc_host import run_service
 from global_utils.settings import load_settings
 from promotion.server.bootstrap import build
 from promotion.server.settings import PromotionSettings

@@ -14,7 +14,7 @@ from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
-from global_utils.service import ServiceHost
+from global_utils.grpc_host import ServiceHost
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings

@@ -36,8 +36,8 @@ from global_utils.audit import (
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
+from global_utils.grpc_host import ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.service import ServiceHost
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user

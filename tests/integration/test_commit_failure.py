@@ -17,7 +17,7 @@ import pytest
 
 from devtools.stack import EmbeddedPostgres
 from global_utils.audit import AuditHeader
-from global_utils.service import ServiceHost
+from global_utils.grpc_host import ServiceHost
 from tests.helpers import eventually, new_user
 from user.proto import user_pb2, user_pb2_grpc
 

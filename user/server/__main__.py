@@ -6,7 +6,7 @@ so they stay small."""
 
 
 def main() -> None:
-    from global_utils.service import run_service
+    from global_utils.grpc_host import run_service
     from global_utils.settings import load_settings
     from user.server.bootstrap import build
     from user.server.settings import UserSettings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.service import ServiceDefinition, ServiceHost
 from global_utils.token_cache import CachingVerifier, TokenCache
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
