@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from user.server.settings import UserSettings
 
 SEED_EMAIL = "duck@mymail.com"
 SEED_PASSWORD = "1234"
+SESSION_MDNS_TYPE = f"_gts-{uuid.uuid4().hex[:8]}._tcp.local."
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
@@ -40,6 +42,8 @@ def factory(
             "micro_broker_address": nats_server.address,
             "micro_registry": "mdns",
             "mdns_interfaces": "127.0.0.1",
+            # this session's own: services of another test session on the machine stay apart
+            "mdns_service_type": SESSION_MDNS_TYPE,
             "shutdown_grace_seconds": 1,
             **own,
             **overrides,
