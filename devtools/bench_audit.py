@@ -26,7 +26,7 @@ import asyncpg
 import nats
 import psutil
 
-from audit.server.repository import ROW_COLUMNS
+from audit.server.wire import COLUMNS, header_block
 from devtools.stack import (
     REPO_ROOT,
     EmbeddedNats,
@@ -35,13 +35,7 @@ from devtools.stack import (
     port_open,
     wait_until,
 )
-from global_utils.audit import (
-    ActionType,
-    AuditEvent,
-    Subject,
-    ensure_audit_stream,
-    header_block,
-)
+from global_utils.audit import ActionType, AuditEvent, Subject, ensure_audit_stream
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
@@ -91,7 +85,7 @@ async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dic
         await conn.copy_records_to_table(
             "audit",
             records=rows,
-            columns=ROW_COLUMNS,
+            columns=COLUMNS,
         )
         rate = n / (time.perf_counter() - started)
         cpu = meter.used()

@@ -5,94 +5,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, overload
 
 from nats.aio.client import Client
-from nats.aio.subscription import Subscription
-from nats.errors import ConnectionClosedError
 
 from global_errors import MessageKey, Unavailable
 from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
-# (subject, reply, header block or None, payload), straight from the wire.
-RawHandler = Callable[[bytes, bytes, bytes | None, bytes], None]
+ClientT = TypeVar("ClientT", bound=Client)
 
 
-class RawClient(Client):
-    """nats-py's client plus two things a consumer taking thousands of messages per second
-    needs: subscriptions whose messages are handed over as raw bytes (no Msg object, no header
-    dict: nats-py's per-message header parsing cost more than everything else the audit
-    consumer does), and one write for a whole batch of small publishes (acknowledgements).
-    Connection handling (reconnects, re-subscribing, auth, TLS) stays nats-py's own."""
+class Broker(Generic[ClientT]):
+    """One NATS connection per process, shared by publishers and consumers.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._raw_handlers: dict[int, RawHandler] = {}
+    The connection is an instance of the client class the composition root hands in: nats-py's
+    Client unless a service needs a subclass of it (the audit service's raw-bytes client)."""
 
-    # nats-py's own hint says headers is a dict, but its parser hands over the raw header block
-    # (bytes) or None: the override states what actually arrives, which mypy calls a mismatch.
-    async def _process_msg(  # type: ignore[override]  # see the comment above
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
-    ) -> None:
-        handler = self._raw_handlers.get(sid)
-        if handler is None:
-            # nats-py's parser passes None for a message without headers, despite its hint
-            await super()._process_msg(sid, subject, reply, data, headers)  # type: ignore[arg-type]  # see above: the hint is narrower than what nats-py passes
-        else:
-            handler(subject, reply, headers, data)
+    @overload
+    def __init__(self: Broker[Client], url: str, *, name: str) -> None: ...
 
-    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
-        # subscribe() takes the next sid before its first await: register the handler for it
-        # first, so not even the first message can reach the ordinary path.
-        sid = self._sid + 1
-        self._raw_handlers[sid] = handler
-        try:
-            subscription = await self.subscribe(subject)
-        except BaseException:
-            self._raw_handlers.pop(sid, None)
-            raise
-        if subscription._id != sid:  # nats-py changed how it numbers subscriptions
-            self._raw_handlers[subscription._id] = self._raw_handlers.pop(sid)
-        return subscription
+    @overload
+    def __init__(self, url: str, *, name: str, client_class: type[ClientT]) -> None: ...
 
-    async def unsubscribe_raw(self, subscription: Subscription) -> None:
-        self._raw_handlers.pop(subscription._id, None)
-        if not self.is_closed:
-            await subscription.unsubscribe()
-
-    async def publish_each(self, subjects: Iterable[bytes], payload: bytes) -> None:
-        """Publishes payload to each subject in one write (buffered while reconnecting)."""
-        if self.is_closed:
-            raise ConnectionClosedError
-        size = b"%d" % len(payload)
-        commands = b"".join(
-            [b"PUB " + s + b" " + size + b"\r\n" + payload + b"\r\n" for s in subjects]
-        )
-        if commands:
-            await self._send_command(commands)
-            await self._flush_pending()
-
-
-class Broker:
-    """One NATS connection per process, shared by publishers and consumers."""
-
-    def __init__(self, url: str, *, name: str) -> None:
+    # The overloads above type what callers get; the default makes a Broker[Client].
+    def __init__(self, url: str, *, name: str, client_class: type[Any] = Client) -> None:
         self._url = url
         self._name = name
-        self._nc: RawClient | None = None
+        self._client_class: type[ClientT] = client_class
+        self._nc: ClientT | None = None
         self._connector: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._warned = False
         self._stopping = False
 
     @property
-    def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
-
-    @property
-    def client(self) -> RawClient:
+    def client(self) -> ClientT:
         if self._nc is None:
             raise Unavailable(MessageKey.DEPENDENCY_UNAVAILABLE, dependency="NATS")
         return self._nc
@@ -119,14 +68,9 @@ class Broker:
             self._nc = None
             self._connected.clear()
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
-        if not self.connected:
-            raise Unavailable(MessageKey.DEPENDENCY_UNAVAILABLE, dependency="NATS")
-        await self.client.publish(subject, payload, headers=headers)
-
     async def _connect(self) -> None:
         # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect as well.
-        client = RawClient()
+        client = self._client_class()
         await client.connect(
             self._url,
             name=self._name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from audit.proto import audit_pb2_grpc
 from audit.server.consumer import AuditConsumer
+from audit.server.raw_client import RawClient
 from audit.server.service import AuditService
 from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
@@ -18,7 +19,7 @@ GRPC_SERVICE = "audit.AuditSrv"
 
 def build(settings: AuditSettings) -> ServiceHost:
     database = Database(settings.db_connect, max_size=settings.db_pool_max_size)
-    broker = Broker(settings.broker_url, name=SERVICE_NAME)
+    broker = Broker(settings.broker_url, name=SERVICE_NAME, client_class=RawClient)
     consumer = AuditConsumer(
         database,
         broker,

@@ -13,22 +13,21 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from audit.server.pull import Delivery, PullSubscription
+from audit.server.raw_client import RawClient
 from audit.server.repository import AuditRepository
+from audit.server.wire import ReceivedEvent, parse_header_block
 from global_errors import Unavailable
-from global_utils.audit import (
-    AUDIT_CONSUMER,
-    AUDIT_STREAM,
-    EventRow,
-    Subject,
-    ensure_audit_stream,
-    parse_header_block,
-)
+from global_utils.audit import AUDIT_STREAM, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import CONNECTION_ERRORS, Database
 from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
+
+# goTemp's queue group name; JetStream durable names may not contain dots, hence the consumer.
+AUDIT_QUEUE = "Audit.Insert"
+AUDIT_CONSUMER = AUDIT_QUEUE.replace(".", "_")
 
 # Wait this long for work before checking on the consumer; a lone event is handed over as soon
 # as it arrives, a burst in batches of whatever arrived while the previous batch was stored.
@@ -49,7 +48,7 @@ class AuditConsumer:
     def __init__(
         self,
         database: Database,
-        broker: Broker,
+        broker: Broker[RawClient],
         *,
         batch_size: int = 500,
         ack_wait_seconds: float = 30.0,
@@ -163,12 +162,12 @@ class AuditConsumer:
     async def handle(self, deliveries: list[Delivery]) -> None:
         """Stores a batch: commit first, then ack (or term the unreadable ones)."""
         assert self._pull is not None
-        events: list[tuple[Delivery, EventRow]] = []
+        events: list[tuple[Delivery, ReceivedEvent]] = []
         rejects: list[tuple[Delivery, str]] = []
         for delivery in deliveries:
             try:
                 events.append(
-                    (delivery, EventRow.from_header_block(delivery.headers, delivery.data))
+                    (delivery, ReceivedEvent.from_header_block(delivery.headers, delivery.data))
                 )
             except ValueError as exc:
                 rejects.append((delivery, f"not an audit event: {exc}"))
@@ -189,7 +188,7 @@ class AuditConsumer:
             await self._pull.ack(deliveries)
 
     async def _store(
-        self, events: list[tuple[Delivery, EventRow]], rejects: list[tuple[Delivery, str]]
+        self, events: list[tuple[Delivery, ReceivedEvent]], rejects: list[tuple[Delivery, str]]
     ) -> list[tuple[Delivery, str]]:
         """Inserts events and records rejects atomically; returns events the database itself
         refused (now rejects too)."""
@@ -216,7 +215,7 @@ class AuditConsumer:
                     )
         return refused
 
-    async def _insert(self, repo: AuditRepository, rows: list[EventRow]) -> str | None:
+    async def _insert(self, repo: AuditRepository, rows: list[ReceivedEvent]) -> str | None:
         """Stores rows (in a savepoint of any transaction open); why they were refused, or
         None. A lost connection is raised: the batch is retried later."""
         try:

@@ -1,4 +1,4 @@
-"""Audit domain models: stored records and history queries."""
+"""Audit domain models: stored events and history queries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ from global_errors import Failure
 
 
 @dataclass(frozen=True)
-class AuditRecord:
+class StoredEvent:
+    """The query stage's shape of an audit event: a row of the audit table as history queries
+    read it back (with the time it was stored), before the servicer turns it into the proto's
+    AuditRecord."""
+
     event_id: uuid.UUID
     action_time: datetime
     topic: str

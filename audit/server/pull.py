@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
 
-from global_utils.broker import Broker, RawClient
+from audit.server.raw_client import RawClient
+from global_utils.broker import Broker
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class _Request:
 class PullSubscription:
     def __init__(
         self,
-        broker: Broker,
+        broker: Broker[RawClient],
         *,
         stream: str,
         consumer: str,

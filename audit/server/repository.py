@@ -8,25 +8,12 @@ from typing import Any
 
 import asyncpg
 
-from audit.server.models import AuditQuery, AuditRecord
-from global_utils.audit import EventRow
+from audit.server.models import AuditQuery, StoredEvent
+from audit.server.wire import COLUMNS, ReceivedEvent
 from global_utils.sql import Filters
 
-# The audit columns in EventRow's order.
-ROW_COLUMNS = [
-    "eventid",
-    "actiontime",
-    "topic",
-    "service",
-    "actionfunc",
-    "actiontype",
-    "objectname",
-    "objectid",
-    "performedby",
-    "objectdetail",
-    "payloadtype",
-]
-_COLUMNS = (
+# What history queries read back, StoredEvent's fields.
+_STORED_COLUMNS = (
     "eventid, actiontime, topic, service, actionfunc, actiontype, objectname, objectid,"
     " performedby, recordedtime, objectdetail, payloadtype"
 )
@@ -53,12 +40,13 @@ def build_search(query: AuditQuery) -> tuple[str, list[Any]]:
     where = filters.where()
     # one extra row tells whether another page exists
     limit = filters.limit(query.limit + 1)
-    sql = f"SELECT {_COLUMNS} FROM audit{where} ORDER BY actiontime DESC, eventid DESC{limit}"
+    order = " ORDER BY actiontime DESC, eventid DESC"
+    sql = f"SELECT {_STORED_COLUMNS} FROM audit{where}{order}{limit}"
     return sql, filters.args
 
 
-def _to_record(row: asyncpg.Record) -> AuditRecord:
-    return AuditRecord(
+def _to_stored_event(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(
         event_id=row["eventid"],
         action_time=row["actiontime"],
         topic=row["topic"],
@@ -78,7 +66,7 @@ class AuditRepository:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def insert_events(self, rows: Sequence[EventRow]) -> int:
+    async def insert_events(self, rows: Sequence[ReceivedEvent]) -> int:
         """Stores events; one already stored (a redelivery) is skipped. Returns how many rows
         were new. Raises asyncpg errors for rows the database refuses, leaving a surrounding
         transaction usable.
@@ -90,13 +78,13 @@ class AuditRepository:
             return 0
         try:
             async with self._conn.transaction():
-                await self._conn.copy_records_to_table("audit", records=rows, columns=ROW_COLUMNS)
+                await self._conn.copy_records_to_table("audit", records=rows, columns=COLUMNS)
             return len(rows)
         except asyncpg.UniqueViolationError:
             pass
         async with self._conn.transaction():
             status = await self._conn.execute(
-                f"INSERT INTO audit ({', '.join(ROW_COLUMNS)})"
+                f"INSERT INTO audit ({', '.join(COLUMNS)})"
                 " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
                 " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],"
                 " $11::text[])"
@@ -117,10 +105,10 @@ class AuditRepository:
             reason[:2000],
         )
 
-    async def search(self, query: AuditQuery) -> tuple[list[AuditRecord], bool]:
+    async def search(self, query: AuditQuery) -> tuple[list[StoredEvent], bool]:
         sql, args = build_search(query)
         rows = await self._conn.fetch(sql, *args)
-        return [_to_record(r) for r in rows[: query.limit]], len(rows) > query.limit
+        return [_to_stored_event(r) for r in rows[: query.limit]], len(rows) > query.limit
 
     async def storage_mode(self) -> str:
         """How the audit table is stored, as the ready line says it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit.server.models import AuditQuery, AuditRecord
+from audit.server.models import AuditQuery, StoredEvent
 from audit.server.repository import AuditRepository
 from global_errors import Failure, MessageKey, ValidationFailed
 from global_utils.db import Database
@@ -29,7 +29,7 @@ class AuditService:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def search(self, query: AuditQuery) -> tuple[list[AuditRecord], bool]:
+    async def search(self, query: AuditQuery) -> tuple[list[StoredEvent], bool]:
         failures = validate_query(query)
         if failures:
             raise ValidationFailed(failures)

@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 import promotion.proto.promotion_pb2  # noqa: F401
 import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
-from audit.server.models import AuditQuery, AuditRecord
+from audit.server.models import AuditQuery, StoredEvent
 from audit.server.service import AuditService
 from global_utils.protoconv import decode_page_token, encode_page_token, page_limit, read_time
 from global_utils.timeutil import to_timestamp
@@ -35,7 +35,7 @@ def detail_as_json(payload_type: str, detail: bytes) -> str:
     return MessageToJson(record, indent=None)
 
 
-def record_to_proto(record: AuditRecord) -> audit_pb2.AuditRecord:
+def record_to_proto(record: StoredEvent) -> audit_pb2.AuditRecord:
     return audit_pb2.AuditRecord(
         event_id=str(record.event_id),
         action_time=to_timestamp(record.action_time),
@@ -56,7 +56,7 @@ def record_to_proto(record: AuditRecord) -> audit_pb2.AuditRecord:
 PAGE_KIND = "audit"
 
 
-def page_position(record: AuditRecord) -> str:
+def page_position(record: StoredEvent) -> str:
     return f"{record.action_time.isoformat()}|{record.event_id}"
 
 

@@ -19,20 +19,14 @@ import nats
 import pytest
 
 from audit.server.bootstrap import build as build_audit
-from audit.server.consumer import AuditConsumer
+from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.pull import Delivery
+from audit.server.raw_client import RawClient
 from audit.server.repository import AuditRepository
 from audit.server.settings import AuditSettings
+from audit.server.wire import ReceivedEvent, header_block
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import (
-    AUDIT_CONSUMER,
-    AUDIT_STREAM,
-    ActionType,
-    AuditEvent,
-    EventRow,
-    ensure_audit_stream,
-    header_block,
-)
+from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent, ensure_audit_stream
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
@@ -251,7 +245,7 @@ class CrashBeforeAck(AuditConsumer):
     async def handle(self, deliveries: list[Delivery]) -> None:
         if self.crashed:
             return await super().handle(deliveries)
-        rows = [EventRow.from_header_block(d.headers, d.data) for d in deliveries]
+        rows = [ReceivedEvent.from_header_block(d.headers, d.data) for d in deliveries]
         async with self._db.connection() as conn:
             await AuditRepository(conn).insert_events(rows)
         self.crashed = True  # and no ack
@@ -264,8 +258,13 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
     ids = await produce(database, 10)
     await OutboxRelay(database, broker).relay_once()
     audit_db = Database(pipeline.pg.dsn("audit"))
+    # The consumer's own connection, of the client class the audit service uses.
+    audit_broker = Broker(
+        f"nats://{pipeline.nats.address}", name="pipeline-audit", client_class=RawClient
+    )
     await audit_db.start()
-    crashing = CrashBeforeAck(audit_db, broker, ack_wait_seconds=2)
+    await audit_broker.start()
+    crashing = CrashBeforeAck(audit_db, audit_broker, ack_wait_seconds=2)
     await crashing.start()
     try:
 
@@ -280,6 +279,7 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
             await audit.stop()
     finally:
         await crashing.stop()
+        await audit_broker.stop()
         await audit_db.stop()
 
 

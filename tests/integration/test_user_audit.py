@@ -7,7 +7,8 @@ from datetime import datetime
 
 from nats.aio.msg import Msg
 
-from global_utils.audit import AuditEvent, AuditHeader
+from audit.server.wire import ReceivedEvent
+from global_utils.audit import AuditHeader
 from tests.helpers import new_user
 from user.proto import user_pb2
 
@@ -55,7 +56,7 @@ async def test_create_update_delete_each_publish_one_event(
         assert headers[AuditHeader.PERFORMED_BY] == me.e_uid != str(made.id)
         assert headers[AuditHeader.PAYLOAD_TYPE] == "user.User"
         assert datetime.fromisoformat(headers[AuditHeader.ACTION_TIME]).tzinfo is not None
-        event = AuditEvent.from_message(headers, msg.data)
+        event = ReceivedEvent.from_headers(headers, msg.data)  # as the audit consumer parses it
         ids.add(event.event_id)
         payload = user_pb2.User.FromString(msg.data)
         assert payload.id == made.id and payload.lastname == lastname

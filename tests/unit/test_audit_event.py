@@ -1,18 +1,12 @@
-"""The audit event contract: headers out, model back in."""
+"""The audit event contract: the producers' headers out, the audit consumer's rows back in."""
 
 from __future__ import annotations
 
 import pydantic
 import pytest
 
-from global_utils.audit import (
-    ActionType,
-    AuditEvent,
-    AuditHeader,
-    EventRow,
-    header_block,
-    parse_header_block,
-)
+from audit.server.wire import ReceivedEvent, header_block, parse_header_block
+from global_utils.audit import ActionType, AuditEvent, AuditHeader
 from user.proto import user_pb2
 
 
@@ -33,22 +27,25 @@ def test_event_round_trips_through_headers() -> None:
     headers = event.headers()
     assert headers[AuditHeader.MSG_ID] == headers[AuditHeader.EVENT_ID] == str(event.event_id)
     assert headers[AuditHeader.PAYLOAD_TYPE] == "user.User"
-    assert AuditEvent.from_message(headers, event.payload) == event
+    received = ReceivedEvent.from_headers(headers, event.payload)
+    assert (
+        AuditEvent(**{name: getattr(received, name) for name in AuditEvent.model_fields}) == event
+    )
     assert user_pb2.User.FromString(event.payload) == user_pb2.User(id=42, firstname="Zoë")
 
 
 def test_malformed_headers_are_rejected() -> None:
     with pytest.raises((pydantic.ValidationError, ValueError)):
-        AuditEvent.from_message({"service": "user"}, b"")
+        ReceivedEvent.from_headers({"service": "user"}, b"")
     with pytest.raises((pydantic.ValidationError, ValueError)):
-        AuditEvent.from_message({AuditHeader.ACTION_TIME: "yesterday"}, b"")
+        ReceivedEvent.from_headers({AuditHeader.ACTION_TIME: "yesterday"}, b"")
 
 
 def test_producer_headers_and_any_other_spelling_parse_to_the_same_row() -> None:
     event = _event()
     headers = event.headers()
-    canonical = EventRow.from_header_block(header_block(headers), event.payload)
-    assert canonical == EventRow.from_message(headers, event.payload)
+    canonical = ReceivedEvent.from_header_block(header_block(headers), event.payload)
+    assert canonical == ReceivedEvent.from_headers(headers, event.payload)
     assert canonical.event_id == str(event.event_id)
     assert canonical.action_time == event.action_time
     assert (canonical.service, canonical.object_id, canonical.performed_by) == ("user", "42", "7")
@@ -58,7 +55,7 @@ def test_producer_headers_and_any_other_spelling_parse_to_the_same_row() -> None
     shuffled["X-Extra"] = "yes"
     shuffled[AuditHeader.EVENT_ID] = headers[AuditHeader.EVENT_ID].upper()
     block = header_block(shuffled).replace(b"service: user", b"service:   user  ")
-    assert EventRow.from_header_block(block, event.payload) == canonical
+    assert ReceivedEvent.from_header_block(block, event.payload) == canonical
 
 
 @pytest.mark.parametrize(
@@ -78,8 +75,8 @@ def test_bad_header_values_are_refused_naming_the_header(
     event = _event()
     headers = {**event.headers(), header: value}
     for parse in (
-        lambda: EventRow.from_header_block(header_block(headers), event.payload),
-        lambda: EventRow.from_message(headers, event.payload),
+        lambda: ReceivedEvent.from_header_block(header_block(headers), event.payload),
+        lambda: ReceivedEvent.from_headers(headers, event.payload),
     ):
         with pytest.raises(ValueError, match=message):
             parse()
@@ -89,10 +86,10 @@ def test_missing_headers_and_empty_blocks_are_refused() -> None:
     headers = _event().headers()
     del headers[AuditHeader.PERFORMED_BY]
     with pytest.raises(ValueError, match="performedBy missing"):
-        EventRow.from_header_block(header_block(headers), b"")
+        ReceivedEvent.from_header_block(header_block(headers), b"")
     for block in (None, b"", b"NATS/1.0\r\n\r\n", b"\xff\xfe garbage"):
         with pytest.raises(ValueError, match="missing"):
-            EventRow.from_header_block(block, b"")
+            ReceivedEvent.from_header_block(block, b"")
 
 
 def test_header_block_parsing() -> None:

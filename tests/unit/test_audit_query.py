@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from audit.server.models import AuditQuery, AuditRecord
+from audit.server.models import AuditQuery, StoredEvent
 from audit.server.repository import build_search
 from audit.server.service import validate_query
 from audit.server.servicer import PAGE_KIND, detail_as_json, page_position, parse_position
@@ -64,7 +64,7 @@ def test_query_rules() -> None:
 
 
 def test_page_tokens_round_trip_and_garbage_is_reported() -> None:
-    record = AuditRecord(
+    record = StoredEvent(
         uuid.uuid4(), T0, "Audit", "user", "f", "insert", "user", "1", "2", T0, b"", ""
     )
     failures: list = []
