@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from audit.server.models import AuditQuery, StoredEvent
 from audit.server.repository import build_search
-from audit.server.service import validate_query
 from audit.server.servicer import PAGE_KIND, detail_as_json, page_position, parse_position
+from audit.server.validation import validate_query
 from global_utils.protoconv import decode_page_token, encode_page_token
 from global_utils.sql import Filters
 from user.proto import user_pb2
