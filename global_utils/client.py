@@ -15,7 +15,6 @@ from pydantic import Field
 from global_errors import MessageKey, Unavailable
 from global_utils.registry import Endpoint, Registry, parse_endpoint, pick
 from global_utils.settings import RegistrySettings
-from user.proto import user_pb2, user_pb2_grpc
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -123,17 +122,3 @@ class ServiceChannels:
             self._failed_until.pop(endpoint, None)
             with contextlib.suppress(Exception):
                 await self._channels.pop(endpoint).close()
-
-
-async def login_through_user_service(
-    settings: ClientSettings, email: str | None, password: str | None
-) -> str:
-    """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
-    services whose calls need one."""
-    password = settings.login_password(password)
-    endpoint = await find_service("user", settings, settings.user_serveraddress)
-    async with open_channel(endpoint) as channel:
-        reply = await user_pb2_grpc.UserSrvStub(channel).Auth(
-            user_pb2.User(email=email or settings.cli_email, pwd=password)
-        )
-    return str(reply.token)

@@ -8,12 +8,8 @@ from datetime import UTC, datetime
 from audit.proto import audit_pb2, audit_pb2_grpc
 from global_utils.auth import bearer_metadata
 from global_utils.cli import add_login_arguments, run_cli, to_json
-from global_utils.client import (
-    ClientSettings,
-    find_service,
-    login_through_user_service,
-    open_channel,
-)
+from global_utils.client import ClientSettings, find_service, open_channel
+from user.client.auth import login_through_user_service
 
 SERVICE = "audit"
 

@@ -11,7 +11,7 @@ from audit.server.settings import AuditSettings
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.remote_auth import user_service_verifier
+from user.client.auth import user_service_verifier
 
 SERVICE_NAME = "audit"
 GRPC_SERVICE = "audit.AuditSrv"

@@ -10,14 +10,10 @@ import grpc
 
 from global_utils.auth import bearer_metadata
 from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
-from global_utils.client import (
-    ClientSettings,
-    find_service,
-    login_through_user_service,
-    open_channel,
-)
+from global_utils.client import ClientSettings, find_service, open_channel
 from global_utils.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
+from user.client.auth import login_through_user_service
 
 SERVICE = "promotion"
 SEED_CUSTOMER = 3308341401806443521

@@ -6,11 +6,11 @@ from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.remote_auth import user_service_verifier
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
 from promotion.server.servicer import PromotionServicer, promotion_to_proto
 from promotion.server.settings import PromotionSettings
+from user.client.auth import user_service_verifier
 
 GRPC_SERVICE = "promotion.PromotionSrv"
 

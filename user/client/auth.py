@@ -1,4 +1,6 @@
-"""Token verification by the user service (ValidateToken), for the other services."""
+"""The user service as other services and CLIs reach it: token checks (ValidateToken) for
+their servers, and logins (Auth) for their CLIs. Other services import this module, never
+user.server."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import grpc
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
 from global_utils.auth import Principal
-from global_utils.client import ServiceChannels
+from global_utils.client import ClientSettings, ServiceChannels, find_service, open_channel
 from global_utils.registry import Registry
 from global_utils.settings import RemoteAuthSettings
 from global_utils.token_cache import CachingVerifier, TokenCache
@@ -51,3 +53,17 @@ class RemoteTokenVerifier:
         if not reply.valid or not reply.e_uid:
             raise Unauthenticated(MessageKey.TOKEN_INVALID)
         return Principal(user_id=reply.e_uid)
+
+
+async def login_through_user_service(
+    settings: ClientSettings, email: str | None, password: str | None
+) -> str:
+    """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
+    services whose calls need one."""
+    password = settings.login_password(password)
+    endpoint = await find_service(USER_SERVICE, settings, settings.user_serveraddress)
+    async with open_channel(endpoint) as channel:
+        reply = await user_pb2_grpc.UserSrvStub(channel).Auth(
+            user_pb2.User(email=email or settings.cli_email, pwd=password)
+        )
+    return str(reply.token)
