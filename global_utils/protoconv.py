@@ -12,8 +12,8 @@ from google.protobuf.message import Message
 
 from global_errors import Failure, Language, MessageKey
 from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime
+from global_utils.validation import MAX_PAGE_SIZE
 
-MAX_PAGE_SIZE = 200
 T = TypeVar("T")
 
 

@@ -1,4 +1,4 @@
-"""Conversions between google.protobuf.Timestamp and aware datetimes, and validity checks."""
+"""Conversions between google.protobuf.Timestamp and aware datetimes."""
 
 from __future__ import annotations
 
@@ -44,8 +44,3 @@ def to_timestamp(value: datetime | None) -> Timestamp | None:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def is_valid_on(valid_from: datetime, valid_thru: datetime, when: datetime) -> bool:
-    """valid_from <= when <= valid_thru."""
-    return valid_from <= when <= valid_thru

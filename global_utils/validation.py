@@ -5,12 +5,27 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
-from global_errors import Failure, MessageKey, ValidationFailed
+from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
 
 # Control characters other than tab.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f]")
+# The most rows one page of a listing holds (also the page a page_size of 0 gets).
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rule that forbids an operation on a record, written once for both paths: the real
+    operation raises `error`; its dry run (Before*) reports `failure()`, on `field`."""
+
+    field: str
+    error: NotFound | FailedPrecondition
+
+    def failure(self) -> Failure:
+        return Failure(self.field, self.error.key, dict(self.error.params))
 
 
 def id_failures(record_id: int) -> list[Failure]:
@@ -22,6 +37,12 @@ def require_valid_id(record_id: int) -> None:
     """Raises ValidationFailed (INVALID_ARGUMENT) unless record_id is positive."""
     if failures := id_failures(record_id):
         raise ValidationFailed(failures)
+
+
+def check_page_size(limit: int, failures: list[Failure]) -> None:
+    """A page holds 1 to MAX_PAGE_SIZE rows."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        failures.append(Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE))
 
 
 def check_required(name: str, value: object, failures: list[Failure]) -> None:

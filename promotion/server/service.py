@@ -6,21 +6,17 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
+from global_errors import Failure, ValidationFailed
 from global_utils.audit import ActionType, AuditEmitter, AuditEvent
 from global_utils.auth import Principal
 from global_utils.db import Database, UnitOfWork
-from global_utils.validation import id_failures, require_valid_id
+from global_utils.validation import Refusal, id_failures, require_valid_id
 from promotion.server.models import Promotion, PromotionDraft, PromotionQuery
 from promotion.server.repository import PromotionRepository
-from promotion.server.validation import validate_draft, validate_query
+from promotion.server.validation import deletable, not_found, validate_draft, validate_query
 
 SERVICE_NAME = "promotion"
 OBJECT_NAME = "promotion"
-
-
-def not_found(promotion_id: int) -> NotFound:
-    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="promotion", id=promotion_id)
 
 
 class PromotionService:
@@ -35,6 +31,7 @@ class PromotionService:
         # The audit payload is the protobuf record (the servicer owns that conversion).
         self._to_record = to_record
 
+    # queries
     async def get(self, promotion_id: int) -> Promotion:
         require_valid_id(promotion_id)
         async with self._db.connection() as conn:
@@ -50,27 +47,23 @@ class PromotionService:
         async with self._db.connection() as conn:
             return await PromotionRepository(conn).search(query)
 
-    def check_create(self, draft: PromotionDraft) -> list[Failure]:
+    # dry runs
+    async def check_create(self, draft: PromotionDraft) -> list[Failure]:
         return validate_draft(draft, creating=True)
 
-    def check_update(self, draft: PromotionDraft) -> list[Failure]:
+    async def check_update(self, draft: PromotionDraft) -> list[Failure]:
         return validate_draft(draft, creating=False)
 
     async def check_delete(self, promotion_id: int) -> list[Failure]:
         if failures := id_failures(promotion_id):
             return failures
         async with self._db.connection() as conn:
-            promotion = await PromotionRepository(conn).get(promotion_id)
-        if promotion is None:
-            params = {"entity": "promotion", "id": promotion_id}
-            return [Failure("id", MessageKey.RECORD_NOT_FOUND, params)]
-        if promotion.approval_status > 0:
-            params = {"id": promotion_id}
-            return [Failure("approval_status", MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, params)]
-        return []
+            found = deletable(promotion_id, await PromotionRepository(conn).get(promotion_id))
+        return [found.failure()] if isinstance(found, Refusal) else []
 
+    # writes
     async def create(self, draft: PromotionDraft, actor: Principal) -> Promotion:
-        failures = self.check_create(draft)
+        failures = await self.check_create(draft)
         if failures:
             raise ValidationFailed(failures)
         async with UnitOfWork(self._db, self._emitter) as uow:
@@ -80,7 +73,7 @@ class PromotionService:
         return promotion
 
     async def update(self, draft: PromotionDraft, actor: Principal) -> Promotion:
-        failures = self.check_update(draft)
+        failures = await self.check_update(draft)
         if failures:
             raise ValidationFailed(failures)
         async with UnitOfWork(self._db, self._emitter) as uow:
@@ -95,13 +88,9 @@ class PromotionService:
         require_valid_id(promotion_id)
         async with UnitOfWork(self._db, self._emitter) as uow:
             repo = PromotionRepository(uow.conn)
-            promotion = await repo.get(promotion_id, for_update=True)
-            if promotion is None:
-                raise not_found(promotion_id)
-            if promotion.approval_status > 0:
-                raise FailedPrecondition(
-                    MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, id=promotion_id
-                )
+            promotion = deletable(promotion_id, await repo.get(promotion_id, for_update=True))
+            if isinstance(promotion, Refusal):
+                raise promotion.error
             await repo.delete(promotion_id)
             uow.emit(self._event(promotion, ActionType.DELETE, "AfterDeletePromotion", actor))
             await uow.commit()

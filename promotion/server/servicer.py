@@ -6,7 +6,7 @@ from typing import TypeAlias
 
 import grpc
 
-from global_errors import Language
+from global_errors import Failure, Language
 from global_utils.auth import current_principal
 from global_utils.protoconv import (
     decode_page_token,
@@ -97,13 +97,21 @@ def query_from_proto(msg: promotion_pb2.SearchParams) -> PromotionQuery:
     return query
 
 
+def promotions_to_proto(promotions: list[Promotion], more: bool) -> promotion_pb2.Promotions:
+    reply = promotion_pb2.Promotions(promotion=[promotion_to_proto(p) for p in promotions])
+    if more and promotions:
+        reply.next_page_token = encode_page_token(PAGE_KIND, promotions[-1].id)
+    return reply
+
+
+def validation_reply(failures: list[Failure], language: Language) -> promotion_pb2.ValidationErr:
+    return promotion_pb2.ValidationErr(failure_desc=failure_texts(failures, language))
+
+
 class PromotionServicer(promotion_pb2_grpc.PromotionSrvServicer):
     def __init__(self, service: PromotionService, language: Language) -> None:
         self._service = service
         self._language = language
-
-    def _failures(self, failures: list) -> promotion_pb2.ValidationErr:  # type: ignore[type-arg]
-        return promotion_pb2.ValidationErr(failure_desc=failure_texts(failures, self._language))
 
     async def GetPromotionById(
         self, request: promotion_pb2.SearchId, context: Context
@@ -113,11 +121,7 @@ class PromotionServicer(promotion_pb2_grpc.PromotionSrvServicer):
     async def GetPromotions(
         self, request: promotion_pb2.SearchParams, context: Context
     ) -> promotion_pb2.Promotions:
-        promotions, more = await self._service.search(query_from_proto(request))
-        reply = promotion_pb2.Promotions(promotion=[promotion_to_proto(p) for p in promotions])
-        if more and promotions:
-            reply.next_page_token = encode_page_token(PAGE_KIND, promotions[-1].id)
-        return reply
+        return promotions_to_proto(*await self._service.search(query_from_proto(request)))
 
     async def CreatePromotion(
         self, request: promotion_pb2.Promotion, context: Context
@@ -140,14 +144,16 @@ class PromotionServicer(promotion_pb2_grpc.PromotionSrvServicer):
     async def BeforeCreatePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        return self._failures(self._service.check_create(draft_from_proto(request)))
+        failures = await self._service.check_create(draft_from_proto(request))
+        return validation_reply(failures, self._language)
 
     async def BeforeUpdatePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        return self._failures(self._service.check_update(draft_from_proto(request)))
+        failures = await self._service.check_update(draft_from_proto(request))
+        return validation_reply(failures, self._language)
 
     async def BeforeDeletePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        return self._failures(await self._service.check_delete(request.id))
+        return validation_reply(await self._service.check_delete(request.id), self._language)

@@ -6,15 +6,22 @@ discount description 200, at most 100 products per promotion and 20 discounts pe
 
 from __future__ import annotations
 
-from global_errors import Failure, MessageKey
-from global_utils.protoconv import MAX_PAGE_SIZE
+from global_errors import FailedPrecondition, Failure, MessageKey, NotFound
 from global_utils.validation import (
+    Refusal,
     check_finite,
+    check_page_size,
     check_required,
     check_text,
     check_validity_range,
 )
-from promotion.server.models import DiscountType, Product, PromotionDraft, PromotionQuery
+from promotion.server.models import (
+    DiscountType,
+    Product,
+    Promotion,
+    PromotionDraft,
+    PromotionQuery,
+)
 
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 1000
@@ -96,6 +103,23 @@ def validate_query(query: PromotionQuery) -> list[Failure]:
         if value < 0:
             failures.append(Failure(name, MessageKey.FIELD_NOT_POSITIVE))
     check_text("name", query.name, MAX_NAME_CHARS, failures)
-    if not 1 <= query.limit <= MAX_PAGE_SIZE:
-        failures.append(Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE))
+    check_page_size(query.limit, failures)
     return failures
+
+
+def not_found(promotion_id: int) -> NotFound:
+    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="promotion", id=promotion_id)
+
+
+def deletable(promotion_id: int, promotion: Promotion | None) -> Promotion | Refusal:
+    """The promotion found for promotion_id if a delete may remove it, else why not
+    (DeletePromotion and BeforeDeletePromotion alike): it does not exist, or it is past its
+    initial approval status."""
+    if promotion is None:
+        return Refusal("id", not_found(promotion_id))
+    if promotion.approval_status > 0:
+        return Refusal(
+            "approval_status",
+            FailedPrecondition(MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, id=promotion_id),
+        )
+    return promotion

@@ -1,4 +1,4 @@
-"""Timestamp <-> aware datetime conversions and the validity check."""
+"""Timestamp <-> aware datetime conversions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from global_utils.timeutil import (
     MAX_SECONDS,
     MIN_SECONDS,
     TimestampOutOfRange,
-    is_valid_on,
     to_datetime,
     to_timestamp,
 )
@@ -49,13 +48,6 @@ def test_out_of_range_timestamps_raise(seconds: int, nanos: int) -> None:
 def test_range_edges_are_accepted() -> None:
     assert to_datetime(Timestamp(seconds=MIN_SECONDS)).year == 1
     assert to_datetime(Timestamp(seconds=MAX_SECONDS)).year == 9999
-
-
-def test_validity_is_inclusive_on_both_ends() -> None:
-    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 12, 31, tzinfo=UTC)
-    assert is_valid_on(start, end, start) and is_valid_on(start, end, end)
-    assert not is_valid_on(start, end, end + timedelta(microseconds=1))
-    assert not is_valid_on(start, end, start - timedelta(days=1))
 
 
 def test_times_before_1970_convert_exactly() -> None:

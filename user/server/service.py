@@ -6,30 +6,25 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from global_errors import (
-    FailedPrecondition,
-    Failure,
-    MessageKey,
-    NotFound,
-    Unauthenticated,
-    ValidationFailed,
-)
+from global_errors import Failure, MessageKey, Unauthenticated, ValidationFailed
 from global_utils.audit import ActionType, AuditEmitter, AuditEvent
 from global_utils.auth import Principal
 from global_utils.db import Database, UnitOfWork
-from global_utils.validation import id_failures, require_valid_id
+from global_utils.validation import Refusal, id_failures, require_valid_id
 from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
 from user.server.tokens import TokenCodec
-from user.server.validation import MAX_EMAIL_CHARS, validate_draft, validate_query
+from user.server.validation import (
+    MAX_EMAIL_CHARS,
+    deletable,
+    not_found,
+    validate_draft,
+    validate_query,
+)
 
 SERVICE_NAME = "user"
 OBJECT_NAME = "user"
-
-
-def not_found(user_id: int) -> NotFound:
-    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="user", id=user_id)
 
 
 class UserService:
@@ -75,12 +70,8 @@ class UserService:
         if failures := id_failures(user_id):
             return failures
         async with self._db.connection() as conn:
-            user = await UserRepository(conn).get(user_id)
-        if user is None:
-            return [Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "user", "id": user_id})]
-        if user.active:
-            return [Failure("active", MessageKey.USER_ACTIVE_CANNOT_DELETE, {"id": user_id})]
-        return []
+            found = deletable(user_id, await UserRepository(conn).get(user_id))
+        return [found.failure()] if isinstance(found, Refusal) else []
 
     async def _check(self, draft: UserDraft, *, creating: bool) -> list[Failure]:
         failures = validate_draft(draft, creating=creating)
@@ -119,11 +110,9 @@ class UserService:
         require_valid_id(user_id)
         async with UnitOfWork(self._db, self._emitter) as uow:
             repo = UserRepository(uow.conn)
-            user = await repo.get(user_id, for_update=True)
-            if user is None:
-                raise not_found(user_id)
-            if user.active:
-                raise FailedPrecondition(MessageKey.USER_ACTIVE_CANNOT_DELETE, id=user_id)
+            user = deletable(user_id, await repo.get(user_id, for_update=True))
+            if isinstance(user, Refusal):
+                raise user.error
             await repo.delete(user_id)
             uow.emit(self._event(user, ActionType.DELETE, "AfterDeleteUser", actor))
             await uow.commit()

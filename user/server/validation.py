@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from global_errors import Failure, MessageKey
-from global_utils.protoconv import MAX_PAGE_SIZE
-from global_utils.validation import check_required, check_text, check_validity_range
-from user.server.models import UserDraft, UserQuery
+from global_errors import FailedPrecondition, Failure, MessageKey, NotFound
+from global_utils.validation import (
+    Refusal,
+    check_page_size,
+    check_required,
+    check_text,
+    check_validity_range,
+)
+from user.server.models import User, UserDraft, UserQuery
 
 MAX_NAME_CHARS = 100
 MAX_EMAIL_CHARS = 254
@@ -61,6 +66,21 @@ def validate_query(query: UserQuery) -> list[Failure]:
         ("company", query.company, MAX_COMPANY_CHARS),
     ):
         check_text(name, value, max_chars, failures)
-    if not 1 <= query.limit <= MAX_PAGE_SIZE:
-        failures.append(Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE))
+    check_page_size(query.limit, failures)
     return failures
+
+
+def not_found(user_id: int) -> NotFound:
+    return NotFound(MessageKey.RECORD_NOT_FOUND, entity="user", id=user_id)
+
+
+def deletable(user_id: int, user: User | None) -> User | Refusal:
+    """The user found for user_id if a delete may remove it, else why not (DeleteUser and
+    BeforeDeleteUser alike): it does not exist, or it is active."""
+    if user is None:
+        return Refusal("id", not_found(user_id))
+    if user.active:
+        return Refusal(
+            "active", FailedPrecondition(MessageKey.USER_ACTIVE_CANNOT_DELETE, id=user_id)
+        )
+    return user
