@@ -1,0 +1,691 @@
+"""The Kubernetes manifests (deploy/kubernetes): every overlay renders with Kustomize and
+validates offline against the Kubernetes JSON schemas (kubernetes-validate ships them); the
+rendered objects are checked against what the services, their images and DECISIONS require."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from audit.server.settings import AuditSettings
+from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
+from promotion.server.settings import PromotionSettings
+from user.server.settings import UserSettings
+
+KUBE = REPO_ROOT / "deploy" / "kubernetes"
+OVERLAYS = sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir())
+# Development reads the init scripts from the repository, outside its directory; every other
+# overlay must render with Kustomize's default load restrictor (`kubectl apply -k` has no flag).
+UNRESTRICTED_OVERLAYS = {"dev"}
+PRODUCTION_OVERLAYS = [name for name in OVERLAYS if name != "dev"]
+# Native gRPC probes are GA since 1.27; the oldest and newest schemas checked.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+NAMESPACE = "gotemp"
+
+
+@dataclass(frozen=True)
+class ServiceImage:
+    dockerfile: str
+    settings: type[BaseSettings]
+    image: str
+
+
+SERVICES = {
+    "user": ServiceImage("user/Dockerfile", UserSettings, "gotemp/usersrv:latest"),
+    "promotion": ServiceImage(
+        "promotion/Dockerfile", PromotionSettings, "gotemp/promotionsrv:latest"
+    ),
+    "audit": ServiceImage("audit/Dockerfile", AuditSettings, "gotemp/auditsrv:latest"),
+}
+DSN_VARIABLES = {"user": "POSTGRES_CONNECT", "promotion": "POSTGRES_CONNECT", "audit": "DB_CONNECT"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def kustomize_command(overlay: str) -> list[str]:
+    """kubectl's built-in Kustomize, else a standalone kustomize; neither is a failure."""
+    flags = (
+        ["--load-restrictor", "LoadRestrictionsNone"] if overlay in UNRESTRICTED_OVERLAYS else []
+    )
+    path = str(KUBE / "overlays" / overlay)
+    if kubectl := shutil.which("kubectl"):
+        return [kubectl, "kustomize", *flags, path]
+    if kustomize := shutil.which("kustomize"):
+        return [kustomize, "build", *flags, path]
+    pytest.fail("neither kubectl nor kustomize is on PATH: the manifests cannot be rendered")
+
+
+@cache
+def render(overlay: str) -> tuple[dict[str, Any], ...]:
+    result = subprocess.run(
+        kustomize_command(overlay), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"{overlay}: {result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def objects(overlay: str, kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in render(overlay) if doc["kind"] == kind]
+
+
+def named(overlay: str, kind: str, name: str) -> dict[str, Any]:
+    found = [doc for doc in objects(overlay, kind) if doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"{overlay}: {kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def workloads(overlay: str) -> list[dict[str, Any]]:
+    return [doc for doc in render(overlay) if doc["kind"] in WORKLOAD_KINDS]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
+
+
+def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def all_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod_spec(workload)
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def service_container(overlay: str, name: str) -> dict[str, Any]:
+    deployment = named(overlay, "Deployment", name)
+    (container,) = [c for c in pod_spec(deployment)["containers"] if c["name"] == name]
+    return container
+
+
+def env_value(container: dict[str, Any], name: str) -> dict[str, Any]:
+    (entry,) = [e for e in container.get("env", []) if e["name"] == name]
+    return entry
+
+
+def container_port(container: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
+    return int(number)
+
+
+# --- selectors and NetworkPolicies --------------------------------------------------------
+
+
+def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels and matchExpressions) against a set of labels."""
+    if selector is None:
+        return False
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        present = key in labels
+        matched = {
+            "In": present and labels.get(key) in (values or []),
+            "NotIn": not present or labels.get(key) not in (values or []),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (its namespace and labels) or, with namespace None, an address outside the cluster."""
+
+    namespace: str | None
+    labels: tuple[tuple[str, str], ...] = ()
+    address: str = ""
+    container: tuple[tuple[str, int], ...] = ()  # named ports of the pod
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+def pod(overlay: str, name: str) -> Endpoint:
+    (workload,) = [w for w in workloads(overlay) if w["metadata"]["name"] == name]
+    ports = [
+        (p["name"], p["containerPort"])
+        for c in all_containers(workload)
+        for p in c.get("ports", [])
+        if "name" in p
+    ]
+    return Endpoint(NAMESPACE, tuple(sorted(pod_labels(workload).items())), container=tuple(ports))
+
+
+CLUSTER_DNS = Endpoint("kube-system", (("k8s-app", "kube-dns"),), container=(("dns", 53),))
+OUTSIDE = Endpoint(None, address="203.0.113.10")  # a database or broker outside the cluster
+
+
+def peer_matches(peer: dict[str, Any], other: Endpoint) -> bool:
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        if other.namespace is not None:
+            return False  # whether an ipBlock covers pod addresses depends on the network plugin
+        address = ipaddress.ip_address(other.address)
+        excepted = any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+        return address in ipaddress.ip_network(block["cidr"]) and not excepted
+    if other.namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": other.namespace}
+        if not selects(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif other.namespace != NAMESPACE:
+        return False
+    return selects(peer.get("podSelector", {}), other.label_map)
+
+
+def port_matches(rule: dict[str, Any], target: Endpoint, port: int, protocol: str) -> bool:
+    if "ports" not in rule:
+        return True
+    named_ports = dict(target.container)
+    for entry in rule["ports"]:
+        wanted = entry.get("port")
+        if entry.get("protocol", "TCP") != protocol:
+            continue
+        if (
+            wanted is None
+            or (named_ports.get(wanted) if isinstance(wanted, str) else wanted) == port
+        ):
+            return True
+    return False
+
+
+def policies(overlay: str, endpoint: Endpoint, direction: str) -> list[dict[str, Any]]:
+    if endpoint.namespace != NAMESPACE:
+        return []
+    return [
+        policy
+        for policy in objects(overlay, "NetworkPolicy")
+        if direction in policy["spec"].get("policyTypes", ["Ingress"])
+        and selects(policy["spec"]["podSelector"], endpoint.label_map)
+    ]
+
+
+def allowed(
+    overlay: str, source: Endpoint, target: Endpoint, port: int, protocol: str = "TCP"
+) -> bool:
+    """Whether the overlay's NetworkPolicies let source open port on target (both ends)."""
+    egress = policies(overlay, source, "Egress")
+    if egress and not any(
+        port_matches(rule, target, port, protocol)
+        and ("to" not in rule or any(peer_matches(peer, target) for peer in rule["to"]))
+        for policy in egress
+        for rule in policy["spec"].get("egress", [])
+    ):
+        return False
+    ingress = policies(overlay, target, "Ingress")
+    return not ingress or any(
+        port_matches(rule, target, port, protocol)
+        and ("from" not in rule or any(peer_matches(peer, source) for peer in rule["from"]))
+        for policy in ingress
+        for rule in policy["spec"].get("ingress", [])
+    )
+
+
+# --- Dockerfiles ---------------------------------------------------------------------------
+
+
+def final_stage(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    rows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            rows.append((keyword.upper(), rest.strip()))
+    last_from = max(i for i, (keyword, _) in enumerate(rows) if keyword == "FROM")
+    return rows[last_from:]
+
+
+# --- rendering and schemas -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_and_validates_against_the_kubernetes_schemas(
+    overlay: str, version: str
+) -> None:
+    documents = render(overlay)
+    assert documents
+    for document in documents:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            name = f"{document['kind']}/{document['metadata']['name']}"
+            pytest.fail(f"{overlay}: {name} is invalid for Kubernetes {version}: {exc.message}")
+
+
+def test_the_schema_validation_rejects_a_misspelt_field() -> None:
+    deployment = dict(named("prod", "Deployment", "user"))
+    deployment["spec"] = {**deployment["spec"], "replica": 2}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+def test_overlays_are_dev_and_prod_and_put_everything_in_one_namespace() -> None:
+    assert {"dev", "prod"} <= set(OVERLAYS)
+    for overlay in OVERLAYS:
+        for document in render(overlay):
+            if document["kind"] == "Namespace":
+                assert document["metadata"]["name"] == NAMESPACE
+            else:
+                assert document["metadata"]["namespace"] == NAMESPACE, document["metadata"]
+
+
+# --- the service Deployments ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_has_native_grpc_probes_on_its_grpc_port(overlay: str, service: str) -> None:
+    container = service_container(overlay, service)
+    port = container_port(container, "grpc")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == port, (service, probe)
+        assert "service" not in container[probe]["grpc"]  # the server's overall status
+    # a database outage (NOT_SERVING) must outlast several health checks before a restart
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 120
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_runs_at_least_two_replicas_with_a_disruption_budget(
+    overlay: str, service: str
+) -> None:
+    deployment = named(overlay, "Deployment", service)
+    replicas = deployment["spec"]["replicas"]
+    assert replicas >= 2
+    labels = pod_labels(deployment)
+    assert selects(deployment["spec"]["selector"], labels)
+    budgets = [
+        pdb
+        for pdb in objects(overlay, "PodDisruptionBudget")
+        if selects(pdb["spec"]["selector"], labels)
+    ]
+    assert len(budgets) == 1, f"{service}: {len(budgets)} PodDisruptionBudgets"
+    (budget,) = budgets
+    others = [w for w in workloads(overlay) if w is not deployment]
+    assert not any(selects(budget["spec"]["selector"], pod_labels(w)) for w in others)
+    # at least one pod always serves, and a node drain can still evict one
+    if "minAvailable" in budget["spec"]:
+        assert 1 <= budget["spec"]["minAvailable"] < replicas
+    else:
+        assert budget["spec"]["maxUnavailable"] >= 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_images_and_ports_are_the_dockerfiles(overlay: str, service: str) -> None:
+    spec = SERVICES[service]
+    stage = final_stage(REPO_ROOT / spec.dockerfile)
+    (exposed,) = [int(rest) for keyword, rest in stage if keyword == "EXPOSE"]
+    (uid,) = [
+        int(m.group(1)) for k, rest in stage if (m := re.search(r"useradd .*--uid (\d+)", rest))
+    ]
+    deployment = named(overlay, "Deployment", service)
+    container = service_container(overlay, service)
+    assert container["image"] == spec.image
+    assert container_port(container, "grpc") == exposed
+    assert env_value(container, "MICRO_SERVER_ADDRESS")["value"].endswith(f":{exposed}")
+    assert pod_spec(deployment)["securityContext"]["runAsUser"] == uid
+    for kind in ("headless", "cluster"):
+        name = f"{service}-headless" if kind == "headless" else service
+        port = next(
+            p for p in named(overlay, "Service", name)["spec"]["ports"] if p["name"] == "grpc"
+        )
+        assert port["port"] == exposed
+        assert container_port(container, port["targetPort"]) == exposed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_sets_only_variables_its_settings_know(overlay: str, service: str) -> None:
+    container = service_container(overlay, service)
+    assert "envFrom" not in container  # every name is listed, so it can be checked here
+    known = set(SERVICES[service].settings.model_fields)
+    unknown = [e["name"] for e in container.get("env", []) if e["name"].lower() not in known]
+    assert not unknown, f"{service}: {unknown} are not fields of its settings class"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_registry_names_the_headless_services(overlay: str, service: str) -> None:
+    container = service_container(overlay, service)
+    assert env_value(container, "MICRO_REGISTRY")["value"] == "dns"
+    entries = env_value(container, "MICRO_REGISTRY_ADDRESS")["value"].split(",")
+    targets = dict(entry.split("=", 1) for entry in entries)
+    assert set(targets) == set(SERVICES)
+    for name, target in targets.items():
+        match = re.fullmatch(r"dns:///([a-z0-9-]+):(\d+)", target)
+        assert match, target
+        headless = named(overlay, "Service", match.group(1))
+        assert headless["spec"]["clusterIP"] == "None"
+        assert selects(
+            {"matchLabels": headless["spec"]["selector"]},
+            pod_labels(named(overlay, "Deployment", name)),
+        )
+        grpc_port = next(p for p in headless["spec"]["ports"] if p["name"] == "grpc")
+        assert grpc_port["port"] == int(match.group(2))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_database_dsns_come_from_secret_keys(overlay: str, service: str) -> None:
+    entry = env_value(service_container(overlay, service), DSN_VARIABLES[service])
+    assert "value" not in entry
+    assert entry["valueFrom"]["secretKeyRef"]["key"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_jwt_key_file_is_a_mounted_secret(overlay: str) -> None:
+    container = service_container(overlay, "user")
+    path = Path(env_value(container, "JWT_KEY_FILE")["value"])
+    volumes = {v["name"]: v for v in pod_spec(named(overlay, "Deployment", "user"))["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert mount.get("readOnly") is True
+    secret = volumes[mount["name"]]["secret"]
+    assert path.name in [item["path"] for item in secret.get("items", [])] or "items" not in secret
+    for other in ("promotion", "audit"):  # only the user service holds the signing key
+        names = {e["name"] for e in service_container(overlay, other).get("env", [])}
+        assert not names & {"JWT_KEY", "JWT_KEY_FILE"}
+
+
+# --- every container -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_has_requests_and_limits(overlay: str) -> None:
+    for workload in workloads(overlay):
+        for container in all_containers(workload):
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), (
+                    f"{workload['metadata']['name']}/{container['name']}: {kind}"
+                )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_runs_unprivileged_on_a_read_only_root(overlay: str) -> None:
+    for workload in workloads(overlay):
+        spec = pod_spec(workload)
+        pod_context = spec.get("securityContext", {})
+        assert spec.get("automountServiceAccountToken") is False, workload["metadata"]["name"]
+        for container in all_containers(workload):
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            context = {**pod_context, **container.get("securityContext", {})}
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 0) != 0, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("capabilities", {}).get("drop") == ["ALL"], where
+            assert not context.get("capabilities", {}).get("add"), where
+            assert context.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert tmp and "emptyDir" in volumes[tmp[0]["name"]], f"{where}: /tmp"
+
+
+# --- NetworkPolicies -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_default_deny_policy_isolates_every_pod(overlay: str) -> None:
+    assert any(
+        policy["spec"]["podSelector"] == {}
+        and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not policy["spec"].get("ingress")
+        and not policy["spec"].get("egress")
+        for policy in objects(overlay, "NetworkPolicy")
+    )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_port_is_reached_by_a_policy(overlay: str) -> None:
+    for service in objects(overlay, "Service"):
+        selector = {"matchLabels": service["spec"]["selector"]}
+        targets = [w for w in workloads(overlay) if selects(selector, pod_labels(w))]
+        assert targets, f"Service {service['metadata']['name']} selects no workload"
+        for workload in targets:
+            target = pod(overlay, workload["metadata"]["name"])
+            (container,) = [
+                c
+                for c in all_containers(workload)
+                if any(
+                    p.get("name") == port["targetPort"] or p["containerPort"] == port["targetPort"]
+                    for port in service["spec"]["ports"]
+                    for p in c.get("ports", [])
+                )
+            ]
+            for port in service["spec"]["ports"]:
+                number = container_port(container, port["targetPort"])
+                reached = any(
+                    port_matches(rule, target, number, port.get("protocol", "TCP"))
+                    for policy in policies(overlay, target, "Ingress")
+                    for rule in policy["spec"].get("ingress", [])
+                )
+                assert reached, f"{service['metadata']['name']}:{port['name']} reached by no policy"
+
+
+def flows(
+    overlay: str,
+) -> tuple[list[tuple[Endpoint, Endpoint, int]], list[tuple[Endpoint, Endpoint, int]]]:
+    """(flows that must be allowed, flows that must be denied) in an overlay."""
+    client = OUTSIDE
+    user, promotion, audit = (pod(overlay, name) for name in ("user", "promotion", "audit"))
+    needed = [
+        (client, user, 50053),
+        (client, promotion, 50051),
+        (client, audit, 50055),
+        (promotion, user, 50053),
+        (audit, user, 50053),
+    ]
+    denied = [
+        (user, promotion, 50051),
+        (user, audit, 50055),
+        (promotion, audit, 50055),
+        (user, OUTSIDE, 443),
+    ]
+    if overlay == "dev":
+        postgres, timescaledb, nats = (pod(overlay, n) for n in ("postgres", "timescaledb", "nats"))
+        needed += [
+            (user, postgres, 5432),
+            (promotion, postgres, 5432),
+            (audit, timescaledb, 5432),
+            (user, nats, 4222),
+            (promotion, nats, 4222),
+            (audit, nats, 4222),
+            (nats, nats, 6222),
+        ]
+        denied += [
+            (audit, postgres, 5432),
+            (user, timescaledb, 5432),
+            (promotion, timescaledb, 5432),
+            (client, postgres, 5432),
+            (client, timescaledb, 5432),
+            (client, nats, 4222),
+            (user, nats, 6222),
+            (nats, user, 50053),
+        ]
+    else:  # PostgreSQL and NATS are somewhere outside this namespace
+        needed += [(s, OUTSIDE, p) for s in (user, promotion, audit) for p in (5432, 4222)]
+    return needed, denied
+
+
+def describe(endpoint: Endpoint) -> str:
+    return endpoint.label_map.get("app.kubernetes.io/name") or endpoint.address or "?"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_policies_allow_the_needed_flows_and_no_others(overlay: str) -> None:
+    needed, denied = flows(overlay)
+    for source, target, port in needed:
+        assert allowed(overlay, source, target, port), (
+            f"{describe(source)} -> {describe(target)}:{port}"
+        )
+    for source, target, port in denied:
+        assert not allowed(overlay, source, target, port), (
+            f"{describe(source)} -> {describe(target)}:{port}"
+        )
+    for workload in workloads(overlay):
+        source = pod(overlay, workload["metadata"]["name"])
+        assert allowed(overlay, source, CLUSTER_DNS, 53, "UDP")
+        assert allowed(overlay, source, CLUSTER_DNS, 53, "TCP")
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def kustomizations(directory: Path) -> list[dict[str, Any]]:
+    """A kustomization and every one it pulls in (resources, components), depth first."""
+    found: list[dict[str, Any]] = []
+    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        if (directory / name).is_file():
+            document = yaml.safe_load((directory / name).read_text())
+            found.append(document)
+            for entry in [*document.get("resources", []), *document.get("components", [])]:
+                if (directory / entry).is_dir():
+                    found += kustomizations((directory / entry).resolve())
+    return found
+
+
+def referenced_secrets(overlay: str) -> set[str]:
+    names = set()
+    for workload in workloads(overlay):
+        spec = pod_spec(workload)
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                names.add(volume["secret"]["secretName"])
+            for source in volume.get("projected", {}).get("sources", []):
+                if "secret" in source:
+                    names.add(source["secret"]["name"])
+        for container in all_containers(workload):
+            for entry in container.get("env", []):
+                if ref := entry.get("valueFrom", {}).get("secretKeyRef"):
+                    names.add(ref["name"])
+            for entry in container.get("envFrom", []):
+                if "secretRef" in entry:
+                    names.add(entry["secretRef"]["name"])
+    return names
+
+
+@pytest.mark.parametrize("overlay", PRODUCTION_OVERLAYS)
+def test_production_ships_no_secret_and_mounts_no_development_secret(overlay: str) -> None:
+    assert not [s for s in objects(overlay, "Secret") if s.get("data") or s.get("stringData")]
+    assert not any(k.get("secretGenerator") for k in kustomizations(KUBE / "overlays" / overlay))
+    rendered = yaml.safe_dump_all(render(overlay))
+    assert "DEVELOPMENT-ONLY" not in rendered
+    development = {s["metadata"]["name"] for s in objects("dev", "Secret")}
+    referenced = referenced_secrets(overlay)
+    assert referenced, "the services read their DSNs and key from Secrets"
+    assert not referenced & development
+    assert not [name for name in referenced if "dev" in name.split("-")]
+    assert not any("secrets/dev" in str(k) for k in kustomizations(KUBE / "overlays" / overlay))
+    # and no database of its own: PostgreSQL and NATS are external
+    assert not objects(overlay, "StatefulSet")
+
+
+def test_development_secrets_hold_only_development_values() -> None:
+    secrets = objects("dev", "Secret")
+    assert secrets
+    for secret in secrets:
+        for key, value in secret.get("data", {}).items():
+            decoded = base64.b64decode(value).decode()
+            assert "DEVELOPMENT-ONLY" in decoded, f"{secret['metadata']['name']}: {key}"
+    assert referenced_secrets("dev") <= {s["metadata"]["name"] for s in secrets}
+
+
+# --- the development data stores ---------------------------------------------------------
+
+
+def compose_images() -> dict[str, str]:
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
+    return {name: service["image"] for name, service in services.items() if "image" in service}
+
+
+def test_dev_runs_the_images_compose_and_the_timescaledb_dockerfile_use() -> None:
+    images = compose_images()
+    (base,) = [rest for k, rest in final_stage(REPO_ROOT / "timescaledb/Dockerfile") if k == "FROM"]
+    expected = {"postgres": images["pgdb"], "nats": images["nats"], "timescaledb": base}
+    for name, image in expected.items():
+        (container,) = pod_spec(named("dev", "StatefulSet", name))["containers"]
+        assert container["image"] == image, name
+
+
+def test_nats_is_a_three_node_jetstream_cluster_with_routes() -> None:
+    statefulset = named("dev", "StatefulSet", "nats")
+    assert statefulset["spec"]["replicas"] == 3
+    headless = named("dev", "Service", statefulset["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    (container,) = pod_spec(statefulset)["containers"]
+    config_path = Path(container["args"][container["args"].index("--config") + 1])
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == config_path.parent]
+    volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+    config_map = named("dev", "ConfigMap", volumes[mount["name"]]["configMap"]["name"])
+    config = config_map["data"][config_path.name]
+    assert re.search(r"^jetstream\s*\{[^}]*store_dir:\s*/data", config, re.M)
+    assert re.search(r"^server_name:\s*\$POD_NAME", config, re.M)
+    name, service = statefulset["metadata"]["name"], headless["metadata"]["name"]
+    routes = re.findall(r"nats://([a-z0-9.-]+):6222", config)
+    assert routes == [f"{name}-{i}.{service}" for i in range(3)]
+    data = [m for m in container["volumeMounts"] if m["mountPath"] == "/data"]
+    assert data and data[0]["name"] in [
+        t["metadata"]["name"] for t in statefulset["spec"]["volumeClaimTemplates"]
+    ]
+    assert {p["port"] for p in headless["spec"]["ports"]} == {4222, 6222}
+    assert env_value(service_container("dev", "user"), "MICRO_BROKER_ADDRESS")["valueFrom"]
+    endpoints = [
+        c
+        for c in objects("dev", "ConfigMap")
+        if c["metadata"]["name"].startswith("gotemp-endpoints")
+    ]
+    assert [c["data"]["micro-broker-address"] for c in endpoints] == ["nats:4222"]
+    budget = named("dev", "PodDisruptionBudget", "nats")
+    assert budget["spec"]["maxUnavailable"] == 1  # two of three keep JetStream's quorum
+
+
+@pytest.mark.parametrize(
+    ("statefulset", "directory"), [("postgres", POSTGRES_INIT), ("timescaledb", TIMESCALE_INIT)]
+)
+def test_dev_databases_run_every_init_script_of_the_repository(
+    statefulset: str, directory: Path
+) -> None:
+    workload = named("dev", "StatefulSet", statefulset)
+    (container,) = pod_spec(workload)["containers"]
+    volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+    mounts = [
+        m
+        for m in container["volumeMounts"]
+        if m["mountPath"].startswith("/docker-entrypoint-initdb.d")
+    ]
+    assert mounts
+    (volume_name,) = {m["name"] for m in mounts}
+    config_map = named("dev", "ConfigMap", volumes[volume_name]["configMap"]["name"])
+    files = {path.name: path.read_text() for path in directory.iterdir() if path.is_file()}
+    assert config_map["data"] == files
+    # the directory whole, or each file beside the image's own scripts
+    if [m["mountPath"] for m in mounts] != ["/docker-entrypoint-initdb.d"]:
+        assert sorted(m["subPath"] for m in mounts) == sorted(files)
+        for mount in mounts:
+            assert mount["mountPath"] == f"/docker-entrypoint-initdb.d/{mount['subPath']}"
