@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 
@@ -222,7 +222,7 @@ class UnitOfWork:
     def emit(self, event: AuditEvent) -> None:
         self._events.append(event)
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         async with AsyncExitStack() as exits:
             conn = await exits.enter_async_context(self._database.connection())
             self._conn, self._own, self._tx = conn, conn.unproxied(), conn.transaction()
@@ -230,8 +230,14 @@ class UnitOfWork:
             exits.push_async_exit(self._end)
             await self._tx.start()
             self._state = _State.OPEN
+            self._opened(conn)
             self._exits = exits.pop_all()
         return self
+
+    def _opened(self, conn: asyncpg.Connection) -> None:
+        """Called once the transaction is open, with its connection: a service's unit of work
+        puts its repositories on it here. Inside the exits, so an error here still ends the
+        transaction and gives the connection back."""
 
     async def commit(self) -> None:
         """Writes the events and commits. UNAVAILABLE if the connection ended before COMMIT

@@ -10,6 +10,7 @@ from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
 from promotion.server.servicer import PromotionServicer, promotion_to_proto
 from promotion.server.settings import PromotionSettings
+from promotion.server.unit_of_work import PromotionStorage
 from user.client.auth import user_service_verifier
 
 GRPC_SERVICE = "promotion.PromotionSrv"
@@ -23,7 +24,8 @@ def build(settings: PromotionSettings) -> ServiceHost:
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
     servicer = PromotionServicer(
-        PromotionService(database, emitter, promotion_to_proto), settings.app_language
+        PromotionService(PromotionStorage(database, emitter), promotion_to_proto),
+        settings.app_language,
     )
     definition = ServiceDefinition(
         name=SERVICE_NAME,

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from global_errors import Failure, ValidationFailed
-from global_utils.audit import ActionType, AuditEmitter, AuditEvent
+from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import Principal
-from global_utils.db import Database, UnitOfWork
 from global_utils.validation import Refusal, id_failures, require_valid_id
 from promotion.server.models import Promotion, PromotionDraft, PromotionQuery
-from promotion.server.repository import PromotionRepository
+from promotion.server.unit_of_work import PromotionStorage
 from promotion.server.validation import deletable, not_found, validate_draft, validate_query
 
 SERVICE_NAME = "promotion"
@@ -22,20 +21,18 @@ OBJECT_NAME = "promotion"
 class PromotionService:
     def __init__(
         self,
-        database: Database,
-        emitter: AuditEmitter,
+        storage: PromotionStorage,
         to_record: Callable[[Promotion], Message],
     ) -> None:
-        self._db = database
-        self._emitter = emitter
+        self._storage = storage
         # The audit payload is the protobuf record (the servicer owns that conversion).
         self._to_record = to_record
 
     # queries
     async def get(self, promotion_id: int) -> Promotion:
         require_valid_id(promotion_id)
-        async with self._db.connection() as conn:
-            promotion = await PromotionRepository(conn).get(promotion_id)
+        async with self._storage.reading() as promotions:
+            promotion = await promotions.get(promotion_id)
         if promotion is None:
             raise not_found(promotion_id)
         return promotion
@@ -44,8 +41,8 @@ class PromotionService:
         failures = validate_query(query)
         if failures:
             raise ValidationFailed(failures)
-        async with self._db.connection() as conn:
-            return await PromotionRepository(conn).search(query)
+        async with self._storage.reading() as promotions:
+            return await promotions.search(query)
 
     # dry runs
     async def check_create(self, draft: PromotionDraft) -> list[Failure]:
@@ -57,8 +54,8 @@ class PromotionService:
     async def check_delete(self, promotion_id: int) -> list[Failure]:
         if failures := id_failures(promotion_id):
             return failures
-        async with self._db.connection() as conn:
-            found = deletable(promotion_id, await PromotionRepository(conn).get(promotion_id))
+        async with self._storage.reading() as promotions:
+            found = deletable(promotion_id, await promotions.get(promotion_id))
         return [found.failure()] if isinstance(found, Refusal) else []
 
     # writes
@@ -66,8 +63,8 @@ class PromotionService:
         failures = await self.check_create(draft)
         if failures:
             raise ValidationFailed(failures)
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            promotion = await PromotionRepository(uow.conn).insert(draft)
+        async with self._storage.unit_of_work() as uow:
+            promotion = await uow.promotions.insert(draft)
             uow.emit(self._event(promotion, ActionType.INSERT, "AfterCreatePromotion", actor))
             await uow.commit()
         return promotion
@@ -76,8 +73,8 @@ class PromotionService:
         failures = await self.check_update(draft)
         if failures:
             raise ValidationFailed(failures)
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            promotion = await PromotionRepository(uow.conn).update(draft)
+        async with self._storage.unit_of_work() as uow:
+            promotion = await uow.promotions.update(draft)
             if promotion is None:
                 raise not_found(draft.id)
             uow.emit(self._event(promotion, ActionType.UPDATE, "AfterUpdatePromotion", actor))
@@ -86,12 +83,13 @@ class PromotionService:
 
     async def delete(self, promotion_id: int, actor: Principal) -> Promotion:
         require_valid_id(promotion_id)
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            repo = PromotionRepository(uow.conn)
-            promotion = deletable(promotion_id, await repo.get(promotion_id, for_update=True))
+        async with self._storage.unit_of_work() as uow:
+            promotion = deletable(
+                promotion_id, await uow.promotions.get(promotion_id, for_update=True)
+            )
             if isinstance(promotion, Refusal):
                 raise promotion.error
-            await repo.delete(promotion_id)
+            await uow.promotions.delete(promotion_id)
             uow.emit(self._event(promotion, ActionType.DELETE, "AfterDeletePromotion", actor))
             await uow.commit()
         return promotion

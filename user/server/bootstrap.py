@@ -13,6 +13,7 @@ from user.server.service import SERVICE_NAME, UserService
 from user.server.servicer import UserServicer, user_to_proto
 from user.server.settings import UserSettings
 from user.server.tokens import TokenCodec
+from user.server.unit_of_work import UserStorage
 
 GRPC_SERVICE = "user.UserSrv"
 PUBLIC_METHODS = (f"/{GRPC_SERVICE}/Auth", f"/{GRPC_SERVICE}/ValidateToken")
@@ -25,7 +26,7 @@ def build(settings: UserSettings) -> ServiceHost:
     emitter = OutboxAuditEmitter(relay)
     tokens = TokenCodec(settings.jwt_key)
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
-    service = UserService(database, emitter, hasher, tokens, user_to_proto)
+    service = UserService(UserStorage(database, emitter), hasher, tokens, user_to_proto)
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,

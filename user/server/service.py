@@ -7,14 +7,13 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from global_errors import Failure, MessageKey, Unauthenticated, ValidationFailed
-from global_utils.audit import ActionType, AuditEmitter, AuditEvent
+from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import Principal
-from global_utils.db import Database, UnitOfWork
 from global_utils.validation import Refusal, id_failures, require_valid_id
 from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
-from user.server.repository import UserRepository
 from user.server.tokens import TokenCodec
+from user.server.unit_of_work import UserStorage
 from user.server.validation import (
     MAX_EMAIL_CHARS,
     deletable,
@@ -30,14 +29,12 @@ OBJECT_NAME = "user"
 class UserService:
     def __init__(
         self,
-        database: Database,
-        emitter: AuditEmitter,
+        storage: UserStorage,
         hasher: PasswordHasher,
         tokens: TokenCodec,
         to_record: Callable[[User], Message],
     ) -> None:
-        self._db = database
-        self._emitter = emitter
+        self._storage = storage
         self._hasher = hasher
         self._tokens = tokens
         # The audit payload is the protobuf record (the servicer owns that conversion).
@@ -46,8 +43,8 @@ class UserService:
     # queries
     async def get(self, user_id: int) -> User:
         require_valid_id(user_id)
-        async with self._db.connection() as conn:
-            user = await UserRepository(conn).get(user_id)
+        async with self._storage.reading() as users:
+            user = await users.get(user_id)
         if user is None:
             raise not_found(user_id)
         return user
@@ -56,8 +53,8 @@ class UserService:
         failures = validate_query(query)
         if failures:
             raise ValidationFailed(failures)
-        async with self._db.connection() as conn:
-            return await UserRepository(conn).search(query)
+        async with self._storage.reading() as users:
+            return await users.search(query)
 
     # dry runs
     async def check_create(self, draft: UserDraft) -> list[Failure]:
@@ -69,15 +66,15 @@ class UserService:
     async def check_delete(self, user_id: int) -> list[Failure]:
         if failures := id_failures(user_id):
             return failures
-        async with self._db.connection() as conn:
-            found = deletable(user_id, await UserRepository(conn).get(user_id))
+        async with self._storage.reading() as users:
+            found = deletable(user_id, await users.get(user_id))
         return [found.failure()] if isinstance(found, Refusal) else []
 
     async def _check(self, draft: UserDraft, *, creating: bool) -> list[Failure]:
         failures = validate_draft(draft, creating=creating)
         if draft.email and not any(f.field == "email" for f in failures):
-            async with self._db.connection() as conn:
-                if await UserRepository(conn).email_taken(draft.email, except_id=draft.id):
+            async with self._storage.reading() as users:
+                if await users.email_taken(draft.email, except_id=draft.id):
                     failures.append(Failure("email", MessageKey.EMAIL_TAKEN))
         return failures
 
@@ -87,8 +84,8 @@ class UserService:
         if failures:
             raise ValidationFailed(failures)
         pwd_hash = await self._hasher.hash(draft.pwd)
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            user = await UserRepository(uow.conn).insert(draft, pwd_hash)
+        async with self._storage.unit_of_work() as uow:
+            user = await uow.users.insert(draft, pwd_hash)
             uow.emit(self._event(user, ActionType.INSERT, "AfterCreateUser", actor))
             await uow.commit()
         return user
@@ -98,8 +95,8 @@ class UserService:
         if failures:
             raise ValidationFailed(failures)
         pwd_hash = await self._hasher.hash(draft.pwd) if draft.pwd else None
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            user = await UserRepository(uow.conn).update(draft, pwd_hash)
+        async with self._storage.unit_of_work() as uow:
+            user = await uow.users.update(draft, pwd_hash)
             if user is None:
                 raise not_found(draft.id)
             uow.emit(self._event(user, ActionType.UPDATE, "AfterUpdateUser", actor))
@@ -108,12 +105,11 @@ class UserService:
 
     async def delete(self, user_id: int, actor: Principal) -> User:
         require_valid_id(user_id)
-        async with UnitOfWork(self._db, self._emitter) as uow:
-            repo = UserRepository(uow.conn)
-            user = deletable(user_id, await repo.get(user_id, for_update=True))
+        async with self._storage.unit_of_work() as uow:
+            user = deletable(user_id, await uow.users.get(user_id, for_update=True))
             if isinstance(user, Refusal):
                 raise user.error
-            await repo.delete(user_id)
+            await uow.users.delete(user_id)
             uow.emit(self._event(user, ActionType.DELETE, "AfterDeleteUser", actor))
             await uow.commit()
         return user
@@ -124,8 +120,8 @@ class UserService:
         found = None
         # Input that cannot be a stored email is a wrong login, found without the database.
         if email and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email:
-            async with self._db.connection() as conn:
-                found = await UserRepository(conn).credentials(email)
+            async with self._storage.reading() as users:
+                found = await users.credentials(email)
         user, pwd_hash = found if found else (None, None)
         ok = await self._hasher.check(password, pwd_hash)
         if not ok or user is None:

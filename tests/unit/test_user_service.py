@@ -1,0 +1,205 @@
+"""The user rules through UserService on fakes (no database): delete guards and their dry run,
+validation with the email-uniqueness check, paging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from global_errors import (
+    FailedPrecondition,
+    Failure,
+    MessageKey,
+    NotFound,
+    ValidationFailed,
+)
+from global_utils.auth import Principal
+from global_utils.validation import MAX_PAGE_SIZE
+from tests.fakes import FakePasswordHasher, FakeUserRepository, FakeUserStorage
+from user.proto import user_pb2
+from user.server.models import User, UserDraft, UserQuery
+from user.server.service import UserService
+from user.server.servicer import query_from_proto, user_to_proto, users_to_proto
+from user.server.tokens import TokenCodec
+
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
+T1 = datetime(2030, 1, 1, tzinfo=UTC)
+ACTOR = Principal(user_id="42")
+
+
+def stored(user_id: int, *, active: bool = False, email: str = "") -> tuple[User, str]:
+    user = User(
+        id=user_id,
+        firstname="Ada",
+        lastname=f"L{user_id}",
+        name=f"Ada L{user_id}",
+        valid_from=T0,
+        valid_thru=T1,
+        active=active,
+        email=email or f"u{user_id}@example.com",
+        company="acme",
+        create_date=T0,
+        update_date=T0,
+    )
+    return user, "fake:pw"
+
+
+def draft(**fields: object) -> UserDraft:
+    values: dict[str, Any] = {
+        "firstname": "Grace",
+        "lastname": "Hopper",
+        "email": "grace@example.com",
+        "pwd": "pw",
+        "valid_from": T0,
+        "valid_thru": T1,
+    }
+    values.update(fields)
+    return UserDraft(**values)
+
+
+@pytest.fixture
+def storage() -> FakeUserStorage:
+    """Users 1 (active), 2 (inactive) and 3 (inactive, ADA@example.com)."""
+    return FakeUserStorage(
+        FakeUserRepository([stored(1, active=True), stored(2), stored(3, email="ADA@example.com")])
+    )
+
+
+@pytest.fixture
+def service(storage: FakeUserStorage) -> UserService:
+    """A UserService on the fake storage, with a fake hasher and a real token codec."""
+    return UserService(
+        storage,
+        FakePasswordHasher(),
+        TokenCodec("a unit test key of at least 32 bytes"),
+        user_to_proto,
+    )
+
+
+# delete guards: the same rule refuses the delete and answers its dry run
+
+
+async def test_an_active_user_is_not_deleted(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    with pytest.raises(FailedPrecondition) as refused:
+        await service.delete(1, ACTOR)
+    assert refused.value.key is MessageKey.USER_ACTIVE_CANNOT_DELETE
+    assert await storage.users.get(1) is not None
+    assert storage.events == [] and not storage.units[-1].committed
+    assert await service.check_delete(1) == [
+        Failure("active", MessageKey.USER_ACTIVE_CANNOT_DELETE, {"id": 1})
+    ]
+
+
+async def test_a_missing_user_is_not_found_by_delete_and_its_dry_run(
+    service: UserService,
+) -> None:
+    with pytest.raises(NotFound) as missing:
+        await service.delete(99, ACTOR)
+    assert missing.value.params == {"entity": "user", "id": 99}
+    assert await service.check_delete(99) == [
+        Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "user", "id": 99})
+    ]
+
+
+async def test_an_inactive_user_is_deleted_with_its_audit_event(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    assert await service.check_delete(2) == []
+    deleted = await service.delete(2, ACTOR)
+    assert deleted.id == 2 and await storage.users.get(2) is None
+    [event] = storage.events
+    assert (event.action_func, event.object_id, event.performed_by) == (
+        "AfterDeleteUser",
+        "2",
+        "42",
+    )
+
+
+async def test_a_non_positive_id_is_invalid_for_delete_and_its_dry_run(
+    service: UserService,
+) -> None:
+    with pytest.raises(ValidationFailed):
+        await service.delete(0, ACTOR)
+    assert await service.check_delete(-1) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+
+
+# validation, with the email-uniqueness check against stored users
+
+
+async def test_a_taken_email_is_refused_whatever_its_case(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    taken = draft(email="ada@EXAMPLE.com")
+    assert await service.check_create(taken) == [Failure("email", MessageKey.EMAIL_TAKEN)]
+    with pytest.raises(ValidationFailed) as refused:
+        await service.create(taken, ACTOR)
+    assert refused.value.failures == [Failure("email", MessageKey.EMAIL_TAKEN)]
+    assert len(storage.users.rows) == 3 and storage.events == []
+
+
+async def test_a_user_keeps_its_own_email_on_update(service: UserService) -> None:
+    same = draft(id=3, email="Ada@example.com", pwd="")
+    assert await service.check_update(same) == []
+    assert (await service.update(same, ACTOR)).email == "Ada@example.com"
+
+
+async def test_a_malformed_email_is_not_looked_up(service: UserService) -> None:
+    assert await service.check_create(draft(email="not an email")) == [
+        Failure("email", MessageKey.EMAIL_INVALID)
+    ]
+
+
+async def test_create_stores_the_hash_and_one_event(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    user = await service.create(draft(), ACTOR)
+    assert storage.users.rows[user.id][1] == "fake:pw"
+    assert [e.action_func for e in storage.events] == ["AfterCreateUser"]
+    assert await service.login("grace@example.com", "pw")
+
+
+async def test_update_of_a_missing_user_is_not_found_and_writes_nothing(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    with pytest.raises(NotFound):
+        await service.update(draft(id=77), ACTOR)
+    assert storage.events == [] and 77 not in storage.users.rows
+
+
+# paging
+
+
+async def test_pages_follow_each_other_through_the_page_token(
+    service: UserService, storage: FakeUserStorage
+) -> None:
+    for _ in range(4):
+        await service.create(draft(email=f"g{len(storage.users.rows)}@example.com"), ACTOR)
+    seen: list[int] = []
+    token = ""
+    for _ in range(10):
+        query = query_from_proto(user_pb2.SearchParams(page_size=3, page_token=token))
+        reply = users_to_proto(*await service.search(query))
+        seen += [u.id for u in reply.user]
+        token = reply.next_page_token
+        if not token:
+            break
+    assert seen == sorted(storage.users.rows) and len(seen) == 7
+
+
+async def test_page_size_zero_is_the_maximum_and_beyond_it_is_capped(
+    service: UserService,
+) -> None:
+    assert query_from_proto(user_pb2.SearchParams()).limit == MAX_PAGE_SIZE
+    assert query_from_proto(user_pb2.SearchParams(page_size=10_000)).limit == MAX_PAGE_SIZE
+    users, more = await service.search(query_from_proto(user_pb2.SearchParams(page_size=1)))
+    assert [u.id for u in users] == [1] and more
+
+
+async def test_a_negative_page_size_is_invalid(service: UserService) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        await service.search(UserQuery(limit=-1))
+    assert refused.value.failures == [Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE)]
