@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 
 from audit.server.settings import AuditSettings
 from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
+from global_utils.settings import MIN_JWT_KEY_BYTES
 from promotion.server.settings import PromotionSettings
 from user.server.settings import UserSettings
 
@@ -613,6 +614,14 @@ def test_development_secrets_hold_only_development_values() -> None:
             decoded = base64.b64decode(value).decode()
             assert "DEVELOPMENT-ONLY" in decoded, f"{secret['metadata']['name']}: {key}"
     assert referenced_secrets("dev") <= {s["metadata"]["name"] for s in secrets}
+
+
+def test_development_signing_key_is_one_the_user_service_accepts() -> None:
+    volumes = pod_spec(named("dev", "Deployment", "user"))["volumes"]
+    (secret,) = [v["secret"] for v in volumes if "secret" in v]
+    data = named("dev", "Secret", secret["secretName"])["data"]
+    (item,) = secret["items"]
+    assert len(base64.b64decode(data[item["key"]])) >= MIN_JWT_KEY_BYTES
 
 
 # --- the development data stores ---------------------------------------------------------
