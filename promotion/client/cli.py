@@ -53,14 +53,24 @@ def sample_promotion(now: datetime) -> promotion_pb2.Promotion:
                 id=5001,
                 upc_code="036000291452",
                 discount=[
-                    promotion_pb2.Discount(value=15, type=1, description="15% off"),
-                    promotion_pb2.Discount(value=2.5, type=2, description="2.50 off"),
+                    promotion_pb2.Discount(
+                        value=15, type=promotion_pb2.DISCOUNT_TYPE_PERCENTAGE, description="15% off"
+                    ),
+                    promotion_pb2.Discount(
+                        value=2.5, type=promotion_pb2.DISCOUNT_TYPE_AMOUNT, description="2.50 off"
+                    ),
                 ],
             ),
             promotion_pb2.Product(
                 id=5002,
                 upc_code="042100005264",
-                discount=[promotion_pb2.Discount(value=50, type=1, description="half price")],
+                discount=[
+                    promotion_pb2.Discount(
+                        value=50,
+                        type=promotion_pb2.DISCOUNT_TYPE_PERCENTAGE,
+                        description="half price",
+                    )
+                ],
             ),
         ],
     )

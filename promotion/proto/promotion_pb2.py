@@ -25,29 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpromotion/proto/promotion.proto\x12\tpromotion\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\x08\x44iscount\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04type\x18\x03 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"N\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08upc_code\x18\x02 \x01(\t\x12%\n\x08\x64iscount\x18\x03 \x03(\x0b\x32\x13.promotion.Discount\"\x9b\x02\n\tPromotion\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\nvalid_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\x03\x12#\n\x07product\x18\x08 \x03(\x0b\x32\x12.promotion.Product\x12\x17\n\x0f\x61pproval_status\x18\t \x01(\x05\x12\x1c\n\x14prev_approval_status\x18\n \x01(\x05\"N\n\nPromotions\x12\'\n\tpromotion\x18\x01 \x03(\x0b\x32\x14.promotion.Promotion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproduct_id\x18\x03 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\x03\x12.\n\nvalid_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"}\n\x08Response\x12\'\n\tpromotion\x18\x01 \x01(\x0b\x32\x14.promotion.Promotion\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12\x30\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x18.promotion.ValidationErr2\xa2\x04\n\x0cPromotionSrv\x12=\n\x10GetPromotionById\x12\x13.promotion.SearchId\x1a\x14.promotion.Promotion\x12?\n\rGetPromotions\x12\x17.promotion.SearchParams\x1a\x15.promotion.Promotions\x12<\n\x0f\x43reatePromotion\x12\x14.promotion.Promotion\x1a\x13.promotion.Response\x12<\n\x0fUpdatePromotion\x12\x14.promotion.Promotion\x1a\x13.promotion.Response\x12;\n\x0f\x44\x65letePromotion\x12\x13.promotion.SearchId\x1a\x13.promotion.Response\x12G\n\x15\x42\x65\x66oreCreatePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErr\x12G\n\x15\x42\x65\x66oreUpdatePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErr\x12G\n\x15\x42\x65\x66oreDeletePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErrb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpromotion/proto/promotion.proto\x12\tpromotion\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x08\x44iscount\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05value\x18\x02 \x01(\x01\x12%\n\x04type\x18\x03 \x01(\x0e\x32\x17.promotion.DiscountType\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"N\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x10\n\x08upc_code\x18\x02 \x01(\t\x12%\n\x08\x64iscount\x18\x03 \x03(\x0b\x32\x13.promotion.Discount\"\x9b\x02\n\tPromotion\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\nvalid_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x13\n\x0b\x63ustomer_id\x18\x07 \x01(\x03\x12#\n\x07product\x18\x08 \x03(\x0b\x32\x12.promotion.Product\x12\x17\n\x0f\x61pproval_status\x18\t \x01(\x05\x12\x1c\n\x14prev_approval_status\x18\n \x01(\x05\"N\n\nPromotions\x12\'\n\tpromotion\x18\x01 \x03(\x0b\x32\x14.promotion.Promotion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa8\x01\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproduct_id\x18\x03 \x01(\x03\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\x03\x12.\n\nvalid_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"}\n\x08Response\x12\'\n\tpromotion\x18\x01 \x01(\x0b\x32\x14.promotion.Promotion\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12\x30\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x18.promotion.ValidationErr*e\n\x0c\x44iscountType\x12\x1d\n\x19\x44ISCOUNT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44ISCOUNT_TYPE_PERCENTAGE\x10\x01\x12\x18\n\x14\x44ISCOUNT_TYPE_AMOUNT\x10\x02\x32\xa2\x04\n\x0cPromotionSrv\x12=\n\x10GetPromotionById\x12\x13.promotion.SearchId\x1a\x14.promotion.Promotion\x12?\n\rGetPromotions\x12\x17.promotion.SearchParams\x1a\x15.promotion.Promotions\x12<\n\x0f\x43reatePromotion\x12\x14.promotion.Promotion\x1a\x13.promotion.Response\x12<\n\x0fUpdatePromotion\x12\x14.promotion.Promotion\x1a\x13.promotion.Response\x12;\n\x0f\x44\x65letePromotion\x12\x13.promotion.SearchId\x1a\x13.promotion.Response\x12G\n\x15\x42\x65\x66oreCreatePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErr\x12G\n\x15\x42\x65\x66oreUpdatePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErr\x12G\n\x15\x42\x65\x66oreDeletePromotion\x12\x14.promotion.Promotion\x1a\x18.promotion.ValidationErrb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'promotion.proto.promotion_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DISCOUNTTYPE']._serialized_start=985
+  _globals['_DISCOUNTTYPE']._serialized_end=1086
   _globals['_DISCOUNT']._serialized_start=79
-  _globals['_DISCOUNT']._serialized_end=151
-  _globals['_PRODUCT']._serialized_start=153
-  _globals['_PRODUCT']._serialized_end=231
-  _globals['_PROMOTION']._serialized_start=234
-  _globals['_PROMOTION']._serialized_end=517
-  _globals['_PROMOTIONS']._serialized_start=519
-  _globals['_PROMOTIONS']._serialized_end=597
-  _globals['_SEARCHPARAMS']._serialized_start=600
-  _globals['_SEARCHPARAMS']._serialized_end=768
-  _globals['_SEARCHID']._serialized_start=770
-  _globals['_SEARCHID']._serialized_end=792
-  _globals['_VALIDATIONERR']._serialized_start=794
-  _globals['_VALIDATIONERR']._serialized_end=831
-  _globals['_RESPONSE']._serialized_start=833
-  _globals['_RESPONSE']._serialized_end=958
-  _globals['_PROMOTIONSRV']._serialized_start=961
-  _globals['_PROMOTIONSRV']._serialized_end=1507
+  _globals['_DISCOUNT']._serialized_end=176
+  _globals['_PRODUCT']._serialized_start=178
+  _globals['_PRODUCT']._serialized_end=256
+  _globals['_PROMOTION']._serialized_start=259
+  _globals['_PROMOTION']._serialized_end=542
+  _globals['_PROMOTIONS']._serialized_start=544
+  _globals['_PROMOTIONS']._serialized_end=622
+  _globals['_SEARCHPARAMS']._serialized_start=625
+  _globals['_SEARCHPARAMS']._serialized_end=793
+  _globals['_SEARCHID']._serialized_start=795
+  _globals['_SEARCHID']._serialized_end=817
+  _globals['_VALIDATIONERR']._serialized_start=819
+  _globals['_VALIDATIONERR']._serialized_end=856
+  _globals['_RESPONSE']._serialized_start=858
+  _globals['_RESPONSE']._serialized_end=983
+  _globals['_PROMOTIONSRV']._serialized_start=1089
+  _globals['_PROMOTIONSRV']._serialized_end=1635
 # @@protoc_insertion_point(module_scope)

@@ -2,12 +2,22 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DiscountType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DISCOUNT_TYPE_UNSPECIFIED: _ClassVar[DiscountType]
+    DISCOUNT_TYPE_PERCENTAGE: _ClassVar[DiscountType]
+    DISCOUNT_TYPE_AMOUNT: _ClassVar[DiscountType]
+DISCOUNT_TYPE_UNSPECIFIED: DiscountType
+DISCOUNT_TYPE_PERCENTAGE: DiscountType
+DISCOUNT_TYPE_AMOUNT: DiscountType
 
 class Discount(_message.Message):
     __slots__ = ("id", "value", "type", "description")
@@ -17,9 +27,9 @@ class Discount(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     id: int
     value: float
-    type: int
+    type: DiscountType
     description: str
-    def __init__(self, id: _Optional[int] = ..., value: _Optional[float] = ..., type: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., value: _Optional[float] = ..., type: _Optional[_Union[DiscountType, str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Product(_message.Message):
     __slots__ = ("id", "upc_code", "discount")

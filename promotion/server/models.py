@@ -10,6 +10,8 @@ from global_errors import Failure
 
 
 class DiscountType(IntEnum):
+    """promotion.DiscountType's numbers (its 0, unspecified, is no type at all)."""
+
     PERCENTAGE = 1
     AMOUNT = 2
 

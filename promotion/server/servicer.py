@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import grpc
 
@@ -31,6 +31,12 @@ Context: TypeAlias = grpc.aio.ServicerContext
 PAGE_KIND = "promotion"
 
 
+def discount_type_to_proto(value: int) -> promotion_pb2.DiscountType:
+    """The wire enum for a discount type: promotion.DiscountType has the domain's numbers, and
+    like every proto3 enum it is open (it carries any int32), so the number is the value."""
+    return cast(promotion_pb2.DiscountType, value)
+
+
 def promotion_to_proto(promotion: Promotion) -> promotion_pb2.Promotion:
     return promotion_pb2.Promotion(
         id=promotion.id,
@@ -48,7 +54,10 @@ def promotion_to_proto(promotion: Promotion) -> promotion_pb2.Promotion:
                 upc_code=p.upc_code,
                 discount=[
                     promotion_pb2.Discount(
-                        id=d.id, value=d.value, type=d.type, description=d.description
+                        id=d.id,
+                        value=d.value,
+                        type=discount_type_to_proto(d.type),
+                        description=d.description,
                     )
                     for d in p.discounts
                 ],

@@ -1,11 +1,15 @@
-"""The promotion service as a process: CLI scenario over mDNS, user-service failover."""
+"""The promotion service as a process: CLI scenario over mDNS, user-service failover, discount
+types by name."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 
@@ -89,3 +93,66 @@ async def test_killed_user_instance_is_failed_over(user_env, promotion_env, star
         for _ in range(5):
             await call_with_a_fresh_token()
     assert promotion.terminate() == 0
+
+
+GRPCURL = shutil.which("grpcurl") or str(Path(sys.prefix) / "bin" / "grpcurl")
+
+
+def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_discount_types_are_numbers_in_and_names_out(
+    user_env, promotion_env, cli_env, start_process
+) -> None:
+    user = start_process("user.server", user_env)
+    promotion = start_process("promotion.server", promotion_env)
+    user.wait_for_line("user ready")
+    promotion.wait_for_line("promotion ready")
+    address = promotion_env["MICRO_SERVER_ADDRESS"]
+
+    described = grpcurl(address, "describe", "promotion.DiscountType")
+    assert described.returncode == 0, described.stderr
+    for line in ("DISCOUNT_TYPE_PERCENTAGE = 1;", "DISCOUNT_TYPE_AMOUNT = 2;"):
+        assert line in described.stdout
+
+    login = grpcurl(
+        "-d",
+        '{"email": "duck@mymail.com", "pwd": "1234"}',
+        user_env["MICRO_SERVER_ADDRESS"],
+        "user.UserSrv/Auth",
+    )
+    token = json.loads(login.stdout)["token"]
+    body = {
+        "name": "typed by number",
+        "customer_id": 5,
+        "valid_from": "2024-01-01T00:00:00Z",
+        "valid_thru": "2025-01-01T00:00:00Z",
+        "product": [{"id": 1, "discount": [{"value": 10, "type": 1}, {"value": 2, "type": 2}]}],
+    }
+    created = grpcurl(
+        "-H",
+        f"authorization: Bearer {token}",
+        "-d",
+        json.dumps(body),
+        address,
+        "promotion.PromotionSrv/CreatePromotion",
+    )
+    assert created.returncode == 0, created.stderr
+    discounts = json.loads(created.stdout)["promotion"]["product"][0]["discount"]
+    assert [d["type"] for d in discounts] == ["DISCOUNT_TYPE_PERCENTAGE", "DISCOUNT_TYPE_AMOUNT"]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "promotion.client", "search", "--name", "Promo1"],
+        env=cli_env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    (promo1,) = json.loads(shown.stdout)["promotion"]
+    assert promo1["product"][0]["discount"][0]["type"] == "DISCOUNT_TYPE_PERCENTAGE"
+    assert promotion.terminate() == 0 and user.terminate() == 0
