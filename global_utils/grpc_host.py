@@ -30,6 +30,10 @@ from global_utils.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# A health name that reports only that the process serves gRPC (SERVING from start to
+# shutdown), for liveness and startup probes: "" and the service's own name also follow its
+# database, which is for readiness; a database outage must not get the process restarted.
+LIVENESS_HEALTH_NAME = "liveness"
 
 
 class Lifecycle(Protocol):
@@ -91,6 +95,7 @@ class ServiceHost:
             await component.start()
             self._started.append(component)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._health.set(LIVENESS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
         await server.start()
         self._server = server
         self.endpoint = Endpoint(listen.host, port)

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 
 from audit.server.settings import AuditSettings
 from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
+from global_utils.grpc_host import LIVENESS_HEALTH_NAME
 from global_utils.settings import MIN_JWT_KEY_BYTES
 from promotion.server.settings import PromotionSettings
 from user.server.settings import UserSettings
@@ -303,10 +304,11 @@ def test_service_has_native_grpc_probes_on_its_grpc_port(overlay: str, service: 
     port = container_port(container, "grpc")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == port, (service, probe)
-        assert "service" not in container[probe]["grpc"]  # the server's overall status
-    # a database outage (NOT_SERVING) must outlast several health checks before a restart
-    liveness = container["livenessProbe"]
-    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 120
+    # readiness follows the database (the server's overall status); startup and liveness ask
+    # the process-only name, so a database outage takes pods out of DNS but restarts none
+    assert "service" not in container["readinessProbe"]["grpc"]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["service"] == LIVENESS_HEALTH_NAME, (service, probe)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -13,15 +13,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.stack import EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
+from global_utils.grpc_host import LIVENESS_HEALTH_NAME
 from tests.helpers import eventually, new_user, serving
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
 from user.server.settings import UserSettings
 
 
-async def health_status(channel: grpc.aio.Channel) -> int:
+async def health_status(channel: grpc.aio.Channel, service: str = "user.UserSrv") -> int:
     reply = await health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service="user.UserSrv")
+        health_pb2.HealthCheckRequest(service=service)
     )
     return reply.status
 
@@ -35,6 +36,10 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
             assert await health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert (
+                await health_status(channel, LIVENESS_HEALTH_NAME)
+                == health_pb2.HealthCheckResponse.SERVING
+            )
             stub = user_pb2_grpc.UserSrvStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))
@@ -62,6 +67,11 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
                 return await health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
 
             await eventually(not_serving, timeout=30, what="NOT_SERVING while the database is gone")
+            # ... while the process itself is alive: liveness probes must not restart it
+            assert (
+                await health_status(channel, LIVENESS_HEALTH_NAME)
+                == health_pb2.HealthCheckResponse.SERVING
+            )
 
             # ... and it recovers by itself once it is back.
             late.start()
