@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,17 @@ def ready_time(service: Service, log_dir: Path) -> float:
         process.terminate()
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Options:
+    seconds: float  # each load run
+    memory_requests: int  # requests per service for the RSS readings
+    events: int  # audit events in the ingest burst and the COPY
+    processes: int  # client processes
+    callers: int  # concurrent callers for the read paths
+    out: Path
+
+
+def parse_options() -> Options:
     parser = argparse.ArgumentParser(description="Benchmark the suite against its ceilings.")
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
     parser.add_argument("--seconds", type=float, help="duration of each load run")
@@ -161,204 +172,302 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
-    seconds = args.seconds or (3.0 if args.quick else 10.0)
-    memory_requests = 20_000 if args.quick else 100_000
-    events = 5_000 if args.quick else 20_000
-    procs = args.processes
-    callers = args.callers
-    rows: list[dict[str, Any]] = []
-    extra: dict[str, Any] = {}
+    return Options(
+        seconds=args.seconds or (3.0 if args.quick else 10.0),
+        memory_requests=20_000 if args.quick else 100_000,
+        events=5_000 if args.quick else 20_000,
+        processes=args.processes,
+        callers=args.callers,
+        out=args.out,
+    )
 
-    with tempfile.TemporaryDirectory(prefix="gotemp-bench-") as tmp:
-        folder = Path(tmp)
-        pg = EmbeddedPostgres(folder / "pg").start()
-        pg.apply_all_init_scripts()
-        broker = EmbeddedNats(folder / "nats").start()
-        env = {
-            "LOG_LEVEL": "WARNING",
-            "MDNS_SERVICE_TYPE": f"_gtb-{uuid.uuid4().hex[:8]}._tcp.local.",
-        }
-        os.environ.update(
-            {k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")}
+
+@dataclass
+class Suite:
+    """The running suite: PostgreSQL, NATS, the three services and the bare grpc.aio server."""
+
+    pg: EmbeddedPostgres
+    broker: EmbeddedNats
+    services: list[Service]
+    pids: dict[str, int]
+    bare: subprocess.Popen[bytes]
+    bare_port: int
+
+    @property
+    def user(self) -> Service:
+        return self.services[0]
+
+    @property
+    def promotion(self) -> Service:
+        return self.services[1]
+
+
+@contextmanager
+def running_suite(folder: Path) -> Iterator[Suite]:
+    pg = EmbeddedPostgres(folder / "pg").start()
+    pg.apply_all_init_scripts()
+    broker = EmbeddedNats(folder / "nats").start()
+    env = {
+        "LOG_LEVEL": "WARNING",
+        "MDNS_SERVICE_TYPE": f"_gtb-{uuid.uuid4().hex[:8]}._tcp.local.",
+    }
+    os.environ.update({k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")})
+    services = plan(pg, broker, env)
+    processes = asyncio.run(start_services(services, folder / "logs"))
+    pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
+    bare_port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "devtools.bench_bare", str(bare_port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert bare.stdout is not None and bare.stdout.readline().strip() == b"bare ready"
+        yield Suite(pg, broker, services, pids, bare, bare_port)
+    finally:
+        if bare.poll() is None:
+            bare.terminate()
+        stop_all(processes)
+        broker.stop()
+        pg.stop()
+
+
+@dataclass(frozen=True)
+class Load:
+    """What every load run shares: the seeded ids, a token, and the runs' length and shape."""
+
+    suite: Suite
+    options: Options
+    token: str
+    user_id: int
+    promotion_id: int
+
+    @classmethod
+    def prepared(cls, suite: Suite, options: Options) -> Load:
+        ids = asyncio.run(prepare(suite.user, suite.promotion))
+        return cls(suite, options, ids["token"], ids["user_id"], ids["promotion_id"])
+
+    def target(self, kind: str, service: Service | None = None, **kw: Any) -> Target:
+        address = service.address if service else f"127.0.0.1:{self.suite.bare_port}"
+        return Target(kind, address, self.token, **kw)
+
+    def measure(
+        self, name: str, target: Target, pid: int | None, *, concurrency: int, processes: int
+    ) -> dict[str, Any]:
+        return measure(
+            name,
+            target,
+            pid,
+            concurrency=concurrency,
+            seconds=self.options.seconds,
+            processes=processes,
         )
-        services = plan(pg, broker, env)
-        user, promotion, audit = services
-        processes = asyncio.run(start_services(services, folder / "logs"))
-        pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
-        bare_port = free_port()
-        bare_cmd = subprocess.Popen(
-            [sys.executable, "-m", "devtools.bench_bare", str(bare_port)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
+
+
+@dataclass
+class Ceilings:
+    bare: dict[str, Any]
+    db: dict[str, Any]
+    bcrypt: float
+    bare_idle: dict[str, Any]
+    bare_busy: dict[str, Any]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            self.bare,
+            self.db,
+            {"name": "ceiling: bcrypt checkpw (cost 10)", "rate": round(self.bcrypt, 1)},
+            self.bare_idle,
+            self.bare_busy,
+        ]
+
+
+def measure_ceilings(load: Load) -> Ceilings:
+    """What the hot paths are held against: bare grpc.aio, an asyncpg query, bcrypt; then the
+    bare server stops."""
+    suite, callers, procs = load.suite, load.options.callers, load.options.processes
+    bare = load.measure(
+        "ceiling: bare grpc.aio",
+        load.target("bare", object_id=load.user_id),
+        suite.bare.pid,
+        concurrency=callers,
+        processes=procs,
+    )
+    db = load.measure(
+        "ceiling: asyncpg query",
+        Target("db", dsn=suite.pg.dsn("appuser"), object_id=load.user_id),
+        None,
+        concurrency=callers,
+        processes=procs,
+    )
+    crypt = bcrypt_ceiling(load.options.seconds)
+
+    def bare_four_callers(situation: str) -> dict[str, Any]:
+        return load.measure(
+            f"bare grpc.aio, 4 callers, {situation}",
+            load.target("bare", object_id=load.user_id),
+            suite.bare.pid,
+            concurrency=4,
+            processes=1,
         )
-        try:
-            assert (
-                bare_cmd.stdout is not None and bare_cmd.stdout.readline().strip() == b"bare ready"
+
+    # Control for the p99 target: what the same hashing load does to the transport
+    # ceiling itself, a server with no Python work to speak of.
+    bare_idle = bare_four_callers("idle")
+    with hashing_elsewhere():
+        bare_busy = bare_four_callers("unrelated hashing process")
+    suite.bare.terminate()
+    suite.bare.wait(timeout=10)
+    return Ceilings(bare, db, crypt, bare_idle, bare_busy)
+
+
+def measure_hot_paths(load: Load) -> dict[str, dict[str, Any]]:
+    """Each hot path at full load, then GetUserById's p99 idle, beside logins, and beside an
+    unrelated hashing process; in that order."""
+    suite, callers, seconds = load.suite, load.options.callers, load.options.seconds
+    user, promotion = suite.user, suite.promotion
+    hot_paths = [
+        ("GetUserById", load.target("user_by_id", user, object_id=load.user_id), "user", callers),
+        ("GetUsers (3 seed users)", load.target("users", user), "user", callers),
+        (
+            "GetPromotionById (2 products)",
+            load.target("promotion_by_id", promotion, object_id=load.promotion_id),
+            "promotion",
+            callers,
+        ),
+        ("Auth", load.target("auth", user), "user", 8),
+        ("CreateUser", load.target("create_user", user), "user", 8),
+    ]
+    by_id, users, promo, auth, create = (
+        load.measure(
+            name,
+            target,
+            suite.pids[owner],
+            concurrency=concurrency,
+            processes=load.options.processes,
+        )
+        for name, target, owner, concurrency in hot_paths
+    )
+
+    def four_callers(situation: str) -> dict[str, Any]:
+        # The same client shape (one process, 4 callers) in every situation compared.
+        return load.measure(
+            f"GetUserById, 4 callers, {situation}",
+            load.target("user_by_id", user, object_id=load.user_id),
+            suite.pids["user"],
+            concurrency=4,
+            processes=1,
+        )
+
+    idle = four_callers("idle")
+    with ThreadPoolExecutor(1) as background:
+        # Logins start first and outlast the measurement; the wait covers the start-up
+        # of their client process (imports), which would otherwise load the CPU too.
+        logins = background.submit(
+            run_load, load.target("auth", user), concurrency=8, seconds=seconds + 5, processes=1
+        )
+        time.sleep(3)
+        busy = four_callers("8 logins running")
+        logins.result()
+    # Control: the same CPU load from a process unrelated to the services. If p99 rises
+    # as much as under logins, the rise is the machine's, not the service's.
+    with hashing_elsewhere():
+        control = four_callers("unrelated hashing process")
+    return {
+        "by_id": by_id,
+        "users": users,
+        "promo": promo,
+        "auth": auth,
+        "create": create,
+        "idle": idle,
+        "busy": busy,
+        "control": control,
+    }
+
+
+def measure_audit(suite: Suite, options: Options) -> dict[str, dict[str, float]]:
+    """Bulk COPY ceiling, audit ingest of a burst, change -> audit row lag at 1,000/s."""
+    events, pg, broker = options.events, suite.pg, suite.broker
+    copy = asyncio.run(bench_audit.copy_ceiling(pg.dsn("audit"), events, pg.pid))
+    ingest = asyncio.run(
+        bench_audit.ingest_burst(
+            broker.address,
+            pg.dsn("audit"),
+            events,
+            {"audit": suite.pids["audit"], "nats": broker.pid, "postgres": pg.pid},
+        )
+    )
+    lag = asyncio.run(
+        bench_audit.lag_at_rate(
+            pg.dsn("appuser"), pg.dsn("audit"), broker.address, 1000, options.seconds
+        )
+    )
+    return {"copy": copy, "ingest": ingest, "lag": lag}
+
+
+def audit_rows(audit: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    copy, ingest, lag = audit["copy"], audit["ingest"], audit["lag"]
+    return [
+        {
+            "name": "ceiling: bulk COPY into audit",
+            "rate": round(copy["rate"], 1),
+            "cpu_us_per_row": {k: round(v, 1) for k, v in copy.items() if k != "rate"},
+        },
+        {
+            "name": "audit ingest (burst)",
+            "rate": round(ingest["rate"], 1),
+            "cpu_us_per_event": {k: round(v, 1) for k, v in ingest.items() if k != "rate"},
+        },
+        {
+            "name": "change -> audit row at 1,000/s",
+            "rate": round(lag["achieved_per_s"], 1),
+            "p50_ms": round(lag["lag_p50_ms"], 1),
+            "p99_ms": round(lag["lag_p99_ms"], 1),
+        },
+    ]
+
+
+def measure_memory(load: Load) -> dict[str, tuple[float | None, float]]:
+    """RSS of each service after half and all of memory_requests reads (the audit service's
+    and the user service's hashing processes at the end)."""
+    suite, options = load.suite, load.options
+    memory: dict[str, tuple[float | None, float]] = {}
+    for service, kind, object_id in (
+        (suite.user, "user_by_id", load.user_id),
+        (suite.promotion, "promotion_by_id", load.promotion_id),
+    ):
+        readings = []
+        for _ in range(2):  # RSS at the half-way mark and at the end
+            run_load(
+                load.target(kind, service, object_id=object_id),
+                concurrency=options.callers,
+                seconds=3600,
+                processes=options.processes,
+                max_requests=options.memory_requests // 2,
             )
-            ids = asyncio.run(prepare(user, promotion))
-            token, user_id = ids["token"], ids["user_id"]
+            readings.append(round(rss_mb(suite.pids[service.name]), 1))
+        memory[service.name] = (readings[0], readings[1])
+    memory["audit"] = (None, round(rss_mb(suite.pids["audit"]), 1))
+    # The user service's password hashing processes, reported beside it (not in it).
+    hashing = sum(rss_mb(c.pid) for c in psutil.Process(suite.pids["user"]).children())
+    memory["user's hashing processes"] = (None, round(hashing, 1))
+    return memory
 
-            def t(kind: str, service: Service | None = None, **kw: Any) -> Target:
-                return Target(
-                    kind, service.address if service else f"127.0.0.1:{bare_port}", token, **kw
-                )
 
-            ceiling = measure(
-                "ceiling: bare grpc.aio",
-                t("bare", object_id=user_id),
-                bare_cmd.pid,
-                concurrency=callers,
-                seconds=seconds,
-                processes=procs,
-            )
-            db = measure(
-                "ceiling: asyncpg query",
-                Target("db", dsn=pg.dsn("appuser"), object_id=user_id),
-                None,
-                concurrency=callers,
-                seconds=seconds,
-                processes=procs,
-            )
-            crypt = bcrypt_ceiling(seconds)
-
-            def bare_four_callers(situation: str) -> dict[str, Any]:
-                return measure(
-                    f"bare grpc.aio, 4 callers, {situation}",
-                    t("bare", object_id=user_id),
-                    bare_cmd.pid,
-                    concurrency=4,
-                    seconds=seconds,
-                    processes=1,
-                )
-
-            # Control for the p99 target: what the same hashing load does to the transport
-            # ceiling itself, a server with no Python work to speak of.
-            bare_idle = bare_four_callers("idle")
-            with hashing_elsewhere():
-                bare_busy = bare_four_callers("unrelated hashing process")
-            bare_cmd.terminate()
-            bare_cmd.wait(timeout=10)
-            rows += [
-                ceiling,
-                db,
-                {"name": "ceiling: bcrypt checkpw (cost 10)", "rate": round(crypt, 1)},
-                bare_idle,
-                bare_busy,
-            ]
-
-            hot_paths = [
-                ("GetUserById", t("user_by_id", user, object_id=user_id), "user", callers),
-                ("GetUsers (3 seed users)", t("users", user), "user", callers),
-                (
-                    "GetPromotionById (2 products)",
-                    t("promotion_by_id", promotion, object_id=ids["promotion_id"]),
-                    "promotion",
-                    callers,
-                ),
-                ("Auth", t("auth", user), "user", 8),
-                ("CreateUser", t("create_user", user), "user", 8),
-            ]
-            by_id, users, promo, auth, create = (
-                measure(
-                    name, target, pids[owner], concurrency=callers, seconds=seconds, processes=procs
-                )
-                for name, target, owner, callers in hot_paths
-            )
-
-            def four_callers(situation: str) -> dict[str, Any]:
-                # The same client shape (one process, 4 callers) in every situation compared.
-                return measure(
-                    f"GetUserById, 4 callers, {situation}",
-                    t("user_by_id", user, object_id=user_id),
-                    pids["user"],
-                    concurrency=4,
-                    seconds=seconds,
-                    processes=1,
-                )
-
-            idle = four_callers("idle")
-            with ThreadPoolExecutor(1) as background:
-                # Logins start first and outlast the measurement; the wait covers the start-up
-                # of their client process (imports), which would otherwise load the CPU too.
-                logins = background.submit(
-                    run_load, t("auth", user), concurrency=8, seconds=seconds + 5, processes=1
-                )
-                time.sleep(3)
-                busy = four_callers("8 logins running")
-                logins.result()
-            # Control: the same CPU load from a process unrelated to the services. If p99 rises
-            # as much as under logins, the rise is the machine's, not the service's.
-            with hashing_elsewhere():
-                control = four_callers("unrelated hashing process")
-            rows += [by_id, users, promo, auth, create, idle, busy, control]
-
-            copy = asyncio.run(bench_audit.copy_ceiling(pg.dsn("audit"), events, pg.pid))
-            ingest = asyncio.run(
-                bench_audit.ingest_burst(
-                    broker.address,
-                    pg.dsn("audit"),
-                    events,
-                    {"audit": pids["audit"], "nats": broker.pid, "postgres": pg.pid},
-                )
-            )
-            lag = asyncio.run(
-                bench_audit.lag_at_rate(
-                    pg.dsn("appuser"), pg.dsn("audit"), broker.address, 1000, seconds
-                )
-            )
-            rows += [
-                {
-                    "name": "ceiling: bulk COPY into audit",
-                    "rate": round(copy["rate"], 1),
-                    "cpu_us_per_row": {k: round(v, 1) for k, v in copy.items() if k != "rate"},
-                },
-                {
-                    "name": "audit ingest (burst)",
-                    "rate": round(ingest["rate"], 1),
-                    "cpu_us_per_event": {k: round(v, 1) for k, v in ingest.items() if k != "rate"},
-                },
-                {
-                    "name": "change -> audit row at 1,000/s",
-                    "rate": round(lag["achieved_per_s"], 1),
-                    "p50_ms": round(lag["lag_p50_ms"], 1),
-                    "p99_ms": round(lag["lag_p99_ms"], 1),
-                },
-            ]
-
-            memory: dict[str, tuple[float | None, float]] = {}
-            for service, kind, object_id in (
-                (user, "user_by_id", user_id),
-                (promotion, "promotion_by_id", ids["promotion_id"]),
-            ):
-                readings = []
-                for _ in range(2):  # RSS at the half-way mark and at the end
-                    run_load(
-                        t(kind, service, object_id=object_id),
-                        concurrency=callers,
-                        seconds=3600,
-                        processes=procs,
-                        max_requests=memory_requests // 2,
-                    )
-                    readings.append(round(rss_mb(pids[service.name]), 1))
-                memory[service.name] = (readings[0], readings[1])
-            memory["audit"] = (None, round(rss_mb(pids["audit"]), 1))
-            # The user service's password hashing processes, reported beside it (not in it).
-            hashing = sum(rss_mb(c.pid) for c in psutil.Process(pids["user"]).children())
-            memory["user's hashing processes"] = (None, round(hashing, 1))
-            readiness = {s.name: round(ready_time(s, folder / "logs"), 2) for s in services}
-        finally:
-            if bare_cmd.poll() is None:
-                bare_cmd.terminate()
-            stop_all(processes)
-            broker.stop()
-            pg.stop()
-
-    targets = [
-        ("GetUserById ≥ 50% of bare", by_id["rate"] / ceiling["rate"], 0.5),
-        ("GetUsers ≥ 40% of bare", users["rate"] / ceiling["rate"], 0.4),
-        ("GetPromotionById ≥ 40% of bare", promo["rate"] / ceiling["rate"], 0.4),
-        ("Auth ≥ 80% of bcrypt", auth["rate"] / crypt, 0.8),
-        ("CreateUser ≥ 80% of bcrypt", create["rate"] / crypt, 0.8),
+def targets(
+    ceilings: Ceilings, hot: dict[str, dict[str, Any]], audit: dict[str, dict[str, float]]
+) -> list[tuple[str, float, float | None]]:
+    """(name, ratio, goal): a ratio at least the goal, or with goal None at most 2; names
+    starting with "control" are shown for comparison only."""
+    bare, crypt = ceilings.bare, ceilings.bcrypt
+    idle, busy, control = hot["idle"], hot["busy"], hot["control"]
+    bare_idle, bare_busy = ceilings.bare_idle, ceilings.bare_busy
+    return [
+        ("GetUserById ≥ 50% of bare", hot["by_id"]["rate"] / bare["rate"], 0.5),
+        ("GetUsers ≥ 40% of bare", hot["users"]["rate"] / bare["rate"], 0.4),
+        ("GetPromotionById ≥ 40% of bare", hot["promo"]["rate"] / bare["rate"], 0.4),
+        ("Auth ≥ 80% of bcrypt", hot["auth"]["rate"] / crypt, 0.8),
+        ("CreateUser ≥ 80% of bcrypt", hot["create"]["rate"] / crypt, 0.8),
         ("p99 under logins ≤ 2× idle", idle["p99_ms"] and busy["p99_ms"] / idle["p99_ms"], None),
         (
             "  control: p99 beside an unrelated hasher / idle",
@@ -370,8 +479,19 @@ def main() -> None:
             bare_idle["p99_ms"] and bare_busy["p99_ms"] / bare_idle["p99_ms"],
             None,
         ),
-        ("audit ingest ≥ 50% of COPY", ingest["rate"] / copy["rate"], 0.5),
+        ("audit ingest ≥ 50% of COPY", audit["ingest"]["rate"] / audit["copy"]["rate"], 0.5),
     ]
+
+
+def report(
+    options: Options,
+    rows: list[dict[str, Any]],
+    goals: list[tuple[str, float, float | None]],
+    memory: dict[str, tuple[float | None, float]],
+    readiness: dict[str, float],
+) -> None:
+    """Prints the tables and writes options.out."""
+    extra: dict[str, Any] = {}
     print(f"\n{'measure':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10}")
     for r in rows:
         cells = [r.get("rate", ""), r.get("p50_ms", ""), r.get("p99_ms", "")]
@@ -383,7 +503,7 @@ def main() -> None:
                 print(f"{'':<4}CPU µs per {unit.rsplit('_', 1)[1]}: {split}")
     print(f"\n{'target':<44} {'ratio':>9}  met")
     verdicts = []
-    for name, ratio, goal in targets:
+    for name, ratio, goal in goals:
         if name.strip().startswith("control"):
             print(f"{name:<44} {ratio:>9.3f}  (for comparison)")
             extra.setdefault("controls", {})[name.strip()] = round(ratio, 3)
@@ -391,7 +511,8 @@ def main() -> None:
         met = ratio <= 2 if goal is None else ratio >= goal
         verdicts.append({"target": name, "ratio": round(ratio, 3), "met": bool(met)})
         print(f"{name:<44} {ratio:>9.3f}  {'yes' if met else 'NO'}")
-    print(f"\nRSS MB (at {memory_requests // 2:,} / {memory_requests:,} requests): {memory}")
+    requests = options.memory_requests
+    print(f"\nRSS MB (at {requests // 2:,} / {requests:,} requests): {memory}")
     print(f"ready (process start -> SERVING, database up), s: {readiness}")
     results = {
         "machine": {
@@ -399,16 +520,31 @@ def main() -> None:
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
         },
-        "seconds_per_run": seconds,
-        "client_processes": procs,
+        "seconds_per_run": options.seconds,
+        "client_processes": options.processes,
         "rows": rows,
         "targets": verdicts,
         "rss_mb": memory,
         "ready_seconds": readiness,
         **extra,
     }
-    bench_audit.write_json(args.out, results)
-    print(f"written to {args.out.relative_to(REPO_ROOT)}")
+    bench_audit.write_json(options.out, results)
+    print(f"written to {options.out.relative_to(REPO_ROOT)}")
+
+
+def main() -> None:
+    options = parse_options()
+    with tempfile.TemporaryDirectory(prefix="gotemp-bench-") as tmp:
+        folder = Path(tmp)
+        with running_suite(folder) as suite:
+            load = Load.prepared(suite, options)
+            ceilings = measure_ceilings(load)
+            hot = measure_hot_paths(load)
+            audit = measure_audit(suite, options)
+            memory = measure_memory(load)
+            readiness = {s.name: round(ready_time(s, folder / "logs"), 2) for s in suite.services}
+    rows = [*ceilings.rows(), *hot.values(), *audit_rows(audit)]
+    report(options, rows, targets(ceilings, hot, audit), memory, readiness)
 
 
 if __name__ == "__main__":
