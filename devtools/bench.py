@@ -94,14 +94,24 @@ async def prepare(user: Service, promotion: Service) -> dict[str, Any]:
                 id=7001,
                 upc_code="036000291452",
                 discount=[
-                    promotion_pb2.Discount(value=10, type=1, description="10% off"),
-                    promotion_pb2.Discount(value=2, type=2, description="2 off"),
+                    promotion_pb2.Discount(
+                        value=10, type=promotion_pb2.DISCOUNT_TYPE_PERCENTAGE, description="10% off"
+                    ),
+                    promotion_pb2.Discount(
+                        value=2, type=promotion_pb2.DISCOUNT_TYPE_AMOUNT, description="2 off"
+                    ),
                 ],
             ),
             promotion_pb2.Product(
                 id=7002,
                 upc_code="042100005264",
-                discount=[promotion_pb2.Discount(value=25, type=1, description="quarter off")],
+                discount=[
+                    promotion_pb2.Discount(
+                        value=25,
+                        type=promotion_pb2.DISCOUNT_TYPE_PERCENTAGE,
+                        description="quarter off",
+                    )
+                ],
             ),
         ],
     )
