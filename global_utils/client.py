@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 import grpc
@@ -55,8 +56,51 @@ async def find_service(service: str, settings: ClientSettings, address: str = ""
     return pick(endpoints)
 
 
-def open_channel(endpoint: Endpoint) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(endpoint.target)
+# How often a balanced channel may ask DNS again (gRPC's default is 30 s): a server's maximum
+# connection age makes clients re-resolve, and new replicas should get calls within seconds.
+DNS_RERESOLVE_MS = 5000
+
+
+def balanced_service_config(retry_methods: Collection[str] = ()) -> str:
+    """gRPC service config for a balanced target: round robin over every resolved address,
+    each health-checked (grpc.health.v1 Watch), so a NOT_SERVING or dead instance gets no
+    calls; calls of retry_methods ('package.Service/Method', idempotent ones only) that meet an
+    instance going away are retried on another."""
+    config: dict[str, object] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
+    }
+    if retry_methods:
+        names = []
+        for full in retry_methods:
+            service, _, method = full.partition("/")
+            names.append({"service": service, "method": method})
+        config["methodConfig"] = [
+            {
+                "name": names,
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    return json.dumps(config)
+
+
+def open_channel(endpoint: Endpoint, retry_methods: Collection[str] = ()) -> grpc.aio.Channel:
+    """A channel to endpoint: one address, or a balanced target (dns:, ipv4:, ipv6:)."""
+    if not endpoint.balanced_target:
+        return grpc.aio.insecure_channel(endpoint.target)
+    return grpc.aio.insecure_channel(
+        endpoint.target,
+        options=[
+            ("grpc.service_config", balanced_service_config(retry_methods)),
+            ("grpc.dns_min_time_between_resolutions_ms", DNS_RERESOLVE_MS),
+        ],
+    )
 
 
 # Codes that say "this instance could not answer", so another instance may.
@@ -69,10 +113,18 @@ class ServiceChannels:
     address, instances tried in random order (recently failed ones last), failover on
     UNAVAILABLE / DEADLINE_EXCEEDED, and UNAVAILABLE when no instance answers."""
 
-    def __init__(self, registry: Registry, service: str, *, resolve_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        service: str,
+        *,
+        resolve_timeout: float = 2.0,
+        retry_methods: Collection[str] = (),
+    ) -> None:
         self._registry = registry
         self._service = service
         self._resolve_timeout = resolve_timeout
+        self._retry_methods = tuple(retry_methods)
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
         self._failed_until: dict[Endpoint, float] = {}
 
@@ -114,7 +166,7 @@ class ServiceChannels:
     def _channel(self, endpoint: Endpoint) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = self._channels[endpoint] = open_channel(endpoint)
+            channel = self._channels[endpoint] = open_channel(endpoint, self._retry_methods)
         return channel
 
     async def _forget_gone(self, endpoints: list[Endpoint]) -> None:

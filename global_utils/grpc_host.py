@@ -184,6 +184,15 @@ class ServiceHost:
             ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                (
+                    "grpc.max_connection_age_ms",
+                    int(self.settings.max_connection_age_seconds * 1000),
+                ),
+                # calls in flight when the age is reached get the shutdown grace to finish
+                (
+                    "grpc.max_connection_age_grace_ms",
+                    int(self.settings.shutdown_grace_seconds * 1000),
+                ),
                 ("grpc.so_reuseport", 0),
             ],
         )

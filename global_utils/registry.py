@@ -23,16 +23,33 @@ SERVICE_TYPE_PATTERN = r"_[a-z0-9][a-z0-9-]{0,14}\._tcp\.local\."
 _SERVICE_PROPERTY = "svc"
 
 
+# gRPC's own name resolvers: a target with one of these stands for every instance behind it
+# (the channel resolves it, balances over the addresses and health-checks each).
+BALANCED_SCHEMES = ("dns:", "ipv4:", "ipv6:")
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
     port: int
+    # e.g. "dns:///user-headless:50053" (a Kubernetes headless Service) or
+    # "ipv4:10.0.0.1:50053,10.0.0.2:50053": one endpoint for all instances of a service.
+    balanced_target: str = ""
 
     @property
     def target(self) -> str:
-        """host:port as gRPC expects it (IPv6 hosts bracketed)."""
+        """What gRPC dials: the balanced target, or host:port (IPv6 hosts bracketed)."""
+        if self.balanced_target:
+            return self.balanced_target
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def balanced_endpoint(target: str) -> Endpoint:
+    """An endpoint for a gRPC resolver target (dns:, ipv4:, ipv6:)."""
+    if not target.startswith(BALANCED_SCHEMES):
+        raise ValueError(f"expected a dns:, ipv4: or ipv6: target, got {target!r}")
+    return Endpoint(host="", port=0, balanced_target=target)
 
 
 def parse_endpoint(address: str, default_host: str = "127.0.0.1") -> Endpoint:
@@ -41,6 +58,8 @@ def parse_endpoint(address: str, default_host: str = "127.0.0.1") -> Endpoint:
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"expected host:port, got {address!r}")
     host = host.strip("[]") or default_host
+    if "/" in host:
+        raise ValueError(f"expected host:port, got {address!r}")
     return Endpoint(host, int(port_text))
 
 
@@ -61,7 +80,9 @@ class Registry(Protocol):
 
 
 class StaticRegistry:
-    """A fixed service → endpoints map, for networks without multicast."""
+    """A fixed service → endpoints map, for networks without multicast: host:port addresses
+    (MICRO_REGISTRY=static), or one balanced gRPC target per service (MICRO_REGISTRY=dns,
+    where the platform's DNS, e.g. a Kubernetes headless Service, lists the instances)."""
 
     def __init__(self, endpoints: dict[str, list[Endpoint]]) -> None:
         self._endpoints = endpoints

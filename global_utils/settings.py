@@ -17,6 +17,7 @@ from global_utils.registry import (
     MdnsRegistry,
     Registry,
     StaticRegistry,
+    balanced_endpoint,
     parse_endpoint,
 )
 
@@ -28,8 +29,9 @@ class RegistrySettings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    micro_registry: Literal["mdns", "static"] = "mdns"
-    # static registry: "user=host:port,promotion=host:port" (networks without multicast)
+    micro_registry: Literal["mdns", "static", "dns"] = "mdns"
+    # static: "user=host:port,user=host:port,promotion=host:port" (networks without multicast)
+    # dns: "user=dns:///user-headless:50053,promotion=ipv4:10.0.0.1:50051,10.0.0.2:50051"
     micro_registry_address: str = ""
     mdns_interfaces: str = ""
     # Services see each other only within one type: suites sharing a network can keep apart.
@@ -42,11 +44,13 @@ class RegistrySettings(BaseSettings):
             ipaddress.IPv4Address(part)
         return value
 
-    @field_validator("micro_registry_address")
-    @classmethod
-    def _check_static(cls, value: str) -> str:
-        parse_static_registry(value)
-        return value
+    @model_validator(mode="after")
+    def _check_registry_address(self) -> RegistrySettings:
+        try:
+            parse_registry_address(self.micro_registry_address, self.micro_registry)
+        except ValueError as exc:
+            raise ValueError(f"MICRO_REGISTRY_ADDRESS: {exc}") from None
+        return self
 
     @property
     def interfaces(self) -> list[str]:
@@ -54,10 +58,10 @@ class RegistrySettings(BaseSettings):
 
     @property
     def static_endpoints(self) -> dict[str, list[Endpoint]]:
-        return parse_static_registry(self.micro_registry_address)
+        return parse_registry_address(self.micro_registry_address, self.micro_registry)
 
     def create_registry(self) -> Registry:
-        if self.micro_registry == "static":
+        if self.micro_registry in ("static", "dns"):
             return StaticRegistry(self.static_endpoints)
         return MdnsRegistry(self.interfaces, self.mdns_service_type)
 
@@ -73,6 +77,9 @@ class ServiceSettings(RegistrySettings):
     shutdown_grace_seconds: float = 5.0
     # how often a ready service checks its database for its health status
     health_check_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Clients' connections are closed (gracefully) after this long, so balanced clients
+    # re-resolve and spread over replicas started since (MICRO_REGISTRY=dns).
+    max_connection_age_seconds: float = Field(default=60.0, gt=0, le=86400)
 
     @field_validator("micro_server_address")
     @classmethod
@@ -130,14 +137,33 @@ class RemoteAuthSettings(TokenCacheSettings):
     auth_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
-def parse_static_registry(value: str) -> dict[str, list[Endpoint]]:
-    """'user=h:1,user=h:2,promotion=h:3' -> {'user': [h:1, h:2], 'promotion': [h:3]}."""
-    mapping: dict[str, list[Endpoint]] = {}
+def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[Endpoint]]:
+    """MICRO_REGISTRY_ADDRESS for the static and dns modes.
+
+    static: 'user=h:1,user=h:2,promotion=h:3' -> {'user': [h:1, h:2], 'promotion': [h:3]}.
+    dns: one gRPC target per service; an ipv4:/ipv6: target's own commas continue it:
+    'user=ipv4:a:1,b:1,promotion=dns:///p:2' -> {'user': [ipv4:a:1,b:1], 'promotion': [...]}.
+    Other modes ignore the value."""
+    if mode not in ("static", "dns"):
+        return {}
+    items: list[tuple[str, str]] = []
     for item in _split(value):
         name, sep, address = item.partition("=")
+        if not sep and mode == "dns" and items and items[-1][1].startswith(("ipv4:", "ipv6:")):
+            items[-1] = (items[-1][0], f"{items[-1][1]},{item}")
+            continue
         if not sep or not name.strip():
-            raise ValueError(f"expected service=host:port, got {item!r}")
-        mapping.setdefault(name.strip(), []).append(parse_endpoint(address.strip()))
+            expected = "service=host:port" if mode == "static" else "service=dns:///name:port"
+            raise ValueError(f"expected {expected}, got {item!r}")
+        items.append((name.strip(), address.strip()))
+    mapping: dict[str, list[Endpoint]] = {}
+    for name, address in items:
+        if mode == "dns":
+            if name in mapping:
+                raise ValueError(f"one target per service in dns mode, {name!r} has two")
+            mapping[name] = [balanced_endpoint(address)]
+        else:
+            mapping.setdefault(name, []).append(parse_endpoint(address))
     return mapping
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from global_errors import Language
 from global_utils.registry import Endpoint
-from global_utils.settings import load_settings, parse_static_registry
+from global_utils.settings import load_settings, parse_registry_address
 from user.server.settings import UserSettings
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -89,9 +89,33 @@ def test_missing_dsn(env: pytest.MonkeyPatch) -> None:
 
 
 def test_static_registry_parsing() -> None:
-    assert parse_static_registry("user=a:1, user=b:2,promotion=[::1]:3") == {
+    assert parse_registry_address("user=a:1, user=b:2,promotion=[::1]:3") == {
         "user": [Endpoint("a", 1), Endpoint("b", 2)],
         "promotion": [Endpoint("::1", 3)],
     }
     with pytest.raises(ValueError):
-        parse_static_registry("user")
+        parse_registry_address("user")
+
+
+def test_dns_registry_parsing_keeps_an_ipv4_lists_own_commas() -> None:
+    parsed = parse_registry_address(
+        "user=ipv4:127.0.0.1:1,127.0.0.1:2,promotion=dns:///promotion-headless:50051", "dns"
+    )
+    assert {name: [e.target for e in eps] for name, eps in parsed.items()} == {
+        "user": ["ipv4:127.0.0.1:1,127.0.0.1:2"],
+        "promotion": ["dns:///promotion-headless:50051"],
+    }
+    for bad in ("user=127.0.0.1:1", "user=dns:///a:1,user=dns:///b:1", "127.0.0.1:1"):
+        with pytest.raises(ValueError):
+            parse_registry_address(bad, "dns")
+
+
+@pytest.mark.parametrize(
+    ("mode", "address"), [("static", "user=dns:///user:1"), ("dns", "user=user-headless:50053")]
+)
+def test_registry_address_must_fit_its_mode(
+    env: pytest.MonkeyPatch, mode: str, address: str
+) -> None:
+    env.setenv("MICRO_REGISTRY", mode)
+    env.setenv("MICRO_REGISTRY_ADDRESS", address)
+    assert exit_message(env).startswith("configuration error: MICRO_REGISTRY_ADDRESS: ")

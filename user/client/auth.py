@@ -22,7 +22,13 @@ def user_service_verifier(
 ) -> tuple[CachingVerifier, ServiceChannels]:
     """A verifier asking the user service found in registry, and the channels it uses (a
     lifecycle component of the host: it closes them on stop)."""
-    users = ServiceChannels(registry, USER_SERVICE, resolve_timeout=settings.auth_timeout_seconds)
+    users = ServiceChannels(
+        registry,
+        USER_SERVICE,
+        resolve_timeout=settings.auth_timeout_seconds,
+        # idempotent: safe to retry on another instance when one goes away mid-call
+        retry_methods=("user.UserSrv/ValidateToken",),
+    )
     verifier = CachingVerifier(
         RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds),
         TokenCache(settings.token_cache_size, settings.token_cache_seconds),
