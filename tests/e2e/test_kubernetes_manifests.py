@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings
 from audit.server.settings import AuditSettings
 from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
-from global_utils.settings import MIN_JWT_KEY_BYTES
+from global_utils.settings import MIN_JWT_KEY_BYTES, RegistrySettings
 from promotion.server.settings import PromotionSettings
 from user.server.settings import UserSettings
 
@@ -390,6 +390,15 @@ def test_registry_names_the_headless_services(overlay: str, service: str) -> Non
         )
         grpc_port = next(p for p in headless["spec"]["ports"] if p["name"] == "grpc")
         assert grpc_port["port"] == int(match.group(2))
+    # and the services' own settings take it: one balanced endpoint per service
+    registry = RegistrySettings(
+        micro_registry="dns",
+        micro_registry_address=env_value(container, "MICRO_REGISTRY_ADDRESS")["value"],
+    )
+    endpoints = registry.static_endpoints
+    assert {name: [e.target for e in eps] for name, eps in endpoints.items()} == {
+        name: [target] for name, target in targets.items()
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
