@@ -165,6 +165,70 @@ class EmbeddedPostgres:
             self._proc.wait()
         self._proc = None
 
+    def start_replica(self, data_dir: Path, timeout: float = 60) -> EmbeddedPostgres:
+        """A streaming replica of this (running) server in data_dir, on a free port: a base
+        backup with PostgreSQL's own pg_basebackup (-R: standby.signal and primary_conninfo),
+        then started read-only. Made for fail-over tests; promote() makes it the primary."""
+        replica = EmbeddedPostgres(data_dir, durable=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            _let_user_traverse(data_dir)
+            replica._chown(data_dir)
+        result = subprocess.run(
+            [
+                str(self._bin / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(data_dir / "data"),
+                "-R",
+                "--checkpoint=fast",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **self._identity(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
+        return replica.start(timeout)
+
+    def promote(self, timeout: float = 30) -> None:
+        """Ends recovery: this replica becomes a primary taking writes."""
+        result = subprocess.run(
+            [
+                str(self._bin / "pg_ctl"),
+                "promote",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-D",
+                str(self.data_dir / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+            **self._identity(),
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ctl promote failed: {result.stderr.strip()}")
+
+    def kill(self) -> None:
+        """An immediate stop (SIGQUIT: no shutdown checkpoint), as a crash would leave it."""
+        if self._proc is None:
+            return
+        self._proc.send_signal(signal.SIGQUIT)
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
     def apply_init_scripts(self, folder: Path = POSTGRES_INIT, database: str = "postgres") -> None:
         """Runs each of folder's scripts once per cluster against database (created if need
         be), like the official images' initdb.d; a script added since the last run runs too."""
