@@ -174,48 +174,21 @@ class EmbeddedPostgres:
         if self._user is not None:
             _let_user_traverse(data_dir)
             replica._chown(data_dir)
-        result = subprocess.run(
-            [
-                str(self._bin / "pg_basebackup"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-D",
-                str(data_dir / "data"),
-                "-R",
-                "--checkpoint=fast",
-            ],
-            capture_output=True,
-            text=True,
+        self._tool(
+            "pg_basebackup",
+            *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"),
+            *("-D", str(data_dir / "data"), "-R", "--checkpoint=fast"),
             timeout=timeout,
-            **self._identity(),
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
         return replica.start(timeout)
 
     def promote(self, timeout: float = 30) -> None:
         """Ends recovery: this replica becomes a primary taking writes."""
-        result = subprocess.run(
-            [
-                str(self._bin / "pg_ctl"),
-                "promote",
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "-D",
-                str(self.data_dir / "data"),
-            ],
-            capture_output=True,
-            text=True,
+        self._tool(
+            *("pg_ctl", "promote", "-w", "-t", str(int(timeout))),
+            *("-D", str(self.data_dir / "data")),
             timeout=timeout + 5,
-            **self._identity(),
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"pg_ctl promote failed: {result.stderr.strip()}")
 
     def kill(self) -> None:
         """An immediate stop (SIGQUIT: no shutdown checkpoint), as a crash would leave it."""
@@ -295,24 +268,23 @@ class EmbeddedPostgres:
             self._chown(self.data_dir)
         if (pgdata / "PG_VERSION").exists():
             return
+        self._tool(
+            *("initdb", "-D", str(pgdata), "-U", "postgres", "--auth=trust"),
+            *("--encoding=UTF8", "--locale=C"),
+        )
+
+    def _tool(self, name: str, *args: str, timeout: float = 120) -> None:
+        """Runs one of PostgreSQL's programs as the server's user; its stderr if it fails."""
         result = subprocess.run(
-            [
-                str(self._bin / "initdb"),
-                "-D",
-                str(pgdata),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ],
+            [str(self._bin / name), *args],
             capture_output=True,
             text=True,
+            timeout=timeout,
             check=False,
             **self._identity(),
         )
         if result.returncode != 0:
-            raise RuntimeError(f"initdb failed: {result.stderr.strip()}")
+            raise RuntimeError(f"{name} failed: {result.stderr.strip()}")
 
     def _identity(self) -> dict[str, Any]:
         """subprocess arguments that drop root for the postgres user (its group too: a
@@ -367,13 +339,60 @@ def run_init_scripts(
 
 
 class EmbeddedNats:
-    """nats-server with JetStream, listening only on 127.0.0.1:port."""
+    """nats-server with JetStream, listening only on 127.0.0.1:port; optionally one node of
+    a cluster (see cluster())."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        name: str = "",
+        cluster_port: int | None = None,
+        routes: list[int] | None = None,
+    ) -> None:
         self.store_dir = store_dir.resolve()
         self.port = port or free_port()
         self.monitor_port = free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        self._routes = routes or []
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def cluster(cls, store_root: Path, size: int = 3) -> list[EmbeddedNats]:
+        """size JetStream servers routed to each other on loopback (not started)."""
+        cluster_ports = [free_port() for _ in range(size)]
+        return [
+            cls(
+                store_root / f"n{i}",
+                name=f"n{i}",
+                cluster_port=cluster_ports[i],
+                routes=[p for p in cluster_ports if p != cluster_ports[i]],
+            )
+            for i in range(size)
+        ]
+
+    def _cluster_args(self) -> list[str]:
+        if self.cluster_port is None:
+            return []
+        return [
+            "--server_name",
+            self.name,
+            "--cluster_name",
+            "gotemp",
+            "--cluster",
+            f"nats://127.0.0.1:{self.cluster_port}",
+            "--routes",
+            ",".join(f"nats://127.0.0.1:{port}" for port in self._routes),
+        ]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing flushed, nobody told."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     @property
     def address(self) -> str:
@@ -398,6 +417,7 @@ class EmbeddedNats:
                 "-js",
                 "-sd",
                 str(self.store_dir / "jetstream"),
+                *self._cluster_args(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

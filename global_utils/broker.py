@@ -72,7 +72,9 @@ class Broker(Generic[ClientT]):
         # With max_reconnect_attempts=-1 nats-py keeps retrying the first connect as well.
         client = self._client_class()
         await client.connect(
-            self._url,
+            # several servers (a cluster): nats-py tries them in turn, and learns the rest
+            # of the cluster from the first one it reaches
+            servers=self._url.split(","),
             name=self._name,
             allow_reconnect=True,
             max_reconnect_attempts=-1,

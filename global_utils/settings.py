@@ -93,8 +93,11 @@ class ServiceSettings(RegistrySettings):
 
     @property
     def broker_url(self) -> str:
-        address = self.micro_broker_address
-        return address if "://" in address else f"nats://{address}"
+        """nats://host:port, or several comma-separated (the servers of a NATS cluster)."""
+        return ",".join(
+            address if "://" in address else f"nats://{address}"
+            for address in _split(self.micro_broker_address)
+        )
 
 
 class JwtSettings(BaseSettings):

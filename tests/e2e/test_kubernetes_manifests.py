@@ -24,6 +24,7 @@ from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
 from global_utils.settings import MIN_JWT_KEY_BYTES, RegistrySettings
 from promotion.server.settings import PromotionSettings
+from tests.e2e.test_deploy_files import final_stage
 from user.server.settings import UserSettings
 
 KUBE = REPO_ROOT / "deploy" / "kubernetes"
@@ -245,18 +246,6 @@ def allowed(
 
 
 # --- Dockerfiles ---------------------------------------------------------------------------
-
-
-def final_stage(path: Path) -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", path.read_text())
-    rows = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            rows.append((keyword.upper(), rest.strip()))
-    last_from = max(i for i, (keyword, _) in enumerate(rows) if keyword == "FROM")
-    return rows[last_from:]
 
 
 # --- rendering and schemas -----------------------------------------------------------------

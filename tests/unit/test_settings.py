@@ -25,6 +25,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POSTGRES_CONNECT", "postgresql://u@127.0.0.1/appuser")
     monkeypatch.setenv("JWT_KEY", KEY)
+    monkeypatch.setenv("AUDIT_SIGNING_KEY", KEY)
+    monkeypatch.setenv("AUDIT_SIGNING_KEY_ID", "user-1")
     return monkeypatch
 
 
@@ -42,6 +44,13 @@ def test_defaults(env: pytest.MonkeyPatch) -> None:
     assert settings.app_language is Language.EN
     assert settings.broker_url == "nats://127.0.0.1:4222"
     assert settings.jwt_key == KEY
+
+
+def test_broker_address_may_name_every_server_of_a_cluster(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MICRO_BROKER_ADDRESS", "127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224")
+    assert load_settings(UserSettings).broker_url == (
+        "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
+    )
 
 
 def test_missing_key(env: pytest.MonkeyPatch) -> None:
