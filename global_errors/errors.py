@@ -61,5 +61,13 @@ class Unauthenticated(DomainError):
     """Missing, invalid or expired credentials."""
 
 
+class PermissionDenied(DomainError):
+    """The caller is authenticated, but their role does not allow the operation."""
+
+
+class ResourceExhausted(DomainError):
+    """The caller used up an allowance (failed logins for one email) for now."""
+
+
 class Unavailable(DomainError):
     """A dependency (database, broker, another service) cannot be reached right now."""

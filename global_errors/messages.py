@@ -36,6 +36,8 @@ class MessageKey(StrEnum):
     BAD_CREDENTIALS = "bad_credentials"
     TOKEN_MISSING = "token_missing"
     TOKEN_INVALID = "token_invalid"
+    PERMISSION_DENIED = "permission_denied"
+    LOGIN_THROTTLED = "login_throttled"
     DATABASE_UNAVAILABLE = "database_unavailable"
     DEPENDENCY_UNAVAILABLE = "dependency_unavailable"
     COMMIT_OUTCOME_UNKNOWN = "commit_outcome_unknown"
@@ -69,6 +71,10 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.BAD_CREDENTIALS: "invalid email or password",
         MessageKey.TOKEN_MISSING: "authentication token missing",
         MessageKey.TOKEN_INVALID: "authentication token invalid or expired",
+        MessageKey.PERMISSION_DENIED: "permission denied: your role does not allow this",
+        MessageKey.LOGIN_THROTTLED: (
+            "too many failed logins for this email; try again in {seconds} seconds"
+        ),
         MessageKey.DATABASE_UNAVAILABLE: "database unavailable, try again later",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} unavailable, try again later",
         MessageKey.COMMIT_OUTCOME_UNKNOWN: (
@@ -103,6 +109,11 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.BAD_CREDENTIALS: "correo o contraseña inválidos",
         MessageKey.TOKEN_MISSING: "falta el token de autenticación",
         MessageKey.TOKEN_INVALID: "token de autenticación inválido o vencido",
+        MessageKey.PERMISSION_DENIED: "permiso denegado: su rol no lo permite",
+        MessageKey.LOGIN_THROTTLED: (
+            "demasiados inicios de sesión fallidos para este correo; inténtelo de nuevo en"
+            " {seconds} segundos"
+        ),
         MessageKey.DATABASE_UNAVAILABLE: "base de datos no disponible, intente más tarde",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} no disponible, intente más tarde",
         MessageKey.COMMIT_OUTCOME_UNKNOWN: (
@@ -140,6 +151,10 @@ _CATALOG: dict[Language, dict[MessageKey, str]] = {
         MessageKey.BAD_CREDENTIALS: "e-mail ou mot de passe invalide",
         MessageKey.TOKEN_MISSING: "jeton d'authentification manquant",
         MessageKey.TOKEN_INVALID: "jeton d'authentification invalide ou expiré",
+        MessageKey.PERMISSION_DENIED: "permission refusée : votre rôle ne le permet pas",
+        MessageKey.LOGIN_THROTTLED: (
+            "trop de connexions échouées pour cet e-mail ; réessayez dans {seconds} secondes"
+        ),
         MessageKey.DATABASE_UNAVAILABLE: "base de données indisponible, réessayez plus tard",
         MessageKey.DEPENDENCY_UNAVAILABLE: "{dependency} indisponible, réessayez plus tard",
         MessageKey.COMMIT_OUTCOME_UNKNOWN: (

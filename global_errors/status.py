@@ -12,6 +12,8 @@ from global_errors.errors import (
     DomainError,
     FailedPrecondition,
     NotFound,
+    PermissionDenied,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
     ValidationFailed,
@@ -24,6 +26,8 @@ STATUS_BY_ERROR: dict[type[DomainError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 

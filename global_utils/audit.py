@@ -61,6 +61,9 @@ class ActionType(StrEnum):
     INSERT = "insert"
     UPDATE = "update"
     DELETE = "delete"
+    # Logins are recorded too (objectName "session"); they are not changes.
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
 
 
 class AuditHeader(StrEnum):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from global_errors import MessageKey, Unauthenticated
+from global_utils.authz import Role
 
 AUTHORIZATION_HEADER = "authorization"
 # goTemp passed the token in a "token" metadata entry; still accepted.
@@ -22,6 +23,8 @@ class Principal:
     user_id: str
     company: str = ""
     active: bool = True
+    # Least privilege unless the token says otherwise.
+    role: Role = Role.MEMBER
 
 
 class TokenVerifier(Protocol):

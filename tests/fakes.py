@@ -11,7 +11,7 @@ import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
@@ -19,16 +19,18 @@ import asyncpg
 
 from global_errors import AlreadyExists, MessageKey
 from global_utils.audit import AuditEvent
+from global_utils.authz import Role
 from global_utils.timeutil import now
 from promotion.server.models import Product, Promotion, PromotionDraft, PromotionQuery
 from promotion.server.repository import PromotionRepository
 from promotion.server.unit_of_work import PromotionStorage, PromotionUnitOfWork
 from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
-from user.server.repository import UserRepository
+from user.server.repository import LoginThrottle, ThrottlePolicy, UserRepository
 from user.server.unit_of_work import UserStorage, UserUnitOfWork
 
 _ids = itertools.count(1_000_001)
+DEFAULT_THROTTLE = ThrottlePolicy(5, timedelta(minutes=5))
 
 
 R = TypeVar("R", User, Promotion)
@@ -84,12 +86,21 @@ class FakeUserRepository(UserRepository):
         row = self.rows.get(draft.id)
         if row is None:
             return None
-        return self._store(draft.id, draft, pwd_hash or row[1], created=row[0].create_date)
+        return self._store(
+            draft.id, draft, pwd_hash or row[1], created=row[0].create_date, role=row[0].role
+        )
 
     async def delete(self, user_id: int) -> int:
         return 1 if self.rows.pop(user_id, None) else 0
 
-    def _store(self, user_id: int, draft: UserDraft, pwd_hash: str, created: datetime) -> User:
+    def _store(
+        self,
+        user_id: int,
+        draft: UserDraft,
+        pwd_hash: str,
+        created: datetime,
+        role: Role = Role.MEMBER,
+    ) -> User:
         if self._email_used(draft.email, user_id):  # the unique index on lower(email)
             raise AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user")
         assert draft.valid_from is not None and draft.valid_thru is not None
@@ -105,6 +116,7 @@ class FakeUserRepository(UserRepository):
             company=draft.company,
             create_date=created,
             update_date=now(),
+            role=draft.role or role,
         )
         self.rows[user_id] = (user, pwd_hash)
         return user
@@ -113,6 +125,34 @@ class FakeUserRepository(UserRepository):
         return any(
             u.email.lower() == email.lower() and u.id != except_id for u, _ in self.rows.values()
         )
+
+
+class FakeLoginThrottle(LoginThrottle):
+    """Failure counts in a dict; a window never passes here (the SQL's timing is tested
+    against PostgreSQL)."""
+
+    def __init__(self, policy: ThrottlePolicy) -> None:
+        self._attempts = policy.attempts
+        self._window = policy.window
+        self.failures: dict[str, int] = {}
+        self.noted: set[str] = set()
+
+    async def seconds_left(self, email: str) -> float | None:
+        blocked = self.failures.get(email, 0) >= self._attempts
+        return self._window.total_seconds() if blocked else None
+
+    async def note_refused(self, email: str) -> bool:
+        if await self.seconds_left(email) is None or email in self.noted:
+            return False
+        self.noted.add(email)
+        return True
+
+    async def count_failure(self, email: str) -> None:
+        self.failures[email] = self.failures.get(email, 0) + 1
+
+    async def clear(self, email: str) -> None:
+        self.failures.pop(email, None)
+        self.noted.discard(email)
 
 
 class FakePromotionRepository(PromotionRepository):
@@ -171,8 +211,11 @@ class FakePromotionRepository(PromotionRepository):
 
 
 class FakeUserUnitOfWork(UserUnitOfWork):
-    def __init__(self, users: FakeUserRepository, events: list[AuditEvent]) -> None:
+    def __init__(
+        self, users: FakeUserRepository, throttle: FakeLoginThrottle, events: list[AuditEvent]
+    ) -> None:
         self.users = self._repository = users
+        self.throttle = throttle
         self._committed_events = events
         self.committed = False
 
@@ -237,18 +280,27 @@ class FakePromotionUnitOfWork(PromotionUnitOfWork):
 class FakeUserStorage(UserStorage):
     """One fake repository for reads and units of work; `events` are the committed ones."""
 
-    def __init__(self, users: FakeUserRepository | None = None) -> None:
+    def __init__(
+        self,
+        users: FakeUserRepository | None = None,
+        policy: ThrottlePolicy = DEFAULT_THROTTLE,
+    ) -> None:
         self.users = users or FakeUserRepository()
+        self.throttle = FakeLoginThrottle(policy)
         self.events: list[AuditEvent] = []
         self.units: list[FakeUserUnitOfWork] = []
 
     def unit_of_work(self) -> FakeUserUnitOfWork:
-        self.units.append(FakeUserUnitOfWork(self.users, self.events))
+        self.units.append(FakeUserUnitOfWork(self.users, self.throttle, self.events))
         return self.units[-1]
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[UserRepository]:
         yield self.users
+
+    @asynccontextmanager
+    async def reading_logins(self) -> AsyncIterator[tuple[UserRepository, LoginThrottle]]:
+        yield self.users, self.throttle
 
 
 class FakePromotionStorage(PromotionStorage):

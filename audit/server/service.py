@@ -6,6 +6,8 @@ from audit.server.models import AuditQuery, StoredEvent
 from audit.server.repository import AuditRepository
 from audit.server.validation import validate_query
 from global_errors import ValidationFailed
+from global_utils import authz
+from global_utils.auth import Principal
 from global_utils.db import Database
 
 
@@ -13,10 +15,17 @@ class AuditService:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def search(self, query: AuditQuery) -> tuple[list[StoredEvent], bool]:
+    async def search(self, query: AuditQuery, reader: Principal) -> tuple[list[StoredEvent], bool]:
         failures = validate_query(query)
         if failures:
             raise ValidationFailed(failures)
+        # A member's query is narrowed to, or refused outside, what they may read.
+        query.performed_by = authz.audit_performed_by(
+            reader,
+            performed_by=query.performed_by,
+            object_name=query.object_name,
+            object_id=query.object_id,
+        )
         async with self._db.connection() as conn:
             return await AuditRepository(conn).search(query)
 

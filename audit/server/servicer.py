@@ -17,6 +17,7 @@ import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server.models import AuditQuery, StoredEvent
 from audit.server.service import AuditService
+from global_utils.auth import current_principal
 from global_utils.protoconv import decode_page_token, encode_page_token, page_limit, read_time
 from global_utils.timeutil import to_timestamp
 
@@ -90,7 +91,7 @@ class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
     async def GetAuditRecords(
         self, request: audit_pb2.SearchParams, context: Context
     ) -> audit_pb2.AuditRecords:
-        records, more = await self._service.search(query_from_proto(request))
+        records, more = await self._service.search(query_from_proto(request), current_principal())
         reply = audit_pb2.AuditRecords(record=[record_to_proto(r) for r in records])
         if more and records:
             reply.next_page_token = encode_page_token(PAGE_KIND, page_position(records[-1]))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from global_errors import Failure, ValidationFailed
+from global_utils import authz
 from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import Principal
 from global_utils.validation import Refusal, id_failures, require_valid_id
@@ -44,14 +45,17 @@ class PromotionService:
         async with self._storage.reading() as promotions:
             return await promotions.search(query)
 
-    # dry runs
-    async def check_create(self, draft: PromotionDraft) -> list[Failure]:
+    # dry runs: refused to whoever the change itself would be refused to
+    async def check_create(self, draft: PromotionDraft, actor: Principal) -> list[Failure]:
+        authz.check_promotion_write(actor, "create")
         return validate_draft(draft, creating=True)
 
-    async def check_update(self, draft: PromotionDraft) -> list[Failure]:
+    async def check_update(self, draft: PromotionDraft, actor: Principal) -> list[Failure]:
+        authz.check_promotion_write(actor, "update")
         return validate_draft(draft, creating=False)
 
-    async def check_delete(self, promotion_id: int) -> list[Failure]:
+    async def check_delete(self, promotion_id: int, actor: Principal) -> list[Failure]:
+        authz.check_promotion_write(actor, "delete")
         if failures := id_failures(promotion_id):
             return failures
         async with self._storage.reading() as promotions:
@@ -60,7 +64,7 @@ class PromotionService:
 
     # writes
     async def create(self, draft: PromotionDraft, actor: Principal) -> Promotion:
-        failures = await self.check_create(draft)
+        failures = await self.check_create(draft, actor)
         if failures:
             raise ValidationFailed(failures)
         async with self._storage.unit_of_work() as uow:
@@ -70,7 +74,7 @@ class PromotionService:
         return promotion
 
     async def update(self, draft: PromotionDraft, actor: Principal) -> Promotion:
-        failures = await self.check_update(draft)
+        failures = await self.check_update(draft, actor)
         if failures:
             raise ValidationFailed(failures)
         async with self._storage.unit_of_work() as uow:
@@ -82,6 +86,7 @@ class PromotionService:
         return promotion
 
     async def delete(self, promotion_id: int, actor: Principal) -> Promotion:
+        authz.check_promotion_write(actor, "delete")
         require_valid_id(promotion_id)
         async with self._storage.unit_of_work() as uow:
             promotion = deletable(

@@ -153,16 +153,17 @@ class PromotionServicer(promotion_pb2_grpc.PromotionSrvServicer):
     async def BeforeCreatePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        failures = await self._service.check_create(draft_from_proto(request))
+        failures = await self._service.check_create(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeUpdatePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        failures = await self._service.check_update(draft_from_proto(request))
+        failures = await self._service.check_update(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeDeletePromotion(
         self, request: promotion_pb2.Promotion, context: Context
     ) -> promotion_pb2.ValidationErr:
-        return validation_reply(await self._service.check_delete(request.id), self._language)
+        failures = await self._service.check_delete(request.id, current_principal())
+        return validation_reply(failures, self._language)

@@ -62,6 +62,9 @@ def fault_stack() -> Iterator[Stack]:
                 "JWT_KEY": secrets.token_hex(32),
                 "BCRYPT_ROUNDS": "4",
                 "BCRYPT_WORKERS": "1",
+                # The workload's wrong passwords (30 % of its logins, all for one email) must
+                # stay wrong logins: a throttled one would answer RESOURCE_EXHAUSTED.
+                "LOGIN_THROTTLE_ATTEMPTS": "1000000",
             },
             # Every call is authenticated by the user service (no cached tokens), so a user
             # service fault reaches promotion and audit callers.

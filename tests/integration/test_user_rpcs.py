@@ -116,7 +116,7 @@ async def test_create_user_stores_a_bcrypt_hash_never_returned(
 
 
 async def test_created_user_can_log_in(user_stub, auth) -> None:
-    made = await create(user_stub, auth, pwd="letmein-123")
+    made = await create(user_stub, auth, pwd="letmein-123", active=True)  # may log in
     token = await user_stub.Auth(user_pb2.User(email=made.email, pwd="letmein-123"))
     checked = await user_stub.ValidateToken(user_pb2.Token(token=token.token))
     assert checked.valid and checked.e_uid == str(made.id)
@@ -151,7 +151,7 @@ async def test_create_user_with_taken_email_is_invalid(user_stub, auth) -> None:
 
 
 async def test_update_user_changes_fields_and_keeps_password_when_empty(user_stub, auth) -> None:
-    made = await create(user_stub, auth, pwd="keep-me-1")
+    made = await create(user_stub, auth, pwd="keep-me-1", active=True)  # may log in
     change = user_pb2.User()
     change.CopyFrom(made)
     change.lastname = "Renamed"
@@ -163,7 +163,7 @@ async def test_update_user_changes_fields_and_keeps_password_when_empty(user_stu
 
 
 async def test_update_user_with_password_rehashes_it(user_stub, auth) -> None:
-    made = await create(user_stub, auth, pwd="old-pass-1")
+    made = await create(user_stub, auth, pwd="old-pass-1", active=True)  # may log in
     change = user_pb2.User()
     change.CopyFrom(made)
     change.pwd = "new-pass-2"

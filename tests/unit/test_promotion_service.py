@@ -10,6 +10,7 @@ import pytest
 
 from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
 from global_utils.auth import Principal
+from global_utils.authz import Role
 from promotion.proto import promotion_pb2
 from promotion.server.models import (
     Discount,
@@ -25,7 +26,7 @@ from tests.fakes import FakePromotionRepository, FakePromotionStorage
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 T1 = datetime(2030, 1, 1, tzinfo=UTC)
-ACTOR = Principal(user_id="42")
+ACTOR = Principal(user_id="42", role=Role.ADMIN)
 
 
 def stored(promotion_id: int, *, approval_status: int = 0) -> Promotion:
@@ -77,7 +78,7 @@ async def test_an_approved_promotion_is_not_deleted(
         await service.delete(2, ACTOR)
     assert refused.value.key is MessageKey.PROMOTION_APPROVED_CANNOT_DELETE
     assert 2 in storage.promotions.rows and storage.events == []
-    assert await service.check_delete(2) == [
+    assert await service.check_delete(2, ACTOR) == [
         Failure("approval_status", MessageKey.PROMOTION_APPROVED_CANNOT_DELETE, {"id": 2})
     ]
 
@@ -88,7 +89,7 @@ async def test_a_missing_promotion_is_not_found_by_delete_and_its_dry_run(
     with pytest.raises(NotFound) as missing:
         await service.delete(99, ACTOR)
     assert missing.value.params == {"entity": "promotion", "id": 99}
-    assert await service.check_delete(99) == [
+    assert await service.check_delete(99, ACTOR) == [
         Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "promotion", "id": 99})
     ]
 
@@ -96,7 +97,7 @@ async def test_a_missing_promotion_is_not_found_by_delete_and_its_dry_run(
 async def test_a_promotion_in_its_initial_status_is_deleted_with_its_audit_event(
     service: PromotionService, storage: FakePromotionStorage
 ) -> None:
-    assert await service.check_delete(1) == []
+    assert await service.check_delete(1, ACTOR) == []
     assert (await service.delete(1, ACTOR)).id == 1
     assert 1 not in storage.promotions.rows
     assert [(e.action_func, e.object_id) for e in storage.events] == [("AfterDeletePromotion", "1")]
@@ -108,7 +109,7 @@ async def test_a_non_positive_id_is_invalid_for_get_delete_and_its_dry_run(
     for call in (service.get(0), service.delete(-3, ACTOR)):
         with pytest.raises(ValidationFailed):
             await call
-    assert await service.check_delete(0) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+    assert await service.check_delete(0, ACTOR) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
 
 
 # validation
@@ -119,7 +120,7 @@ async def test_an_invalid_draft_writes_nothing(
 ) -> None:
     bad = draft(products=[Product(1, "u", (Discount(0, 150, DiscountType.PERCENTAGE, ""),))])
     expected = [Failure("product[0].discount[0].value", MessageKey.FIELD_OUT_OF_RANGE)]
-    assert await service.check_create(bad) == expected
+    assert await service.check_create(bad, ACTOR) == expected
     with pytest.raises(ValidationFailed) as refused:
         await service.create(bad, ACTOR)
     assert refused.value.failures == expected

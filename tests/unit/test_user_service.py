@@ -16,17 +16,18 @@ from global_errors import (
     ValidationFailed,
 )
 from global_utils.auth import Principal
+from global_utils.authz import Role
 from global_utils.validation import MAX_PAGE_SIZE
 from tests.fakes import FakePasswordHasher, FakeUserRepository, FakeUserStorage
 from user.proto import user_pb2
 from user.server.models import User, UserDraft, UserQuery
 from user.server.service import UserService
-from user.server.servicer import query_from_proto, user_to_proto, users_to_proto
+from user.server.servicer import login_to_proto, query_from_proto, user_to_proto, users_to_proto
 from user.server.tokens import TokenCodec
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 T1 = datetime(2030, 1, 1, tzinfo=UTC)
-ACTOR = Principal(user_id="42")
+ACTOR = Principal(user_id="42", role=Role.ADMIN)
 
 
 def stored(user_id: int, *, active: bool = False, email: str = "") -> tuple[User, str]:
@@ -75,6 +76,7 @@ def service(storage: FakeUserStorage) -> UserService:
         FakePasswordHasher(),
         TokenCodec("a unit test key of at least 32 bytes"),
         user_to_proto,
+        login_to_proto,
     )
 
 
@@ -89,7 +91,7 @@ async def test_an_active_user_is_not_deleted(
     assert refused.value.key is MessageKey.USER_ACTIVE_CANNOT_DELETE
     assert await storage.users.get(1) is not None
     assert storage.events == [] and not storage.units[-1].committed
-    assert await service.check_delete(1) == [
+    assert await service.check_delete(1, ACTOR) == [
         Failure("active", MessageKey.USER_ACTIVE_CANNOT_DELETE, {"id": 1})
     ]
 
@@ -100,7 +102,7 @@ async def test_a_missing_user_is_not_found_by_delete_and_its_dry_run(
     with pytest.raises(NotFound) as missing:
         await service.delete(99, ACTOR)
     assert missing.value.params == {"entity": "user", "id": 99}
-    assert await service.check_delete(99) == [
+    assert await service.check_delete(99, ACTOR) == [
         Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "user", "id": 99})
     ]
 
@@ -108,7 +110,7 @@ async def test_a_missing_user_is_not_found_by_delete_and_its_dry_run(
 async def test_an_inactive_user_is_deleted_with_its_audit_event(
     service: UserService, storage: FakeUserStorage
 ) -> None:
-    assert await service.check_delete(2) == []
+    assert await service.check_delete(2, ACTOR) == []
     deleted = await service.delete(2, ACTOR)
     assert deleted.id == 2 and await storage.users.get(2) is None
     [event] = storage.events
@@ -124,7 +126,7 @@ async def test_a_non_positive_id_is_invalid_for_delete_and_its_dry_run(
 ) -> None:
     with pytest.raises(ValidationFailed):
         await service.delete(0, ACTOR)
-    assert await service.check_delete(-1) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+    assert await service.check_delete(-1, ACTOR) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
 
 
 # validation, with the email-uniqueness check against stored users
@@ -134,7 +136,7 @@ async def test_a_taken_email_is_refused_whatever_its_case(
     service: UserService, storage: FakeUserStorage
 ) -> None:
     taken = draft(email="ada@EXAMPLE.com")
-    assert await service.check_create(taken) == [Failure("email", MessageKey.EMAIL_TAKEN)]
+    assert await service.check_create(taken, ACTOR) == [Failure("email", MessageKey.EMAIL_TAKEN)]
     with pytest.raises(ValidationFailed) as refused:
         await service.create(taken, ACTOR)
     assert refused.value.failures == [Failure("email", MessageKey.EMAIL_TAKEN)]
@@ -143,12 +145,12 @@ async def test_a_taken_email_is_refused_whatever_its_case(
 
 async def test_a_user_keeps_its_own_email_on_update(service: UserService) -> None:
     same = draft(id=3, email="Ada@example.com", pwd="")
-    assert await service.check_update(same) == []
+    assert await service.check_update(same, ACTOR) == []
     assert (await service.update(same, ACTOR)).email == "Ada@example.com"
 
 
 async def test_a_malformed_email_is_not_looked_up(service: UserService) -> None:
-    assert await service.check_create(draft(email="not an email")) == [
+    assert await service.check_create(draft(email="not an email"), ACTOR) == [
         Failure("email", MessageKey.EMAIL_INVALID)
     ]
 
@@ -156,7 +158,7 @@ async def test_a_malformed_email_is_not_looked_up(service: UserService) -> None:
 async def test_create_stores_the_hash_and_one_event(
     service: UserService, storage: FakeUserStorage
 ) -> None:
-    user = await service.create(draft(), ACTOR)
+    user = await service.create(draft(active=True), ACTOR)
     assert storage.users.rows[user.id][1] == "fake:pw"
     assert [e.action_func for e in storage.events] == ["AfterCreateUser"]
     assert await service.login("grace@example.com", "pw")

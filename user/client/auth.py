@@ -8,6 +8,7 @@ import grpc
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
 from global_utils.auth import Principal
+from global_utils.authz import Role
 from global_utils.client import ClientSettings, ServiceChannels, find_service, open_channel
 from global_utils.registry import Registry
 from global_utils.settings import RemoteAuthSettings
@@ -58,7 +59,9 @@ class RemoteTokenVerifier:
             raise Unavailable(MessageKey.DEPENDENCY_UNAVAILABLE, dependency="user service") from exc
         if not reply.valid or not reply.e_uid:
             raise Unauthenticated(MessageKey.TOKEN_INVALID)
-        return Principal(user_id=reply.e_uid)
+        # A user service from before roles sends none: the caller is then a member.
+        role = Role.ADMIN if reply.role == user_pb2.ROLE_ADMIN else Role.MEMBER
+        return Principal(user_id=reply.e_uid, role=role)
 
 
 async def login_through_user_service(

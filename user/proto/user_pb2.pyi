@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -9,8 +10,30 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+    ROLE_MEMBER: _ClassVar[Role]
+
+class LoginOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOGIN_OUTCOME_UNSPECIFIED: _ClassVar[LoginOutcome]
+    LOGIN_OUTCOME_SUCCEEDED: _ClassVar[LoginOutcome]
+    LOGIN_OUTCOME_BAD_CREDENTIALS: _ClassVar[LoginOutcome]
+    LOGIN_OUTCOME_ACCOUNT_DISABLED: _ClassVar[LoginOutcome]
+    LOGIN_OUTCOME_THROTTLED: _ClassVar[LoginOutcome]
+ROLE_UNSPECIFIED: Role
+ROLE_ADMIN: Role
+ROLE_MEMBER: Role
+LOGIN_OUTCOME_UNSPECIFIED: LoginOutcome
+LOGIN_OUTCOME_SUCCEEDED: LoginOutcome
+LOGIN_OUTCOME_BAD_CREDENTIALS: LoginOutcome
+LOGIN_OUTCOME_ACCOUNT_DISABLED: LoginOutcome
+LOGIN_OUTCOME_THROTTLED: LoginOutcome
+
 class User(_message.Message):
-    __slots__ = ("id", "firstname", "lastname", "valid_from", "valid_thru", "active", "pwd", "name", "email", "company", "create_date", "update_date")
+    __slots__ = ("id", "firstname", "lastname", "valid_from", "valid_thru", "active", "pwd", "name", "email", "company", "create_date", "update_date", "role")
     ID_FIELD_NUMBER: _ClassVar[int]
     FIRSTNAME_FIELD_NUMBER: _ClassVar[int]
     LASTNAME_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +46,7 @@ class User(_message.Message):
     COMPANY_FIELD_NUMBER: _ClassVar[int]
     CREATE_DATE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_DATE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     id: int
     firstname: str
     lastname: str
@@ -35,7 +59,8 @@ class User(_message.Message):
     company: str
     create_date: _timestamp_pb2.Timestamp
     update_date: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[int] = ..., firstname: _Optional[str] = ..., lastname: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_thru: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., pwd: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., company: _Optional[str] = ..., create_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    role: Role
+    def __init__(self, id: _Optional[int] = ..., firstname: _Optional[str] = ..., lastname: _Optional[str] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_thru: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., pwd: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., company: _Optional[str] = ..., create_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class Users(_message.Message):
     __slots__ = ("user", "next_page_token")
@@ -94,11 +119,23 @@ class Response(_message.Message):
     def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., affected_count: _Optional[int] = ..., validation_err: _Optional[_Union[ValidationErr, _Mapping]] = ...) -> None: ...
 
 class Token(_message.Message):
-    __slots__ = ("token", "valid", "e_uid")
+    __slots__ = ("token", "valid", "e_uid", "role")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     VALID_FIELD_NUMBER: _ClassVar[int]
     E_UID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     token: str
     valid: bool
     e_uid: str
-    def __init__(self, token: _Optional[str] = ..., valid: _Optional[bool] = ..., e_uid: _Optional[str] = ...) -> None: ...
+    role: Role
+    def __init__(self, token: _Optional[str] = ..., valid: _Optional[bool] = ..., e_uid: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class LoginAttempt(_message.Message):
+    __slots__ = ("email", "user_id", "outcome")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    user_id: int
+    outcome: LoginOutcome
+    def __init__(self, email: _Optional[str] = ..., user_id: _Optional[int] = ..., outcome: _Optional[_Union[LoginOutcome, str]] = ...) -> None: ...

@@ -10,7 +10,7 @@ from global_utils.token_cache import CachingVerifier, TokenCache
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
 from user.server.service import SERVICE_NAME, UserService
-from user.server.servicer import UserServicer, user_to_proto
+from user.server.servicer import UserServicer, login_to_proto, user_to_proto
 from user.server.settings import UserSettings
 from user.server.tokens import TokenCodec
 from user.server.unit_of_work import UserStorage
@@ -26,7 +26,13 @@ def build(settings: UserSettings) -> ServiceHost:
     emitter = OutboxAuditEmitter(relay)
     tokens = TokenCodec(settings.jwt_key)
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
-    service = UserService(UserStorage(database, emitter), hasher, tokens, user_to_proto)
+    service = UserService(
+        UserStorage(database, emitter, settings.throttle_policy),
+        hasher,
+        tokens,
+        user_to_proto,
+        login_to_proto,
+    )
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from global_errors import Failure
+from global_utils.authz import AccountTerms, Role
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,15 @@ class User:
     company: str
     create_date: datetime
     update_date: datetime
+    role: Role = Role.MEMBER
+
+    @property
+    def terms(self) -> AccountTerms:
+        return AccountTerms(self.active, self.valid_from, self.valid_thru, self.role)
+
+    def may_log_in(self, moment: datetime) -> bool:
+        """Active, and moment within its validity dates."""
+        return self.active and self.valid_from <= moment <= self.valid_thru
 
 
 @dataclass
@@ -38,7 +49,13 @@ class UserDraft:
     pwd: str = ""
     email: str = ""
     company: str = ""
+    # None: a member on create, the stored role on update.
+    role: Role | None = None
     invalid: list[Failure] = field(default_factory=list)
+
+    @property
+    def terms(self) -> AccountTerms:
+        return AccountTerms(self.active, self.valid_from, self.valid_thru, self.role)
 
 
 @dataclass
@@ -54,3 +71,22 @@ class UserQuery:
     limit: int = 200
     after_id: int = 0
     invalid: list[Failure] = field(default_factory=list)
+
+
+class LoginOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    # unknown email or wrong password
+    BAD_CREDENTIALS = "bad_credentials"
+    # the right password of a user who is inactive or outside their validity dates
+    ACCOUNT_DISABLED = "account_disabled"
+    # refused without checking the password: too many failures for the email
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """What the audit history keeps of a login: never the password."""
+
+    email: str
+    user_id: int
+    outcome: LoginOutcome

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
 from global_errors import AlreadyExists, MessageKey
+from global_utils.authz import Role
 from global_utils.sql import Filters
 from user.server.models import User, UserDraft, UserQuery
 
 _COLUMNS = (
     "id, firstname, lastname, name, validfrom, validthru, active, email, company,"
-    " createdate, updatedate"
+    " createdate, updatedate, role"
 )
+# Throttle rows whose window passed count for nothing; each failure purges up to this many.
+THROTTLE_PURGE_BATCH = 100
 
 
 def build_search(query: UserQuery) -> tuple[str, list[Any]]:
@@ -52,6 +57,7 @@ def _to_user(row: asyncpg.Record) -> User:
         company=row["company"],
         create_date=row["createdate"],
         update_date=row["updatedate"],
+        role=Role(row["role"]),
     )
 
 
@@ -93,7 +99,7 @@ class UserRepository:
         try:
             row = await self._conn.fetchrow(
                 "INSERT INTO appuser (firstname, lastname, validfrom, validthru, active, pwd,"
-                " email, company) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " email, company, role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 f" RETURNING {_COLUMNS}",
                 draft.firstname,
                 draft.lastname,
@@ -103,6 +109,7 @@ class UserRepository:
                 pwd_hash,
                 draft.email,
                 draft.company,
+                draft.role or Role.MEMBER,
             )
         except asyncpg.UniqueViolationError as exc:
             raise AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user") from exc
@@ -110,11 +117,12 @@ class UserRepository:
         return _to_user(row)
 
     async def update(self, draft: UserDraft, pwd_hash: str | None) -> User | None:
-        """Updates every field; pwd_hash None keeps the stored hash."""
+        """Updates every field; pwd_hash None keeps the stored hash, draft.role None the role."""
         try:
             row = await self._conn.fetchrow(
                 "UPDATE appuser SET firstname = $2, lastname = $3, validfrom = $4, validthru = $5,"
                 " active = $6, pwd = COALESCE($7, pwd), email = $8, company = $9,"
+                " role = COALESCE($10, role),"
                 f" updatedate = now() WHERE id = $1 RETURNING {_COLUMNS}",
                 draft.id,
                 draft.firstname,
@@ -125,6 +133,7 @@ class UserRepository:
                 pwd_hash,
                 draft.email,
                 draft.company,
+                draft.role,
             )
         except asyncpg.UniqueViolationError as exc:
             raise AlreadyExists(MessageKey.RECORD_ALREADY_EXISTS, entity="user") from exc
@@ -133,3 +142,74 @@ class UserRepository:
     async def delete(self, user_id: int) -> int:
         status = await self._conn.execute("DELETE FROM appuser WHERE id = $1", user_id)
         return int(status.rsplit(" ", 1)[-1])
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """After `attempts` failed logins for one email within `window`, refuse it for `window`."""
+
+    attempts: int
+    window: timedelta
+
+
+class LoginThrottle:
+    """Failed logins per email (lower-cased) in login_throttle, shared by every instance: a
+    row counts the failures since its window start; the failure that reaches the limit starts
+    the window again, and until it has passed every attempt is refused."""
+
+    def __init__(self, conn: asyncpg.Connection, policy: ThrottlePolicy) -> None:
+        self._conn = conn
+        self._attempts = policy.attempts
+        self._window = policy.window
+
+    async def seconds_left(self, email: str) -> float | None:
+        """How long email stays throttled, or None when it may try."""
+        left = await self._conn.fetchval(
+            "SELECT extract(epoch FROM windowstart + $3::interval - now())::float8"
+            " FROM login_throttle WHERE email = $1 AND failures >= $2::int"
+            " AND windowstart > now() - $3::interval",
+            email,
+            self._attempts,
+            self._window,
+        )
+        return float(left) if left is not None else None
+
+    async def note_refused(self, email: str) -> bool:
+        """Marks email's throttled window as recorded; True only the first time per window."""
+        return bool(
+            await self._conn.fetchval(
+                "UPDATE login_throttle SET throttlenoted = true WHERE email = $1"
+                " AND failures >= $2::int AND windowstart > now() - $3::interval"
+                " AND NOT throttlenoted RETURNING true",
+                email,
+                self._attempts,
+                self._window,
+            )
+        )
+
+    async def count_failure(self, email: str) -> None:
+        # SKIP LOCKED: instances purging at once neither wait for nor deadlock on each other.
+        await self._conn.execute(
+            "DELETE FROM login_throttle WHERE email IN (SELECT email FROM login_throttle"
+            " WHERE windowstart <= now() - $1::interval AND email <> $2"
+            " ORDER BY windowstart LIMIT $3 FOR UPDATE SKIP LOCKED)",
+            self._window,
+            email,
+            THROTTLE_PURGE_BATCH,
+        )
+        # SET expressions read the row as it was before this statement.
+        await self._conn.execute(
+            "INSERT INTO login_throttle AS t (email, windowstart, failures) VALUES ($1, now(), 1)"
+            " ON CONFLICT (email) DO UPDATE SET"
+            " failures = CASE WHEN t.windowstart <= now() - $3::interval THEN 1"
+            " ELSE t.failures + 1 END,"
+            " windowstart = CASE WHEN t.windowstart <= now() - $3::interval"
+            " OR t.failures + 1 >= $2::int THEN now() ELSE t.windowstart END,"
+            " throttlenoted = t.throttlenoted AND t.windowstart > now() - $3::interval",
+            email,
+            self._attempts,
+            self._window,
+        )
+
+    async def clear(self, email: str) -> None:
+        await self._conn.execute("DELETE FROM login_throttle WHERE email = $1", email)

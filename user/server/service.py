@@ -1,17 +1,22 @@
-"""The user use cases: queries, validated writes with audit events, login and token checks."""
+"""The user use cases: queries, validated writes with audit events, login and token checks.
+Who may do what is decided here, through global_utils.authz."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from global_errors import Failure, MessageKey, Unauthenticated, ValidationFailed
+from global_errors import Failure, MessageKey, ResourceExhausted, Unauthenticated, ValidationFailed
+from global_utils import authz
 from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import Principal
+from global_utils.timeutil import now
 from global_utils.validation import Refusal, id_failures, require_valid_id
-from user.server.models import User, UserDraft, UserQuery
+from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
+from user.server.repository import UserRepository
 from user.server.tokens import TokenCodec
 from user.server.unit_of_work import UserStorage
 from user.server.validation import (
@@ -24,6 +29,9 @@ from user.server.validation import (
 
 SERVICE_NAME = "user"
 OBJECT_NAME = "user"
+# Login events: the session is the object, the user's id its id.
+SESSION_OBJECT_NAME = "session"
+LOGIN_FUNC = "Auth"
 
 
 class UserService:
@@ -33,14 +41,16 @@ class UserService:
         hasher: PasswordHasher,
         tokens: TokenCodec,
         to_record: Callable[[User], Message],
+        to_login_record: Callable[[LoginAttempt], Message],
     ) -> None:
         self._storage = storage
         self._hasher = hasher
         self._tokens = tokens
-        # The audit payload is the protobuf record (the servicer owns that conversion).
+        # The audit payloads are protobuf records (the servicer owns those conversions).
         self._to_record = to_record
+        self._to_login_record = to_login_record
 
-    # queries
+    # queries: anyone authenticated may read
     async def get(self, user_id: int) -> User:
         require_valid_id(user_id)
         async with self._storage.reading() as users:
@@ -56,14 +66,20 @@ class UserService:
         async with self._storage.reading() as users:
             return await users.search(query)
 
-    # dry runs
-    async def check_create(self, draft: UserDraft) -> list[Failure]:
+    # dry runs: refused to whoever the change itself would be refused to
+    async def check_create(self, draft: UserDraft, actor: Principal) -> list[Failure]:
+        authz.check_user_create(actor)
         return await self._check(draft, creating=True)
 
-    async def check_update(self, draft: UserDraft) -> list[Failure]:
-        return await self._check(draft, creating=False)
+    async def check_update(self, draft: UserDraft, actor: Principal) -> list[Failure]:
+        authz.check_user_update_target(actor, draft.id)
+        failures = await self._check(draft, creating=False)
+        async with self._storage.reading() as users:
+            await self._authorize_update(actor, draft, users, for_update=False)
+        return failures
 
-    async def check_delete(self, user_id: int) -> list[Failure]:
+    async def check_delete(self, user_id: int, actor: Principal) -> list[Failure]:
+        authz.check_user_delete(actor)
         if failures := id_failures(user_id):
             return failures
         async with self._storage.reading() as users:
@@ -78,9 +94,20 @@ class UserService:
                     failures.append(Failure("email", MessageKey.EMAIL_TAKEN))
         return failures
 
+    @staticmethod
+    async def _authorize_update(
+        actor: Principal, draft: UserDraft, users: UserRepository, *, for_update: bool
+    ) -> User | None:
+        """The stored user, once actor may make this change to it (None: there is none)."""
+        stored = await users.get(draft.id, for_update=for_update) if draft.id > 0 else None
+        if stored is not None:
+            authz.check_user_update(actor, stored.terms, draft.terms)
+        return stored
+
     # writes
     async def create(self, draft: UserDraft, actor: Principal) -> User:
-        failures = await self.check_create(draft)
+        authz.check_user_create(actor)
+        failures = await self._check(draft, creating=True)
         if failures:
             raise ValidationFailed(failures)
         pwd_hash = await self._hasher.hash(draft.pwd)
@@ -91,11 +118,14 @@ class UserService:
         return user
 
     async def update(self, draft: UserDraft, actor: Principal) -> User:
-        failures = await self.check_update(draft)
+        authz.check_user_update_target(actor, draft.id)
+        failures = await self._check(draft, creating=False)
         if failures:
             raise ValidationFailed(failures)
         pwd_hash = await self._hasher.hash(draft.pwd) if draft.pwd else None
         async with self._storage.unit_of_work() as uow:
+            if await self._authorize_update(actor, draft, uow.users, for_update=True) is None:
+                raise not_found(draft.id)
             user = await uow.users.update(draft, pwd_hash)
             if user is None:
                 raise not_found(draft.id)
@@ -104,6 +134,7 @@ class UserService:
         return user
 
     async def delete(self, user_id: int, actor: Principal) -> User:
+        authz.check_user_delete(actor)
         require_valid_id(user_id)
         async with self._storage.unit_of_work() as uow:
             user = deletable(user_id, await uow.users.get(user_id, for_update=True))
@@ -116,17 +147,50 @@ class UserService:
 
     # authentication
     async def login(self, email: str, password: str) -> str:
-        """A signed token for valid credentials; one message for any mismatch."""
+        """A signed token for the right password of a user who may log in now; one message
+        for any other outcome; RESOURCE_EXHAUSTED, without hashing, while the email is
+        throttled. Every outcome goes to the audit history."""
+        key = email.lower()
         found = None
-        # Input that cannot be a stored email is a wrong login, found without the database.
-        if email and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email:
-            async with self._storage.reading() as users:
-                found = await users.credentials(email)
+        # Input that cannot be a stored email is a wrong login, found without the database
+        # (and not counted: no row could ever match it).
+        storable = bool(email) and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email
+        if storable:
+            async with self._storage.reading_logins() as (users, throttle):
+                seconds_left = await throttle.seconds_left(key)
+                if seconds_left is None:
+                    found = await users.credentials(email)
+            if seconds_left is not None:
+                await self._refuse_throttled(key, seconds_left)
         user, pwd_hash = found if found else (None, None)
-        ok = await self._hasher.check(password, pwd_hash)
-        if not ok or user is None:
-            raise Unauthenticated(MessageKey.BAD_CREDENTIALS)
-        return self._tokens.issue(user)
+        password_ok = await self._hasher.check(password, pwd_hash)
+        if password_ok and user is not None and user.may_log_in(now()):
+            await self._record_login(key, user, LoginOutcome.SUCCEEDED, counted=storable)
+            return self._tokens.issue(user)
+        outcome = LoginOutcome.ACCOUNT_DISABLED if password_ok else LoginOutcome.BAD_CREDENTIALS
+        await self._record_login(key, user, outcome, counted=storable)
+        raise Unauthenticated(MessageKey.BAD_CREDENTIALS)
+
+    async def _record_login(
+        self, email: str, user: User | None, outcome: LoginOutcome, *, counted: bool
+    ) -> None:
+        async with self._storage.unit_of_work() as uow:
+            if counted and outcome is LoginOutcome.SUCCEEDED:
+                await uow.throttle.clear(email)
+            elif counted:
+                await uow.throttle.count_failure(email)
+            uow.emit(self._login_event(email, user, outcome))
+            await uow.commit()
+
+    async def _refuse_throttled(self, email: str, seconds_left: float) -> None:
+        async with self._storage.unit_of_work() as uow:
+            # Once per throttle window in the history, not once per attempt.
+            if await uow.throttle.note_refused(email):
+                found = await uow.users.credentials(email)
+                user = found[0] if found else None
+                uow.emit(self._login_event(email, user, LoginOutcome.THROTTLED))
+                await uow.commit()
+        raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=max(1, math.ceil(seconds_left)))
 
     def validate_token(self, token: str) -> Principal:
         return self._tokens.decode(token)
@@ -142,4 +206,21 @@ class UserService:
             object_id=user.id,
             performed_by=actor.user_id,
             record=self._to_record(user),
+        )
+
+    def _login_event(self, email: str, user: User | None, outcome: LoginOutcome) -> AuditEvent:
+        """Who (the user's id, empty for an unknown email), when, and the outcome; a failed
+        attempt was performed by nobody known."""
+        user_id = str(user.id) if user is not None else ""
+        succeeded = outcome is LoginOutcome.SUCCEEDED
+        return AuditEvent.for_record(
+            service=SERVICE_NAME,
+            action_func=LOGIN_FUNC,
+            action_type=ActionType.LOGIN if succeeded else ActionType.LOGIN_FAILED,
+            object_name=SESSION_OBJECT_NAME,
+            object_id=user_id,
+            performed_by=user_id if succeeded else "",
+            record=self._to_login_record(
+                LoginAttempt(email[:MAX_EMAIL_CHARS], user.id if user else 0, outcome)
+            ),
         )

@@ -6,8 +6,9 @@ from typing import TypeAlias
 
 import grpc
 
-from global_errors import Failure, Language
+from global_errors import Failure, Language, MessageKey
 from global_utils.auth import current_principal
+from global_utils.authz import Role
 from global_utils.protoconv import (
     decode_page_token,
     encode_page_token,
@@ -18,11 +19,20 @@ from global_utils.protoconv import (
 )
 from global_utils.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
-from user.server.models import User, UserDraft, UserQuery
+from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
 from user.server.service import UserService
 
 Context: TypeAlias = grpc.aio.ServicerContext
 PAGE_KIND = "user"
+
+ROLE_TO_PROTO = {Role.ADMIN: user_pb2.ROLE_ADMIN, Role.MEMBER: user_pb2.ROLE_MEMBER}
+ROLE_FROM_PROTO = {number: role for role, number in ROLE_TO_PROTO.items()}
+OUTCOME_TO_PROTO = {
+    LoginOutcome.SUCCEEDED: user_pb2.LOGIN_OUTCOME_SUCCEEDED,
+    LoginOutcome.BAD_CREDENTIALS: user_pb2.LOGIN_OUTCOME_BAD_CREDENTIALS,
+    LoginOutcome.ACCOUNT_DISABLED: user_pb2.LOGIN_OUTCOME_ACCOUNT_DISABLED,
+    LoginOutcome.THROTTLED: user_pb2.LOGIN_OUTCOME_THROTTLED,
+}
 
 
 def user_to_proto(user: User) -> user_pb2.User:
@@ -39,6 +49,14 @@ def user_to_proto(user: User) -> user_pb2.User:
         company=user.company,
         create_date=to_timestamp(user.create_date),
         update_date=to_timestamp(user.update_date),
+        role=ROLE_TO_PROTO[user.role],
+    )
+
+
+def login_to_proto(attempt: LoginAttempt) -> user_pb2.LoginAttempt:
+    """The detail of a login audit event."""
+    return user_pb2.LoginAttempt(
+        email=attempt.email, user_id=attempt.user_id, outcome=OUTCOME_TO_PROTO[attempt.outcome]
     )
 
 
@@ -54,6 +72,10 @@ def draft_from_proto(msg: user_pb2.User) -> UserDraft:
     )
     draft.valid_from = read_time(msg, "valid_from", draft.invalid)
     draft.valid_thru = read_time(msg, "valid_thru", draft.invalid)
+    if msg.role != user_pb2.ROLE_UNSPECIFIED:
+        draft.role = ROLE_FROM_PROTO.get(msg.role)
+        if draft.role is None:  # a number outside the enum
+            draft.invalid.append(Failure("role", MessageKey.FIELD_NOT_ALLOWED))
     return draft
 
 
@@ -113,19 +135,20 @@ class UserServicer(user_pb2_grpc.UserSrvServicer):
     async def BeforeCreateUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        failures = await self._service.check_create(draft_from_proto(request))
+        failures = await self._service.check_create(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeUpdateUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        failures = await self._service.check_update(draft_from_proto(request))
+        failures = await self._service.check_update(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeDeleteUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        return validation_reply(await self._service.check_delete(request.id), self._language)
+        failures = await self._service.check_delete(request.id, current_principal())
+        return validation_reply(failures, self._language)
 
     async def Auth(self, request: user_pb2.User, context: Context) -> user_pb2.Token:
         token = await self._service.login(request.email.strip(), request.pwd)
@@ -133,4 +156,9 @@ class UserServicer(user_pb2_grpc.UserSrvServicer):
 
     async def ValidateToken(self, request: user_pb2.Token, context: Context) -> user_pb2.Token:
         principal = self._service.validate_token(request.token)
-        return user_pb2.Token(token=request.token, valid=True, e_uid=principal.user_id)
+        return user_pb2.Token(
+            token=request.token,
+            valid=True,
+            e_uid=principal.user_id,
+            role=ROLE_TO_PROTO[principal.role],
+        )

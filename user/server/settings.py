@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from global_utils.settings import JwtSettings, ServiceSettings, TokenCacheSettings
 from user.server.passwords import default_bcrypt_workers
+from user.server.repository import ThrottlePolicy
 
 
 class UserSettings(ServiceSettings, JwtSettings, TokenCacheSettings):
@@ -15,3 +18,13 @@ class UserSettings(ServiceSettings, JwtSettings, TokenCacheSettings):
     # Processes hashing passwords; by default one core stays free for the event loop.
     bcrypt_workers: int = Field(default_factory=default_bcrypt_workers, ge=1, le=64)
     db_pool_max_size: int = Field(default=10, ge=1, le=100)
+    # After this many failed logins for one email within the window, further attempts are
+    # refused (RESOURCE_EXHAUSTED, no bcrypt) until the window has passed.
+    login_throttle_attempts: int = Field(default=5, ge=1, le=1_000_000)
+    login_throttle_window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+
+    @property
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            self.login_throttle_attempts, timedelta(seconds=self.login_throttle_window_seconds)
+        )

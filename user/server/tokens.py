@@ -1,4 +1,5 @@
-"""JWT issue and verification (HS256, issuer goTemp.usersrv, 24 h)."""
+"""JWT issue and verification (HS256, issuer goTemp.usersrv, 24 h; the claims carry the
+user's role)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import jwt
 
 from global_errors import MessageKey, Unauthenticated
 from global_utils.auth import Principal
+from global_utils.authz import Role
 from global_utils.timeutil import now
 from user.server.models import User
 
@@ -33,6 +35,7 @@ class TokenCodec:
             "uid": str(user.id),
             "company": user.company,
             "active": user.active,
+            "role": user.role.value,
             "iat": issued,
             "exp": issued + self._lifetime,
         }
@@ -53,6 +56,7 @@ class TokenCodec:
             user_id=str(claims["sub"]),
             company=str(claims.get("company", "")),
             active=bool(claims.get("active", True)),
+            role=Role.parse(claims.get("role")),
         )
 
     async def verify(self, token: str) -> Principal:

@@ -1,5 +1,5 @@
-"""Where the user use cases reach stored users: a unit of work (uow.users) for changes, a
-plain pooled connection for reads."""
+"""Where the user use cases reach stored users: a unit of work (uow.users, uow.throttle) for
+changes, a plain pooled connection for reads."""
 
 from __future__ import annotations
 
@@ -10,30 +10,44 @@ import asyncpg
 
 from global_utils.audit import AuditEmitter
 from global_utils.db import Database, UnitOfWork
-from user.server.repository import UserRepository
+from user.server.repository import LoginThrottle, ThrottlePolicy, UserRepository
 
 
 class UserUnitOfWork(UnitOfWork):
-    """One transaction of the user service, with its repository on it: uow.users."""
+    """One transaction of the user service, with its repositories on it: uow.users and the
+    failed-login counts, uow.throttle."""
 
     users: UserRepository
+    throttle: LoginThrottle
+
+    def __init__(self, database: Database, emitter: AuditEmitter, policy: ThrottlePolicy) -> None:
+        super().__init__(database, emitter)
+        self._policy = policy
 
     def _opened(self, conn: asyncpg.Connection) -> None:
         self.users = UserRepository(conn)
+        self.throttle = LoginThrottle(conn, self._policy)
 
 
 class UserStorage:
-    """Hands the use cases their repository: in a unit of work for changes; for reads on a
+    """Hands the use cases their repositories: in a unit of work for changes; for reads on a
     pooled connection outside any transaction (a read needs no BEGIN and COMMIT round trips)."""
 
-    def __init__(self, database: Database, emitter: AuditEmitter) -> None:
+    def __init__(self, database: Database, emitter: AuditEmitter, policy: ThrottlePolicy) -> None:
         self._database = database
         self._emitter = emitter
+        self._policy = policy
 
     def unit_of_work(self) -> UserUnitOfWork:
-        return UserUnitOfWork(self._database, self._emitter)
+        return UserUnitOfWork(self._database, self._emitter, self._policy)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[UserRepository]:
         async with self._database.connection() as conn:
             yield UserRepository(conn)
+
+    @asynccontextmanager
+    async def reading_logins(self) -> AsyncIterator[tuple[UserRepository, LoginThrottle]]:
+        """What a login reads first (its throttle, then the credentials), on one connection."""
+        async with self._database.connection() as conn:
+            yield UserRepository(conn), LoginThrottle(conn, self._policy)
