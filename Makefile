@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto dockerfiles test test-unit test-compose test-faults lint run demo clean
+.PHONY: help install proto dockerfiles certs test test-unit test-compose test-faults lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
@@ -22,6 +22,9 @@ proto: $(STAMP)  ## regenerate the committed protobuf code
 
 dockerfiles: $(STAMP)  ## rewrite every service's Dockerfile and DockerfileCli from one template
 	$(BIN)/python -m devtools.dockerfiles
+
+certs: $(STAMP)  ## DEVELOPMENT-ONLY TLS: a CA and a certificate per component in secrets/dev/tls-DEVELOPMENT-ONLY
+	$(BIN)/python -m devtools.certs
 
 test: $(STAMP)  ## every test (starts its own PostgreSQL and NATS)
 	$(BIN)/python -m pytest

@@ -16,6 +16,7 @@ from pydantic import Field
 from global_errors import MessageKey, Unavailable
 from global_utils.registry import Endpoint, Registry, parse_endpoint, pick
 from global_utils.settings import RegistrySettings
+from global_utils.tls import ClientTls, secure_options
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,16 +91,25 @@ def balanced_service_config(retry_methods: Collection[str] = ()) -> str:
     return json.dumps(config)
 
 
-def open_channel(endpoint: Endpoint, retry_methods: Collection[str] = ()) -> grpc.aio.Channel:
-    """A channel to endpoint: one address, or a balanced target (dns:, ipv4:, ipv6:)."""
-    if not endpoint.balanced_target:
-        return grpc.aio.insecure_channel(endpoint.target)
-    return grpc.aio.insecure_channel(
-        endpoint.target,
-        options=[
+def open_channel(
+    endpoint: Endpoint,
+    retry_methods: Collection[str] = (),
+    *,
+    tls: ClientTls | None = None,
+    server_name: str = "",
+) -> grpc.aio.Channel:
+    """A channel to endpoint: one address, or a balanced target (dns:, ipv4:, ipv6:); with
+    tls, the server's certificate is verified for server_name (the service's name)."""
+    options: list[tuple[str, str | int]] = []
+    if endpoint.balanced_target:
+        options += [
             ("grpc.service_config", balanced_service_config(retry_methods)),
             ("grpc.dns_min_time_between_resolutions_ms", DNS_RERESOLVE_MS),
-        ],
+        ]
+    if tls is None:
+        return grpc.aio.insecure_channel(endpoint.target, options=options)
+    return grpc.aio.secure_channel(
+        endpoint.target, tls.credentials(), options=[*options, *secure_options(server_name)]
     )
 
 
@@ -120,11 +130,13 @@ class ServiceChannels:
         *,
         resolve_timeout: float = 2.0,
         retry_methods: Collection[str] = (),
+        tls: ClientTls | None = None,
     ) -> None:
         self._registry = registry
         self._service = service
         self._resolve_timeout = resolve_timeout
         self._retry_methods = tuple(retry_methods)
+        self._tls = tls
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
         self._failed_until: dict[Endpoint, float] = {}
 
@@ -166,7 +178,9 @@ class ServiceChannels:
     def _channel(self, endpoint: Endpoint) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
         if channel is None:
-            channel = self._channels[endpoint] = open_channel(endpoint, self._retry_methods)
+            channel = self._channels[endpoint] = open_channel(
+                endpoint, self._retry_methods, tls=self._tls, server_name=self._service
+            )
         return channel
 
     async def _forget_gone(self, endpoints: list[Endpoint]) -> None:

@@ -90,7 +90,11 @@ class ServiceHost:
         # Bind first: a port in use ends the start before anything connects anywhere.
         server = self._create_server()
         listen = self.settings.listen
-        port = server.add_insecure_port(listen.target)
+        credentials = self.settings.server_credentials()
+        if credentials is None:
+            port = server.add_insecure_port(listen.target)
+        else:
+            port = server.add_secure_port(listen.target, credentials)
         for component in self._components:
             await component.start()
             self._started.append(component)
@@ -127,14 +131,20 @@ class ServiceHost:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         logger.info(
-            "%s ready: gRPC %s on %s, database connected, registry %s%s",
+            "%s ready: gRPC %s on %s%s, database connected, registry %s%s",
             self.definition.name,
             self.definition.grpc_service,
             self.endpoint.target,
+            self._tls_mode(),
             self.settings.micro_registry,
             details,
         )
         await self._watch_database()
+
+    def _tls_mode(self) -> str:
+        if not self.settings.serves_tls:
+            return ""
+        return " (mutual TLS)" if self.settings.tls_client_auth else " (TLS)"
 
     async def _watch_database(self) -> None:
         """Health follows the database after readiness: NOT_SERVING while it cannot be

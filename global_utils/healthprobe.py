@@ -1,7 +1,7 @@
 """Container health probe: asks a service's gRPC health endpoint, exits 0 only when SERVING.
 
 Usage: python -m global_utils.healthprobe [host:port]  (default: 127.0.0.1 and the port of
-MICRO_SERVER_ADDRESS).
+MICRO_SERVER_ADDRESS); speaks TLS as the service's TLS_* settings say.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from global_utils.registry import parse_endpoint
+from global_utils.tls import TlsSettings
 
 
 def target_from(argv: list[str]) -> str:
@@ -23,8 +24,20 @@ def target_from(argv: list[str]) -> str:
     return f"127.0.0.1:{listen.port}"
 
 
-async def probe(target: str, timeout: float = 2.0, quiet: bool = False) -> bool:
-    async with grpc.aio.insecure_channel(target) as channel:
+def _channel(target: str, tls: TlsSettings | None) -> grpc.aio.Channel:
+    """Plaintext, or TLS when the service serves it (its certificate names 127.0.0.1; with
+    mutual TLS the probe shows the service's own certificate)."""
+    if tls is None or not tls.serves_tls:
+        return grpc.aio.insecure_channel(target)
+    client = tls.client_tls()
+    credentials = client.credentials() if client else grpc.ssl_channel_credentials()
+    return grpc.aio.secure_channel(target, credentials)
+
+
+async def probe(
+    target: str, timeout: float = 2.0, quiet: bool = False, tls: TlsSettings | None = None
+) -> bool:
+    async with _channel(target, tls) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout
@@ -47,7 +60,11 @@ def main() -> None:
         target = target_from(sys.argv)
     except ValueError as exc:
         raise SystemExit(f"healthprobe: {exc}") from None
-    raise SystemExit(0 if asyncio.run(probe(target)) else 1)
+    try:
+        tls = TlsSettings()
+    except ValueError as exc:
+        raise SystemExit(f"healthprobe: {exc}") from None
+    raise SystemExit(0 if asyncio.run(probe(target, tls=tls)) else 1)
 
 
 if __name__ == "__main__":

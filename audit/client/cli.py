@@ -50,7 +50,7 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
         since = datetime.fromisoformat(args.since)
         params.from_time.FromDatetime(since if since.tzinfo else since.replace(tzinfo=UTC))
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint) as channel:
+    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
         reply = await audit_pb2_grpc.AuditSrvStub(channel).GetAuditRecords(
             params, metadata=bearer_metadata(token)
         )

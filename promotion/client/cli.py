@@ -152,7 +152,7 @@ async def single(
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     token = args.token or await login_through_user_service(settings, args.email, args.password)
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint) as channel:
+    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
         stub = promotion_pb2_grpc.PromotionSrvStub(channel)
         if args.command in (None, "scenario"):
             print(f"logged in as {args.email or settings.cli_email}")

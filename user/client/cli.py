@@ -155,7 +155,7 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     email = args.email or settings.cli_email
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint) as channel:
+    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
         stub = user_pb2_grpc.UserSrvStub(channel)
         if args.command in (None, "scenario"):
             await scenario(stub, email, settings.login_password(args.password))
