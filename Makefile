@@ -56,7 +56,7 @@ clean:
 # place they live.
 dev_value = $(shell sed -n 's/^$(1)=//p' $(2) | tail -n 1)
 LOCAL_ENV = MDNS_INTERFACES=127.0.0.1 \
-	JWT_KEY='$(call dev_value,JWT_KEY,user/docker-compose.env)'
+	JWT_PRIVATE_KEY_FILE=secrets/dev/jwt-signing-key.DEVELOPMENT-ONLY.pem
 
 .PHONY: stack run-user run-usercli
 stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222) until Ctrl-C; data in .run/
@@ -83,7 +83,7 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m promotion.client $(ARGS)
 
-.PHONY: run-audit run-auditcli bench bench-quick bench-audit
+.PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-tokens
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	DB_CONNECT=$${DB_CONNECT:-postgresql://postgres@127.0.0.1:5432/audit} \
@@ -102,6 +102,9 @@ bench-quick: $(STAMP)  ## the same, short runs (about a minute)
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
 	$(BIN)/python -m devtools.bench_audit
+
+bench-tokens: $(STAMP)  ## one token check: cache hit, local EdDSA verification, ValidateToken
+	$(BIN)/python -m devtools.bench_tokens
 
 # docker compose shortcuts (goTemp's): need Docker with the compose plugin.
 COMPOSE ?= docker compose

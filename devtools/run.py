@@ -55,17 +55,20 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
 
+DEV_JWT_SIGNING_KEY = REPO_ROOT / "secrets" / "dev" / "jwt-signing-key.DEVELOPMENT-ONLY.pem"
+
+
 def plan(
     pg: EmbeddedPostgres, broker: EmbeddedNats, extra_env: dict[str, str] | None = None
 ) -> list[Service]:
-    user_dev = read_env_file(REPO_ROOT / "user" / "docker-compose.env")
     base = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "MDNS_INTERFACES": "127.0.0.1",
         "MICRO_REGISTRY": "mdns",
         "MICRO_BROKER_ADDRESS": broker.address,
-        "JWT_KEY": user_dev["JWT_KEY"],
+        # the token signing key compose mounts as a secret (DEVELOPMENT ONLY)
+        "JWT_PRIVATE_KEY_FILE": str(DEV_JWT_SIGNING_KEY),
         **(extra_env or {}),
     }
     user_port = choose_port("USER_PORT", 50053)

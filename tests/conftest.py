@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from nats.aio.client import Client
 
 from audit.server.repository import AuditRepository
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
+from global_utils.token_keys import new_signing_key_pem
 
 # What the session learned about its servers, for the closing summary.
 _SESSION_FACTS: dict[str, str] = {}
@@ -69,8 +69,16 @@ def nats_server(stack_dir: Path) -> Iterator[EmbeddedNats]:
 
 @pytest.fixture(scope="session")
 def jwt_key() -> str:
-    """A signing key made for this session."""
-    return secrets.token_hex(32)
+    """A token signing key (Ed25519, PEM) made for this session."""
+    return new_signing_key_pem("token signing key of a test session")
+
+
+@pytest.fixture(scope="session")
+def jwt_key_file(stack_dir: Path, jwt_key: str) -> Path:
+    """The session's token signing key as a file (JWT_PRIVATE_KEY_FILE)."""
+    path = stack_dir / "jwt-signing-key.pem"
+    path.write_text(jwt_key)
+    return path
 
 
 @pytest.fixture

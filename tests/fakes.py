@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import AsyncIterator, Iterable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -26,7 +27,13 @@ from promotion.server.repository import PromotionRepository
 from promotion.server.unit_of_work import PromotionStorage, PromotionUnitOfWork
 from user.server.models import User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
-from user.server.repository import LoginThrottle, ThrottlePolicy, UserRepository
+from user.server.repository import (
+    LoginThrottle,
+    RefreshTokens,
+    StoredRefreshToken,
+    ThrottlePolicy,
+    UserRepository,
+)
 from user.server.unit_of_work import UserStorage, UserUnitOfWork
 
 _ids = itertools.count(1_000_001)
@@ -155,6 +162,41 @@ class FakeLoginThrottle(LoginThrottle):
         self.noted.discard(email)
 
 
+class FakeRefreshTokens(RefreshTokens):
+    """Refresh token rows by hash, as the table keeps them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, StoredRefreshToken] = {}
+
+    async def add(
+        self, token_hash: bytes, family_id: uuid.UUID, user_id: int, expires_at: datetime
+    ) -> None:
+        self.rows[token_hash] = StoredRefreshToken(family_id, user_id, expires_at, False, False)
+
+    async def take(self, token_hash: bytes) -> StoredRefreshToken | None:
+        return self.rows.get(token_hash)
+
+    async def mark_used(self, token_hash: bytes) -> None:
+        self.rows[token_hash] = dataclasses.replace(self.rows[token_hash], used=True)
+
+    async def revoke_family(self, family_id: uuid.UUID) -> int:
+        return self._revoke(lambda row: row.family_id == family_id)
+
+    async def revoke_user(self, user_id: int) -> int:
+        return self._revoke(lambda row: row.user_id == user_id)
+
+    async def purge_expired(self, limit: int = 100) -> None:
+        moment = now()
+        for key in [k for k, row in self.rows.items() if row.expires_at < moment][:limit]:
+            del self.rows[key]
+
+    def _revoke(self, matches: Callable[[StoredRefreshToken], bool]) -> int:
+        hit = [k for k, row in self.rows.items() if matches(row) and not row.revoked]
+        for key in hit:
+            self.rows[key] = dataclasses.replace(self.rows[key], revoked=True)
+        return len(hit)
+
+
 class FakePromotionRepository(PromotionRepository):
     """Promotions in a dict; discount ids assigned when 0, as next_id() does."""
 
@@ -212,10 +254,15 @@ class FakePromotionRepository(PromotionRepository):
 
 class FakeUserUnitOfWork(UserUnitOfWork):
     def __init__(
-        self, users: FakeUserRepository, throttle: FakeLoginThrottle, events: list[AuditEvent]
+        self,
+        users: FakeUserRepository,
+        throttle: FakeLoginThrottle,
+        events: list[AuditEvent],
+        refresh_tokens: FakeRefreshTokens,
     ) -> None:
         self.users = self._repository = users
         self.throttle = throttle
+        self.refresh_tokens = self._refresh_repository = refresh_tokens
         self._committed_events = events
         self.committed = False
 
@@ -228,6 +275,7 @@ class FakeUserUnitOfWork(UserUnitOfWork):
 
     async def __aenter__(self) -> FakeUserUnitOfWork:
         self._saved = dict(self._repository.rows)
+        self._saved_refresh = dict(self._refresh_repository.rows)
         self._pending: list[AuditEvent] = []
         return self
 
@@ -243,6 +291,7 @@ class FakeUserUnitOfWork(UserUnitOfWork):
     ) -> None:
         if not self.committed:
             self._repository.rows = self._saved
+            self._refresh_repository.rows = self._saved_refresh
 
 
 class FakePromotionUnitOfWork(PromotionUnitOfWork):
@@ -287,11 +336,14 @@ class FakeUserStorage(UserStorage):
     ) -> None:
         self.users = users or FakeUserRepository()
         self.throttle = FakeLoginThrottle(policy)
+        self.refresh_tokens = FakeRefreshTokens()
         self.events: list[AuditEvent] = []
         self.units: list[FakeUserUnitOfWork] = []
 
     def unit_of_work(self) -> FakeUserUnitOfWork:
-        self.units.append(FakeUserUnitOfWork(self.users, self.throttle, self.events))
+        self.units.append(
+            FakeUserUnitOfWork(self.users, self.throttle, self.events, self.refresh_tokens)
+        )
         return self.units[-1]
 
     @asynccontextmanager

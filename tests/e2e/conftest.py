@@ -28,7 +28,7 @@ def mdns_type() -> str:
 
 @pytest.fixture
 def user_env(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str, mdns_type: str
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key_file: Path, mdns_type: str
 ) -> dict[str, str]:
     """Environment for a user service process on a free port, mDNS on 127.0.0.1."""
     env = base_env() | {"MDNS_SERVICE_TYPE": mdns_type}
@@ -37,7 +37,7 @@ def user_env(
             "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
             "POSTGRES_CONNECT": postgres.dsn("appuser"),
             "MICRO_BROKER_ADDRESS": nats_server.address,
-            "JWT_KEY": jwt_key,
+            "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
             "BCRYPT_ROUNDS": "4",
         }
     )

@@ -206,10 +206,19 @@ def test_env_files_name_only_variables_their_services_read() -> None:
             assert not unknown, f"{name} reads no {sorted(unknown)} (from {path.name})"
 
 
-def test_development_key_lives_only_in_the_compose_env_files() -> None:
-    key = read_env(REPO_ROOT / "user" / "docker-compose.env")["JWT_KEY"]
-    assert key.startswith("DEVELOPMENT-ONLY")
-    tracked = subprocess.run(
-        ["git", "grep", "-l", key], cwd=REPO_ROOT, capture_output=True, text=True
+def test_development_signing_key_is_a_compose_secret_from_secrets_dev() -> None:
+    compose = model()
+    key_file = Path(compose["secrets"]["jwt_signing_key"]["file"])
+    assert key_file.relative_to(REPO_ROOT).parts[:2] == ("secrets", "dev")
+    assert "DEVELOPMENT-ONLY" in key_file.name and "DEVELOPMENT-ONLY" in key_file.read_text()
+    user = compose["services"]["usersrv"]
+    assert [s["source"] for s in user["secrets"]] == ["jwt_signing_key"]
+    env = read_env(REPO_ROOT / "user" / "docker-compose.env")
+    assert env["JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_signing_key"
+    assert not {"JWT_PRIVATE_KEY", "JWT_KEY", "JWT_KEY_FILE"} & env.keys()
+    # the key itself is in that file only
+    body = key_file.read_text().splitlines()[-2]
+    found = subprocess.run(
+        ["git", "grep", "--untracked", "-l", body], cwd=REPO_ROOT, capture_output=True, text=True
     ).stdout.split()
-    assert tracked == ["user/docker-compose.env"]
+    assert found == [str(key_file.relative_to(REPO_ROOT))]

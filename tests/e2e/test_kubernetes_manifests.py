@@ -22,7 +22,8 @@ from pydantic_settings import BaseSettings
 from audit.server.settings import AuditSettings
 from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
-from global_utils.settings import MIN_JWT_KEY_BYTES, RegistrySettings
+from global_utils.settings import RegistrySettings
+from global_utils.token_keys import parse_signing_keys
 from promotion.server.settings import PromotionSettings
 from tests.e2e.test_deploy_files import final_stage
 from user.server.settings import UserSettings
@@ -401,7 +402,7 @@ def test_database_dsns_come_from_secret_keys(overlay: str, service: str) -> None
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_jwt_key_file_is_a_mounted_secret(overlay: str) -> None:
     container = service_container(overlay, "user")
-    path = Path(env_value(container, "JWT_KEY_FILE")["value"])
+    path = Path(env_value(container, "JWT_PRIVATE_KEY_FILE")["value"])
     volumes = {v["name"]: v for v in pod_spec(named(overlay, "Deployment", "user"))["volumes"]}
     (mount,) = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
     assert mount.get("readOnly") is True
@@ -409,7 +410,7 @@ def test_jwt_key_file_is_a_mounted_secret(overlay: str) -> None:
     assert path.name in [item["path"] for item in secret.get("items", [])] or "items" not in secret
     for other in ("promotion", "audit"):  # only the user service holds the signing key
         names = {e["name"] for e in service_container(overlay, other).get("env", [])}
-        assert not names & {"JWT_KEY", "JWT_KEY_FILE"}
+        assert not names & {"JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"}
 
 
 # --- every container -------------------------------------------------------------------------
@@ -621,7 +622,8 @@ def test_development_signing_key_is_one_the_user_service_accepts() -> None:
     (secret,) = [v["secret"] for v in volumes if "secret" in v]
     data = named("dev", "Secret", secret["secretName"])["data"]
     (item,) = secret["items"]
-    assert len(base64.b64decode(data[item["key"]])) >= MIN_JWT_KEY_BYTES
+    keys = parse_signing_keys(base64.b64decode(data[item["key"]]).decode())
+    assert len(keys) == 1
 
 
 # --- the development data stores ---------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import urllib.request
 
 import psutil
 
 from devtools.stack import REPO_ROOT
+from global_utils.token_keys import keys_from_jwks, parse_signing_keys
 from tests.e2e.conftest import base_env
 
 
@@ -81,11 +83,12 @@ def test_sigterm_stops_cleanly_with_exit_zero(user_env, start_process) -> None:
 
 
 def test_missing_jwt_key_refuses_to_start_with_one_line(user_env, start_process) -> None:
-    env = {k: v for k, v in user_env.items() if k != "JWT_KEY"}
+    env = {k: v for k, v in user_env.items() if k != "JWT_PRIVATE_KEY_FILE"}
     server = start_process("user.server", env)
     assert server.proc.wait(timeout=30) == 1
     assert server.output.strip().splitlines() == [
-        "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+        "configuration error: JWT_PRIVATE_KEY: no signing key:"
+        " set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
     ]
 
 
@@ -96,12 +99,20 @@ def test_bad_variable_is_named_in_one_line(user_env, start_process) -> None:
     assert len(output) == 1 and output[0].startswith("configuration error: APP_LANGUAGE:")
 
 
-def test_jwt_key_file_is_read(user_env, start_process, tmp_path, jwt_key) -> None:
-    key_file = tmp_path / "jwt.key"
-    key_file.write_text(jwt_key + "\n")
-    env = {k: v for k, v in user_env.items() if k != "JWT_KEY"} | {"JWT_KEY_FILE": str(key_file)}
-    server = start_process("user.server", env)
+def test_signing_key_given_directly_and_jwks_served_on_the_reported_http_port(
+    user_env, start_process, jwt_key
+) -> None:
+    env = {k: v for k, v in user_env.items() if k != "JWT_PRIVATE_KEY_FILE"}
+    server = start_process("user.server", env | {"JWT_PRIVATE_KEY": jwt_key})
     server.wait_for_line("user ready")
+    ready = next(line for line in server.output.splitlines() if "user ready" in line)
+    http_port = int(ready.rsplit("HTTP 127.0.0.1:", 1)[1].split()[0].rstrip(","))
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{http_port}/.well-known/jwks.json", timeout=10
+    ) as response:
+        assert response.headers["Content-Type"] == "application/jwk-set+json"
+        keys = keys_from_jwks(response.read())
+    assert list(keys) == [k.kid for k in parse_signing_keys(jwt_key)]
     cli = run_cli(
         base_env() | {"SERVERADDRESS": env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}, "login"
     )

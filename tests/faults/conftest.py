@@ -4,7 +4,6 @@ servers), and the report printed at the end of the run."""
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
+from global_utils.token_keys import new_signing_key_pem
 from tests.faults.chaos import Stack, wait_ready
 
 REPORT = pytest.StashKey[str]()
@@ -59,7 +59,7 @@ def fault_stack() -> Iterator[Stack]:
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['user']}",
                 "POSTGRES_CONNECT": pg.dsn("appuser"),
-                "JWT_KEY": secrets.token_hex(32),
+                "JWT_PRIVATE_KEY": new_signing_key_pem("token signing key of a fault run"),
                 "BCRYPT_ROUNDS": "4",
                 "BCRYPT_WORKERS": "1",
                 # The workload's wrong passwords (30 % of its logins, all for one email) must

@@ -62,7 +62,7 @@ def user_settings_factory(
         UserSettings,
         nats_server,
         postgres_connect=postgres.dsn("appuser"),
-        jwt_key=jwt_key,
+        jwt_private_key=jwt_key,
         bcrypt_rounds=4,
     )
 

@@ -6,7 +6,6 @@ so stopping parts of it cannot disturb the other tests."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.grpc_host import ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.token_keys import new_signing_key_pem
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
@@ -43,7 +43,7 @@ class Pipeline:
     pg: EmbeddedPostgres
     nats: EmbeddedNats
     mdns_type: str
-    jwt_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    jwt_key: str = field(default_factory=new_signing_key_pem)
 
     def audit_settings(self, **overrides: object) -> AuditSettings:
         values: dict[str, Any] = {
@@ -65,7 +65,7 @@ class Pipeline:
             micro_broker_address=self.nats.address,
             mdns_interfaces="127.0.0.1",
             mdns_service_type=self.mdns_type,
-            jwt_key=self.jwt_key,
+            jwt_private_key=self.jwt_key,
             bcrypt_rounds=4,
             shutdown_grace_seconds=1,
         )

@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 from devtools.stack import free_port
 from global_utils.audit import AuditHeader
 from global_utils.auth import bearer_metadata
+from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
@@ -59,10 +60,10 @@ async def test_token_from_user_service_is_accepted_in_both_styles(
 async def test_tampered_expired_and_foreign_tokens_are_refused(
     promotion_stub, duck_token, jwt_key
 ) -> None:
-    expired = TokenCodec(jwt_key, lifetime=timedelta(seconds=-5)).issue(SOMEONE)
-    foreign = TokenCodec("another-key-" * 4).issue(SOMEONE)
+    expired = TokenCodec(parse_signing_keys(jwt_key), lifetime=timedelta(seconds=-5)).issue(SOMEONE)
+    foreign = TokenCodec(parse_signing_keys(new_signing_key_pem())).issue(SOMEONE)
     tampered = duck_token[:-4] + ("AAAA" if not duck_token.endswith("AAAA") else "BBBB")
-    for token in (expired, foreign, tampered, "garbage"):
+    for token in (expired.token, foreign.token, tampered, "garbage"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await promotion_stub.GetPromotions(
                 promotion_pb2.SearchParams(), metadata=bearer_metadata(token)

@@ -1,4 +1,5 @@
-"""Token requirements: every RPC but Auth/ValidateToken needs one; both metadata styles work."""
+"""Token requirements: every RPC but Auth, ValidateToken, RefreshToken and GetPublicKeys needs
+one; both metadata styles work."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ PROTECTED = {
 
 def test_every_rpc_is_classified() -> None:
     methods = set(user_pb2.DESCRIPTOR.services_by_name["UserSrv"].methods_by_name)
-    assert methods == set(PROTECTED) | {"Auth", "ValidateToken"}
+    assert methods == set(PROTECTED) | {"Auth", "ValidateToken", "RefreshToken", "GetPublicKeys"}
 
 
 @pytest.mark.parametrize("method", sorted(PROTECTED))

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from global_errors import Language
 from global_utils.registry import Endpoint
 from global_utils.settings import load_settings, parse_registry_address
+from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
 from user.server.settings import UserSettings
 
 KEY = "0123456789abcdef0123456789abcdef"
+PEM = new_signing_key_pem("unit test key")
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """A clean environment with the user service's required variables."""
     for name in (
-        "JWT_KEY",
-        "JWT_KEY_FILE",
+        "JWT_PRIVATE_KEY",
+        "JWT_PRIVATE_KEY_FILE",
+        "HTTP_ADDRESS",
+        "ACCESS_TOKEN_SECONDS",
+        "REFRESH_TOKEN_SECONDS",
         "MICRO_SERVER_ADDRESS",
         "APP_LANGUAGE",
         "MDNS_INTERFACES",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POSTGRES_CONNECT", "postgresql://u@127.0.0.1/appuser")
-    monkeypatch.setenv("JWT_KEY", KEY)
+    monkeypatch.setenv("JWT_PRIVATE_KEY", PEM)
     monkeypatch.setenv("AUDIT_SIGNING_KEY", KEY)
     monkeypatch.setenv("AUDIT_SIGNING_KEY_ID", "user-1")
     return monkeypatch
@@ -43,7 +50,9 @@ def test_defaults(env: pytest.MonkeyPatch) -> None:
     assert settings.listen == Endpoint("0.0.0.0", 50053)
     assert settings.app_language is Language.EN
     assert settings.broker_url == "nats://127.0.0.1:4222"
-    assert settings.jwt_key == KEY
+    assert [k.kid for k in settings.signing_keys] == [k.kid for k in parse_signing_keys(PEM)]
+    assert (settings.access_token_seconds, settings.refresh_token_seconds) == (900, 7 * 86_400)
+    assert settings.http_address == "127.0.0.1:0"
 
 
 def test_broker_address_may_name_every_server_of_a_cluster(env: pytest.MonkeyPatch) -> None:
@@ -54,25 +63,34 @@ def test_broker_address_may_name_every_server_of_a_cluster(env: pytest.MonkeyPat
 
 
 def test_missing_key(env: pytest.MonkeyPatch) -> None:
-    env.delenv("JWT_KEY")
-    assert (
-        exit_message(env)
-        == "configuration error: JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE"
+    env.delenv("JWT_PRIVATE_KEY")
+    assert exit_message(env) == (
+        "configuration error: JWT_PRIVATE_KEY: no signing key:"
+        " set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
     )
 
 
-def test_short_key(env: pytest.MonkeyPatch) -> None:
-    env.setenv("JWT_KEY", "short")
-    assert "at least 32 bytes" in exit_message(env)
+def test_a_key_that_is_not_an_ed25519_pem_key_is_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("JWT_PRIVATE_KEY", KEY)
+    assert exit_message(env) == "configuration error: JWT_PRIVATE_KEY: no PEM private key found"
+    rsa_pem = rsa_key().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    env.setenv("JWT_PRIVATE_KEY", rsa_pem)
+    assert "not an Ed25519 private key" in exit_message(env)
 
 
-def test_key_file(env: pytest.MonkeyPatch, tmp_path) -> None:
-    env.delenv("JWT_KEY")
-    (tmp_path / "key").write_text(KEY + "\n")
-    env.setenv("JWT_KEY_FILE", str(tmp_path / "key"))
-    assert load_settings(UserSettings).jwt_key == KEY
-    env.setenv("JWT_KEY_FILE", str(tmp_path / "absent"))
+def test_key_file_with_two_keys_first_signs(env: pytest.MonkeyPatch, tmp_path) -> None:
+    env.delenv("JWT_PRIVATE_KEY")
+    second = new_signing_key_pem("previous key")
+    (tmp_path / "keys.pem").write_text(PEM + second)
+    env.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "keys.pem"))
+    kids = [k.kid for k in load_settings(UserSettings).signing_keys]
+    assert kids == [parse_signing_keys(PEM)[0].kid, parse_signing_keys(second)[0].kid]
+    env.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "absent"))
     assert "cannot read" in exit_message(env)
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from global_errors import (
 )
 from global_utils.auth import Principal
 from global_utils.authz import Role
+from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
 from global_utils.validation import MAX_PAGE_SIZE
 from tests.fakes import FakePasswordHasher, FakeUserRepository, FakeUserStorage
 from user.proto import user_pb2
@@ -74,7 +75,7 @@ def service(storage: FakeUserStorage) -> UserService:
     return UserService(
         storage,
         FakePasswordHasher(),
-        TokenCodec("a unit test key of at least 32 bytes"),
+        TokenCodec(parse_signing_keys(new_signing_key_pem())),
         user_to_proto,
         login_to_proto,
     )

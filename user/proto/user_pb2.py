@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15user/proto/user.proto\x12\x04user\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tfirstname\x18\x02 \x01(\t\x12\x10\n\x08lastname\x18\x03 \x01(\t\x12.\n\nvalid_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x0b\n\x03pwd\x18\x07 \x01(\t\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\r\n\x05\x65mail\x18\t \x01(\t\x12\x0f\n\x07\x63ompany\x18\n \x01(\t\x12/\n\x0b\x63reate_date\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_date\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x04role\x18\r \x01(\x0e\x32\n.user.Role\":\n\x05Users\x12\x18\n\x04user\x18\x01 \x03(\x0b\x32\n.user.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbc\x01\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tfirstname\x18\x02 \x01(\t\x12\x10\n\x08lastname\x18\x03 \x01(\t\x12.\n\nvalid_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\tJ\x04\x08\x04\x10\x05\"\x1d\n\x0cSearchString\x12\r\n\x05value\x18\x01 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"i\n\x08Response\x12\x18\n\x04user\x18\x01 \x01(\x0b\x32\n.user.User\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12+\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x13.user.ValidationErr\"N\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05valid\x18\x02 \x01(\x08\x12\r\n\x05\x65_uid\x18\x03 \x01(\t\x12\x18\n\x04role\x18\x04 \x01(\x0e\x32\n.user.Role\"S\n\x0cLoginAttempt\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12#\n\x07outcome\x18\x03 \x01(\x0e\x32\x12.user.LoginOutcome*=\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x0f\n\x0bROLE_MEMBER\x10\x02*\xae\x01\n\x0cLoginOutcome\x12\x1d\n\x19LOGIN_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17LOGIN_OUTCOME_SUCCEEDED\x10\x01\x12!\n\x1dLOGIN_OUTCOME_BAD_CREDENTIALS\x10\x02\x12\"\n\x1eLOGIN_OUTCOME_ACCOUNT_DISABLED\x10\x03\x12\x1b\n\x17LOGIN_OUTCOME_THROTTLED\x10\x04\x32\x82\x04\n\x07UserSrv\x12)\n\x0bGetUserById\x12\x0e.user.SearchId\x1a\n.user.User\x12+\n\x08GetUsers\x12\x12.user.SearchParams\x1a\x0b.user.Users\x12\x32\n\x0fGetUsersByEmail\x12\x12.user.SearchString\x1a\x0b.user.Users\x12(\n\nCreateUser\x12\n.user.User\x1a\x0e.user.Response\x12(\n\nUpdateUser\x12\n.user.User\x1a\x0e.user.Response\x12,\n\nDeleteUser\x12\x0e.user.SearchId\x1a\x0e.user.Response\x12\x33\n\x10\x42\x65\x66oreCreateUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x33\n\x10\x42\x65\x66oreUpdateUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x33\n\x10\x42\x65\x66oreDeleteUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x1f\n\x04\x41uth\x12\n.user.User\x1a\x0b.user.Token\x12)\n\rValidateToken\x12\x0b.user.Token\x1a\x0b.user.Tokenb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15user/proto/user.proto\x12\x04user\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x02\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tfirstname\x18\x02 \x01(\t\x12\x10\n\x08lastname\x18\x03 \x01(\t\x12.\n\nvalid_from\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x06 \x01(\x08\x12\x0b\n\x03pwd\x18\x07 \x01(\t\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\r\n\x05\x65mail\x18\t \x01(\t\x12\x0f\n\x07\x63ompany\x18\n \x01(\t\x12/\n\x0b\x63reate_date\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_date\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x04role\x18\r \x01(\x0e\x32\n.user.Role\":\n\x05Users\x12\x18\n\x04user\x18\x01 \x03(\x0b\x32\n.user.User\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xbc\x01\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tfirstname\x18\x02 \x01(\t\x12\x10\n\x08lastname\x18\x03 \x01(\t\x12.\n\nvalid_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x0f\n\x07\x63ompany\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\tJ\x04\x08\x04\x10\x05\"\x1d\n\x0cSearchString\x12\r\n\x05value\x18\x01 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"i\n\x08Response\x12\x18\n\x04user\x18\x01 \x01(\x0b\x32\n.user.User\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12+\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x13.user.ValidationErr\"\x95\x01\n\x05Token\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05valid\x18\x02 \x01(\x08\x12\r\n\x05\x65_uid\x18\x03 \x01(\t\x12\x18\n\x04role\x18\x04 \x01(\x0e\x32\n.user.Role\x12\x15\n\rrefresh_token\x18\x05 \x01(\t\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\x13RefreshTokenRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x13\n\x11PublicKeysRequest\"J\n\tPublicKey\x12\x0b\n\x03kid\x18\x01 \x01(\t\x12\x0b\n\x03\x61lg\x18\x02 \x01(\t\x12\x0b\n\x03kty\x18\x03 \x01(\t\x12\x0b\n\x03\x63rv\x18\x04 \x01(\t\x12\t\n\x01x\x18\x05 \x01(\t\"*\n\nPublicKeys\x12\x1c\n\x03key\x18\x01 \x03(\x0b\x32\x0f.user.PublicKey\"S\n\x0cLoginAttempt\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12#\n\x07outcome\x18\x03 \x01(\x0e\x32\x12.user.LoginOutcome*=\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_ADMIN\x10\x01\x12\x0f\n\x0bROLE_MEMBER\x10\x02*\xae\x01\n\x0cLoginOutcome\x12\x1d\n\x19LOGIN_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17LOGIN_OUTCOME_SUCCEEDED\x10\x01\x12!\n\x1dLOGIN_OUTCOME_BAD_CREDENTIALS\x10\x02\x12\"\n\x1eLOGIN_OUTCOME_ACCOUNT_DISABLED\x10\x03\x12\x1b\n\x17LOGIN_OUTCOME_THROTTLED\x10\x04\x32\xf6\x04\n\x07UserSrv\x12)\n\x0bGetUserById\x12\x0e.user.SearchId\x1a\n.user.User\x12+\n\x08GetUsers\x12\x12.user.SearchParams\x1a\x0b.user.Users\x12\x32\n\x0fGetUsersByEmail\x12\x12.user.SearchString\x1a\x0b.user.Users\x12(\n\nCreateUser\x12\n.user.User\x1a\x0e.user.Response\x12(\n\nUpdateUser\x12\n.user.User\x1a\x0e.user.Response\x12,\n\nDeleteUser\x12\x0e.user.SearchId\x1a\x0e.user.Response\x12\x33\n\x10\x42\x65\x66oreCreateUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x33\n\x10\x42\x65\x66oreUpdateUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x33\n\x10\x42\x65\x66oreDeleteUser\x12\n.user.User\x1a\x13.user.ValidationErr\x12\x1f\n\x04\x41uth\x12\n.user.User\x1a\x0b.user.Token\x12)\n\rValidateToken\x12\x0b.user.Token\x1a\x0b.user.Token\x12\x36\n\x0cRefreshToken\x12\x19.user.RefreshTokenRequest\x1a\x0b.user.Token\x12:\n\rGetPublicKeys\x12\x17.user.PublicKeysRequest\x1a\x10.user.PublicKeysb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'user.proto.user_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1034
-  _globals['_ROLE']._serialized_end=1095
-  _globals['_LOGINOUTCOME']._serialized_start=1098
-  _globals['_LOGINOUTCOME']._serialized_end=1272
+  _globals['_ROLE']._serialized_start=1293
+  _globals['_ROLE']._serialized_end=1354
+  _globals['_LOGINOUTCOME']._serialized_start=1357
+  _globals['_LOGINOUTCOME']._serialized_end=1531
   _globals['_USER']._serialized_start=65
   _globals['_USER']._serialized_end=415
   _globals['_USERS']._serialized_start=417
@@ -50,10 +50,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALIDATIONERR']._serialized_end=760
   _globals['_RESPONSE']._serialized_start=762
   _globals['_RESPONSE']._serialized_end=867
-  _globals['_TOKEN']._serialized_start=869
-  _globals['_TOKEN']._serialized_end=947
-  _globals['_LOGINATTEMPT']._serialized_start=949
-  _globals['_LOGINATTEMPT']._serialized_end=1032
-  _globals['_USERSRV']._serialized_start=1275
-  _globals['_USERSRV']._serialized_end=1789
+  _globals['_TOKEN']._serialized_start=870
+  _globals['_TOKEN']._serialized_end=1019
+  _globals['_REFRESHTOKENREQUEST']._serialized_start=1021
+  _globals['_REFRESHTOKENREQUEST']._serialized_end=1065
+  _globals['_PUBLICKEYSREQUEST']._serialized_start=1067
+  _globals['_PUBLICKEYSREQUEST']._serialized_end=1086
+  _globals['_PUBLICKEY']._serialized_start=1088
+  _globals['_PUBLICKEY']._serialized_end=1162
+  _globals['_PUBLICKEYS']._serialized_start=1164
+  _globals['_PUBLICKEYS']._serialized_end=1206
+  _globals['_LOGINATTEMPT']._serialized_start=1208
+  _globals['_LOGINATTEMPT']._serialized_end=1291
+  _globals['_USERSRV']._serialized_start=1534
+  _globals['_USERSRV']._serialized_end=2164
 # @@protoc_insertion_point(module_scope)

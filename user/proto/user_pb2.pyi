@@ -119,16 +119,50 @@ class Response(_message.Message):
     def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., affected_count: _Optional[int] = ..., validation_err: _Optional[_Union[ValidationErr, _Mapping]] = ...) -> None: ...
 
 class Token(_message.Message):
-    __slots__ = ("token", "valid", "e_uid", "role")
+    __slots__ = ("token", "valid", "e_uid", "role", "refresh_token", "expires_at")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     VALID_FIELD_NUMBER: _ClassVar[int]
     E_UID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     token: str
     valid: bool
     e_uid: str
     role: Role
-    def __init__(self, token: _Optional[str] = ..., valid: _Optional[bool] = ..., e_uid: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+    refresh_token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., valid: _Optional[bool] = ..., e_uid: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., refresh_token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RefreshTokenRequest(_message.Message):
+    __slots__ = ("refresh_token",)
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    refresh_token: str
+    def __init__(self, refresh_token: _Optional[str] = ...) -> None: ...
+
+class PublicKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PublicKey(_message.Message):
+    __slots__ = ("kid", "alg", "kty", "crv", "x")
+    KID_FIELD_NUMBER: _ClassVar[int]
+    ALG_FIELD_NUMBER: _ClassVar[int]
+    KTY_FIELD_NUMBER: _ClassVar[int]
+    CRV_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    kid: str
+    alg: str
+    kty: str
+    crv: str
+    x: str
+    def __init__(self, kid: _Optional[str] = ..., alg: _Optional[str] = ..., kty: _Optional[str] = ..., crv: _Optional[str] = ..., x: _Optional[str] = ...) -> None: ...
+
+class PublicKeys(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _containers.RepeatedCompositeFieldContainer[PublicKey]
+    def __init__(self, key: _Optional[_Iterable[_Union[PublicKey, _Mapping]]] = ...) -> None: ...
 
 class LoginAttempt(_message.Message):
     __slots__ = ("email", "user_id", "outcome")

@@ -89,6 +89,16 @@ class UserSrvStub:
                 request_serializer=user_dot_proto_dot_user__pb2.Token.SerializeToString,
                 response_deserializer=user_dot_proto_dot_user__pb2.Token.FromString,
                 _registered_method=True)
+        self.RefreshToken = channel.unary_unary(
+                '/user.UserSrv/RefreshToken',
+                request_serializer=user_dot_proto_dot_user__pb2.RefreshTokenRequest.SerializeToString,
+                response_deserializer=user_dot_proto_dot_user__pb2.Token.FromString,
+                _registered_method=True)
+        self.GetPublicKeys = channel.unary_unary(
+                '/user.UserSrv/GetPublicKeys',
+                request_serializer=user_dot_proto_dot_user__pb2.PublicKeysRequest.SerializeToString,
+                response_deserializer=user_dot_proto_dot_user__pb2.PublicKeys.FromString,
+                _registered_method=True)
 
 
 class UserSrvServicer:
@@ -160,6 +170,22 @@ class UserSrvServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RefreshToken(self, request, context):
+        """Not in goTemp: a new access token and refresh token for a refresh token, which is used up
+        (presenting it again revokes every token of its login). No access token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPublicKeys(self, request, context):
+        """Not in goTemp: the public keys access tokens are signed with (also served as a JWKS
+        document at /.well-known/jwks.json on HTTP_ADDRESS). No access token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserSrvServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -217,6 +243,16 @@ def add_UserSrvServicer_to_server(servicer, server):
                     servicer.ValidateToken,
                     request_deserializer=user_dot_proto_dot_user__pb2.Token.FromString,
                     response_serializer=user_dot_proto_dot_user__pb2.Token.SerializeToString,
+            ),
+            'RefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshToken,
+                    request_deserializer=user_dot_proto_dot_user__pb2.RefreshTokenRequest.FromString,
+                    response_serializer=user_dot_proto_dot_user__pb2.Token.SerializeToString,
+            ),
+            'GetPublicKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPublicKeys,
+                    request_deserializer=user_dot_proto_dot_user__pb2.PublicKeysRequest.FromString,
+                    response_serializer=user_dot_proto_dot_user__pb2.PublicKeys.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -516,6 +552,60 @@ class UserSrv:
             '/user.UserSrv/ValidateToken',
             user_dot_proto_dot_user__pb2.Token.SerializeToString,
             user_dot_proto_dot_user__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/user.UserSrv/RefreshToken',
+            user_dot_proto_dot_user__pb2.RefreshTokenRequest.SerializeToString,
+            user_dot_proto_dot_user__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPublicKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/user.UserSrv/GetPublicKeys',
+            user_dot_proto_dot_user__pb2.PublicKeysRequest.SerializeToString,
+            user_dot_proto_dot_user__pb2.PublicKeys.FromString,
             options,
             channel_credentials,
             insecure,

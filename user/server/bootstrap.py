@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
+from global_utils.http_side import HttpResponse, HttpSidePort
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.token_cache import CachingVerifier, TokenCache
+from global_utils.token_keys import jwks_document
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
 from user.server.service import SERVICE_NAME, UserService
@@ -16,7 +20,14 @@ from user.server.tokens import TokenCodec
 from user.server.unit_of_work import UserStorage
 
 GRPC_SERVICE = "user.UserSrv"
-PUBLIC_METHODS = (f"/{GRPC_SERVICE}/Auth", f"/{GRPC_SERVICE}/ValidateToken")
+# Token checks and key publication need no token; a refresh token replaces one.
+PUBLIC_METHODS = tuple(
+    f"/{GRPC_SERVICE}/{method}"
+    for method in ("Auth", "ValidateToken", "RefreshToken", "GetPublicKeys")
+)
+JWKS_PATH = "/.well-known/jwks.json"
+# Verifiers refetch on an unknown kid anyway; caches may keep the document this long.
+JWKS_MAX_AGE_SECONDS = 300
 
 
 def build(settings: UserSettings) -> ServiceHost:
@@ -24,7 +35,9 @@ def build(settings: UserSettings) -> ServiceHost:
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(relay)
-    tokens = TokenCodec(settings.jwt_key)
+    tokens = TokenCodec(
+        settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
+    )
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
     service = UserService(
         UserStorage(database, emitter, settings.throttle_policy),
@@ -32,6 +45,12 @@ def build(settings: UserSettings) -> ServiceHost:
         tokens,
         user_to_proto,
         login_to_proto,
+        refresh_lifetime=timedelta(seconds=settings.refresh_token_seconds),
+    )
+    jwks = jwks_document(tokens.public_keys)
+    http = HttpSidePort(
+        settings.http_address,
+        {JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS)},
     )
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
@@ -39,14 +58,21 @@ def build(settings: UserSettings) -> ServiceHost:
         grpc_service=GRPC_SERVICE,
         add_to_server=lambda server: user_pb2_grpc.add_UserSrvServicer_to_server(servicer, server),
         public_methods=PUBLIC_METHODS,
+        ready_details=http_ready_details(http),
     )
     return ServiceHost(
         definition,
         settings,
         database=database,
         registry=settings.create_registry(),
-        verifier=CachingVerifier(
-            tokens, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
-        ),
-        components=(broker, relay, hasher),
+        # no cache: a deactivated or deleted user's token is refused at once
+        verifier=service,
+        components=(broker, relay, hasher, http),
     )
+
+
+def http_ready_details(http: HttpSidePort) -> Callable[[], Awaitable[str]]:
+    async def describe() -> str:
+        return http.describe()
+
+    return describe

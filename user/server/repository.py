@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -213,3 +214,76 @@ class LoginThrottle:
 
     async def clear(self, email: str) -> None:
         await self._conn.execute("DELETE FROM login_throttle WHERE email = $1", email)
+
+
+@dataclass(frozen=True)
+class StoredRefreshToken:
+    """A refresh token's row (its hash is the key it was found by)."""
+
+    family_id: uuid.UUID
+    user_id: int
+    expires_at: datetime
+    used: bool
+    revoked: bool
+
+
+class RefreshTokens:
+    """Refresh tokens by their SHA-256, in families: one per login, each refresh adding the
+    next token of it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, token_hash: bytes, family_id: uuid.UUID, user_id: int, expires_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO refresh_token (tokenhash, familyid, userid, expiresat)"
+            " VALUES ($1, $2, $3, $4)",
+            token_hash,
+            family_id,
+            user_id,
+            expires_at,
+        )
+
+    async def take(self, token_hash: bytes) -> StoredRefreshToken | None:
+        """The row, locked until the transaction ends (two refreshes with one token queue)."""
+        row = await self._conn.fetchrow(
+            "SELECT familyid, userid, expiresat, usedat IS NOT NULL AS used,"
+            " revokedat IS NOT NULL AS revoked FROM refresh_token WHERE tokenhash = $1"
+            " FOR UPDATE",
+            token_hash,
+        )
+        if row is None:
+            return None
+        return StoredRefreshToken(
+            row["familyid"], row["userid"], row["expiresat"], row["used"], row["revoked"]
+        )
+
+    async def mark_used(self, token_hash: bytes) -> None:
+        await self._conn.execute(
+            "UPDATE refresh_token SET usedat = now() WHERE tokenhash = $1", token_hash
+        )
+
+    async def revoke_family(self, family_id: uuid.UUID) -> int:
+        status = await self._conn.execute(
+            "UPDATE refresh_token SET revokedat = now() WHERE familyid = $1 AND revokedat IS NULL",
+            family_id,
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def revoke_user(self, user_id: int) -> int:
+        """Revokes every refresh token of the user (deactivated, password changed...)."""
+        status = await self._conn.execute(
+            "UPDATE refresh_token SET revokedat = now() WHERE userid = $1 AND revokedat IS NULL",
+            user_id,
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def purge_expired(self, limit: int = THROTTLE_PURGE_BATCH) -> None:
+        """Drops up to limit rows past their expiry (SKIP LOCKED: instances never wait)."""
+        await self._conn.execute(
+            "DELETE FROM refresh_token WHERE tokenhash IN (SELECT tokenhash FROM refresh_token"
+            " WHERE expiresat < now() ORDER BY expiresat LIMIT $1 FOR UPDATE SKIP LOCKED)",
+            limit,
+        )

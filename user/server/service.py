@@ -3,8 +3,12 @@ Who may do what is decided here, through global_utils.authz."""
 
 from __future__ import annotations
 
+import logging
 import math
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
 from google.protobuf.message import Message
 
@@ -13,11 +17,18 @@ from global_utils import authz
 from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import Principal
 from global_utils.timeutil import now
+from global_utils.token_keys import PublicKey
 from global_utils.validation import Refusal, id_failures, require_valid_id
 from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
-from user.server.tokens import TokenCodec
+from user.server.tokens import (
+    REFRESH_LIFETIME,
+    IssuedToken,
+    TokenCodec,
+    new_refresh_token,
+    refresh_token_hash,
+)
 from user.server.unit_of_work import UserStorage
 from user.server.validation import (
     MAX_EMAIL_CHARS,
@@ -27,11 +38,22 @@ from user.server.validation import (
     validate_query,
 )
 
+logger = logging.getLogger(__name__)
+
 SERVICE_NAME = "user"
 OBJECT_NAME = "user"
 # Login events: the session is the object, the user's id its id.
 SESSION_OBJECT_NAME = "session"
 LOGIN_FUNC = "Auth"
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a login or a refresh hands out: an access token and the refresh token that can
+    be exchanged, once, for the next pair."""
+
+    access: IssuedToken
+    refresh_token: str
 
 
 class UserService:
@@ -42,10 +64,12 @@ class UserService:
         tokens: TokenCodec,
         to_record: Callable[[User], Message],
         to_login_record: Callable[[LoginAttempt], Message],
+        refresh_lifetime: timedelta = REFRESH_LIFETIME,
     ) -> None:
         self._storage = storage
         self._hasher = hasher
         self._tokens = tokens
+        self._refresh_lifetime = refresh_lifetime
         # The audit payloads are protobuf records (the servicer owns those conversions).
         self._to_record = to_record
         self._to_login_record = to_login_record
@@ -124,11 +148,16 @@ class UserService:
             raise ValidationFailed(failures)
         pwd_hash = await self._hasher.hash(draft.pwd) if draft.pwd else None
         async with self._storage.unit_of_work() as uow:
-            if await self._authorize_update(actor, draft, uow.users, for_update=True) is None:
+            stored = await self._authorize_update(actor, draft, uow.users, for_update=True)
+            if stored is None:
                 raise not_found(draft.id)
             user = await uow.users.update(draft, pwd_hash)
             if user is None:
                 raise not_found(draft.id)
+            # A new password or a deactivation ends every login's refreshes (access tokens
+            # already out are refused here at once, elsewhere when they expire).
+            if pwd_hash is not None or (stored.active and not user.active):
+                await uow.refresh_tokens.revoke_user(user.id)
             uow.emit(self._event(user, ActionType.UPDATE, "AfterUpdateUser", actor))
             await uow.commit()
         return user
@@ -146,7 +175,7 @@ class UserService:
         return user
 
     # authentication
-    async def login(self, email: str, password: str) -> str:
+    async def login(self, email: str, password: str) -> Session:
         """A signed token for the right password of a user who may log in now; one message
         for any other outcome; RESOURCE_EXHAUSTED, without hashing, while the email is
         throttled. Every outcome goes to the audit history."""
@@ -165,20 +194,37 @@ class UserService:
         user, pwd_hash = found if found else (None, None)
         password_ok = await self._hasher.check(password, pwd_hash)
         if password_ok and user is not None and user.may_log_in(now()):
-            await self._record_login(key, user, LoginOutcome.SUCCEEDED, counted=storable)
-            return self._tokens.issue(user)
+            refresh = new_refresh_token()
+            await self._record_login(
+                key, user, LoginOutcome.SUCCEEDED, counted=storable, refresh_token=refresh
+            )
+            return Session(self._tokens.issue(user), refresh)
         outcome = LoginOutcome.ACCOUNT_DISABLED if password_ok else LoginOutcome.BAD_CREDENTIALS
         await self._record_login(key, user, outcome, counted=storable)
         raise Unauthenticated(MessageKey.BAD_CREDENTIALS)
 
     async def _record_login(
-        self, email: str, user: User | None, outcome: LoginOutcome, *, counted: bool
+        self,
+        email: str,
+        user: User | None,
+        outcome: LoginOutcome,
+        *,
+        counted: bool,
+        refresh_token: str | None = None,
     ) -> None:
         async with self._storage.unit_of_work() as uow:
             if counted and outcome is LoginOutcome.SUCCEEDED:
                 await uow.throttle.clear(email)
             elif counted:
                 await uow.throttle.count_failure(email)
+            if refresh_token is not None and user is not None:
+                # a login starts a family of refresh tokens
+                await uow.refresh_tokens.add(
+                    refresh_token_hash(refresh_token),
+                    uuid.uuid4(),
+                    user.id,
+                    now() + self._refresh_lifetime,
+                )
             uow.emit(self._login_event(email, user, outcome))
             await uow.commit()
 
@@ -192,8 +238,66 @@ class UserService:
                 await uow.commit()
         raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=max(1, math.ceil(seconds_left)))
 
-    def validate_token(self, token: str) -> Principal:
-        return self._tokens.decode(token)
+    async def refresh(self, refresh_token: str) -> Session:
+        """The next access and refresh tokens for a refresh token, which is used up. A used
+        one presented again was copied: its whole family is revoked, the thief's tokens and
+        the owner's alike. Any refusal is the same UNAUTHENTICATED."""
+        token_hash = refresh_token_hash(refresh_token)
+        reused = False
+        async with self._storage.unit_of_work() as uow:
+            stored = await uow.refresh_tokens.take(token_hash)
+            if stored is None or stored.revoked:
+                raise Unauthenticated(MessageKey.TOKEN_INVALID)
+            if stored.used:
+                revoked = await uow.refresh_tokens.revoke_family(stored.family_id)
+                await uow.commit()
+                reused = True
+                logger.warning(
+                    "refresh token reused: user %s, family %s revoked (%d tokens)",
+                    stored.user_id,
+                    stored.family_id,
+                    revoked,
+                )
+            else:
+                user = await uow.users.get(stored.user_id)
+                moment = now()
+                if stored.expires_at <= moment or user is None or not user.may_log_in(moment):
+                    raise Unauthenticated(MessageKey.TOKEN_INVALID)
+                await uow.refresh_tokens.mark_used(token_hash)
+                following = new_refresh_token()
+                await uow.refresh_tokens.add(
+                    refresh_token_hash(following),
+                    stored.family_id,
+                    user.id,
+                    moment + self._refresh_lifetime,
+                )
+                await uow.refresh_tokens.purge_expired()
+                await uow.commit()
+        if reused:
+            raise Unauthenticated(MessageKey.TOKEN_INVALID)
+        # the stored record, not the old token, decides role and company
+        return Session(self._tokens.issue(user), following)
+
+    async def validate_token(self, token: str) -> Principal:
+        """The token's principal, if its signature is good and its user may still log in:
+        the user service owns the data, so a deactivated, out-of-validity or deleted user's
+        token is refused at once."""
+        principal = self._tokens.decode(token)
+        if not principal.user_id.isdecimal():  # signed by us, so never; but never trusted
+            raise Unauthenticated(MessageKey.TOKEN_INVALID)
+        async with self._storage.reading() as users:
+            user = await users.get(int(principal.user_id))
+        if user is None or not user.may_log_in(now()):
+            raise Unauthenticated(MessageKey.TOKEN_INVALID)
+        return principal
+
+    async def verify(self, token: str) -> Principal:
+        """TokenVerifier for the user service's own RPCs."""
+        return await self.validate_token(token)
+
+    @property
+    def public_keys(self) -> list[PublicKey]:
+        return self._tokens.public_keys
 
     def _event(
         self, user: User, action: ActionType, action_func: str, actor: Principal

@@ -18,9 +18,10 @@ from global_utils.protoconv import (
     read_time,
 )
 from global_utils.timeutil import to_timestamp
+from global_utils.token_keys import PublicKey
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
-from user.server.service import UserService
+from user.server.service import Session, UserService
 
 Context: TypeAlias = grpc.aio.ServicerContext
 PAGE_KIND = "user"
@@ -57,6 +58,22 @@ def login_to_proto(attempt: LoginAttempt) -> user_pb2.LoginAttempt:
     """The detail of a login audit event."""
     return user_pb2.LoginAttempt(
         email=attempt.email, user_id=attempt.user_id, outcome=OUTCOME_TO_PROTO[attempt.outcome]
+    )
+
+
+def session_to_proto(session: Session) -> user_pb2.Token:
+    return user_pb2.Token(
+        token=session.access.token,
+        valid=True,
+        refresh_token=session.refresh_token,
+        expires_at=to_timestamp(session.access.expires_at),
+    )
+
+
+def public_keys_to_proto(keys: list[PublicKey]) -> user_pb2.PublicKeys:
+    fields = ("kid", "alg", "kty", "crv", "x")
+    return user_pb2.PublicKeys(
+        key=[user_pb2.PublicKey(**{f: k.jwk()[f] for f in fields}) for k in keys]
     )
 
 
@@ -151,11 +168,20 @@ class UserServicer(user_pb2_grpc.UserSrvServicer):
         return validation_reply(failures, self._language)
 
     async def Auth(self, request: user_pb2.User, context: Context) -> user_pb2.Token:
-        token = await self._service.login(request.email.strip(), request.pwd)
-        return user_pb2.Token(token=token, valid=True)
+        return session_to_proto(await self._service.login(request.email.strip(), request.pwd))
+
+    async def RefreshToken(
+        self, request: user_pb2.RefreshTokenRequest, context: Context
+    ) -> user_pb2.Token:
+        return session_to_proto(await self._service.refresh(request.refresh_token))
+
+    async def GetPublicKeys(
+        self, request: user_pb2.PublicKeysRequest, context: Context
+    ) -> user_pb2.PublicKeys:
+        return public_keys_to_proto(self._service.public_keys)
 
     async def ValidateToken(self, request: user_pb2.Token, context: Context) -> user_pb2.Token:
-        principal = self._service.validate_token(request.token)
+        principal = await self._service.validate_token(request.token)
         return user_pb2.Token(
             token=request.token,
             valid=True,

@@ -1,33 +1,58 @@
-"""JWT issue and verification (HS256, issuer goTemp.usersrv, 24 h; the claims carry the
-user's role)."""
+"""Access tokens: EdDSA (Ed25519) JWTs with a key id, issuer goTemp.usersrv, 15 minutes by
+default; the claims carry the user's id, company, active flag and role. Refresh tokens are
+opaque random strings, stored only as their SHA-256 (user.server.repository)."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import jwt
 
 from global_errors import MessageKey, Unauthenticated
 from global_utils.auth import Principal
-from global_utils.authz import Role
 from global_utils.timeutil import now
+from global_utils.token_keys import (
+    ALGORITHM,
+    ISSUER,
+    PublicKey,
+    SigningKey,
+    UnknownKeyId,
+    decode_access_token,
+)
 from user.server.models import User
 
-ISSUER = "goTemp.usersrv"
-ALGORITHM = "HS256"
-LIFETIME = timedelta(hours=24)
+ACCESS_LIFETIME = timedelta(minutes=15)
+REFRESH_LIFETIME = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
 
 
 class TokenCodec:
-    """Signs tokens for users and verifies them; also the user service's TokenVerifier."""
+    """Signs access tokens with the first key and verifies them with any (key rotation: a new
+    key is published before it signs, an old one stays until its tokens have expired)."""
 
-    def __init__(self, key: str, lifetime: timedelta = LIFETIME) -> None:
-        self._key = key
+    def __init__(self, keys: list[SigningKey], lifetime: timedelta = ACCESS_LIFETIME) -> None:
+        if not keys:
+            raise ValueError("at least one signing key")
+        self._signing = keys[0]
+        self._public = {k.kid: k.public for k in keys}
         self._lifetime = lifetime
 
-    def issue(self, user: User) -> str:
+    @property
+    def public_keys(self) -> list[PublicKey]:
+        return list(self._public.values())
+
+    def issue(self, user: User) -> IssuedToken:
         issued = now()
+        expires = issued + self._lifetime
         claims = {
             "iss": ISSUER,
             "jti": uuid.uuid4().hex,  # every token distinct, even two in the same second
@@ -37,27 +62,27 @@ class TokenCodec:
             "active": user.active,
             "role": user.role.value,
             "iat": issued,
-            "exp": issued + self._lifetime,
+            "exp": expires,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        token = jwt.encode(
+            claims, self._signing.private, algorithm=ALGORITHM, headers={"kid": self._signing.kid}
+        )
+        return IssuedToken(token, expires)
 
     def decode(self, token: str) -> Principal:
+        """The token's principal; Unauthenticated for a bad one (an unknown kid included)."""
         try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                options={"require": ["exp", "iss", "sub"]},
-            )
-        except jwt.PyJWTError as exc:
+            return decode_access_token(token, self._public)
+        except UnknownKeyId as exc:
             raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
-        return Principal(
-            user_id=str(claims["sub"]),
-            company=str(claims.get("company", "")),
-            active=bool(claims.get("active", True)),
-            role=Role.parse(claims.get("role")),
-        )
 
-    async def verify(self, token: str) -> Principal:
-        return self.decode(token)
+
+def new_refresh_token() -> str:
+    """256 random bits, URL-safe: nothing in it but its own unguessability."""
+    return secrets.token_urlsafe(32)
+
+
+def refresh_token_hash(token: str) -> bytes:
+    """What is stored of a refresh token (a fast hash suffices: the token is random, not a
+    password)."""
+    return hashlib.sha256(token.encode()).digest()

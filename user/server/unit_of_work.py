@@ -1,5 +1,5 @@
-"""Where the user use cases reach stored users: a unit of work (uow.users, uow.throttle) for
-changes, a plain pooled connection for reads."""
+"""Where the user use cases reach stored users: a unit of work (uow.users, uow.throttle,
+uow.refresh_tokens) for changes, a plain pooled connection for reads."""
 
 from __future__ import annotations
 
@@ -10,15 +10,21 @@ import asyncpg
 
 from global_utils.audit import AuditEmitter
 from global_utils.db import Database, UnitOfWork
-from user.server.repository import LoginThrottle, ThrottlePolicy, UserRepository
+from user.server.repository import (
+    LoginThrottle,
+    RefreshTokens,
+    ThrottlePolicy,
+    UserRepository,
+)
 
 
 class UserUnitOfWork(UnitOfWork):
     """One transaction of the user service, with its repositories on it: uow.users and the
-    failed-login counts, uow.throttle."""
+    failed-login counts, uow.throttle, and the refresh tokens, uow.refresh_tokens."""
 
     users: UserRepository
     throttle: LoginThrottle
+    refresh_tokens: RefreshTokens
 
     def __init__(self, database: Database, emitter: AuditEmitter, policy: ThrottlePolicy) -> None:
         super().__init__(database, emitter)
@@ -27,6 +33,7 @@ class UserUnitOfWork(UnitOfWork):
     def _opened(self, conn: asyncpg.Connection) -> None:
         self.users = UserRepository(conn)
         self.throttle = LoginThrottle(conn, self._policy)
+        self.refresh_tokens = RefreshTokens(conn)
 
 
 class UserStorage:

@@ -1,0 +1,230 @@
+"""Access tokens as every service reads them: EdDSA (Ed25519) JWTs from the user service,
+verified locally with its published public keys, looked up by key id (kid)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from global_errors import MessageKey, Unauthenticated
+from global_utils.auth import Principal
+from global_utils.authz import Role
+
+logger = logging.getLogger(__name__)
+
+ISSUER = "goTemp.usersrv"
+ALGORITHM = "EdDSA"
+CURVE = "Ed25519"
+# Not asked again sooner than this for an unknown kid: a flood of forged kids costs one fetch.
+MIN_REFETCH_SECONDS = 1.0
+PEM_BEGIN = "-----BEGIN PRIVATE KEY-----"
+PEM_END = "-----END PRIVATE KEY-----"
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """One published verification key."""
+
+    kid: str
+    key: Ed25519PublicKey
+
+    @classmethod
+    def of(cls, key: Ed25519PublicKey) -> PublicKey:
+        return cls(key_id(key), key)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> PublicKey:
+        """From a JWKS entry (kty OKP, crv Ed25519); ValueError for anything else."""
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != CURVE or "x" not in jwk:
+            raise ValueError(f"not an Ed25519 public key: {dict(jwk)!r}")
+        key = Ed25519PublicKey.from_public_bytes(_unb64(str(jwk["x"])))
+        return cls(str(jwk.get("kid") or key_id(key)), key)
+
+    def jwk(self) -> dict[str, str]:
+        return {
+            "kty": "OKP",
+            "crv": CURVE,
+            "alg": ALGORITHM,
+            "use": "sig",
+            "kid": self.kid,
+            "x": _b64(_raw(self.key)),
+        }
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """The key's RFC 7638 JWK thumbprint: the same key always has the same id, on every
+    instance, with nothing to configure."""
+    canonical = json.dumps(
+        {"crv": CURVE, "kty": "OKP", "x": _b64(_raw(key))}, separators=(",", ":"), sort_keys=True
+    )
+    return _b64(hashlib.sha256(canonical.encode()).digest())
+
+
+def jwks_document(keys: Iterable[PublicKey]) -> bytes:
+    """The JSON Web Key Set served at /.well-known/jwks.json."""
+    return json.dumps({"keys": [k.jwk() for k in keys]}).encode()
+
+
+def keys_from_jwks(document: bytes | str) -> dict[str, PublicKey]:
+    found = [PublicKey.from_jwk(entry) for entry in json.loads(document)["keys"]]
+    return {k.kid: k for k in found}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private: Ed25519PrivateKey
+
+    @property
+    def public(self) -> PublicKey:
+        return PublicKey(self.kid, self.private.public_key())
+
+
+def parse_signing_keys(pem: str) -> list[SigningKey]:
+    """The Ed25519 private keys of a PEM text (PKCS#8 blocks, text between them ignored);
+    ValueError when there is none or a block is not an Ed25519 key."""
+    keys: list[SigningKey] = []
+    rest = pem
+    while PEM_BEGIN in rest:
+        start = rest.index(PEM_BEGIN)
+        end = rest.find(PEM_END, start)
+        if end < 0:
+            raise ValueError("a PEM block has no END line")
+        block = rest[start : end + len(PEM_END)]
+        rest = rest[end + len(PEM_END) :]
+        private = load_pem_private_key(block.encode(), password=None)
+        if not isinstance(private, Ed25519PrivateKey):
+            raise ValueError(
+                "not an Ed25519 private key (make one: openssl genpkey -algorithm ed25519)"
+            )
+        keys.append(SigningKey(PublicKey.of(private.public_key()).kid, private))
+    if not keys:
+        raise ValueError("no PEM private key found")
+    return keys
+
+
+def new_signing_key_pem(comment: str = "") -> str:
+    """A fresh Ed25519 private key as PKCS#8 PEM, after an optional comment line."""
+    pem = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        .decode()
+    )
+    return f"# {comment}\n{pem}" if comment else pem
+
+
+class UnknownKeyId(Exception):
+    """The token names a key id the verifier does not hold (yet)."""
+
+
+def decode_access_token(token: str, keys: Mapping[str, PublicKey]) -> Principal:
+    """The principal of a good token signed with one of keys; Unauthenticated for anything
+    else (expired, tampered, another algorithm, another issuer); UnknownKeyId when its kid
+    is none of keys."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
+    # Only EdDSA: alg=none, and HS256 "signed" with a public key, never reach a key.
+    if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
+        raise Unauthenticated(MessageKey.TOKEN_INVALID)
+    key = keys.get(header["kid"])
+    if key is None:
+        raise UnknownKeyId(header["kid"])
+    try:
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "iss", "sub"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
+    return Principal(
+        user_id=str(claims["sub"]),
+        company=str(claims.get("company", "")),
+        active=bool(claims.get("active", True)),
+        role=Role.parse(claims.get("role")),
+    )
+
+
+class LocalTokenVerifier:
+    """TokenVerifier with the issuer's public keys: fetched at the first token, kept, and
+    fetched again when a token names a key id not held (the issuer rotated its key). Once
+    held, keys verify tokens whether the issuer is up or not."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[Iterable[PublicKey]]],
+        *,
+        min_refetch_seconds: float = MIN_REFETCH_SECONDS,
+    ) -> None:
+        self._fetch = fetch
+        self._keys: dict[str, PublicKey] = {}
+        self._fetched_at: float | None = None
+        self._min_refetch = min_refetch_seconds
+        self._lock = asyncio.Lock()
+
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._keys)
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            return decode_access_token(token, self._keys)
+        except UnknownKeyId as unknown:
+            await self._refresh(str(unknown))
+        try:
+            return decode_access_token(token, self._keys)
+        except UnknownKeyId as exc:
+            raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
+
+    async def _refresh(self, kid: str) -> None:
+        async with self._lock:
+            if kid in self._keys:  # fetched by a call that waited before this one
+                return
+            if (
+                self._fetched_at is not None
+                and time.monotonic() - self._fetched_at < self._min_refetch
+            ):
+                return
+            # Unavailable propagates: no keys yet and no issuer to ask is an outage.
+            fetched = {k.kid: k for k in await self._fetch()}
+            self._fetched_at = time.monotonic()
+            added = fetched.keys() - self._keys.keys()
+            self._keys = fetched
+            logger.info(
+                "token keys fetched: %d held, %s new",
+                len(fetched),
+                ", ".join(sorted(added)) or "none",
+            )
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
