@@ -242,41 +242,45 @@ class UserService:
         """The next access and refresh tokens for a refresh token, which is used up. A used
         one presented again was copied: its whole family is revoked, the thief's tokens and
         the owner's alike. Any refusal is the same UNAUTHENTICATED."""
-        token_hash = refresh_token_hash(refresh_token)
-        reused = False
+        rotated = await self._rotate(refresh_token_hash(refresh_token))
+        if rotated is None:
+            raise Unauthenticated(MessageKey.TOKEN_INVALID)
+        user, following = rotated
+        # the stored record, not the old token, decides role and company
+        return Session(self._tokens.issue(user), following)
+
+    async def _rotate(self, token_hash: bytes) -> tuple[User, str] | None:
+        """The user and the next refresh token, stored; None (after committing the family's
+        revocation when the token was already used) for a token that does not refresh."""
         async with self._storage.unit_of_work() as uow:
             stored = await uow.refresh_tokens.take(token_hash)
             if stored is None or stored.revoked:
-                raise Unauthenticated(MessageKey.TOKEN_INVALID)
+                return None
             if stored.used:
                 revoked = await uow.refresh_tokens.revoke_family(stored.family_id)
                 await uow.commit()
-                reused = True
                 logger.warning(
                     "refresh token reused: user %s, family %s revoked (%d tokens)",
                     stored.user_id,
                     stored.family_id,
                     revoked,
                 )
-            else:
-                user = await uow.users.get(stored.user_id)
-                moment = now()
-                if stored.expires_at <= moment or user is None or not user.may_log_in(moment):
-                    raise Unauthenticated(MessageKey.TOKEN_INVALID)
-                await uow.refresh_tokens.mark_used(token_hash)
-                following = new_refresh_token()
-                await uow.refresh_tokens.add(
-                    refresh_token_hash(following),
-                    stored.family_id,
-                    user.id,
-                    moment + self._refresh_lifetime,
-                )
-                await uow.refresh_tokens.purge_expired()
-                await uow.commit()
-        if reused:
-            raise Unauthenticated(MessageKey.TOKEN_INVALID)
-        # the stored record, not the old token, decides role and company
-        return Session(self._tokens.issue(user), following)
+                return None
+            user = await uow.users.get(stored.user_id)
+            moment = now()
+            if stored.expires_at <= moment or user is None or not user.may_log_in(moment):
+                return None
+            await uow.refresh_tokens.mark_used(token_hash)
+            following = new_refresh_token()
+            await uow.refresh_tokens.add(
+                refresh_token_hash(following),
+                stored.family_id,
+                user.id,
+                moment + self._refresh_lifetime,
+            )
+            await uow.refresh_tokens.purge_expired()
+            await uow.commit()
+        return user, following
 
     async def validate_token(self, token: str) -> Principal:
         """The token's principal, if its signature is good and its user may still log in:
