@@ -21,8 +21,7 @@ from global_utils.registry import (
     parse_endpoint,
 )
 from global_utils.tls import TlsSettings
-
-MIN_JWT_KEY_BYTES = 32
+from global_utils.token_keys import SigningKey, parse_signing_keys
 
 
 class RegistrySettings(TlsSettings):
@@ -103,27 +102,58 @@ class ServiceSettings(RegistrySettings):
 
 
 class JwtSettings(BaseSettings):
-    """The token signing key, given directly (JWT_KEY) or as a file (JWT_KEY_FILE)."""
+    """The user service's token signing keys: Ed25519 private keys in PKCS#8 PEM, given
+    directly (JWT_PRIVATE_KEY) or as a file (JWT_PRIVATE_KEY_FILE). With several keys the
+    first signs and all verify and are published (key rotation: a new key is added second,
+    moved first once every instance publishes it, and the old one removed after its tokens
+    have expired)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
-    jwt_key: str = ""
-    jwt_key_file: Path | None = None
+    jwt_private_key: str = ""
+    jwt_private_key_file: Path | None = None
+    # access tokens' lifetime (promotion and audit accept a deactivated user's until then)
+    access_token_seconds: int = Field(default=900, ge=10, le=86_400)
+    # refresh tokens' lifetime; each refresh hands out a new one with a new lifetime
+    refresh_token_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
 
     @model_validator(mode="after")
-    def _require_key(self) -> JwtSettings:
-        if self.jwt_key_file is not None:
+    def _require_signing_keys(self) -> JwtSettings:
+        if self.jwt_private_key_file is not None:
             try:
-                self.jwt_key = self.jwt_key_file.read_text().strip()
+                self.jwt_private_key = self.jwt_private_key_file.read_text()
             except OSError as exc:
                 raise ValueError(
-                    f"JWT_KEY_FILE: cannot read {self.jwt_key_file}: {exc.strerror}"
+                    f"JWT_PRIVATE_KEY_FILE: cannot read {self.jwt_private_key_file}: {exc.strerror}"
                 ) from None
-        if not self.jwt_key:
-            raise ValueError("JWT_KEY: no signing key: set JWT_KEY or JWT_KEY_FILE")
-        if len(self.jwt_key.encode()) < MIN_JWT_KEY_BYTES:
-            raise ValueError(f"JWT_KEY: the signing key must be at least {MIN_JWT_KEY_BYTES} bytes")
+        if not self.jwt_private_key.strip():
+            raise ValueError(
+                "JWT_PRIVATE_KEY: no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
+            )
+        try:
+            parse_signing_keys(self.jwt_private_key)
+        except ValueError as exc:
+            raise ValueError(f"JWT_PRIVATE_KEY: {exc}") from None
         return self
+
+    @property
+    def signing_keys(self) -> list[SigningKey]:
+        """The first signs; every one verifies."""
+        return parse_signing_keys(self.jwt_private_key)
+
+
+class HttpSideSettings(BaseSettings):
+    """The HTTP side port (global_utils.http_side): host:port, port 0 for any free one."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    http_address: str = "127.0.0.1:0"
+
+    @field_validator("http_address")
+    @classmethod
+    def _check_http_address(cls, value: str) -> str:
+        parse_endpoint(value, default_host="0.0.0.0")
+        return value
 
 
 class TokenCacheSettings(BaseSettings):

@@ -1,6 +1,6 @@
-"""The user service as other services and CLIs reach it: token checks (ValidateToken) for
-their servers, and logins (Auth) for their CLIs. Other services import this module, never
-user.server."""
+"""The user service as other services and CLIs reach it: its public keys (GetPublicKeys) for
+their servers to verify tokens locally, and logins (Auth) for their CLIs. Other services
+import this module, never user.server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from global_utils.client import ClientSettings, ServiceChannels, find_service, o
 from global_utils.registry import Registry
 from global_utils.settings import RemoteAuthSettings
 from global_utils.token_cache import CachingVerifier, TokenCache
+from global_utils.token_keys import LocalTokenVerifier, PublicKey
 from user.proto import user_pb2, user_pb2_grpc
 
 USER_SERVICE = "user"
@@ -21,25 +22,57 @@ USER_SERVICE = "user"
 def user_service_verifier(
     registry: Registry, settings: RemoteAuthSettings
 ) -> tuple[CachingVerifier, ServiceChannels]:
-    """A verifier asking the user service found in registry, and the channels it uses (a
-    lifecycle component of the host: it closes them on stop)."""
-    users = ServiceChannels(
-        registry,
-        USER_SERVICE,
-        resolve_timeout=settings.auth_timeout_seconds,
-        # idempotent: safe to retry on another instance when one goes away mid-call
-        retry_methods=("user.UserSrv/ValidateToken",),
-        tls=settings.client_tls(),
-    )
+    """A verifier checking tokens locally with the public keys of the user service found in
+    registry (asked at the first token and again for an unknown key id), and the channels it
+    uses (a lifecycle component of the host: it closes them on stop)."""
+    users = user_service_channels(registry, settings)
     verifier = CachingVerifier(
-        RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds),
+        LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch),
         TokenCache(settings.token_cache_size, settings.token_cache_seconds),
     )
     return verifier, users
 
 
+def user_service_channels(registry: Registry, settings: RemoteAuthSettings) -> ServiceChannels:
+    return ServiceChannels(
+        registry,
+        USER_SERVICE,
+        resolve_timeout=settings.auth_timeout_seconds,
+        # idempotent: safe to retry on another instance when one goes away mid-call
+        retry_methods=("user.UserSrv/ValidateToken", "user.UserSrv/GetPublicKeys"),
+        tls=settings.client_tls(),
+    )
+
+
+class PublicKeyFetcher:
+    """The user service's token verification keys, asked through GetPublicKeys."""
+
+    def __init__(self, users: ServiceChannels, timeout_seconds: float = 2.0) -> None:
+        self._users = users
+        self._timeout = timeout_seconds
+
+    async def fetch(self) -> list[PublicKey]:
+        async def ask(channel: grpc.aio.Channel) -> user_pb2.PublicKeys:
+            stub = user_pb2_grpc.UserSrvStub(channel)
+            return await stub.GetPublicKeys(user_pb2.PublicKeysRequest(), timeout=self._timeout)
+
+        try:
+            reply = await self._users.call(ask)
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(MessageKey.DEPENDENCY_UNAVAILABLE, dependency="user service") from exc
+        keys = []
+        for key in reply.key:
+            jwk = {"kid": key.kid, "alg": key.alg, "kty": key.kty, "crv": key.crv, "x": key.x}
+            try:
+                keys.append(PublicKey.from_jwk(jwk))
+            except ValueError:  # a key type from a newer user service: not ours to use
+                continue
+        return keys
+
+
 class RemoteTokenVerifier:
-    """TokenVerifier for services other than user: asks user.UserSrv/ValidateToken."""
+    """TokenVerifier asking user.UserSrv/ValidateToken for every token (how promotion and audit
+    checked tokens before local verification; the benchmark compares the two)."""
 
     def __init__(self, users: ServiceChannels, *, timeout_seconds: float = 2.0) -> None:
         self._users = users
