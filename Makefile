@@ -106,6 +106,10 @@ bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,00
 bench-tokens: $(STAMP)  ## one token check: cache hit, local EdDSA verification, ValidateToken
 	$(BIN)/python -m devtools.bench_tokens
 
+.PHONY: secrets
+secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: audit event keys, token signing key
+	$(BIN)/python -m devtools.dev_secrets
+
 # docker compose shortcuts (goTemp's): need Docker with the compose plugin.
 COMPOSE ?= docker compose
 .PHONY: compose-up compose-down compose-build build-user build-promotion build-audit restart-usercli restart-promotioncli

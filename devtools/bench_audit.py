@@ -5,6 +5,10 @@ embedded PostgreSQL and NATS, measured against a bulk COPY into the same table i
 2. Ingest: a burst of N events published to JetStream; time until all are stored (events/s).
 3. Lag: changes committed through the outbox (relay included) at a steady rate; for each,
    change committed -> audit row stored (p50/p99).
+4. Per-event cost of event authentication and the hash chain, in this process: signing (the
+   producer), parsing with the MAC input built, verifying the MAC, hashing into the chain.
+
+Events are signed and verified, and stored rows chained, as in production.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import nats
 import psutil
 
-from audit.server.wire import COLUMNS, header_block
+from audit.server.authenticity import EventAuthenticator, ProducerKey
+from audit.server.chain import GENESIS, chained
+from audit.server.wire import COLUMNS, header_block, parse_delivery
+from devtools.dev_secrets import AuditKeys, development_keys, make_audit_keys
 from devtools.stack import (
     REPO_ROOT,
     EmbeddedNats,
@@ -38,6 +46,7 @@ from devtools.stack import (
 from global_utils.audit import ActionType, AuditEvent, Subject, ensure_audit_stream
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
+from global_utils.event_auth import EventSigner
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from user.proto import user_pb2
 
@@ -48,7 +57,8 @@ PAYLOAD = user_pb2.User(
 
 def make_event(tag: str) -> AuditEvent:
     return AuditEvent(
-        service="bench",
+        # A producer the audit service knows (it checks the key's service against this).
+        service="user",
         action_func="AfterCreateUser",
         action_type=ActionType.INSERT,
         object_name="bench",
@@ -113,8 +123,45 @@ async def wait_count(dsn: str, object_name: str, n: int, timeout: float) -> floa
     return time.perf_counter()
 
 
+def development_signer() -> EventSigner:
+    """The user service's development key (secrets/dev/), which `make run`'s audit knows."""
+    keys = development_keys()
+    return EventSigner(keys.key_id("user"), keys.key("user").encode())
+
+
+def per_event_costs(signer: EventSigner, key: bytes, n: int) -> dict[str, float]:
+    """µs per event of signing, parsing (with the MAC input), verifying and chaining."""
+    events = [make_event(str(i)) for i in range(n)]
+    headers = [e.headers() for e in events]
+    started = time.perf_counter()
+    signed = [signer.sign(h, e.payload) for h, e in zip(headers, events, strict=True)]
+    sign = time.perf_counter() - started
+    blocks = [header_block(h) for h in signed]
+    started = time.perf_counter()
+    parsed = [parse_delivery(b, e.payload) for b, e in zip(blocks, events, strict=True)]
+    parse = time.perf_counter() - started
+    check = EventAuthenticator({signer.key_id: ProducerKey("user", key)}).check
+    started = time.perf_counter()
+    refused = [r for event, seal in parsed if (r := check(event, seal)) is not None]
+    verify = time.perf_counter() - started
+    assert not refused, refused[:1]
+    started = time.perf_counter()
+    chained([event for event, _ in parsed], 1, 0, GENESIS, datetime.now(UTC))
+    chain = time.perf_counter() - started
+    return {
+        "sign_us_per_event": sign / n * 1e6,
+        "parse_us_per_event": parse / n * 1e6,
+        "verify_us_per_event": verify / n * 1e6,
+        "chain_hash_us_per_event": chain / n * 1e6,
+    }
+
+
 async def ingest_burst(
-    nats_address: str, dsn: str, n: int, pids: Mapping[str, int | None] | None = None
+    nats_address: str,
+    dsn: str,
+    n: int,
+    pids: Mapping[str, int | None] | None = None,
+    signer: EventSigner | None = None,
 ) -> dict[str, float]:
     """Writes n events to the Audit subject at once; returns events/s from the first byte sent
     until the last batch was stored (its insert's start, the table's recordedtime), and the
@@ -126,7 +173,10 @@ async def ingest_burst(
     events = [
         make_event(str(i)).model_copy(update={"object_name": "bench-burst"}) for i in range(n)
     ]
-    frames = b"".join(_hpub(Subject.AUDIT.value, e.headers(), e.payload) for e in events)
+    sign = (signer or development_signer()).sign
+    frames = b"".join(
+        _hpub(Subject.AUDIT.value, sign(e.headers(), e.payload), e.payload) for e in events
+    )
     client = await nats.connect(f"nats://{nats_address}")
     await ensure_audit_stream(client.jetstream())
     await client.close()
@@ -205,12 +255,17 @@ async def _until_pong(reader: asyncio.StreamReader) -> None:
 
 
 async def lag_at_rate(
-    user_dsn: str, audit_dsn: str, nats_address: str, rate: int, seconds: float
+    user_dsn: str,
+    audit_dsn: str,
+    nats_address: str,
+    rate: int,
+    seconds: float,
+    signer: EventSigner | None = None,
 ) -> dict[str, float]:
     database = Database(user_dsn, max_size=20)
     broker = Broker(f"nats://{nats_address}", name="bench")
     relay = OutboxRelay(database, broker)
-    emitter = OutboxAuditEmitter(relay)
+    emitter = OutboxAuditEmitter(signer or development_signer(), relay)
     for part in (database, broker, relay):
         await part.start()
     await database.wait_ready()
@@ -256,7 +311,7 @@ async def lag_at_rate(
 
 
 def start_audit(
-    pg: EmbeddedPostgres, broker: EmbeddedNats, folder: Path
+    pg: EmbeddedPostgres, broker: EmbeddedNats, folder: Path, keys: AuditKeys
 ) -> subprocess.Popen[bytes]:
     port = free_port()
     env = {
@@ -266,6 +321,7 @@ def start_audit(
         "MICRO_BROKER_ADDRESS": broker.address,
         "MICRO_REGISTRY": "static",
         "LOG_LEVEL": "WARNING",
+        **keys.consumer_env(),
     }
     log = open(folder / "audit.log", "wb")  # noqa: SIM115 - closed when the process ends
     command = os.environ.get("BENCH_AUDIT_WRAPPER", "").split() + [
@@ -290,7 +346,11 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         pg = EmbeddedPostgres(folder / "pg").start()
         pg.apply_all_init_scripts()
         broker = EmbeddedNats(folder / "nats").start()
-        audit = start_audit(pg, broker, folder)
+        keys = make_audit_keys(folder / "keys", ("user",))
+        signing_key = keys.key("user").encode()
+        signer = EventSigner(keys.key_id("user"), signing_key)
+        costs = per_event_costs(signer, signing_key, n)
+        audit = start_audit(pg, broker, folder, keys)
         try:
             ceiling = await copy_ceiling(pg.dsn("audit"), n, pg.pid)
             ingest = await ingest_burst(
@@ -298,9 +358,10 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
                 pg.dsn("audit"),
                 n,
                 {"audit": audit.pid, "nats": broker.pid, "postgres": pg.pid},
+                signer,
             )
             lag = await lag_at_rate(
-                pg.dsn("appuser"), pg.dsn("audit"), broker.address, rate, seconds
+                pg.dsn("appuser"), pg.dsn("audit"), broker.address, rate, seconds, signer
             )
         finally:
             audit.terminate()
@@ -315,6 +376,7 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         **{k: round(v, 1) for k, v in ceiling.items() if k != "rate"},
         **{k: round(v, 1) for k, v in ingest.items() if k != "rate"},
         **{k: round(v, 1) for k, v in lag.items()},
+        **{k: round(v, 2) for k, v in costs.items()},
         "cpus": os.cpu_count(),
     }
     print(f"{'measure':<40} {'value':>12}")
@@ -330,6 +392,10 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         (f"changes achieved at {rate}/s offered", "achieved_per_s"),
         ("change -> row lag p50 (ms)", "lag_p50_ms"),
         ("change -> row lag p99 (ms)", "lag_p99_ms"),
+        ("per event: sign, producer (µs)", "sign_us_per_event"),
+        ("per event: parse + MAC input (µs)", "parse_us_per_event"),
+        ("per event: verify MAC (µs)", "verify_us_per_event"),
+        ("per event: chain hash (µs)", "chain_hash_us_per_event"),
     ):
         print(f"{label:<40} {result[key]:>12}")
     if out is not None:

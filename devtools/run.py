@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.dev_secrets import DEV_JWT_SIGNING_KEY, development_keys
 from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
 from global_utils.healthprobe import probe
@@ -55,12 +56,11 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
 
-DEV_JWT_SIGNING_KEY = REPO_ROOT / "secrets" / "dev" / "jwt-signing-key.DEVELOPMENT-ONLY.pem"
-
-
 def plan(
     pg: EmbeddedPostgres, broker: EmbeddedNats, extra_env: dict[str, str] | None = None
 ) -> list[Service]:
+    # The audit event keys compose mounts as secrets (secrets/dev/, DEVELOPMENT ONLY).
+    keys = development_keys()
     base = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -84,6 +84,7 @@ def plan(
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{user_port}",
                 "POSTGRES_CONNECT": pg.dsn("appuser"),
+                **keys.producer_env("user"),
             },
         ),
         Service(
@@ -95,6 +96,7 @@ def plan(
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{promotion_port}",
                 "POSTGRES_CONNECT": pg.dsn("promotion"),
+                **keys.producer_env("promotion"),
             },
         ),
         Service(
@@ -106,6 +108,7 @@ def plan(
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{audit_port}",
                 "DB_CONNECT": pg.dsn("audit"),
+                **keys.consumer_env(),
             },
         ),
     ]

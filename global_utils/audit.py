@@ -78,6 +78,9 @@ class AuditHeader(StrEnum):
     PAYLOAD_TYPE = "payloadType"
     # JetStream de-duplicates on this header.
     MSG_ID = "Nats-Msg-Id"
+    # The producer's key id and its HMAC-SHA256 over the event (global_utils/event_auth.py).
+    KEY_ID = "keyId"
+    MAC = "mac"
 
 
 class AuditEvent(BaseModel):

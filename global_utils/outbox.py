@@ -17,6 +17,7 @@ from global_utils.audit import AuditEvent, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import Database
+from global_utils.event_auth import EventSigner
 from global_utils.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,11 @@ _KEEP_SENT = "1 hour"
 
 class OutboxAuditEmitter:
     """AuditEmitter writing events into the producing service's own database, in the
-    transaction of the change; nothing is committed without its event."""
+    transaction of the change; nothing is committed without its event. Each event is signed
+    here, so the row holds exactly what the relay publishes and the audit service verifies."""
 
-    def __init__(self, relay: OutboxRelay | None = None) -> None:
+    def __init__(self, signer: EventSigner, relay: OutboxRelay | None = None) -> None:
+        self._signer = signer
         self._relay = relay
 
     async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
@@ -45,7 +48,7 @@ class OutboxAuditEmitter:
             f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
             [e.event_id for e in events],
             [Subject.AUDIT.value] * len(events),
-            [json.dumps(e.headers()) for e in events],
+            [json.dumps(self._signer.sign(e.headers(), e.payload)) for e in events],
             [e.payload for e in events],
         )
 

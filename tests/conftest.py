@@ -15,6 +15,7 @@ from _pytest.terminal import TerminalReporter
 from nats.aio.client import Client
 
 from audit.server.repository import AuditRepository
+from devtools.dev_secrets import AuditKeys, make_audit_keys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
 from global_utils.token_keys import new_signing_key_pem
 
@@ -79,6 +80,12 @@ def jwt_key_file(stack_dir: Path, jwt_key: str) -> Path:
     path = stack_dir / "jwt-signing-key.pem"
     path.write_text(jwt_key)
     return path
+
+
+@pytest.fixture(scope="session")
+def audit_keys(stack_dir: Path) -> AuditKeys:
+    """Audit event keys made for this session: one per producer, and the audit service's list."""
+    return make_audit_keys(stack_dir / "audit-keys")
 
 
 @pytest.fixture

@@ -68,3 +68,31 @@ class AuditRecords(_message.Message):
     record: _containers.RepeatedCompositeFieldContainer[AuditRecord]
     next_page_token: str
     def __init__(self, record: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class VerifyParams(_message.Message):
+    __slots__ = ("from_time", "thru_time")
+    FROM_TIME_FIELD_NUMBER: _ClassVar[int]
+    THRU_TIME_FIELD_NUMBER: _ClassVar[int]
+    from_time: _timestamp_pb2.Timestamp
+    thru_time: _timestamp_pb2.Timestamp
+    def __init__(self, from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., thru_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class VerifyResult(_message.Message):
+    __slots__ = ("intact", "rows_checked", "rows_unchained", "first_bad_event_id", "first_bad_action_time", "first_bad_chain_id", "first_bad_chain_seq", "reason")
+    INTACT_FIELD_NUMBER: _ClassVar[int]
+    ROWS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_UNCHAINED_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_ACTION_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_BAD_CHAIN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    intact: bool
+    rows_checked: int
+    rows_unchained: int
+    first_bad_event_id: str
+    first_bad_action_time: _timestamp_pb2.Timestamp
+    first_bad_chain_id: int
+    first_bad_chain_seq: int
+    reason: str
+    def __init__(self, intact: _Optional[bool] = ..., rows_checked: _Optional[int] = ..., rows_unchained: _Optional[int] = ..., first_bad_event_id: _Optional[str] = ..., first_bad_action_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_bad_chain_id: _Optional[int] = ..., first_bad_chain_seq: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...

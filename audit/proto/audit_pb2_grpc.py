@@ -39,6 +39,11 @@ class AuditSrvStub:
                 request_serializer=audit_dot_proto_dot_audit__pb2.SearchParams.SerializeToString,
                 response_deserializer=audit_dot_proto_dot_audit__pb2.AuditRecords.FromString,
                 _registered_method=True)
+        self.VerifyAuditHistory = channel.unary_unary(
+                '/audit.AuditSrv/VerifyAuditHistory',
+                request_serializer=audit_dot_proto_dot_audit__pb2.VerifyParams.SerializeToString,
+                response_deserializer=audit_dot_proto_dot_audit__pb2.VerifyResult.FromString,
+                _registered_method=True)
 
 
 class AuditSrvServicer:
@@ -50,6 +55,15 @@ class AuditSrvServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyAuditHistory(self, request, context):
+        """Not in goTemp: walks the stored history of a time range (on action_time) and each chain's
+        last row, and names the first row whose content or link to the row before it in its
+        chain does not match its hash. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditSrvServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +71,11 @@ def add_AuditSrvServicer_to_server(servicer, server):
                     servicer.GetAuditRecords,
                     request_deserializer=audit_dot_proto_dot_audit__pb2.SearchParams.FromString,
                     response_serializer=audit_dot_proto_dot_audit__pb2.AuditRecords.SerializeToString,
+            ),
+            'VerifyAuditHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditHistory,
+                    request_deserializer=audit_dot_proto_dot_audit__pb2.VerifyParams.FromString,
+                    response_serializer=audit_dot_proto_dot_audit__pb2.VerifyResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +105,33 @@ class AuditSrv:
             '/audit.AuditSrv/GetAuditRecords',
             audit_dot_proto_dot_audit__pb2.SearchParams.SerializeToString,
             audit_dot_proto_dot_audit__pb2.AuditRecords.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audit.AuditSrv/VerifyAuditHistory',
+            audit_dot_proto_dot_audit__pb2.VerifyParams.SerializeToString,
+            audit_dot_proto_dot_audit__pb2.VerifyResult.FromString,
             options,
             channel_credentials,
             insecure,

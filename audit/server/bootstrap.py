@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from audit.proto import audit_pb2_grpc
+from audit.server.authenticity import EventAuthenticator
 from audit.server.consumer import AuditConsumer
+from audit.server.history_check import HistoryChecker, VerifyingAuditServicer
 from audit.server.raw_client import RawClient
 from audit.server.service import AuditService
-from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
 from global_utils.broker import Broker
 from global_utils.db import Database
@@ -23,13 +24,14 @@ def build(settings: AuditSettings) -> ServiceHost:
     consumer = AuditConsumer(
         database,
         broker,
+        EventAuthenticator(settings.producer_keys),
         batch_size=settings.consumer_batch_size,
         ack_wait_seconds=settings.consumer_ack_wait_seconds,
     )
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
     service = AuditService(database)
-    servicer = AuditServicer(service)
+    servicer = VerifyingAuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
         name=SERVICE_NAME,
         grpc_service=GRPC_SERVICE,

@@ -1,21 +1,24 @@
 """The audit consumer: a durable JetStream pull consumer storing each batch in one transaction
-and acknowledging only after commit; malformed messages are kept aside and terminated."""
+and acknowledging only after commit; malformed or unauthenticated messages are kept aside
+(audit_rejects, with their kind) and terminated."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import Counter
 
 import asyncpg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from audit.server.authenticity import EventAuthenticator, RejectKind
 from audit.server.pull import Delivery, PullSubscription
 from audit.server.raw_client import RawClient
 from audit.server.repository import AuditRepository
-from audit.server.wire import ReceivedEvent, parse_header_block
+from audit.server.wire import ReceivedEvent, parse_delivery, parse_header_block
 from global_errors import Unavailable
 from global_utils.audit import AUDIT_STREAM, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
@@ -43,24 +46,30 @@ PULL_EXPIRES_SECONDS = 5.0
 # server without its store, or a deleted consumer, would otherwise leave the pulls silent).
 IDLE_CHECK_SECONDS = 15.0
 
+# A delivery set aside: why (the kind operators count) and the reason logged and kept.
+Reject = tuple[Delivery, RejectKind, str]
+
 
 class AuditConsumer:
     def __init__(
         self,
         database: Database,
         broker: Broker[RawClient],
+        authenticator: EventAuthenticator,
         *,
         batch_size: int = 500,
         ack_wait_seconds: float = 30.0,
     ) -> None:
         self._db = database
         self._broker = broker
+        self._authenticator = authenticator
         self._batch_size = batch_size
         self._ack_wait = ack_wait_seconds
         self._task: asyncio.Task[None] | None = None
         self._pull: PullSubscription | None = None
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
         self.resubscriptions = 0  # times the subscription had to be made again
+        self.rejected: Counter[RejectKind] = Counter()  # messages terminated, by kind
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-consumer")
@@ -163,14 +172,19 @@ class AuditConsumer:
         """Stores a batch: commit first, then ack (or term the unreadable ones)."""
         assert self._pull is not None
         events: list[tuple[Delivery, ReceivedEvent]] = []
-        rejects: list[tuple[Delivery, str]] = []
+        rejects: list[Reject] = []
+        check = self._authenticator.check
         for delivery in deliveries:
             try:
-                events.append(
-                    (delivery, ReceivedEvent.from_header_block(delivery.headers, delivery.data))
-                )
+                event, seal = parse_delivery(delivery.headers, delivery.data)
             except ValueError as exc:
-                rejects.append((delivery, f"not an audit event: {exc}"))
+                rejects.append((delivery, RejectKind.MALFORMED, f"not an audit event: {exc}"))
+                continue
+            refusal = check(event, seal)
+            if refusal is None:
+                events.append((delivery, event))
+            else:
+                rejects.append((delivery, *refusal))
         try:
             rejects += await self._store(events, rejects)
         except Unavailable:
@@ -181,15 +195,15 @@ class AuditConsumer:
             await asyncio.sleep(1)
             return
         if rejects:
-            rejected = {id(delivery) for delivery, _ in rejects}
-            await self._pull.term([delivery for delivery, _ in rejects])
+            rejected = {id(delivery) for delivery, _, _ in rejects}
+            await self._pull.term([delivery for delivery, _, _ in rejects])
             await self._pull.ack([d for d in deliveries if id(d) not in rejected])
         else:
             await self._pull.ack(deliveries)
 
     async def _store(
-        self, events: list[tuple[Delivery, ReceivedEvent]], rejects: list[tuple[Delivery, str]]
-    ) -> list[tuple[Delivery, str]]:
+        self, events: list[tuple[Delivery, ReceivedEvent]], rejects: list[Reject]
+    ) -> list[Reject]:
         """Inserts events and records rejects atomically; returns events the database itself
         refused (now rejects too)."""
         rows = [row for _, row in events]
@@ -197,22 +211,28 @@ class AuditConsumer:
             repo = AuditRepository(conn)
             if not rejects and await self._insert(repo, rows) is None:
                 return []  # the usual batch: one atomic insert, no transaction around it
-            refused: list[tuple[Delivery, str]] = []
+            refused: list[Reject] = []
             async with conn.transaction():
                 if not rejects or await self._insert(repo, rows) is not None:
                     # One bad row spoils the batch: store them one at a time, keep the bad apart.
                     for delivery, row in events:
                         reason = await self._insert(repo, [row])
                         if reason is not None:
-                            refused.append((delivery, f"database refused it: {reason}"))
-                for delivery, reason in rejects + refused:
-                    logger.warning("audit message rejected: %s", reason)
+                            refused.append(
+                                (delivery, RejectKind.REFUSED, f"database refused it: {reason}")
+                            )
+                for delivery, kind, reason in rejects + refused:
                     await repo.insert_reject(
                         delivery.subject.decode(errors="replace"),
                         parse_header_block(delivery.headers),
                         delivery.data,
                         reason,
+                        kind.value,
                     )
+        # Logged and counted once stored (a retried batch would otherwise count twice).
+        for _, kind, reason in rejects + refused:
+            logger.warning("audit message rejected (%s): %s", kind.value, reason)
+            self.rejected[kind] += 1
         return refused
 
     async def _insert(self, repo: AuditRepository, rows: list[ReceivedEvent]) -> str | None:

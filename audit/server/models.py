@@ -44,3 +44,24 @@ class AuditQuery:
     # Continue after this (action_time, event_id), in newest-first order.
     before: tuple[datetime, uuid.UUID] | None = None
     invalid: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first stored row that does not match its chain (event_id None: the row is gone)."""
+
+    event_id: uuid.UUID | None
+    action_time: datetime | None
+    chain_id: int | None
+    chain_seq: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    """What a walk of the history found: rows checked, rows stored before chaining began,
+    and the first row that does not match (None: the history verifies)."""
+
+    rows_checked: int
+    rows_unchained: int
+    first_break: ChainBreak | None

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from audit.server.models import AuditQuery, StoredEvent
+from audit.server.chain import chained, mismatch
+from audit.server.models import AuditQuery, ChainBreak, HistoryCheck, StoredEvent
 from audit.server.wire import COLUMNS, ReceivedEvent
 from global_utils.sql import Filters
+
+# What a batch writes: the event's columns, when it was stored, and its place in its chain.
+COPY_COLUMNS = [*COLUMNS, "recordedtime", "chainid", "chainseq", "chainhash"]
+# Rows a history check reads per round trip.
+_VERIFY_PREFETCH = 2000
 
 # What history queries read back, StoredEvent's fields.
 _STORED_COLUMNS = (
@@ -67,43 +74,135 @@ class AuditRepository:
         self._conn = conn
 
     async def insert_events(self, rows: Sequence[ReceivedEvent]) -> int:
-        """Stores events; one already stored (a redelivery) is skipped. Returns how many rows
-        were new. Raises asyncpg errors for rows the database refuses, leaving a surrounding
-        transaction usable.
+        """Stores events at the end of a chain; one already stored (a redelivery) is skipped.
+        Returns how many rows were new. Raises asyncpg errors for rows the database refuses,
+        leaving a surrounding transaction usable.
 
-        A COPY first: the fast path, at the cost of a bulk load. A redelivered event makes the
-        unique (eventid, actiontime) index refuse the whole COPY; the batch then goes in again
-        with one INSERT that skips the rows already there."""
+        One transaction: claim a chain no other batch holds, COPY the rows linked to its last
+        hash, move its head. A redelivered event makes the unique (eventid, actiontime) index
+        refuse the COPY; the rows already there are then left out and the rest linked again."""
         if not rows:
             return 0
-        try:
-            async with self._conn.transaction():
-                await self._conn.copy_records_to_table("audit", records=rows, columns=COLUMNS)
-            return len(rows)
-        except asyncpg.UniqueViolationError:
-            pass
+        recorded = datetime.now(UTC)
         async with self._conn.transaction():
-            status = await self._conn.execute(
-                f"INSERT INTO audit ({', '.join(COLUMNS)})"
-                " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],"
-                " $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[],"
-                " $11::text[])"
-                " ON CONFLICT (eventid, actiontime) DO NOTHING",
-                *zip(*rows, strict=True),
+            chain_id, seq, previous = await self._claim_chain()
+            pending = list(rows)
+            while True:
+                records, last_seq, last_hash = chained(pending, chain_id, seq, previous, recorded)
+                try:
+                    async with self._conn.transaction():
+                        await self._conn.copy_records_to_table(
+                            "audit", records=records, columns=COPY_COLUMNS
+                        )
+                    break
+                except asyncpg.UniqueViolationError:
+                    pending = await self._not_stored(pending)
+                    if not pending:
+                        return 0
+            await self._conn.execute(
+                "UPDATE audit_chain_heads SET chainseq = $2, chainhash = $3 WHERE chainid = $1",
+                chain_id,
+                last_seq,
+                last_hash,
             )
-        return int(status.rsplit(" ", 1)[-1])
+        return len(pending)
+
+    async def _claim_chain(self) -> tuple[int, int, bytes]:
+        """Locks a chain head until the transaction ends: a free one, else waits for one."""
+        head = await self._conn.fetchrow(
+            "SELECT chainid, chainseq, chainhash FROM audit_chain_heads"
+            " ORDER BY chainid LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        if head is None:
+            head = await self._conn.fetchrow(
+                "SELECT chainid, chainseq, chainhash FROM audit_chain_heads"
+                " ORDER BY random() LIMIT 1 FOR UPDATE"
+            )
+        if head is None:
+            raise asyncpg.PostgresError("audit_chain_heads is empty: run the audit init scripts")
+        return head["chainid"], head["chainseq"], bytes(head["chainhash"])
+
+    async def _not_stored(self, rows: list[ReceivedEvent]) -> list[ReceivedEvent]:
+        """rows without those already stored and without repeats within rows."""
+        stored = await self._conn.fetch(
+            "SELECT a.eventid::text AS eventid, a.actiontime FROM audit a"
+            " JOIN unnest($1::uuid[], $2::timestamptz[]) AS b(eventid, actiontime)"
+            " ON a.eventid = b.eventid AND a.actiontime = b.actiontime",
+            [r.event_id for r in rows],
+            [r.action_time for r in rows],
+        )
+        seen = {(r["eventid"], r["actiontime"]) for r in stored}
+        fresh = []
+        for row in rows:
+            key = (row.event_id, row.action_time)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(row)
+        return fresh
 
     async def insert_reject(
-        self, subject: str, headers: dict[str, str], payload: bytes, reason: str
+        self, subject: str, headers: dict[str, str], payload: bytes, reason: str, kind: str
     ) -> None:
         await self._conn.execute(
-            "INSERT INTO audit_rejects (subject, headers, payload, reason)"
-            " VALUES ($1, $2::jsonb, $3, $4)",
+            "INSERT INTO audit_rejects (subject, headers, payload, reason, kind)"
+            " VALUES ($1, $2::jsonb, $3, $4, $5)",
             subject,
             json.dumps(headers),
             payload,
             reason[:2000],
+            kind,
         )
+
+    async def check_history(self, from_time: datetime, thru_time: datetime) -> HistoryCheck:
+        """Walks the rows with from_time <= actiontime < thru_time (oldest first) and each
+        chain's head; names the first row whose content or link does not match. Call inside
+        a REPEATABLE READ transaction: one snapshot for rows and heads."""
+        chaining_since = await self._conn.fetchval("SELECT min(createdat) FROM audit_chain_heads")
+        checked = unchained = 0
+        first: ChainBreak | None = None
+        async for row in self._conn.cursor(
+            f"SELECT {_STORED_COLUMNS}, a.chainid, a.chainseq, a.chainhash,"
+            " prev.chainhash AS prevhash, prev.found IS NOT NULL AS hasprev FROM audit a"
+            " LEFT JOIN LATERAL (SELECT p.chainhash, true AS found FROM audit p"
+            "  WHERE p.chainid = a.chainid AND p.chainseq = a.chainseq - 1 LIMIT 1) prev ON true"
+            " WHERE a.actiontime >= $1 AND a.actiontime < $2"
+            " ORDER BY a.actiontime, a.eventid",
+            from_time,
+            thru_time,
+            prefetch=_VERIFY_PREFETCH,
+        ):
+            checked += 1
+            if row["chainid"] is None:
+                unchained += 1
+            if first is None and (reason := mismatch(row, chaining_since)) is not None:
+                first = ChainBreak(
+                    row["eventid"], row["actiontime"], row["chainid"], row["chainseq"], reason
+                )
+        if first is None:
+            first = await self._check_heads()
+        return HistoryCheck(checked, unchained, first)
+
+    async def _check_heads(self) -> ChainBreak | None:
+        """Each chain's last row is there, carries the head's hash, and nothing follows it."""
+        heads = await self._conn.fetch(
+            "SELECT h.chainid, h.chainseq, h.chainhash AS headhash, a.eventid, a.actiontime,"
+            " a.chainhash, (SELECT max(n.chainseq) FROM audit n WHERE n.chainid = h.chainid)"
+            " AS lastseq FROM audit_chain_heads h LEFT JOIN LATERAL (SELECT eventid, actiontime,"
+            " chainhash FROM audit r WHERE r.chainid = h.chainid AND r.chainseq = h.chainseq"
+            " LIMIT 1) a ON true WHERE h.chainseq > 0 ORDER BY h.chainid"
+        )
+        for head in heads:
+            chain, seq = head["chainid"], head["chainseq"]
+            if head["chainhash"] is None:
+                reason = f"the last row of chain {chain} (row {seq}) is missing"
+            elif bytes(head["chainhash"]) != bytes(head["headhash"]):
+                reason = f"the last row of chain {chain} does not match the chain's head"
+            elif head["lastseq"] != seq:
+                reason = f"chain {chain} has rows after its head (row {seq})"
+            else:
+                continue
+            return ChainBreak(head["eventid"], head["actiontime"], chain, seq, reason)
+        return None
 
     async def search(self, query: AuditQuery) -> tuple[list[StoredEvent], bool]:
         sql, args = build_search(query)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
 
+from pydantic import Field, model_validator
+
+from audit.server.authenticity import ProducerKey, parse_producer_keys
+from global_utils.event_auth import read_secret
 from global_utils.settings import RemoteAuthSettings, ServiceSettings
 
 
@@ -15,3 +19,26 @@ class AuditSettings(ServiceSettings, RemoteAuthSettings):
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     # How long JetStream waits for an ack before redelivering (set when the consumer is made).
     consumer_ack_wait_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # The producers' event keys: `KEY_ID SERVICE KEY` per line (audit/server/authenticity.py).
+    audit_producer_keys: str = Field(default="", repr=False)
+    audit_producer_keys_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _require_producer_keys(self) -> AuditSettings:
+        self.audit_producer_keys = read_secret(
+            "AUDIT_PRODUCER_KEYS", self.audit_producer_keys, self.audit_producer_keys_file
+        )
+        try:
+            keys = parse_producer_keys(self.audit_producer_keys)
+        except ValueError as exc:
+            raise ValueError(f"AUDIT_PRODUCER_KEYS: {exc}") from None
+        if not keys:
+            raise ValueError(
+                "AUDIT_PRODUCER_KEYS: no producer keys: set AUDIT_PRODUCER_KEYS or"
+                " AUDIT_PRODUCER_KEYS_FILE"
+            )
+        return self
+
+    @property
+    def producer_keys(self) -> dict[str, ProducerKey]:
+        return parse_producer_keys(self.audit_producer_keys)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from global_utils.audit import FIELD_BY_HEADER, ActionType, AuditHeader, Subject, plain_text
+from global_utils.event_auth import mac_message
 
 
 class ReceivedEvent(NamedTuple):
@@ -34,25 +35,59 @@ class ReceivedEvent(NamedTuple):
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], data: bytes) -> ReceivedEvent:
         """Raises ValueError naming the first bad or missing header."""
-        values = []
-        for header in FIELD_BY_HEADER:
-            try:
-                values.append(headers[header])
-            except KeyError:
-                raise ValueError(f"header {header} missing") from None
-        return _validated(values, data)
+        return _validated(_field_values(headers), data)
 
     @classmethod
     def from_header_block(cls, block: bytes | None, data: bytes) -> ReceivedEvent:
-        """Parses a NATS header block straight from the wire; raises ValueError.
+        """Parses a NATS header block straight from the wire; raises ValueError."""
+        return parse_delivery(block, data)[0]
 
-        Headers exactly as AuditEvent.headers() writes them (the producers' own) match one
-        regular expression; anything else goes through the general header parser."""
-        if block:
-            found = _CANONICAL_BLOCK.fullmatch(block.decode("utf-8", "replace"))
-            if found is not None:
-                return _validated(found.groups(), data)
-        return cls.from_headers(parse_header_block(block), data)
+
+class Seal(NamedTuple):
+    """What authenticates a delivery: the key id and MAC it carries (empty when missing), and
+    the bytes the MAC must cover (global_utils/event_auth.py)."""
+
+    key_id: str
+    mac: str
+    message: bytes
+
+
+def parse_delivery(block: bytes | None, data: bytes) -> tuple[ReceivedEvent, Seal]:
+    """A delivery as an event and its seal; raises ValueError naming the first bad header.
+
+    Headers exactly as the producers write them (AuditEvent.headers() then the signer's) match
+    one regular expression; anything else goes through the general header parser."""
+    if block:
+        found = _CANONICAL_BLOCK.fullmatch(block.decode("utf-8", "replace"))
+        if found is not None:
+            groups = found.groups()
+            event = _validated(groups, data)
+            return event, Seal(groups[-2], groups[-1], _signed(groups, data))
+    headers = parse_header_block(block)
+    values = _field_values(headers)
+    event = _validated(values, data)
+    seal = Seal(
+        headers.get(AuditHeader.KEY_ID, ""), headers.get(AuditHeader.MAC, ""), _signed(values, data)
+    )
+    return event, seal
+
+
+def _field_values(headers: Mapping[str, str]) -> list[str]:
+    values = []
+    for header in FIELD_BY_HEADER:
+        try:
+            values.append(headers[header])
+        except KeyError:
+            raise ValueError(f"header {header} missing") from None
+    return values
+
+
+def _signed(values: Sequence[str], data: bytes) -> bytes:
+    """The MAC input of the header values in FIELD_BY_HEADER's order (as they travelled)."""
+    service, func, action, name, object_id, by, when, event_id, payload_type = values[:9]
+    return mac_message(
+        (event_id, when, service, func, action, name, object_id, by, payload_type), data
+    )
 
 
 # The audit table's columns in ReceivedEvent's order (what COPY and the INSERT fallback name).
@@ -138,7 +173,7 @@ _CANONICAL_BLOCK = re.compile(
     "NATS/1.0\r\n"
     + "".join(
         re.escape(header) + r": (\S|\S[^\r\n]*\S)\r\n"
-        for header in [*FIELD_BY_HEADER, AuditHeader.MSG_ID]
+        for header in [*FIELD_BY_HEADER, AuditHeader.MSG_ID, AuditHeader.KEY_ID, AuditHeader.MAC]
     )
     + "\r\n"
 )

@@ -20,7 +20,7 @@ def build(settings: PromotionSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker)
-    emitter = OutboxAuditEmitter(relay)
+    emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)
     servicer = PromotionServicer(

@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from devtools.dev_secrets import AuditKeys
 from devtools.processes import ServiceProcess
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 
 
 def base_env() -> dict[str, str]:
     """The caller's environment without anything that could point a process elsewhere."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRO_", "POSTGRES_", "JWT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "AUDIT_"))
+    }
     env.update({"PYTHONUNBUFFERED": "1", "MDNS_INTERFACES": "127.0.0.1", "APP_LANGUAGE": "en"})
     return env
 
@@ -28,7 +33,11 @@ def mdns_type() -> str:
 
 @pytest.fixture
 def user_env(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key_file: Path, mdns_type: str
+    postgres: EmbeddedPostgres,
+    nats_server: EmbeddedNats,
+    jwt_key_file: Path,
+    mdns_type: str,
+    audit_keys: AuditKeys,
 ) -> dict[str, str]:
     """Environment for a user service process on a free port, mDNS on 127.0.0.1."""
     env = base_env() | {"MDNS_SERVICE_TYPE": mdns_type}
@@ -39,6 +48,7 @@ def user_env(
             "MICRO_BROKER_ADDRESS": nats_server.address,
             "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
             "BCRYPT_ROUNDS": "4",
+            **audit_keys.producer_env("user"),
         }
     )
     return env
@@ -46,7 +56,7 @@ def user_env(
 
 @pytest.fixture
 def promotion_env(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, mdns_type: str
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, mdns_type: str, audit_keys: AuditKeys
 ) -> dict[str, str]:
     """Environment for a promotion service process on a free port, mDNS on 127.0.0.1."""
     return base_env() | {
@@ -54,6 +64,7 @@ def promotion_env(
         "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "POSTGRES_CONNECT": postgres.dsn("promotion"),
         "MICRO_BROKER_ADDRESS": nats_server.address,
+        **audit_keys.producer_env("promotion"),
     }
 
 

@@ -212,7 +212,8 @@ def test_development_signing_key_is_a_compose_secret_from_secrets_dev() -> None:
     assert key_file.relative_to(REPO_ROOT).parts[:2] == ("secrets", "dev")
     assert "DEVELOPMENT-ONLY" in key_file.name and "DEVELOPMENT-ONLY" in key_file.read_text()
     user = compose["services"]["usersrv"]
-    assert [s["source"] for s in user["secrets"]] == ["jwt_signing_key"]
+    # (and its audit event key: test_audit_dev_keys.py)
+    assert [s["source"] for s in user["secrets"]] == ["jwt_signing_key", "audit_signing_key_user"]
     env = read_env(REPO_ROOT / "user" / "docker-compose.env")
     assert env["JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_signing_key"
     assert not {"JWT_PRIVATE_KEY", "JWT_KEY", "JWT_KEY_FILE"} & env.keys()

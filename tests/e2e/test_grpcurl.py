@@ -25,7 +25,7 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def suite(
-    user_env, promotion_env, postgres: EmbeddedPostgres, mdns_type, start_process
+    user_env, promotion_env, postgres: EmbeddedPostgres, mdns_type, start_process, audit_keys
 ) -> dict[str, str]:
     """user, promotion and audit as processes; their addresses by service name."""
     audit_env = base_env() | {
@@ -33,6 +33,7 @@ def suite(
         "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         "DB_CONNECT": postgres.dsn("audit"),
         "MICRO_BROKER_ADDRESS": user_env["MICRO_BROKER_ADDRESS"],
+        **audit_keys.consumer_env(),
     }
     processes = {
         "user": start_process("user.server", user_env),

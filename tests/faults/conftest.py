@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.dev_secrets import make_audit_keys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.token_keys import new_signing_key_pem
 from tests.faults.chaos import Stack, wait_ready
@@ -39,13 +40,14 @@ def fault_stack() -> Iterator[Stack]:
         pg = EmbeddedPostgres(root / "pg", durable=True).start()
         pg.apply_all_init_scripts()
         nats = EmbeddedNats(root / "nats").start()
+        keys = make_audit_keys(root / "audit-keys")
         ports = {service: free_port() for service in SERVICES}
         registry = ",".join(f"{s}=127.0.0.1:{p}" for s, p in ports.items())
         common = {
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "DB_", "MDNS_"))
+                if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "DB_", "MDNS_", "AUDIT_"))
             },
             "PYTHONUNBUFFERED": "1",
             "APP_LANGUAGE": "en",
@@ -65,6 +67,7 @@ def fault_stack() -> Iterator[Stack]:
                 # The workload's wrong passwords (30 % of its logins, all for one email) must
                 # stay wrong logins: a throttled one would answer RESOURCE_EXHAUSTED.
                 "LOGIN_THROTTLE_ATTEMPTS": "1000000",
+                **keys.producer_env("user"),
             },
             # Every call is authenticated by the user service (no cached tokens), so a user
             # service fault reaches promotion and audit callers.
@@ -73,6 +76,7 @@ def fault_stack() -> Iterator[Stack]:
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['promotion']}",
                 "POSTGRES_CONNECT": pg.dsn("promotion"),
                 "TOKEN_CACHE_SECONDS": "0",
+                **keys.producer_env("promotion"),
             },
             # Unacknowledged events of a killed audit process come back within seconds.
             "audit": common
@@ -81,6 +85,7 @@ def fault_stack() -> Iterator[Stack]:
                 "DB_CONNECT": pg.dsn("audit"),
                 "TOKEN_CACHE_SECONDS": "0",
                 "CONSUMER_ACK_WAIT_SECONDS": "2",
+                **keys.consumer_env(),
             },
         }
         # FAULT_LOG_DIR keeps the services' logs after the run.

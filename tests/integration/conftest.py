@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings
 from audit.proto import audit_pb2_grpc
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
+from devtools.dev_secrets import AuditKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import ServiceHost
@@ -55,7 +56,7 @@ def factory(
 
 @pytest.fixture(scope="session")
 def user_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str, audit_keys: AuditKeys
 ) -> Callable[..., UserSettings]:
     """Builds user settings pointing at the session's servers."""
     return factory(
@@ -64,23 +65,34 @@ def user_settings_factory(
         postgres_connect=postgres.dsn("appuser"),
         jwt_private_key=jwt_key,
         bcrypt_rounds=4,
+        **audit_keys.producer_settings("user"),
     )
 
 
 @pytest.fixture(scope="session")
 def promotion_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, audit_keys: AuditKeys
 ) -> Callable[..., PromotionSettings]:
     """Builds promotion settings pointing at the session's servers."""
-    return factory(PromotionSettings, nats_server, postgres_connect=postgres.dsn("promotion"))
+    return factory(
+        PromotionSettings,
+        nats_server,
+        postgres_connect=postgres.dsn("promotion"),
+        **audit_keys.producer_settings("promotion"),
+    )
 
 
 @pytest.fixture(scope="session")
 def audit_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats
+    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, audit_keys: AuditKeys
 ) -> Callable[..., AuditSettings]:
     """Builds audit settings pointing at the session's servers."""
-    return factory(AuditSettings, nats_server, db_connect=postgres.dsn("audit"))
+    return factory(
+        AuditSettings,
+        nats_server,
+        db_connect=postgres.dsn("audit"),
+        **audit_keys.consumer_settings(),
+    )
 
 
 @pytest.fixture(scope="session")

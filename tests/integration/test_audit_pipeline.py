@@ -6,6 +6,7 @@ so stopping parts of it cannot disturb the other tests."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import grpc
 import nats
 import pytest
 
+from audit.server.authenticity import EventAuthenticator, ProducerKey
 from audit.server.bootstrap import build as build_audit
 from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.pull import Delivery
@@ -29,6 +31,7 @@ from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent, ensure_audi
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
+from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.token_keys import new_signing_key_pem
@@ -36,6 +39,18 @@ from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
 from user.server.settings import UserSettings
+
+# This module's producers: the test's own events and the user service, each with its key
+# (given directly, AUDIT_PRODUCER_KEYS and AUDIT_SIGNING_KEY, not as files).
+TEST_KEY = secrets.token_hex(32)
+USER_KEY = secrets.token_hex(32)
+SIGNER = EventSigner("pipeline-test-1", TEST_KEY.encode())
+PRODUCER_KEYS = f"pipeline-test-1 pipeline-test {TEST_KEY}; user-1 user {USER_KEY}"
+
+
+def signed(e: AuditEvent) -> dict[str, str]:
+    """e's headers with its MAC, as a producer's outbox row holds them."""
+    return SIGNER.sign(e.headers(), e.payload)
 
 
 @dataclass
@@ -54,6 +69,7 @@ class Pipeline:
             "mdns_service_type": self.mdns_type,
             "shutdown_grace_seconds": 1,
             "consumer_ack_wait_seconds": 2,
+            "audit_producer_keys": PRODUCER_KEYS,
         }
         values.update(overrides)
         return AuditSettings(**values)
@@ -66,6 +82,8 @@ class Pipeline:
             mdns_interfaces="127.0.0.1",
             mdns_service_type=self.mdns_type,
             jwt_private_key=self.jwt_key,
+            audit_signing_key=USER_KEY,
+            audit_signing_key_id="user-1",
             bcrypt_rounds=4,
             shutdown_grace_seconds=1,
         )
@@ -137,7 +155,7 @@ def event(object_id: str) -> AuditEvent:
 async def produce(database: Database, n: int) -> list[str]:
     """Commits n events into the user database's outbox, as a service change would."""
     ids = [uuid.uuid4().hex for _ in range(n)]
-    async with UnitOfWork(database, OutboxAuditEmitter()) as uow:
+    async with UnitOfWork(database, OutboxAuditEmitter(SIGNER)) as uow:
         for object_id in ids:
             uow.emit(event(object_id))
         await uow.commit()
@@ -265,7 +283,12 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
     )
     await audit_db.start()
     await audit_broker.start()
-    crashing = CrashBeforeAck(audit_db, audit_broker, ack_wait_seconds=2)
+    crashing = CrashBeforeAck(
+        audit_db,
+        audit_broker,
+        EventAuthenticator({"pipeline-test-1": ProducerKey("pipeline-test", TEST_KEY.encode())}),
+        ack_wait_seconds=2,
+    )
     await crashing.start()
     try:
 
@@ -337,9 +360,9 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
         garbage = [
             (b"no headers at all", None),
             (b"", {"service": "x"}),
-            (good.payload, {**good.headers(), "actionTime": "yesterday", "Nats-Msg-Id": "g3"}),
-            (good.payload, {**good.headers(), "actionType": "explode", "Nats-Msg-Id": "g4"}),
-            (good.payload, {**good.headers(), "eventId": "not-a-uuid", "Nats-Msg-Id": "g5"}),
+            (good.payload, {**signed(good), "actionTime": "yesterday", "Nats-Msg-Id": "g3"}),
+            (good.payload, {**signed(good), "actionType": "explode", "Nats-Msg-Id": "g4"}),
+            (good.payload, {**signed(good), "eventId": "not-a-uuid", "Nats-Msg-Id": "g5"}),
         ]
         for payload, headers in garbage:
             await js.publish("Audit", payload, headers=headers)
@@ -417,7 +440,7 @@ async def test_audit_database_outage_delays_events_without_losing_them(
         pipeline.pg.stop()
         events = [event(uuid.uuid4().hex) for _ in range(20)]
         for each in events:
-            await js.publish("Audit", each.payload, headers=each.headers())
+            await js.publish("Audit", each.payload, headers=signed(each))
 
         async def delivered_during_the_outage() -> bool:
             info = await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
@@ -447,7 +470,7 @@ async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
         )
         good = [event(uuid.uuid4().hex) for _ in range(10)]
         batch = [*good[:5], event("poison"), *good[5:]]
-        frames = [(header_block(e.headers()), e.payload) for e in batch]
+        frames = [(header_block(signed(e)), e.payload) for e in batch]
         await publish_raw(pipeline.nats.address, frames)  # one write: usually one batch
         await pipeline.exactly([e.object_id for e in good])
         assert await pipeline.stored(["poison"]) == 0

@@ -34,7 +34,7 @@ def build(settings: UserSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker)
-    emitter = OutboxAuditEmitter(relay)
+    emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     tokens = TokenCodec(
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
     )

@@ -1,0 +1,267 @@
+"""Authenticated events and tamper evidence: forged, altered and wrong-service events are never
+stored, genuine ones exactly once; a row edited or deleted in SQL is named by
+VerifyAuditHistory, an untouched history verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import grpc
+import pytest
+from nats.aio.client import Client
+
+from audit.proto import audit_pb2, audit_pb2_grpc
+from audit.server.consumer import AuditConsumer
+from devtools.dev_secrets import AuditKeys
+from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
+from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
+from global_utils.event_auth import EventSigner
+from global_utils.grpc_host import ServiceHost
+from tests.helpers import eventually
+
+
+@pytest.fixture
+async def audit_db(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session's audit database."""
+    conn = await asyncpg.connect(postgres.dsn(AUDIT_DATABASE))
+    yield conn
+    await conn.close()
+
+
+def signer(keys: AuditKeys, service: str) -> EventSigner:
+    return EventSigner(keys.key_id(service), keys.key(service).encode())
+
+
+def event(object_name: str, object_id: str, service: str = "user") -> AuditEvent:
+    return AuditEvent(
+        service=service,
+        action_func="AfterUpdateUser",
+        action_type=ActionType.UPDATE,
+        object_name=object_name,
+        object_id=object_id,
+        performed_by="1",
+        payload_type="user.User",
+        payload=b"\x08\x01",
+    )
+
+
+async def publish(nats_client: Client, headers: dict[str, str], payload: bytes) -> None:
+    js = nats_client.jetstream()
+    await ensure_audit_stream(js)
+    await js.publish("Audit", payload, headers=headers)
+
+
+def consumer_of(host: ServiceHost) -> AuditConsumer:
+    (consumer,) = [c for c in host._started if isinstance(c, AuditConsumer)]
+    return consumer
+
+
+async def test_forged_altered_and_wrong_service_events_are_never_stored(
+    audit_host: ServiceHost,
+    audit_keys: AuditKeys,
+    nats_client: Client,
+    audit_db: asyncpg.Connection,
+) -> None:
+    name = f"integrity-{uuid.uuid4().hex[:8]}"
+    user, promotion = signer(audit_keys, "user"), signer(audit_keys, "promotion")
+    consumer = consumer_of(audit_host)
+    before = dict(consumer.rejected)
+
+    unsigned = event(name, "unsigned")
+    altered = event(name, "altered")
+    altered_headers = user.sign(altered.headers(), altered.payload)
+    wrong = event(name, "wrong-service", service="user")
+    stranger = EventSigner("user-9", b"s" * 32)
+    unknown = event(name, "unknown-key")
+    genuine = event(name, "genuine")
+    attacks = [
+        (unsigned.headers(), unsigned.payload),
+        ({**altered_headers, "performedBy": "666"}, altered.payload),
+        (user.sign(altered.headers(), altered.payload), altered.payload + b"\x00"),
+        (promotion.sign(wrong.headers(), wrong.payload), wrong.payload),
+        (stranger.sign(unknown.headers(), unknown.payload), unknown.payload),
+    ]
+    for headers, payload in attacks:
+        await publish(nats_client, {**headers, "Nats-Msg-Id": uuid.uuid4().hex}, payload)
+    genuine_headers = user.sign(genuine.headers(), genuine.payload)
+    # The same genuine event twice past JetStream's de-duplication (a relay retry after the
+    # window): stored once, the copy acked silently.
+    for _ in range(2):
+        await publish(
+            nats_client, {**genuine_headers, "Nats-Msg-Id": uuid.uuid4().hex}, b"\x08\x01"
+        )
+
+    async def all_handled() -> bool:
+        rejected = sum(consumer.rejected.values()) - sum(before.values())
+        stored = await audit_db.fetchval(
+            "SELECT count(*) FROM audit WHERE objectname = $1 AND objectid = 'genuine'", name
+        )
+        return rejected == len(attacks) and stored == 1
+
+    await eventually(all_handled, timeout=15, what="the attacks rejected and the event stored")
+    stored = await audit_db.fetch("SELECT objectid FROM audit WHERE objectname = $1", name)
+    assert [r["objectid"] for r in stored] == ["genuine"]
+    kinds = {str(kind): consumer.rejected[kind] - before.get(kind, 0) for kind in consumer.rejected}
+    assert kinds == {"unauthenticated": 2, "altered": 2, "wrong-service": 1}
+    counted = await audit_db.fetch(
+        "SELECT kind, count(*) AS n FROM audit_rejects WHERE headers->>'objectName' = $1"
+        " GROUP BY kind",
+        name,
+    )
+    assert {r["kind"]: r["n"] for r in counted} == kinds
+
+
+async def store_events(
+    nats_client: Client, keys: AuditKeys, audit_db: asyncpg.Connection, name: str, n: int
+) -> list[asyncpg.Record]:
+    user = signer(keys, "user")
+    for i in range(n):
+        each = event(name, str(i))
+        await publish(nats_client, user.sign(each.headers(), each.payload), each.payload)
+
+    async def stored() -> bool:
+        count = await audit_db.fetchval("SELECT count(*) FROM audit WHERE objectname = $1", name)
+        return bool(count == n)
+
+    await eventually(stored, timeout=15, what=f"{n} events stored")
+    return await audit_db.fetch(
+        "SELECT * FROM audit WHERE objectname = $1 ORDER BY chainid, chainseq", name
+    )
+
+
+async def verify(
+    stub: audit_pb2_grpc.AuditSrvStub, auth: tuple[tuple[str, str], ...], since: datetime
+) -> audit_pb2.VerifyResult:
+    params = audit_pb2.VerifyParams()
+    params.from_time.FromDatetime(since)
+    params.thru_time.FromDatetime(datetime.now(UTC) + timedelta(minutes=1))
+    return await stub.VerifyAuditHistory(params, metadata=auth)
+
+
+async def test_an_untouched_history_verifies_and_an_edited_row_is_named(
+    audit_stub: audit_pb2_grpc.AuditSrvStub,
+    auth: tuple[tuple[str, str], ...],
+    audit_keys: AuditKeys,
+    nats_client: Client,
+    audit_db: asyncpg.Connection,
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    name = f"tamper-{uuid.uuid4().hex[:8]}"
+    rows = await store_events(nats_client, audit_keys, audit_db, name, 5)
+    assert all(r["chainid"] is not None and len(r["chainhash"]) == 32 for r in rows)
+    intact = await verify(audit_stub, auth, since)
+    assert intact.intact and intact.rows_checked >= 5 and not intact.reason
+
+    victim = rows[2]
+    await audit_db.execute(
+        "UPDATE audit SET performedby = 'mallory' WHERE eventid = $1", victim["eventid"]
+    )
+    try:
+        found = await verify(audit_stub, auth, since)
+        assert not found.intact
+        assert found.first_bad_event_id == str(victim["eventid"])
+        assert found.reason == "content or link does not match its hash"
+    finally:
+        await audit_db.execute(
+            "UPDATE audit SET performedby = $2 WHERE eventid = $1",
+            victim["eventid"],
+            victim["performedby"],
+        )
+    assert (await verify(audit_stub, auth, since)).intact
+
+
+async def test_a_deleted_row_breaks_the_link_of_the_next(
+    audit_stub: audit_pb2_grpc.AuditSrvStub,
+    auth: tuple[tuple[str, str], ...],
+    audit_keys: AuditKeys,
+    nats_client: Client,
+    audit_db: asyncpg.Connection,
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    name = f"tamper-{uuid.uuid4().hex[:8]}"
+    rows = await store_events(nats_client, audit_keys, audit_db, name, 4)
+    # a row with a successor in its chain
+    victim, successor = next(
+        (a, b)
+        for a, b in zip(rows, rows[1:], strict=False)
+        if a["chainid"] == b["chainid"] and b["chainseq"] == a["chainseq"] + 1
+    )
+    await audit_db.execute("DELETE FROM audit WHERE eventid = $1", victim["eventid"])
+    try:
+        found = await verify(audit_stub, auth, since)
+        assert not found.intact
+        assert found.first_bad_event_id == str(successor["eventid"])
+        assert found.reason.startswith("link broken")
+    finally:
+        columns = list(victim.keys())
+        await audit_db.execute(
+            f"INSERT INTO audit ({', '.join(columns)})"
+            f" VALUES ({', '.join(f'${i + 1}' for i in range(len(columns)))})",
+            *victim.values(),
+        )
+    assert (await verify(audit_stub, auth, since)).intact
+
+
+async def test_verify_needs_a_token_and_a_sane_range(
+    audit_stub: audit_pb2_grpc.AuditSrvStub, auth: tuple[tuple[str, str], ...]
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await audit_stub.VerifyAuditHistory(audit_pb2.VerifyParams())
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    params = audit_pb2.VerifyParams()
+    params.from_time.FromDatetime(datetime(2030, 1, 1, tzinfo=UTC))
+    params.thru_time.FromDatetime(datetime(2029, 1, 1, tzinfo=UTC))
+    with pytest.raises(grpc.aio.AioRpcError) as invalid:
+        await audit_stub.VerifyAuditHistory(params, metadata=auth)
+    assert invalid.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def run_verify_cli(audit_host: ServiceHost, token: str, since: datetime) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "audit.client",
+        "verify",
+        "--token",
+        token,
+        "--from",
+        since.isoformat(),
+        env={**os.environ, "SERVERADDRESS": f"127.0.0.1:{audit_host.port}"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_verify_command_names_an_edited_row(
+    audit_host: ServiceHost,
+    duck_token: str,
+    audit_keys: AuditKeys,
+    nats_client: Client,
+    audit_db: asyncpg.Connection,
+) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    name = f"tamper-{uuid.uuid4().hex[:8]}"
+    rows = await store_events(nats_client, audit_keys, audit_db, name, 3)
+    status, out = await run_verify_cli(audit_host, duck_token, since)
+    assert status == 0 and out.startswith("intact: "), out
+    victim = rows[1]
+    await audit_db.execute(
+        "UPDATE audit SET objectdetail = '\\x00'::bytea WHERE eventid = $1", victim["eventid"]
+    )
+    try:
+        status, out = await run_verify_cli(audit_host, duck_token, since)
+        assert status == 1 and f"TAMPERED: event {victim['eventid']}" in out, out
+    finally:
+        await audit_db.execute(
+            "UPDATE audit SET objectdetail = $2 WHERE eventid = $1",
+            victim["eventid"],
+            victim["objectdetail"],
+        )

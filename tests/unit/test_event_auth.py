@@ -1,0 +1,214 @@
+"""Audit event authentication: what the MAC covers, who may sign what, and the key settings."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from audit.server.authenticity import (
+    EventAuthenticator,
+    ProducerKey,
+    RejectKind,
+    parse_producer_keys,
+)
+from audit.server.settings import AuditSettings
+from audit.server.wire import header_block, parse_delivery
+from global_utils.audit import ActionType, AuditEvent, AuditHeader
+from global_utils.event_auth import AuditSigningSettings, EventSigner
+from global_utils.settings import load_settings
+
+USER_KEY = b"u" * 32
+PROMOTION_KEY = b"p" * 32
+USER = EventSigner("user-1", USER_KEY)
+PROMOTION = EventSigner("promotion-1", PROMOTION_KEY)
+AUTHENTICATOR = EventAuthenticator(
+    {
+        "user-1": ProducerKey("user", USER_KEY),
+        "promotion-1": ProducerKey("promotion", PROMOTION_KEY),
+    }
+)
+
+
+def _event(service: str = "user") -> AuditEvent:
+    return AuditEvent(
+        service=service,
+        action_func="AfterUpdateUser",
+        action_type=ActionType.UPDATE,
+        object_name="user",
+        object_id="42",
+        performed_by="7",
+        payload_type="user.User",
+        payload=b"\x08\x2a",
+    )
+
+
+def _check(headers: dict[str, str], payload: bytes) -> RejectKind | None:
+    event, seal = parse_delivery(header_block(headers), payload)
+    refusal = AUTHENTICATOR.check(event, seal)
+    return None if refusal is None else refusal[0]
+
+
+def test_a_genuine_event_is_accepted() -> None:
+    event = _event()
+    assert _check(USER.sign(event.headers(), event.payload), event.payload) is None
+
+
+def test_the_mac_is_hmac_sha256_over_the_documented_encoding() -> None:
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    fields = [
+        headers[h]
+        for h in (
+            "eventId",
+            "actionTime",
+            "service",
+            "actionFunc",
+            "actionType",
+            "objectName",
+            "objectId",
+            "performedBy",
+            "payloadType",
+        )
+    ]
+    message = b"gotemp-audit-mac-v1"
+    for value in [*(f.encode() for f in fields), event.payload]:
+        message += len(value).to_bytes(4, "big") + value
+    assert headers["mac"] == hmac.new(USER_KEY, message, hashlib.sha256).hexdigest()
+    assert headers["keyId"] == "user-1"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        (AuditHeader.EVENT_ID, "00000000-0000-4000-8000-000000000099"),
+        (AuditHeader.ACTION_TIME, "2030-01-01T00:00:00+00:00"),
+        (AuditHeader.ACTION_FUNC, "AfterDeleteUser"),
+        (AuditHeader.ACTION_TYPE, "delete"),
+        (AuditHeader.OBJECT_NAME, "promotion"),
+        (AuditHeader.OBJECT_ID, "43"),
+        (AuditHeader.PERFORMED_BY, "8"),
+        (AuditHeader.PAYLOAD_TYPE, "user.Users"),
+    ],
+)
+def test_an_altered_field_is_refused(header: AuditHeader, value: str) -> None:
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    assert _check({**headers, header.value: value}, event.payload) is RejectKind.ALTERED
+
+
+def test_an_altered_payload_is_refused() -> None:
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    assert _check(headers, event.payload + b"\x00") is RejectKind.ALTERED
+
+
+def test_unsigned_and_unknown_key_events_are_unauthenticated() -> None:
+    event = _event()
+    assert _check(event.headers(), event.payload) is RejectKind.UNAUTHENTICATED
+    stranger = EventSigner("user-9", b"s" * 32)
+    assert (
+        _check(stranger.sign(event.headers(), event.payload), event.payload)
+        is RejectKind.UNAUTHENTICATED
+    )
+
+
+def test_a_service_signing_for_another_is_refused() -> None:
+    event = _event(service="user")
+    headers = PROMOTION.sign(event.headers(), event.payload)
+    assert _check(headers, event.payload) is RejectKind.WRONG_SERVICE
+
+
+def test_renaming_the_service_breaks_the_mac() -> None:
+    event = _event(service="user")
+    headers = USER.sign(event.headers(), event.payload)
+    assert _check({**headers, "service": "promotion"}, event.payload) is RejectKind.ALTERED
+
+
+def test_header_order_and_spacing_do_not_change_the_seal() -> None:
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    fast = parse_delivery(header_block(headers), event.payload)
+    shuffled = dict(reversed(list(headers.items())))
+    block = header_block(shuffled).replace(b"objectId: 42", b"objectId:   42  ")
+    slow = parse_delivery(block, event.payload)
+    assert fast == slow
+
+
+def test_producer_keys_parse_and_reject_bad_entries() -> None:
+    text = (
+        f"# comment\nuser-1 user {'a' * 32}\n"
+        f"user-2 user {'b' * 32}; promotion-1 promotion {'c' * 32}"
+    )
+    keys = parse_producer_keys(text)
+    assert {k: v.service for k, v in keys.items()} == {
+        "user-1": "user",
+        "user-2": "user",
+        "promotion-1": "promotion",
+    }
+    for bad, message in [
+        ("user-1 user", "expected KEY_ID SERVICE KEY"),
+        ("user-1 user short", "at least 32 bytes"),
+        (f"user/1 user {'a' * 32}", "key id must match"),
+        (f"u user {'a' * 32}\nu user {'b' * 32}", "given twice"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_producer_keys(bad)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment with no audit key settings, and the audit service's database."""
+    for name in (
+        "AUDIT_SIGNING_KEY",
+        "AUDIT_SIGNING_KEY_FILE",
+        "AUDIT_SIGNING_KEY_ID",
+        "AUDIT_PRODUCER_KEYS",
+        "AUDIT_PRODUCER_KEYS_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DB_CONNECT", "postgresql://u@127.0.0.1/audit")
+    return monkeypatch
+
+
+def _exit_message(cls: type) -> str:
+    with pytest.raises(SystemExit) as exc:
+        load_settings(cls)
+    return str(exc.value.code)
+
+
+def test_a_producer_without_a_signing_key_refuses_to_start(env: pytest.MonkeyPatch) -> None:
+    assert _exit_message(AuditSigningSettings) == (
+        "configuration error: AUDIT_SIGNING_KEY: no audit signing key:"
+        " set AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE"
+    )
+    env.setenv("AUDIT_SIGNING_KEY", "k" * 32)
+    assert "AUDIT_SIGNING_KEY_ID" in _exit_message(AuditSigningSettings)
+    env.setenv("AUDIT_SIGNING_KEY", "short")
+    env.setenv("AUDIT_SIGNING_KEY_ID", "user-1")
+    assert "at least 32 bytes" in _exit_message(AuditSigningSettings)
+
+
+def test_the_signing_key_file_is_read(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("k" * 40 + "\n")
+    env.setenv("AUDIT_SIGNING_KEY_FILE", str(tmp_path / "key"))
+    env.setenv("AUDIT_SIGNING_KEY_ID", "user-2")
+    settings = load_settings(AuditSigningSettings)
+    assert settings.audit_signer().key_id == "user-2"
+    assert "k" * 40 not in repr(settings)
+    env.setenv("AUDIT_SIGNING_KEY_FILE", str(tmp_path / "absent"))
+    assert "AUDIT_SIGNING_KEY_FILE: cannot read" in _exit_message(AuditSigningSettings)
+
+
+def test_the_audit_service_needs_producer_keys(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert _exit_message(AuditSettings) == (
+        "configuration error: AUDIT_PRODUCER_KEYS: no producer keys:"
+        " set AUDIT_PRODUCER_KEYS or AUDIT_PRODUCER_KEYS_FILE"
+    )
+    env.setenv("AUDIT_PRODUCER_KEYS", "user-1 user short")
+    assert "entry 1: the key must be at least 32 bytes" in _exit_message(AuditSettings)
+    (tmp_path / "keys").write_text(f"user-1 user {'k' * 32}\n")
+    env.setenv("AUDIT_PRODUCER_KEYS_FILE", str(tmp_path / "keys"))
+    assert set(load_settings(AuditSettings).producer_keys) == {"user-1"}
