@@ -11,6 +11,8 @@ from audit.server.repository import AuditRepository
 from audit.server.service import AuditService
 from audit.server.servicer import AuditServicer, Context
 from global_errors import Failure, MessageKey, ValidationFailed
+from global_utils import authz
+from global_utils.auth import Principal, current_principal
 from global_utils.db import Database
 from global_utils.protoconv import read_time
 from global_utils.timeutil import to_timestamp
@@ -26,12 +28,14 @@ class HistoryChecker:
 
     async def verify(
         self,
+        caller: Principal,
         from_time: datetime | None,
         thru_time: datetime | None,
         invalid: list[Failure] | None = None,
     ) -> HistoryCheck:
         """Checks the stored rows of [from_time, thru_time) and each chain's last row against
-        their hashes, in one snapshot."""
+        their hashes, in one snapshot. Admins only: it reads every service's history."""
+        authz.require_admin(caller, "verify the audit history")
         failures = list(invalid or [])
         if from_time and thru_time and thru_time <= from_time:
             failures.append(Failure("thru_time", MessageKey.FIELD_OUT_OF_RANGE))
@@ -77,4 +81,6 @@ class VerifyingAuditServicer(AuditServicer):
         invalid: list[Failure] = []
         from_time = read_time(request, "from_time", invalid)
         thru_time = read_time(request, "thru_time", invalid)
-        return history_check_to_proto(await self._history.verify(from_time, thru_time, invalid))
+        return history_check_to_proto(
+            await self._history.verify(current_principal(), from_time, thru_time, invalid)
+        )

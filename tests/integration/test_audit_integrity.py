@@ -18,12 +18,16 @@ from nats.aio.client import Client
 
 from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server.consumer import AuditConsumer
+from audit.server.repository import AuditRepository
+from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
-from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
+from devtools.stack import AUDIT_DATABASE, TIMESCALE_INIT, EmbeddedPostgres
 from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
+from global_utils.auth import bearer_metadata
 from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
 from tests.helpers import eventually
+from user.proto import user_pb2, user_pb2_grpc
 
 
 @pytest.fixture
@@ -208,12 +212,20 @@ async def test_a_deleted_row_breaks_the_link_of_the_next(
     assert (await verify(audit_stub, auth, since)).intact
 
 
-async def test_verify_needs_a_token_and_a_sane_range(
-    audit_stub: audit_pb2_grpc.AuditSrvStub, auth: tuple[tuple[str, str], ...]
+async def test_verify_is_for_admins_with_a_sane_range(
+    audit_stub: audit_pb2_grpc.AuditSrvStub,
+    auth: tuple[tuple[str, str], ...],
+    user_stub: user_pb2_grpc.UserSrvStub,
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await audit_stub.VerifyAuditHistory(audit_pb2.VerifyParams())
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    member = (await user_stub.Auth(user_pb2.User(email="ant@mymail.com", pwd="1234"))).token
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await audit_stub.VerifyAuditHistory(
+            audit_pb2.VerifyParams(), metadata=bearer_metadata(member)
+        )
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
     params = audit_pb2.VerifyParams()
     params.from_time.FromDatetime(datetime(2030, 1, 1, tzinfo=UTC))
     params.thru_time.FromDatetime(datetime(2029, 1, 1, tzinfo=UTC))
@@ -265,3 +277,34 @@ async def test_the_verify_command_names_an_edited_row(
             victim["eventid"],
             victim["objectdetail"],
         )
+
+
+async def test_an_audit_database_of_the_previous_schema_is_upgraded(
+    postgres: EmbeddedPostgres,
+) -> None:
+    # The previous release's schema (01 only, with its seed rows), then the upgrade script,
+    # twice: old rows stay as they were (unchained), new ones are chained, the history verifies.
+    name = f"audit_upgrade_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres.dsn("postgres"))
+    await admin.execute(f"CREATE DATABASE {name}")
+    conn = await asyncpg.connect(postgres.dsn(name))
+    try:
+        await conn.execute((TIMESCALE_INIT / "01_audit.sql").read_text())
+        for _ in range(2):
+            await conn.execute((TIMESCALE_INIT / "02_audit_chain.sql").read_text())
+        rows = [
+            ReceivedEvent.from_headers(e.headers(), e.payload)
+            for e in (event("upgraded", str(i)) for i in range(3))
+        ]
+        assert await AuditRepository(conn).insert_events(rows) == 3
+        assert await AuditRepository(conn).insert_events(rows[:1]) == 0  # a redelivery
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            check = await AuditRepository(conn).check_history(
+                datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(minutes=1)
+            )
+        assert check.first_break is None
+        assert (check.rows_checked, check.rows_unchained) == (6, 3)
+    finally:
+        await conn.close()
+        await admin.execute(f"DROP DATABASE {name}")
+        await admin.close()
