@@ -166,10 +166,14 @@ class TokenCacheSettings(BaseSettings):
 
 
 class RemoteAuthSettings(TokenCacheSettings, TlsSettings):
-    """For services whose callers' tokens are checked by the user service."""
+    """For services whose callers' tokens come from the user service."""
 
     # Deadline for finding and asking the user service.
     auth_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # local: verify with the user service's published keys (fetched once, again for an
+    # unknown kid). remote: ask its ValidateToken for every token not cached, which refuses a
+    # deactivated or deleted user's token at once, at a round trip per check.
+    token_verification: Literal["local", "remote"] = "local"
 
 
 def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[Endpoint]]:

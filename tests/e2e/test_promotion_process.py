@@ -54,7 +54,9 @@ async def test_killed_user_instance_is_failed_over(user_env, promotion_env, star
     doomed = start_process(
         "user.server", user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
     )
-    promotion = start_process("promotion.server", promotion_env)
+    # remote verification: every fresh token is a ValidateToken call (local verification
+    # would ask a user instance for keys once)
+    promotion = start_process("promotion.server", promotion_env | {"TOKEN_VERIFICATION": "remote"})
     for process, line in (
         (survivor, "user ready"),
         (doomed, "user ready"),

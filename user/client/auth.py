@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
-from global_utils.auth import Principal
+from global_utils.auth import Principal, TokenVerifier
 from global_utils.authz import Role
 from global_utils.client import ClientSettings, ServiceChannels, find_service, open_channel
 from global_utils.registry import Registry
@@ -23,12 +23,17 @@ def user_service_verifier(
     registry: Registry, settings: RemoteAuthSettings
 ) -> tuple[CachingVerifier, ServiceChannels]:
     """A verifier checking tokens locally with the public keys of the user service found in
-    registry (asked at the first token and again for an unknown key id), and the channels it
-    uses (a lifecycle component of the host: it closes them on stop)."""
+    registry (asked at the first token and again for an unknown key id), or with
+    TOKEN_VERIFICATION=remote by asking it, and the channels it uses (a lifecycle component of
+    the host: it closes them on stop)."""
     users = user_service_channels(registry, settings)
+    inner: TokenVerifier = (
+        LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch)
+        if settings.token_verification == "local"
+        else RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds)
+    )
     verifier = CachingVerifier(
-        LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch),
-        TokenCache(settings.token_cache_size, settings.token_cache_seconds),
+        inner, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
     )
     return verifier, users
 
