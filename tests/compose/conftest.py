@@ -154,10 +154,12 @@ def eventually_true(condition: Callable[[], bool], timeout: float, what: str) ->
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.prefix) / "bin" / "grpcurl")
 
 
-def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
-    """grpcurl from the host, plaintext, with a bounded run."""
+def grpcurl(*args: str, tls: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """grpcurl from the host with a bounded run: plaintext, or with tls = (CA file, server
+    name) verifying the service's certificate."""
+    security = ["-plaintext"] if tls is None else ["-cacert", tls[0], "-servername", tls[1]]
     return subprocess.run(
-        [GRPCURL, "-plaintext", "-max-time", "20", *args],
+        [GRPCURL, *security, "-max-time", "20", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from devtools.stack import REPO_ROOT
 from tests.compose.conftest import GOTEMP_TAG, PROJECT, Engine, eventually_true, grpcurl
 
 SERVICES = {"usersrv": 50053, "promotionsrv": 50051, "auditsrv": 50055}
@@ -247,6 +248,27 @@ def test_database_outage_leaves_the_service_up_and_it_serves_again(engine: Engin
     # the same process throughout: never restarted
     assert after["StartedAt"] == before["StartedAt"] and after["Running"] is True
     assert login()
+
+
+def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
+    tls_files = ("-f", "docker-compose.yml", "-f", "docker-compose.tls.yml")
+    engine.compose(*tls_files, "up", "-d", "--wait", *SERVICES, timeout=300)
+    ca = str(REPO_ROOT / "secrets" / "dev" / "tls-DEVELOPMENT-ONLY" / "ca.pem")
+    for service in SERVICES:
+        name = GRPC_NAMES[service].split(".")[0]  # the registry name the certificate carries
+        listed = grpcurl(address(service), "list", tls=(ca, name))
+        assert listed.returncode == 0 and GRPC_NAMES[service] in listed.stdout, listed.stderr
+        assert grpcurl(address(service), "list").returncode != 0  # plaintext refused
+        ready = [
+            line
+            for line in engine.compose("logs", service).stdout.splitlines()
+            if f"{name} ready" in line
+        ]
+        assert ready and "(TLS)" in ready[-1], ready
+    # the CLIs verify their services (and promotion verifies user) with the CA
+    for cli in ("usercli", "promotioncli"):
+        result = engine.compose(*tls_files, "up", cli, timeout=300)
+        assert exit_code(engine, cli) == 0, (result.stdout + result.stderr)[-3000:]
 
 
 def test_down_v_clears_the_data(engine: Engine) -> None:
