@@ -617,9 +617,29 @@ def test_development_secrets_hold_only_development_values() -> None:
     assert referenced_secrets("dev") <= {s["metadata"]["name"] for s in secrets}
 
 
+def test_development_audit_keys_match_what_the_audit_service_accepts() -> None:
+    # each producer's key id (ConfigMap) and key (Secret) are one line of the audit's list
+    # (generated names carry a hash suffix: take them from what the Deployment references)
+    user = service_container("dev", "user")
+    ids_name = env_value(user, "AUDIT_SIGNING_KEY_ID")["valueFrom"]["configMapKeyRef"]["name"]
+    volumes = pod_spec(named("dev", "Deployment", "user"))["volumes"]
+    (keys_name,) = [v["secret"]["secretName"] for v in volumes if v["name"] == "audit-key"]
+    ids = named("dev", "ConfigMap", ids_name)["data"]
+    data = named("dev", "Secret", keys_name)["data"]
+    listed = {
+        tuple(line.split())
+        for line in base64.b64decode(data["producer-keys"]).decode().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for service in ("user", "promotion"):
+        key = base64.b64decode(data[f"{service}-signing-key"]).decode().strip()
+        own_lines = [k for k in key.splitlines() if not k.startswith("#")]
+        assert (ids[service], service, own_lines[-1].strip()) in listed, service
+
+
 def test_development_signing_key_is_one_the_user_service_accepts() -> None:
     volumes = pod_spec(named("dev", "Deployment", "user"))["volumes"]
-    (secret,) = [v["secret"] for v in volumes if "secret" in v]
+    (secret,) = [v["secret"] for v in volumes if v["name"] == "jwt"]
     data = named("dev", "Secret", secret["secretName"])["data"]
     (item,) = secret["items"]
     keys = parse_signing_keys(base64.b64decode(data[item["key"]]).decode())
