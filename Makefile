@@ -64,6 +64,8 @@ stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222) until Ctrl-C; data 
 
 run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
 	$(LOCAL_ENV) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
+	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,user/docker-compose.env)' \
+	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-user.DEVELOPMENT-ONLY \
 	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/appuser} \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m user.server
@@ -75,6 +77,8 @@ run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS o
 .PHONY: run-promotion run-promotioncli
 run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
+	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,promotion/docker-compose.env)' \
+	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-promotion.DEVELOPMENT-ONLY \
 	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/promotion} \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m promotion.server
@@ -86,6 +90,7 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 .PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-tokens
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
+	AUDIT_PRODUCER_KEYS_FILE=secrets/dev/audit-producer-keys.DEVELOPMENT-ONLY \
 	DB_CONNECT=$${DB_CONNECT:-postgresql://postgres@127.0.0.1:5432/audit} \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m audit.server
