@@ -35,8 +35,9 @@ AUDIT_STREAM = "AUDIT"
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 
-async def ensure_audit_stream(js: JetStreamContext) -> None:
-    """Creates the stream that keeps audit events (file storage) unless it exists."""
+async def ensure_audit_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """Creates the stream that keeps audit events (file storage, on replicas servers of a
+    NATS cluster) unless it exists; an existing stream is left as its operator set it."""
     try:
         await js.stream_info(AUDIT_STREAM)
         return
@@ -51,6 +52,7 @@ async def ensure_audit_stream(js: JetStreamContext) -> None:
                 retention=RetentionPolicy.LIMITS,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
                 max_age=7 * 24 * 3600.0,
+                num_replicas=replicas,
             )
         )
     except BadRequestError:

@@ -71,8 +71,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        stream_replicas: int = 1,
     ) -> None:
         self._db = database
+        self._stream_replicas = stream_replicas
         self._broker = broker
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -118,7 +120,7 @@ class OutboxRelay:
     async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], BaseException | None]:
         js = self._broker.client.jetstream()
         if not self._stream_ready:
-            await ensure_audit_stream(js)
+            await ensure_audit_stream(js, self._stream_replicas)
             self._stream_ready = True
         results = await asyncio.gather(
             *(

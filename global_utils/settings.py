@@ -81,6 +81,9 @@ class ServiceSettings(RegistrySettings):
     # Clients' connections are closed (gracefully) after this long, so balanced clients
     # re-resolve and spread over replicas started since (MICRO_REGISTRY=dns).
     max_connection_age_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # Servers of a NATS cluster holding the AUDIT stream, when a service is the first to
+    # create it (a provisioning step may have made it already): 3 on a cluster, 1 alone.
+    audit_stream_replicas: int = Field(default=1, ge=1, le=5)
 
     @field_validator("micro_server_address")
     @classmethod

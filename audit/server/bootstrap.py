@@ -27,6 +27,7 @@ def build(settings: AuditSettings) -> ServiceHost:
         EventAuthenticator(settings.producer_keys),
         batch_size=settings.consumer_batch_size,
         ack_wait_seconds=settings.consumer_ack_wait_seconds,
+        stream_replicas=settings.audit_stream_replicas,
     )
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)

@@ -59,7 +59,9 @@ class AuditConsumer:
         *,
         batch_size: int = 500,
         ack_wait_seconds: float = 30.0,
+        stream_replicas: int = 1,
     ) -> None:
+        self._stream_replicas = stream_replicas
         self._db = database
         self._broker = broker
         self._authenticator = authenticator
@@ -123,7 +125,7 @@ class AuditConsumer:
                 await asyncio.sleep(next(delays))
 
     async def _ensure_consumer(self, js: JetStreamContext) -> None:
-        await ensure_audit_stream(js)
+        await ensure_audit_stream(js, self._stream_replicas)
         try:
             await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
             return

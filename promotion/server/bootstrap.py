@@ -19,7 +19,7 @@ GRPC_SERVICE = "promotion.PromotionSrv"
 def build(settings: PromotionSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(database, broker)
+    relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     registry = settings.create_registry()
     verifier, users = user_service_verifier(registry, settings)

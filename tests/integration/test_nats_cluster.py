@@ -20,7 +20,7 @@ from audit.server.bootstrap import build as build_audit
 from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.settings import AuditSettings
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import AUDIT_STREAM, ensure_audit_stream
+from global_utils.audit import AUDIT_STREAM
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import ServiceHost
 from tests.helpers import eventually, new_user, serving, started
@@ -44,8 +44,7 @@ def cluster(stack_dir: Path) -> Iterator[list[EmbeddedNats]]:
 
 @pytest.fixture
 async def jetstream(cluster: list[EmbeddedNats]) -> AsyncIterator[JetStreamContext]:
-    """A client of the cluster once JetStream has its meta leader; the AUDIT stream made at
-    three replicas, as the provisioning step would (the services then find it)."""
+    """A client of the cluster once JetStream has its meta leader."""
     client = await nats.connect(servers=[f"nats://{node.address}" for node in cluster])
     js = client.jetstream()
 
@@ -57,10 +56,6 @@ async def jetstream(cluster: list[EmbeddedNats]) -> AsyncIterator[JetStreamConte
             return False
 
     await eventually(ready, timeout=30, what="the JetStream cluster to elect its meta leader")
-    await ensure_audit_stream(js)
-    config = (await js.stream_info(AUDIT_STREAM)).config
-    config.num_replicas = REPLICAS
-    await js.update_stream(config)
     yield js
     await client.close()
 
@@ -75,10 +70,24 @@ async def test_leader_crash_loses_and_doubles_nothing_with_two_audit_instances(
     servers = ",".join(node.address for node in cluster)
     audits: list[ServiceHost] = []
     for _ in range(2):
-        settings = audit_settings_factory(micro_broker_address=servers, consumer_batch_size=20)
+        settings = audit_settings_factory(
+            micro_broker_address=servers, consumer_batch_size=20, audit_stream_replicas=REPLICAS
+        )
         audits.append(await started(build_audit(settings)))
+
+    # the first service to need the stream made it, on all three servers (AUDIT_STREAM_REPLICAS)
+    async def stream_made() -> bool:
+        try:
+            return (await jetstream.stream_info(AUDIT_STREAM)).config.num_replicas == REPLICAS
+        except Exception:
+            return False
+
+    await eventually(stream_made, timeout=30, what="the AUDIT stream at three replicas")
     try:
-        async with serving(build_user(user_settings_factory(micro_broker_address=servers))) as ch:
+        user = build_user(
+            user_settings_factory(micro_broker_address=servers, audit_stream_replicas=REPLICAS)
+        )
+        async with serving(user) as ch:
             stub = user_pb2_grpc.UserSrvStub(ch)
             token = (await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))).token
             md = bearer_metadata(token)

@@ -33,7 +33,7 @@ JWKS_MAX_AGE_SECONDS = 300
 def build(settings: UserSettings) -> ServiceHost:
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(database, broker)
+    relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     tokens = TokenCodec(
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
