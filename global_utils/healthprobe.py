@@ -1,7 +1,9 @@
 """Container health probe: asks a service's gRPC health endpoint, exits 0 only when SERVING.
 
-Usage: python -m global_utils.healthprobe [host:port]  (default: 127.0.0.1 and the port of
-MICRO_SERVER_ADDRESS); speaks TLS as the service's TLS_* settings say.
+Usage: python -m global_utils.healthprobe [host:port [service]]  (default: 127.0.0.1 and the
+port of MICRO_SERVER_ADDRESS, the overall status; the service name "liveness" asks only whether
+the process serves); speaks TLS as the service's TLS_* settings say. Kubernetes' own gRPC
+probes cannot speak TLS: with TLS on, the manifests run this instead.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ def _channel(target: str, tls: TlsSettings | None) -> grpc.aio.Channel:
 
 
 async def probe(
-    target: str, timeout: float = 2.0, quiet: bool = False, tls: TlsSettings | None = None
+    target: str,
+    timeout: float = 2.0,
+    quiet: bool = False,
+    tls: TlsSettings | None = None,
+    service: str = "",
 ) -> bool:
     async with _channel(target, tls) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=timeout
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
             )
         except grpc.aio.AioRpcError as exc:
             if not quiet:
@@ -64,7 +70,8 @@ def main() -> None:
         tls = TlsSettings()
     except ValueError as exc:
         raise SystemExit(f"healthprobe: {exc}") from None
-    raise SystemExit(0 if asyncio.run(probe(target, tls=tls)) else 1)
+    service = sys.argv[2] if len(sys.argv) > 2 else ""
+    raise SystemExit(0 if asyncio.run(probe(target, tls=tls, service=service)) else 1)
 
 
 if __name__ == "__main__":

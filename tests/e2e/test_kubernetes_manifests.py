@@ -17,9 +17,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography import x509
 from pydantic_settings import BaseSettings
 
 from audit.server.settings import AuditSettings
+from devtools import certs
 from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
 from global_utils.settings import RegistrySettings
@@ -32,8 +34,9 @@ KUBE = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir())
 # Development reads the init scripts from the repository, outside its directory; every other
 # overlay must render with Kustomize's default load restrictor (`kubectl apply -k` has no flag).
-UNRESTRICTED_OVERLAYS = {"dev"}
-PRODUCTION_OVERLAYS = [name for name in OVERLAYS if name != "dev"]
+UNRESTRICTED_OVERLAYS = {"dev", "dev-tls"}
+TLS_OVERLAYS = {"dev-tls"}
+PRODUCTION_OVERLAYS = [name for name in OVERLAYS if not name.startswith("dev")]
 # Native gRPC probes are GA since 1.27; the oldest and newest schemas checked.
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 NAMESPACE = "gotemp"
@@ -292,6 +295,17 @@ def test_overlays_are_dev_and_prod_and_put_everything_in_one_namespace() -> None
 def test_service_has_native_grpc_probes_on_its_grpc_port(overlay: str, service: str) -> None:
     container = service_container(overlay, service)
     port = container_port(container, "grpc")
+    if overlay in TLS_OVERLAYS:
+        # Kubernetes' gRPC probes cannot speak TLS: the TLS-aware health probe runs instead
+        for probe, args in (
+            ("startupProbe", [f"127.0.0.1:{port}", LIVENESS_HEALTH_NAME]),
+            ("readinessProbe", [f"127.0.0.1:{port}"]),
+            ("livenessProbe", [f"127.0.0.1:{port}", LIVENESS_HEALTH_NAME]),
+        ):
+            assert "grpc" not in container[probe], (service, probe)
+            command = container[probe]["exec"]["command"]
+            assert command == ["python", "-m", "global_utils.healthprobe", *args], command
+        return
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == port, (service, probe)
     # readiness follows the database (the server's overall status); startup and liveness ask
@@ -508,7 +522,7 @@ def flows(
         (promotion, audit, 50055),
         (user, OUTSIDE, 443),
     ]
-    if overlay == "dev":
+    if overlay.startswith("dev"):
         postgres, timescaledb, nats = (pod(overlay, n) for n in ("postgres", "timescaledb", "nats"))
         needed += [
             (user, postgres, 5432),
@@ -553,6 +567,27 @@ def test_policies_allow_the_needed_flows_and_no_others(overlay: str) -> None:
         source = pod(overlay, workload["metadata"]["name"])
         assert allowed(overlay, source, CLUSTER_DNS, 53, "UDP")
         assert allowed(overlay, source, CLUSTER_DNS, 53, "TCP")
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_the_tls_component_gives_each_service_its_certificate_and_the_ca(service: str) -> None:
+    container = service_container("dev-tls", service)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    for variable, file in (
+        ("TLS_CERT_FILE", "tls.crt"),
+        ("TLS_KEY_FILE", "tls.key"),
+        ("TLS_CA_FILE", "ca.crt"),
+    ):
+        assert env[variable] == f"{mount['mountPath']}/{file}"
+    volumes = pod_spec(named("dev-tls", "Deployment", service))["volumes"]
+    (secret,) = [v["secret"]["secretName"] for v in volumes if v["name"] == "tls"]
+    data = named("dev-tls", "Secret", secret)["data"]
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    # callers verify the service by its registry name
+    assert service in names.get_values_for_type(x509.DNSName)
+    assert base64.b64decode(data["ca.crt"]) == (certs.DEFAULT_DIR / "ca.pem").read_bytes()
 
 
 # --- secrets -------------------------------------------------------------------------------

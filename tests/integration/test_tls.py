@@ -173,5 +173,8 @@ async def test_grpcurl_and_the_health_probe_speak_tls(tls_user: ServiceHost, tls
         "TLS_KEY_FILE": str(tls_dir / "user.key"),
         "TLS_CA_FILE": ca,
     }
-    code, output = await run(sys.executable, "-m", "global_utils.healthprobe", address, env=env)
-    assert code == 0, output
+    for service in ("", "liveness"):  # the overall status, and the process-only name
+        code, output = await run(
+            sys.executable, "-m", "global_utils.healthprobe", address, service, env=env
+        )
+        assert code == 0, output
