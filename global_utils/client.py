@@ -7,7 +7,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
 import grpc
@@ -97,6 +97,7 @@ def open_channel(
     *,
     tls: ClientTls | None = None,
     server_name: str = "",
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """A channel to endpoint: one address, or a balanced target (dns:, ipv4:, ipv6:); with
     tls, the server's certificate is verified for server_name (the service's name)."""
@@ -107,9 +108,14 @@ def open_channel(
             ("grpc.dns_min_time_between_resolutions_ms", DNS_RERESOLVE_MS),
         ]
     if tls is None:
-        return grpc.aio.insecure_channel(endpoint.target, options=options)
+        return grpc.aio.insecure_channel(
+            endpoint.target, options=options, interceptors=list(interceptors)
+        )
     return grpc.aio.secure_channel(
-        endpoint.target, tls.credentials(), options=[*options, *secure_options(server_name)]
+        endpoint.target,
+        tls.credentials(),
+        options=[*options, *secure_options(server_name)],
+        interceptors=list(interceptors),
     )
 
 

@@ -8,10 +8,9 @@ import sys
 from datetime import UTC, datetime
 
 from audit.proto import audit_pb2, audit_pb2_grpc
-from global_utils.auth import bearer_metadata
 from global_utils.cli import add_login_arguments, run_cli, to_json
-from global_utils.client import ClientSettings, find_service, open_channel
-from user.client.auth import login_through_user_service
+from global_utils.client import ClientSettings, find_service
+from user.client.auth import login_session, session_channel
 
 SERVICE = "audit"
 
@@ -40,7 +39,7 @@ def line(record: audit_pb2.AuditRecord) -> str:
 
 
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
-    token = args.token or await login_through_user_service(settings, args.email, args.password)
+    session = await login_session(settings, args.email, args.password, args.token)
     params = audit_pb2.SearchParams(
         object_name=args.object_name,
         object_id=args.object_id,
@@ -52,10 +51,8 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
         since = datetime.fromisoformat(args.since)
         params.from_time.FromDatetime(since if since.tzinfo else since.replace(tzinfo=UTC))
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
-        reply = await audit_pb2_grpc.AuditSrvStub(channel).GetAuditRecords(
-            params, metadata=bearer_metadata(token)
-        )
+    async with session_channel(endpoint, SERVICE, settings, session) as channel:
+        reply = await audit_pb2_grpc.AuditSrvStub(channel).GetAuditRecords(params)
     if args.json:
         print(to_json(reply))
         return
@@ -95,17 +92,15 @@ def verdict(result: audit_pb2.VerifyResult) -> str:
 
 
 async def verify_async(args: argparse.Namespace, settings: ClientSettings) -> None:
-    token = args.token or await login_through_user_service(settings, args.email, args.password)
+    session = await login_session(settings, args.email, args.password, args.token)
     params = audit_pb2.VerifyParams()
     if args.from_time:
         params.from_time.FromDatetime(_timestamp_of(args.from_time))
     if args.thru_time:
         params.thru_time.FromDatetime(_timestamp_of(args.thru_time))
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint) as channel:
-        result = await audit_pb2_grpc.AuditSrvStub(channel).VerifyAuditHistory(
-            params, metadata=bearer_metadata(token)
-        )
+    async with session_channel(endpoint, SERVICE, settings, session) as channel:
+        result = await audit_pb2_grpc.AuditSrvStub(channel).VerifyAuditHistory(params)
     print(to_json(result) if args.json else verdict(result))
     if not result.intact:
         raise SystemExit(1)

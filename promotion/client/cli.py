@@ -10,10 +10,10 @@ import grpc
 
 from global_utils.auth import bearer_metadata
 from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
-from global_utils.client import ClientSettings, find_service, open_channel
+from global_utils.client import ClientSettings, find_service
 from global_utils.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
-from user.client.auth import login_through_user_service
+from user.client.auth import login_session, session_channel
 
 SERVICE = "promotion"
 SEED_CUSTOMER = 3308341401806443521
@@ -150,9 +150,10 @@ async def single(
 
 
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
-    token = args.token or await login_through_user_service(settings, args.email, args.password)
+    session = await login_session(settings, args.email, args.password, args.token)
+    token = session.access_token
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
+    async with session_channel(endpoint, SERVICE, settings, session) as channel:
         stub = promotion_pb2_grpc.PromotionSrvStub(channel)
         if args.command in (None, "scenario"):
             print(f"logged in as {args.email or settings.cli_email}")

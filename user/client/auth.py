@@ -4,13 +4,16 @@ import this module, never user.server."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import grpc
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
 from global_utils.auth import Principal, TokenVerifier
 from global_utils.authz import Role
 from global_utils.client import ClientSettings, ServiceChannels, find_service, open_channel
-from global_utils.registry import Registry
+from global_utils.registry import Endpoint, Registry
 from global_utils.settings import RemoteAuthSettings
 from global_utils.token_cache import CachingVerifier, TokenCache
 from global_utils.token_keys import LocalTokenVerifier, PublicKey
@@ -103,17 +106,109 @@ class RemoteTokenVerifier:
         return Principal(user_id=reply.e_uid, role=role)
 
 
-async def login_through_user_service(
-    settings: ClientSettings, email: str | None, password: str | None
-) -> str:
-    """A token from the user service (USER_SERVERADDRESS, or discovered), for the CLIs of
-    services whose calls need one."""
-    password = settings.login_password(password)
-    endpoint = await find_service(USER_SERVICE, settings, settings.user_serveraddress)
-    async with open_channel(
-        endpoint, tls=settings.client_tls(), server_name=USER_SERVICE
-    ) as channel:
-        reply = await user_pb2_grpc.UserSrvStub(channel).Auth(
-            user_pb2.User(email=email or settings.cli_email, pwd=password)
+class Session:
+    """A CLI's login: the access token its calls carry, renewed with the refresh token (which
+    turns over at each use) when a call is refused as unauthenticated: a CLI outlives its
+    15-minute access token without noticing."""
+
+    def __init__(
+        self,
+        access_token: str = "",
+        refresh_token: str = "",
+        renew: Callable[[str], Awaitable[user_pb2.Token]] | None = None,
+    ) -> None:
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self._renew = renew
+        self._renewing = False
+
+    def started(self, reply: user_pb2.Token) -> str:
+        """Takes the pair Auth (or RefreshToken) handed out; the access token."""
+        self.access_token, self.refresh_token = reply.token, reply.refresh_token
+        return self.access_token
+
+    async def refreshed(self) -> bool:
+        """A new pair for the refresh token, when there is one and a way to use it."""
+        # the renewal's own call may pass through the same session: never renew from inside it
+        if not self.refresh_token or self._renew is None or self._renewing:
+            return False
+        self._renewing = True
+        try:
+            self.started(await self._renew(self.refresh_token))
+        finally:
+            self._renewing = False
+        return True
+
+
+class SessionInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Puts the session's current access token on every call (replacing what the call names)
+    and, when a call is refused as unauthenticated, refreshes once and sends it again."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        call = await continuation(self._authorized(client_call_details), request)
+        try:
+            await call
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAUTHENTICATED or not await self._session.refreshed():
+                return call  # the caller meets the error when it awaits the call
+            return await continuation(self._authorized(client_call_details), request)
+        return call
+
+    def _authorized(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        if not self._session.access_token:
+            return details
+        metadata = grpc.aio.Metadata(
+            *[(k, v) for k, v in (details.metadata or ()) if k not in ("authorization", "token")]
         )
-    return str(reply.token)
+        metadata.add("authorization", f"Bearer {self._session.access_token}")
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+async def login_session(
+    settings: ClientSettings, email: str | None, password: str | None, token: str | None = None
+) -> Session:
+    """The session of a CLI whose calls need a user token: --token as given (no refresh), or a
+    login through the user service (USER_SERVERADDRESS, or discovered) that renews itself."""
+    if token:
+        return Session(token)
+    endpoint = await find_service(USER_SERVICE, settings, settings.user_serveraddress)
+
+    async def call_user(
+        ask: Callable[[user_pb2_grpc.UserSrvStub], Awaitable[user_pb2.Token]],
+    ) -> user_pb2.Token:
+        async with open_channel(
+            endpoint, tls=settings.client_tls(), server_name=USER_SERVICE
+        ) as channel:
+            return await ask(user_pb2_grpc.UserSrvStub(channel))
+
+    async def renew(refresh_token: str) -> user_pb2.Token:
+        request = user_pb2.RefreshTokenRequest(refresh_token=refresh_token)
+        return await call_user(lambda stub: stub.RefreshToken(request))
+
+    session = Session(renew=renew)
+    login = user_pb2.User(email=email or settings.cli_email, pwd=settings.login_password(password))
+    session.started(await call_user(lambda stub: stub.Auth(login)))
+    return session
+
+
+def session_channel(
+    endpoint: Endpoint, service: str, settings: ClientSettings, session: Session
+) -> grpc.aio.Channel:
+    """A CLI's channel to a service: TLS as settings say, every call carrying the session's
+    token, refreshed when needed."""
+    return open_channel(
+        endpoint,
+        tls=settings.client_tls(),
+        server_name=service,
+        interceptors=[SessionInterceptor(session)],
+    )

@@ -10,8 +10,9 @@ import grpc
 
 from global_utils.auth import bearer_metadata
 from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
-from global_utils.client import ClientSettings, find_service, open_channel
+from global_utils.client import ClientSettings, find_service
 from global_utils.timeutil import to_timestamp
+from user.client.auth import Session, session_channel
 from user.proto import user_pb2, user_pb2_grpc
 
 SERVICE = "user"
@@ -54,14 +55,18 @@ def _aware(day: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def login(stub: user_pb2_grpc.UserSrvStub, email: str, password: str) -> str:
-    token = await stub.Auth(user_pb2.User(email=email, pwd=password))
-    return token.token
+async def login(
+    stub: user_pb2_grpc.UserSrvStub, email: str, password: str, session: Session
+) -> str:
+    """Logs in; the session then carries (and renews) the token on the CLI's calls."""
+    return session.started(await stub.Auth(user_pb2.User(email=email, pwd=password)))
 
 
-async def scenario(stub: user_pb2_grpc.UserSrvStub, email: str, password: str) -> None:
+async def scenario(
+    stub: user_pb2_grpc.UserSrvStub, email: str, password: str, session: Session
+) -> None:
     run = Scenario("user service scenario")
-    token = await run.step(f"login as {email}", login(stub, email, password))
+    token = await run.step(f"login as {email}", login(stub, email, password, session))
     me = await run.step("validate the token", stub.ValidateToken(user_pb2.Token(token=token)))
     run.show(f"token belongs to user {me.e_uid}")
     md = bearer_metadata(token)
@@ -155,14 +160,20 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     email = args.email or settings.cli_email
     endpoint = await find_service(SERVICE, settings, settings.serveraddress)
-    async with open_channel(endpoint, tls=settings.client_tls(), server_name=SERVICE) as channel:
+
+    async def renew(refresh_token: str) -> user_pb2.Token:
+        request = user_pb2.RefreshTokenRequest(refresh_token=refresh_token)
+        return await stub.RefreshToken(request)
+
+    session = Session(args.token or "", renew=renew)
+    async with session_channel(endpoint, SERVICE, settings, session) as channel:
         stub = user_pb2_grpc.UserSrvStub(channel)
         if args.command in (None, "scenario"):
-            await scenario(stub, email, settings.login_password(args.password))
+            await scenario(stub, email, settings.login_password(args.password), session)
             return
         token = args.token
         if token is None and args.command != "validate":
-            token = await login(stub, email, settings.login_password(args.password))
+            token = await login(stub, email, settings.login_password(args.password), session)
         print(await single(args, stub, token or ""))
 
 
