@@ -154,10 +154,11 @@ class EmbeddedPostgres:
         wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
         return self
 
-    def stop(self) -> None:
+    def stop(self, how: signal.Signals = signal.SIGINT) -> None:
+        """SIGINT: the fast shutdown (ends client sessions, then exits); see kill()."""
         if self._proc is None:
             return
-        self._proc.send_signal(signal.SIGINT)  # fast shutdown: ends client sessions, then exits
+        self._proc.send_signal(how)
         try:
             self._proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -192,15 +193,7 @@ class EmbeddedPostgres:
 
     def kill(self) -> None:
         """An immediate stop (SIGQUIT: no shutdown checkpoint), as a crash would leave it."""
-        if self._proc is None:
-            return
-        self._proc.send_signal(signal.SIGQUIT)
-        try:
-            self._proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+        self.stop(signal.SIGQUIT)
 
     def apply_init_scripts(self, folder: Path = POSTGRES_INIT, database: str = "postgres") -> None:
         """Runs each of folder's scripts once per cluster against database (created if need
