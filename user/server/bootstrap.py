@@ -10,6 +10,7 @@ from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.http_side import HttpResponse, HttpSidePort
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.token_cache import TokenCache
 from global_utils.token_keys import jwks_document
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
@@ -46,6 +47,7 @@ def build(settings: UserSettings) -> ServiceHost:
         user_to_proto,
         login_to_proto,
         refresh_lifetime=timedelta(seconds=settings.refresh_token_seconds),
+        signatures=TokenCache(settings.token_cache_size, settings.token_cache_seconds),
     )
     jwks = jwks_document(tokens.public_keys)
     http = HttpSidePort(

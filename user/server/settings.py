@@ -7,12 +7,19 @@ from datetime import timedelta
 from pydantic import Field
 
 from global_utils.event_auth import AuditSigningSettings
-from global_utils.settings import HttpSideSettings, JwtSettings, ServiceSettings
+from global_utils.settings import (
+    HttpSideSettings,
+    JwtSettings,
+    ServiceSettings,
+    TokenCacheSettings,
+)
 from user.server.passwords import default_bcrypt_workers
 from user.server.repository import ThrottlePolicy
 
 
-class UserSettings(ServiceSettings, JwtSettings, HttpSideSettings, AuditSigningSettings):
+class UserSettings(
+    ServiceSettings, JwtSettings, HttpSideSettings, TokenCacheSettings, AuditSigningSettings
+):
     micro_server_address: str = ":50053"
     postgres_connect: str = Field(min_length=1)
     bcrypt_rounds: int = Field(default=10, ge=4, le=16)
