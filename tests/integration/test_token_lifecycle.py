@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -28,9 +28,9 @@ from user.server.settings import UserSettings
 PASSWORD = "s3cret-pw"
 
 
-async def refused(call: object) -> grpc.StatusCode:
+async def refused(call: Awaitable[object]) -> grpc.StatusCode:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call  # type: ignore[misc]
+        await call
     return err.value.code()
 
 
