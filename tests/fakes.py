@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Self, TypeVar
 
 import asyncpg
 
@@ -252,7 +252,42 @@ class FakePromotionRepository(PromotionRepository):
         return promotion
 
 
-class FakeUserUnitOfWork(UserUnitOfWork):
+class _FakeTransaction:
+    """What both fake units of work share: events count only once committed, and the fake
+    repositories' rows are put back unless the work was committed."""
+
+    _repositories: tuple[Any, ...]  # fakes with a `rows` dict
+    _committed_events: list[AuditEvent]
+    committed: bool
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        raise AssertionError("a use case reached past the repository for the connection")
+
+    def emit(self, event: AuditEvent) -> None:
+        self._pending.append(event)
+
+    async def __aenter__(self) -> Self:
+        self._saved = [dict(repository.rows) for repository in self._repositories]
+        self._pending: list[AuditEvent] = []
+        return self
+
+    async def commit(self) -> None:
+        self.committed = True
+        self._committed_events += self._pending
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            for repository, rows in zip(self._repositories, self._saved, strict=True):
+                repository.rows = rows
+
+
+class FakeUserUnitOfWork(_FakeTransaction, UserUnitOfWork):
     def __init__(
         self,
         users: FakeUserRepository,
@@ -260,70 +295,20 @@ class FakeUserUnitOfWork(UserUnitOfWork):
         events: list[AuditEvent],
         refresh_tokens: FakeRefreshTokens,
     ) -> None:
-        self.users = self._repository = users
+        self.users = users
         self.throttle = throttle
-        self.refresh_tokens = self._refresh_repository = refresh_tokens
+        self.refresh_tokens = refresh_tokens
+        self._repositories = (users, refresh_tokens)
         self._committed_events = events
         self.committed = False
 
-    @property
-    def conn(self) -> asyncpg.Connection:
-        raise AssertionError("a use case reached past the repository for the connection")
 
-    def emit(self, event: AuditEvent) -> None:
-        self._pending.append(event)
-
-    async def __aenter__(self) -> FakeUserUnitOfWork:
-        self._saved = dict(self._repository.rows)
-        self._saved_refresh = dict(self._refresh_repository.rows)
-        self._pending: list[AuditEvent] = []
-        return self
-
-    async def commit(self) -> None:
-        self.committed = True
-        self._committed_events += self._pending
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.committed:
-            self._repository.rows = self._saved
-            self._refresh_repository.rows = self._saved_refresh
-
-
-class FakePromotionUnitOfWork(PromotionUnitOfWork):
+class FakePromotionUnitOfWork(_FakeTransaction, PromotionUnitOfWork):
     def __init__(self, promotions: FakePromotionRepository, events: list[AuditEvent]) -> None:
-        self.promotions = self._repository = promotions
+        self.promotions = promotions
+        self._repositories = (promotions,)
         self._committed_events = events
         self.committed = False
-
-    @property
-    def conn(self) -> asyncpg.Connection:
-        raise AssertionError("a use case reached past the repository for the connection")
-
-    def emit(self, event: AuditEvent) -> None:
-        self._pending.append(event)
-
-    async def __aenter__(self) -> FakePromotionUnitOfWork:
-        self._saved = dict(self._repository.rows)
-        self._pending: list[AuditEvent] = []
-        return self
-
-    async def commit(self) -> None:
-        self.committed = True
-        self._committed_events += self._pending
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.committed:
-            self._repository.rows = self._saved
 
 
 class FakeUserStorage(UserStorage):
