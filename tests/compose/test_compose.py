@@ -72,6 +72,14 @@ def test_each_service_becomes_healthy(engine: Engine, service: str) -> None:
     assert health(service) == "SERVING"
 
 
+def test_databases_and_nats_publish_no_port_on_the_host(engine: Engine) -> None:
+    for service in ("pgdb", "timescaledb", "nats"):
+        ports = engine.inspect(service)["NetworkSettings"]["Ports"] or {}
+        bound = {port: hosts for port, hosts in ports.items() if hosts}
+        assert bound == {}, f"{service} publishes {bound}"
+    assert engine.inspect("usersrv")["NetworkSettings"]["Ports"]["50053/tcp"]
+
+
 def test_audit_ready_line_says_how_the_history_is_stored(engine: Engine) -> None:
     logs = engine.compose("logs", "auditsrv").stdout
     ready = [line for line in logs.splitlines() if "audit ready" in line]

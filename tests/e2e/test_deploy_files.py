@@ -35,9 +35,12 @@ CLI_IMAGES = {
 IMAGE_ENV_FILES = {"postgres/docker-compose.env", "timescaledb/docker-compose.env"}
 
 
-def compose_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+def compose_cmd(
+    *args: str, files: tuple[str, ...] = ("docker-compose.yml",)
+) -> subprocess.CompletedProcess[str]:
+    named = [arg for name in files for arg in ("-f", str(REPO_ROOT / name))]
     return subprocess.run(
-        [str(COMPOSE_BIN), "-f", str(REPO_ROOT / "docker-compose.yml"), *args],
+        [str(COMPOSE_BIN), *named, *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -103,11 +106,35 @@ def test_compose_has_gotemps_services_ports_and_profiles() -> None:
     }
     for name, (_, _, port) in SERVICE_IMAGES.items():
         assert [p["published"] for p in services[name]["ports"]] == [str(port)]
-    assert [p["published"] for p in services["timescaledb"]["ports"]] == ["5433"]
     for name in CLI_IMAGES:
         assert services[name]["profiles"] == ["cli"]
     plain = compose_cmd("config", "--services").stdout.split()
     assert not set(CLI_IMAGES) & set(plain)  # plain `docker compose up` runs no CLI
+
+
+def test_only_the_grpc_ports_are_published_by_default() -> None:
+    published = {name: service.get("ports", []) for name, service in model()["services"].items()}
+    exposed = {name for name, ports in published.items() if ports}
+    assert exposed == set(SERVICE_IMAGES)
+    for name in ("pgdb", "timescaledb", "nats"):
+        assert published[name] == []
+
+
+def test_the_host_ports_override_binds_databases_and_nats_to_loopback_only() -> None:
+    result = compose_cmd(
+        "config", "--format", "json", files=("docker-compose.yml", "docker-compose.host-ports.yml")
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    bound = {
+        name: [(p["host_ip"], p["published"], p["target"]) for p in services[name]["ports"]]
+        for name in ("pgdb", "timescaledb", "nats")
+    }
+    assert bound == {
+        "pgdb": [("127.0.0.1", "5432", 5432)],
+        "timescaledb": [("127.0.0.1", "5433", 5432)],
+        "nats": [("127.0.0.1", "4222", 4222)],
+    }
 
 
 def test_every_dependency_waits_for_health() -> None:
