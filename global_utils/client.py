@@ -137,12 +137,14 @@ class ServiceChannels:
         resolve_timeout: float = 2.0,
         retry_methods: Collection[str] = (),
         tls: ClientTls | None = None,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
     ) -> None:
         self._registry = registry
         self._service = service
         self._resolve_timeout = resolve_timeout
         self._retry_methods = tuple(retry_methods)
         self._tls = tls
+        self._interceptors = tuple(interceptors)
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
         self._failed_until: dict[Endpoint, float] = {}
 
@@ -185,7 +187,11 @@ class ServiceChannels:
         channel = self._channels.get(endpoint)
         if channel is None:
             channel = self._channels[endpoint] = open_channel(
-                endpoint, self._retry_methods, tls=self._tls, server_name=self._service
+                endpoint,
+                self._retry_methods,
+                tls=self._tls,
+                server_name=self._service,
+                interceptors=self._interceptors,
             )
         return channel
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 from typing import Any, Self
@@ -65,6 +66,19 @@ class PooledConnection(asyncpg.Connection):
         return self
 
 
+@dataclass(frozen=True)
+class PoolUse:
+    """How the pool's connections are used right now."""
+
+    size: int  # connections open
+    idle: int
+    max_size: int
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self.idle
+
+
 class Database:
     """An asyncpg pool created in the background, retrying until the database answers."""
 
@@ -92,6 +106,13 @@ class Database:
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
+
+    def pool_use(self) -> PoolUse | None:
+        """The pool's counts (in memory, no query); None before it exists."""
+        pool = self._pool
+        if pool is None:
+            return None
+        return PoolUse(pool.get_size(), pool.get_idle_size(), pool.get_max_size())
 
     async def start(self) -> None:
         self._connector = asyncio.create_task(self._connect(), name="db-connect")

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from global_utils.auth import TokenVerifier
 from global_utils.db import Database
+from global_utils.http_side import HttpSidePort
 from global_utils.interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
@@ -66,13 +67,24 @@ class ServiceHost:
         registry: Registry,
         verifier: TokenVerifier,
         components: Sequence[Lifecycle] = (),
+        http: HttpSidePort | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
+        """http: the side port (HTTP_ADDRESS), started first and named in the ready line;
+        interceptors run around the host's own (the first listed outermost)."""
         self.definition = definition
         self.settings = settings
         self.database = database
         self.registry = registry
+        self.http = http
         self._verifier = verifier
-        self._components: list[Lifecycle] = [database, registry, *components]
+        self._interceptors = list(interceptors)
+        self._components: list[Lifecycle] = [
+            *([http] if http is not None else []),
+            database,
+            registry,
+            *components,
+        ]
         self._started: list[Lifecycle] = []
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -131,12 +143,13 @@ class ServiceHost:
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         logger.info(
-            "%s ready: gRPC %s on %s%s, database connected, registry %s%s",
+            "%s ready: gRPC %s on %s%s, database connected, registry %s%s%s",
             self.definition.name,
             self.definition.grpc_service,
             self.endpoint.target,
             self._tls_mode(),
             self.settings.micro_registry,
+            f", {self.http.describe()}" if self.http is not None else "",
             details,
         )
         await self._watch_database()
@@ -187,6 +200,7 @@ class ServiceHost:
             # The first listed runs first. Parsing comes last so that a body that does not
             # parse is reported only to a caller authentication let in.
             interceptors=[
+                *self._interceptors,
                 RequestLoggingInterceptor(),
                 ErrorMappingInterceptor(language),
                 AuthInterceptor(self._verifier, self.definition.public_methods),

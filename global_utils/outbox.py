@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -57,6 +58,14 @@ class OutboxAuditEmitter:
             self._relay.wake()
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Unsent outbox rows when last counted."""
+
+    pending: int
+    oldest_age_seconds: float  # 0 with nothing pending
+
+
 class OutboxRelay:
     """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
     so several instances share the work; a row is marked sent only after JetStream acknowledged
@@ -83,6 +92,8 @@ class OutboxRelay:
         self._tasks: list[asyncio.Task[None]] = []
         self._stream_ready = False
         self._last_purge = 0.0
+        self.published = 0  # events this instance published and marked sent
+        self.backlog: Backlog | None = None  # set by check_backlog()
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -113,9 +124,23 @@ class OutboxRelay:
             acked, error = await self._publish(rows)
             if acked:
                 await self._mark_sent(conn, acked)
+        self.published += len(acked)
         if error is not None:
             raise error
         return len(rows)
+
+    async def check_backlog(self) -> Backlog:
+        """Counts the unsent rows of every instance (one query on the pending index) and keeps
+        the result in self.backlog for metrics."""
+        async with self._db.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS pending,"
+                " coalesce(extract(epoch FROM clock_timestamp() - min(createdat)), 0) AS age"
+                " FROM audit_outbox WHERE sentat IS NULL"
+            )
+        assert row is not None  # an aggregate always answers one row
+        self.backlog = Backlog(row["pending"], max(0.0, float(row["age"])))
+        return self.backlog
 
     async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], BaseException | None]:
         js = self._broker.client.jetstream()

@@ -18,6 +18,9 @@ class TokenCache:
         self._max = max_entries
         self._lifetime = lifetime_seconds
         self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        # lookups that found a live entry, and those that did not (metrics read them)
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -25,12 +28,15 @@ class TokenCache:
     def get(self, token: str) -> Principal | None:
         entry = self._entries.get(token)
         if entry is None:
+            self.misses += 1
             return None
         principal, expires = entry
         if time.monotonic() >= expires:
             del self._entries[token]
+            self.misses += 1
             return None
         self._entries.move_to_end(token)
+        self.hits += 1
         return principal
 
     def put(self, token: str, principal: Principal) -> None:
@@ -58,6 +64,10 @@ class CachingVerifier:
     def __init__(self, inner: TokenVerifier, cache: TokenCache) -> None:
         self._inner = inner
         self._cache = cache
+
+    @property
+    def cache(self) -> TokenCache:
+        return self._cache
 
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)

@@ -11,11 +11,40 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from global_utils.grpc_host import ServiceHost
 from global_utils.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from user.proto import user_pb2
+
+
+async def http_get(port: int, path: str) -> tuple[str, bytes]:
+    """GET path from a service's HTTP side port on 127.0.0.1: (status line, body)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    return head.split(b"\r\n", 1)[0].decode(), body
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    """A Prometheus text exposition as {(sample name, labels): value}."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    """The value of the one sample called name with exactly labels, or None."""
+    return samples.get((name, frozenset(labels.items())))
 
 
 async def eventually(

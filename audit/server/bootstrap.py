@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.proto import audit_pb2_grpc
-from audit.server.authenticity import EventAuthenticator
+from audit.server.authenticity import EventAuthenticator, RejectKind
 from audit.server.consumer import AuditConsumer
 from audit.server.history_check import HistoryChecker, VerifyingAuditServicer
 from audit.server.raw_client import RawClient
@@ -12,6 +12,8 @@ from audit.server.settings import AuditSettings
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
+from global_utils.http_side import HttpSidePort
+from global_utils.metrics import ServiceMetrics, watch_database, watch_token_cache
 from user.client.auth import user_service_verifier
 
 SERVICE_NAME = "audit"
@@ -19,6 +21,7 @@ GRPC_SERVICE = "audit.AuditSrv"
 
 
 def build(settings: AuditSettings) -> ServiceHost:
+    metrics = ServiceMetrics(settings)
     database = Database(settings.db_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME, client_class=RawClient)
     consumer = AuditConsumer(
@@ -30,7 +33,7 @@ def build(settings: AuditSettings) -> ServiceHost:
         stream_replicas=settings.audit_stream_replicas,
     )
     registry = settings.create_registry()
-    verifier, users = user_service_verifier(registry, settings)
+    verifier, users = user_service_verifier(registry, settings, metrics.client_interceptors())
     service = AuditService(database)
     servicer = VerifyingAuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
@@ -41,11 +44,44 @@ def build(settings: AuditSettings) -> ServiceHost:
         ),
         ready_details=service.storage_mode,
     )
+    metrics.initialize_services(GRPC_SERVICE)
+    watch_database(metrics, database)
+    watch_token_cache(metrics, verifier.cache)
+    watch_consumer(metrics, consumer)
     return ServiceHost(
         definition,
         settings,
         database=database,
         registry=registry,
         verifier=verifier,
-        components=(broker, consumer, users),
+        components=(broker, consumer, users, metrics.prober(after=database.wait_ready)),
+        http=HttpSidePort(settings.http_address, metrics.routes()),
+        interceptors=metrics.server_interceptors(),
+    )
+
+
+def watch_consumer(metrics: ServiceMetrics, consumer: AuditConsumer) -> None:
+    """The audit pipeline's end: the durable consumer's backlog (shared by every instance)
+    and what this instance stored and rejected."""
+    metrics.probe("audit consumer lag", consumer.check_lag)
+    metrics.gauge(
+        "gotemp_audit_consumer_pending_events",
+        "Audit events in the stream not yet delivered to the consumer (when last asked).",
+        lambda: None if consumer.lag is None else consumer.lag.pending,
+    )
+    metrics.gauge(
+        "gotemp_audit_consumer_ack_pending_events",
+        "Audit events delivered and not yet acknowledged (when last asked).",
+        lambda: None if consumer.lag is None else consumer.lag.ack_pending,
+    )
+    metrics.counter(
+        "gotemp_audit_events_stored_total",
+        "Audit rows this instance inserted (a redelivered event adds none).",
+        lambda: consumer.stored,
+    )
+    metrics.labelled_counter(
+        "gotemp_audit_events_rejected_total",
+        "Deliveries terminated and kept in audit_rejects, by why.",
+        "kind",
+        lambda: {kind.value: consumer.rejected[kind] for kind in RejectKind},
     )

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import asyncpg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -50,6 +51,14 @@ IDLE_CHECK_SECONDS = 15.0
 Reject = tuple[Delivery, RejectKind, str]
 
 
+@dataclass(frozen=True)
+class ConsumerLag:
+    """The durable consumer's backlog on the server when last asked."""
+
+    pending: int  # in the stream, not yet delivered to any instance
+    ack_pending: int  # delivered, not yet acknowledged
+
+
 class AuditConsumer:
     def __init__(
         self,
@@ -72,6 +81,7 @@ class AuditConsumer:
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
         self.resubscriptions = 0  # times the subscription had to be made again
         self.rejected: Counter[RejectKind] = Counter()  # messages terminated, by kind
+        self.lag: ConsumerLag | None = None  # set by check_lag()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-consumer")
@@ -123,6 +133,16 @@ class AuditConsumer:
                 failing = True
                 self.resubscriptions += 1
                 await asyncio.sleep(next(delays))
+
+    async def check_lag(self) -> ConsumerLag | None:
+        """Asks the server for the consumer's info (shared by every instance) and keeps the
+        counts in self.lag for metrics; nothing before this instance has subscribed (the
+        consumer may not exist yet)."""
+        if self._pull is None:
+            return None
+        info = await self._broker.client.jetstream().consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+        self.lag = ConsumerLag(info.num_pending or 0, info.num_ack_pending or 0)
+        return self.lag
 
     async def _ensure_consumer(self, js: JetStreamContext) -> None:
         await ensure_audit_stream(js, self._stream_replicas)

@@ -8,10 +8,11 @@ from pydantic import Field, model_validator
 
 from audit.server.authenticity import ProducerKey, parse_producer_keys
 from global_utils.event_auth import read_secret
-from global_utils.settings import RemoteAuthSettings, ServiceSettings
+from global_utils.metrics import MetricsSettings
+from global_utils.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
 
 
-class AuditSettings(ServiceSettings, RemoteAuthSettings):
+class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, MetricsSettings):
     micro_server_address: str = ":50055"
     db_connect: str = Field(min_length=1)
     db_pool_max_size: int = Field(default=10, ge=1, le=100)

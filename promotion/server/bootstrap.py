@@ -5,6 +5,8 @@ from __future__ import annotations
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
+from global_utils.http_side import HttpSidePort
+from global_utils.metrics import ServiceMetrics, watch_database, watch_outbox, watch_token_cache
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
@@ -17,12 +19,13 @@ GRPC_SERVICE = "promotion.PromotionSrv"
 
 
 def build(settings: PromotionSettings) -> ServiceHost:
+    metrics = ServiceMetrics(settings)
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     registry = settings.create_registry()
-    verifier, users = user_service_verifier(registry, settings)
+    verifier, users = user_service_verifier(registry, settings, metrics.client_interceptors())
     servicer = PromotionServicer(
         PromotionService(PromotionStorage(database, emitter), promotion_to_proto),
         settings.app_language,
@@ -34,11 +37,17 @@ def build(settings: PromotionSettings) -> ServiceHost:
             servicer, server
         ),
     )
+    metrics.initialize_services(GRPC_SERVICE)
+    watch_database(metrics, database)
+    watch_outbox(metrics, relay)
+    watch_token_cache(metrics, verifier.cache)
     return ServiceHost(
         definition,
         settings,
         database=database,
         registry=registry,
         verifier=verifier,
-        components=(broker, relay, users),
+        components=(broker, relay, users, metrics.prober(after=database.wait_ready)),
+        http=HttpSidePort(settings.http_address, metrics.routes()),
+        interceptors=metrics.server_interceptors(),
     )

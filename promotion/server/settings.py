@@ -5,10 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from global_utils.event_auth import AuditSigningSettings
-from global_utils.settings import RemoteAuthSettings, ServiceSettings
+from global_utils.metrics import MetricsSettings
+from global_utils.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
 
 
-class PromotionSettings(ServiceSettings, RemoteAuthSettings, AuditSigningSettings):
+class PromotionSettings(
+    ServiceSettings, RemoteAuthSettings, AuditSigningSettings, HttpSideSettings, MetricsSettings
+):
     micro_server_address: str = ":50051"
     postgres_connect: str = Field(min_length=1)
     db_pool_max_size: int = Field(default=10, ge=1, le=100)

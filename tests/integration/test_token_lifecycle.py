@@ -4,7 +4,6 @@ promotion verifies locally, through a user-service outage and a key rollover."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from global_utils.token_keys import keys_from_jwks, new_signing_key_pem, parse_s
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
-from tests.helpers import new_user, serving, started
+from tests.helpers import http_get, new_user, serving, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import JWKS_PATH
 from user.server.bootstrap import build as build_user
@@ -45,16 +44,6 @@ async def login(stub: user_pb2_grpc.UserSrvStub, email: str) -> user_pb2.Token:
 
 async def refresh(stub: user_pb2_grpc.UserSrvStub, token: str) -> user_pb2.Token:
     return await stub.RefreshToken(user_pb2.RefreshTokenRequest(refresh_token=token))
-
-
-async def http_get(port: int, path: str) -> tuple[str, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    await writer.drain()
-    response = await reader.read()
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return head.split(b"\r\n", 1)[0].decode(), body
 
 
 async def test_login_gives_a_15_minute_access_token_and_a_refresh_token(user_stub, auth) -> None:
@@ -136,9 +125,8 @@ async def test_password_change_and_deletion_revoke_refresh_tokens(user_stub, aut
 async def test_public_keys_over_grpc_and_jwks_agree(user_stub, user_host, duck_token) -> None:
     reply = await user_stub.GetPublicKeys(user_pb2.PublicKeysRequest())
     assert [(k.alg, k.kty, k.crv) for k in reply.key] == [("EdDSA", "OKP", "Ed25519")]
-    http = user_host.definition.ready_details
-    assert http is not None
-    port = int((await http()).rsplit(":", 1)[1])
+    assert user_host.http is not None and user_host.http.endpoint is not None
+    port = user_host.http.endpoint.port
     status, body = await http_get(port, JWKS_PATH)
     assert status == "HTTP/1.1 200 OK"
     keys = keys_from_jwks(body)

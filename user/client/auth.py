@@ -4,7 +4,7 @@ import this module, never user.server."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -23,13 +23,15 @@ USER_SERVICE = "user"
 
 
 def user_service_verifier(
-    registry: Registry, settings: RemoteAuthSettings
+    registry: Registry,
+    settings: RemoteAuthSettings,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> tuple[CachingVerifier, ServiceChannels]:
     """A verifier checking tokens locally with the public keys of the user service found in
     registry (asked at the first token and again for an unknown key id), or with
     TOKEN_VERIFICATION=remote by asking it, and the channels it uses (a lifecycle component of
-    the host: it closes them on stop)."""
-    users = user_service_channels(registry, settings)
+    the host: it closes them on stop). interceptors see every call to the user service."""
+    users = user_service_channels(registry, settings, interceptors)
     inner: TokenVerifier = (
         LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch)
         if settings.token_verification == "local"
@@ -41,7 +43,11 @@ def user_service_verifier(
     return verifier, users
 
 
-def user_service_channels(registry: Registry, settings: RemoteAuthSettings) -> ServiceChannels:
+def user_service_channels(
+    registry: Registry,
+    settings: RemoteAuthSettings,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> ServiceChannels:
     return ServiceChannels(
         registry,
         USER_SERVICE,
@@ -49,6 +55,7 @@ def user_service_channels(registry: Registry, settings: RemoteAuthSettings) -> S
         # idempotent: safe to retry on another instance when one goes away mid-call
         retry_methods=("user.UserSrv/ValidateToken", "user.UserSrv/GetPublicKeys"),
         tls=settings.client_tls(),
+        interceptors=interceptors,
     )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.http_side import HttpResponse, HttpSidePort
+from global_utils.metrics import ServiceMetrics, watch_database, watch_outbox, watch_token_cache
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.token_cache import TokenCache
 from global_utils.token_keys import jwks_document
@@ -32,6 +32,7 @@ JWKS_MAX_AGE_SECONDS = 300
 
 
 def build(settings: UserSettings) -> ServiceHost:
+    metrics = ServiceMetrics(settings)
     database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
@@ -40,6 +41,7 @@ def build(settings: UserSettings) -> ServiceHost:
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
     )
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
+    signatures = TokenCache(settings.token_cache_size, settings.token_cache_seconds)
     service = UserService(
         UserStorage(database, emitter, settings.throttle_policy),
         hasher,
@@ -47,12 +49,15 @@ def build(settings: UserSettings) -> ServiceHost:
         user_to_proto,
         login_to_proto,
         refresh_lifetime=timedelta(seconds=settings.refresh_token_seconds),
-        signatures=TokenCache(settings.token_cache_size, settings.token_cache_seconds),
+        signatures=signatures,
     )
     jwks = jwks_document(tokens.public_keys)
     http = HttpSidePort(
         settings.http_address,
-        {JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS)},
+        {
+            JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS),
+            **metrics.routes(),
+        },
     )
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
@@ -60,8 +65,12 @@ def build(settings: UserSettings) -> ServiceHost:
         grpc_service=GRPC_SERVICE,
         add_to_server=lambda server: user_pb2_grpc.add_UserSrvServicer_to_server(servicer, server),
         public_methods=PUBLIC_METHODS,
-        ready_details=http_ready_details(http),
     )
+    metrics.initialize_services(GRPC_SERVICE)
+    watch_database(metrics, database)
+    watch_outbox(metrics, relay)
+    watch_token_cache(metrics, signatures)
+    watch_hashing(metrics, hasher)
     return ServiceHost(
         definition,
         settings,
@@ -69,12 +78,17 @@ def build(settings: UserSettings) -> ServiceHost:
         registry=settings.create_registry(),
         # no cache: a deactivated or deleted user's token is refused at once
         verifier=service,
-        components=(broker, relay, hasher, http),
+        components=(broker, relay, hasher, metrics.prober(after=database.wait_ready)),
+        http=http,
+        interceptors=metrics.server_interceptors(),
     )
 
 
-def http_ready_details(http: HttpSidePort) -> Callable[[], Awaitable[str]]:
-    async def describe() -> str:
-        return http.describe()
-
-    return describe
+def watch_hashing(metrics: ServiceMetrics, hasher: PasswordHasher) -> None:
+    metrics.gauge("gotemp_bcrypt_workers", "Password hashing processes.", lambda: hasher.workers)
+    metrics.gauge(
+        "gotemp_bcrypt_in_flight", "Password hashes being computed now.", lambda: hasher.in_flight
+    )
+    metrics.gauge(
+        "gotemp_bcrypt_queued", "Password hashes waiting for a free process.", lambda: hasher.queued
+    )

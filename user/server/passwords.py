@@ -79,6 +79,21 @@ class PasswordHasher:
         self._workers = workers or default_bcrypt_workers()
         self._pool: ProcessPoolExecutor | None = None
         self._decoy: bytes | None = None
+        self._outstanding = 0  # hashes handed to the pool and not finished
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    @property
+    def in_flight(self) -> int:
+        """Hashes a worker is computing now: each worker takes one at a time."""
+        return min(self._outstanding, self._workers)
+
+    @property
+    def queued(self) -> int:
+        """Hashes waiting for a free worker."""
+        return max(0, self._outstanding - self._workers)
 
     async def start(self) -> None:
         self._pool = self._new_pool()
@@ -102,6 +117,13 @@ class PasswordHasher:
         )
 
     async def _run(self, function: Callable[..., T], *args: object) -> T:
+        self._outstanding += 1
+        try:
+            return await self._run_in_pool(function, *args)
+        finally:
+            self._outstanding -= 1
+
+    async def _run_in_pool(self, function: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         if self._pool is None:
             await self.start()

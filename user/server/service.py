@@ -73,7 +73,8 @@ class UserService:
         self._tokens = tokens
         # Tokens whose signature was checked lately: an EdDSA verification costs ~175 µs, the
         # stored-user check below a quick read, and only the latter must happen on every call.
-        self._signatures = signatures or TokenCache(max_entries=0)
+        # (`is None`, not `or`: an empty cache has length 0 and is falsy, and would be replaced)
+        self._signatures = signatures if signatures is not None else TokenCache(max_entries=0)
         self._refresh_lifetime = refresh_lifetime
         # The audit payloads are protobuf records (the servicer owns those conversions).
         self._to_record = to_record

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from global_utils.event_auth import AuditSigningSettings
+from global_utils.metrics import MetricsSettings
 from global_utils.settings import (
     HttpSideSettings,
     JwtSettings,
@@ -18,7 +19,12 @@ from user.server.repository import ThrottlePolicy
 
 
 class UserSettings(
-    ServiceSettings, JwtSettings, HttpSideSettings, TokenCacheSettings, AuditSigningSettings
+    ServiceSettings,
+    JwtSettings,
+    HttpSideSettings,
+    TokenCacheSettings,
+    AuditSigningSettings,
+    MetricsSettings,
 ):
     micro_server_address: str = ":50053"
     postgres_connect: str = Field(min_length=1)

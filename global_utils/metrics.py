@@ -1,0 +1,595 @@
+"""Prometheus metrics of one service process: gRPC server and client metrics named and labelled
+as go-grpc-prometheus names them, gauges read from the components' in-memory state when
+scraped, and the probes that keep the few values needing I/O (outbox backlog, consumer lag)
+fresh. Everything hangs off one CollectorRegistry the composition root makes per process."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from global_utils.db import Database, PoolUse
+from global_utils.http_side import HttpResponse
+from global_utils.outbox import OutboxRelay
+from global_utils.tasks import cancel_and_wait
+from global_utils.token_cache import TokenCache
+
+logger = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"
+# go-grpc-prometheus's default buckets (Prometheus' DefBuckets) with 1 ms and 2.5 ms in front:
+# most calls here finish in a few milliseconds.
+HANDLING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Served by every host besides its own service (global_utils.grpc_host).
+STANDARD_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+# grpc_code values are Go's names for the status codes, as go-grpc-prometheus reports them.
+GO_CODE_NAMES = {
+    code: "Canceled"
+    if code is grpc.StatusCode.CANCELLED
+    else "OK"
+    if code is grpc.StatusCode.OK
+    else "".join(part.title() for part in code.name.split("_"))
+    for code in grpc.StatusCode
+}
+
+
+class MetricsSettings(BaseSettings):
+    """Whether the service keeps and serves metrics, and how fresh the probed values are."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # false: no gRPC metric interceptors, no probes, /metrics answers 404 (for measuring cost)
+    metrics_enabled: bool = True
+    # how often the outbox backlog and the audit consumer's lag are read (a query each time)
+    metrics_refresh_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
+def grpc_type(client_streaming: bool, server_streaming: bool) -> str:
+    if client_streaming and server_streaming:
+        return "bidi_stream"
+    if client_streaming:
+        return "client_stream"
+    return "server_stream" if server_streaming else "unary"
+
+
+def split_method(full: str | bytes) -> tuple[str, str]:
+    """'/pkg.Service/Method' -> ('pkg.Service', 'Method')."""
+    text = full.decode() if isinstance(full, bytes) else full
+    service, _, method = text.lstrip("/").rpartition("/")
+    return service or "unknown", method
+
+
+class _RpcMetrics:
+    """One side's (server or client) five go-grpc-prometheus metrics."""
+
+    def __init__(self, registry: CollectorRegistry, side: str) -> None:
+        what = "the server" if side == "server" else "the client"
+        self.started = Counter(
+            f"grpc_{side}_started_total",
+            f"Total number of RPCs started on {what}.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.handled = Counter(
+            f"grpc_{side}_handled_total",
+            f"Total number of RPCs completed on {what}, regardless of success or failure.",
+            (*GRPC_LABELS, "grpc_code"),
+            registry=registry,
+        )
+        self.received = Counter(
+            f"grpc_{side}_msg_received_total",
+            f"Total number of RPC stream messages received on {what}.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.sent = Counter(
+            f"grpc_{side}_msg_sent_total",
+            f"Total number of gRPC stream messages sent by {what}.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            f"grpc_{side}_handling_seconds",
+            f"Histogram of response latency (seconds) of gRPC that had been application-level"
+            f" handled by {what}.",
+            GRPC_LABELS,
+            buckets=HANDLING_BUCKETS,
+            registry=registry,
+        )
+
+    def method(self, kind: str, service: str, method: str) -> _MethodMetrics:
+        return _MethodMetrics(self, (kind, service, method))
+
+
+class _MethodMetrics:
+    """The label children of one method, resolved once: a call then costs a few additions."""
+
+    def __init__(self, rpc: _RpcMetrics, labels: tuple[str, str, str]) -> None:
+        self._rpc = rpc
+        self._labels = labels
+        self.started = rpc.started.labels(*labels)
+        self.received = rpc.received.labels(*labels)
+        self.sent = rpc.sent.labels(*labels)
+        self.seconds = rpc.seconds.labels(*labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+        self.streams_responses = labels[0] in ("server_stream", "bidi_stream")
+
+    def initialize(self) -> None:
+        """Every code at zero, as go-grpc-prometheus's InitializeMetrics does: rates and
+        ratios over them exist before the first error."""
+        for code in grpc.StatusCode:
+            self._child(code)
+
+    def _child(self, code: grpc.StatusCode) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = self._rpc.handled.labels(
+                *self._labels, GO_CODE_NAMES[code]
+            )
+        return child
+
+    def handled(self, code: grpc.StatusCode, started: float) -> None:
+        self._child(code).inc()
+        self.seconds.observe(time.perf_counter() - started)
+
+
+class ServiceMetrics:
+    """A process's registry and what feeds it. Made once in the composition root; with
+    enabled False it hands out no interceptors, no route and no probes."""
+
+    def __init__(self, settings: MetricsSettings) -> None:
+        self.enabled = settings.metrics_enabled
+        self.refresh_seconds = settings.metrics_refresh_seconds
+        # go-grpc-prometheus has no *_created series; dashboards written for it expect none.
+        disable_created_metrics()
+        self.registry = CollectorRegistry()
+        self._server = _RpcMetrics(self.registry, "server")
+        self._client = _RpcMetrics(self.registry, "client")
+        self._state = _StateCollector()
+        self._probes: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+        if self.enabled:
+            ProcessCollector(registry=self.registry)
+            self.registry.register(self._state)
+
+    # --- what the composition root hands to the host and the clients --------------------
+
+    def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [ServerMetricsInterceptor(self._server)] if self.enabled else []
+
+    def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        return [ClientMetricsInterceptor(self._client)] if self.enabled else []
+
+    def routes(self) -> dict[str, Callable[[], HttpResponse]]:
+        return {METRICS_PATH: self.exposition} if self.enabled else {}
+
+    def exposition(self) -> HttpResponse:
+        return HttpResponse(generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4)
+
+    def initialize_services(self, *grpc_services: str) -> None:
+        """Zero series for every method of the named services and of the standard ones every
+        host serves (from the protobuf descriptor pool), on every code."""
+        if not self.enabled:
+            return
+        pool = descriptor_pool.Default()
+        for name in (*grpc_services, *STANDARD_SERVICES):
+            for method in pool.FindServiceByName(name).methods:
+                kind = grpc_type(method.client_streaming, method.server_streaming)
+                self._server.method(kind, name, method.name).initialize()
+
+    # --- state read when scraped -----------------------------------------------------------
+
+    def gauge(self, name: str, documentation: str, read: Callable[[], float | None]) -> None:
+        """A gauge whose value read() returns at each scrape (None: not known yet)."""
+        self._state.add(name, documentation, "gauge", lambda: _unlabelled(read()))
+
+    def counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A counter kept by its owner as a number that only grows."""
+        self._state.add(name, documentation, "counter", lambda: _unlabelled(read()))
+
+    def labelled_counter(
+        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+    ) -> None:
+        self._state.add(name, documentation, "counter", read, label)
+
+    # --- values that need I/O: refreshed by a lifecycle component -----------------------
+
+    def probe(self, name: str, refresh: Callable[[], Awaitable[object]]) -> None:
+        """refresh() runs every METRICS_REFRESH_SECONDS while the service runs; it stores
+        what it reads where the gauges find it."""
+        if self.enabled:
+            self._probes.append((name, refresh))
+
+    def prober(self, after: Callable[[], Awaitable[object]] | None = None) -> Prober:
+        """The lifecycle component running the probes, from when after() returns (e.g. the
+        database is ready) on."""
+        return Prober(self._probes, self.refresh_seconds, after)
+
+
+def _unlabelled(value: float | None) -> Mapping[str, float]:
+    return {} if value is None else {"": value}
+
+
+class _StateCollector(Collector):
+    """Metrics whose values live in the components (counts they keep anyway, pool sizes):
+    read at scrape time, no I/O."""
+
+    def __init__(self) -> None:
+        self._metrics: list[tuple[str, str, str, Callable[[], Mapping[str, float]], str]] = []
+
+    def add(
+        self,
+        name: str,
+        documentation: str,
+        kind: str,
+        read: Callable[[], Mapping[str, float]],
+        label: str = "",
+    ) -> None:
+        self._metrics.append((name, documentation, kind, read, label))
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, kind, read, label in self._metrics:
+            labels = [label] if label else []
+            family: GaugeMetricFamily | CounterMetricFamily = (
+                GaugeMetricFamily(name, documentation, labels=labels)
+                if kind == "gauge"
+                else CounterMetricFamily(name, documentation, labels=labels)
+            )
+            values = read()
+            if not values and not label:
+                continue  # not known yet: no sample rather than a made-up one
+            for key, value in values.items():
+                family.add_metric([key] if label else [], value)
+            yield family
+
+
+class Prober:
+    """Runs the registered refreshes every interval; a failing one is reported once (and
+    again once it recovers), and keeps its last values."""
+
+    def __init__(
+        self,
+        probes: list[tuple[str, Callable[[], Awaitable[object]]]],
+        interval: float,
+        after: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self._probes = probes
+        self._interval = interval
+        self._after = after
+        self._task: asyncio.Task[None] | None = None
+        self._failing: set[str] = set()
+
+    async def start(self) -> None:
+        if self._probes:
+            self._task = asyncio.create_task(self._run(), name="metrics-probes")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        if self._after is not None:
+            await self._after()
+        while True:
+            for name, refresh in self._probes:
+                await self._refresh(name, refresh)
+            await asyncio.sleep(self._interval)
+
+    async def _refresh(self, name: str, refresh: Callable[[], Awaitable[object]]) -> None:
+        try:
+            async with asyncio.timeout(max(self._interval, 1.0)):
+                await refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if name not in self._failing:
+                logger.warning("metrics: %s cannot be read (%r); keeping its last value", name, exc)
+                self._failing.add(name)
+            return
+        if name in self._failing:
+            logger.info("metrics: %s read again", name)
+            self._failing.discard(name)
+
+
+# --- the server side -----------------------------------------------------------------------
+
+
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+    """The status a call that raised exc ends with."""
+    if isinstance(exc, asyncio.CancelledError):
+        # grpc cancels the handler when the caller went away or its deadline passed
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+    if isinstance(exc, grpc.aio.AbortError):
+        return context.code() or grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.UNKNOWN  # what grpc answers for an exception it did not expect
+
+
+class _CountingContext:
+    """A streaming call's context that counts messages written and read through it (the
+    health Watch writes with context.write)."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, metrics: _MethodMetrics) -> None:
+        self._context = context
+        self._metrics = metrics
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
+        self._metrics.sent.inc()
+
+    async def read(self) -> Any:
+        message = await self._context.read()
+        if message is not grpc.aio.EOF:
+            self._metrics.received.inc()
+        return message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+async def _counted(requests: AsyncIterable[Any], metrics: _MethodMetrics) -> AsyncIterator[Any]:
+    async for request in requests:
+        metrics.received.inc()
+        yield request
+
+
+class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """go-grpc-prometheus's server metrics for every kind of method; must be the outermost
+    interceptor so refusals by the others (authentication, parsing) are counted too. A
+    streaming call is counted as handled when its stream ends."""
+
+    def __init__(self, metrics: _RpcMetrics) -> None:
+        self._metrics = metrics
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        kind = grpc_type(handler.request_streaming, handler.response_streaming)
+        metrics = self._metrics.method(kind, *split_method(method))
+        parse, serialize = handler.request_deserializer, handler.response_serializer
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary_unary(handler.unary_unary, metrics), parse, serialize
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, metrics, requests_streamed=False),
+                parse,
+                serialize,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _streaming(handler.stream_unary, metrics, requests_streamed=True), parse, serialize
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _streaming(handler.stream_stream, metrics, requests_streamed=True),
+                parse,
+                serialize,
+            )
+        return handler
+
+
+def _unary_unary(inner: Callable[..., Awaitable[Any]], metrics: _MethodMetrics) -> Any:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        metrics.started.inc()
+        metrics.received.inc()
+        started = time.perf_counter()
+        try:
+            response = await inner(request, context)
+        except BaseException as exc:
+            metrics.handled(_code_of(exc, context), started)
+            raise
+        metrics.sent.inc()
+        metrics.handled(context.code() or grpc.StatusCode.OK, started)
+        return response
+
+    return behavior
+
+
+def _streaming(
+    inner: Callable[..., Any], metrics: _MethodMetrics, *, requests_streamed: bool
+) -> Any:
+    """A streaming behaviour counted: an async generator stays one (each yield a message
+    sent), a coroutine writing with context.write stays a coroutine."""
+
+    def begin(request: Any, context: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+        metrics.started.inc()
+        if requests_streamed:
+            request = _counted(request, metrics)
+        else:
+            metrics.received.inc()
+        return request, _CountingContext(context, metrics)
+
+    if inspect.isasyncgenfunction(inner):
+
+        async def generator(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            request, counting = begin(request, context)
+            try:
+                async for response in inner(request, counting):
+                    metrics.sent.inc()
+                    yield response
+            except BaseException as exc:
+                metrics.handled(_code_of(exc, context), started)
+                raise
+            metrics.handled(context.code() or grpc.StatusCode.OK, started)
+
+        return generator
+
+    # a stream-unary behaviour returns its one response; streamed responses are written
+    one_response = requests_streamed and not metrics.streams_responses
+
+    async def coroutine(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        request, counting = begin(request, context)
+        try:
+            response = await inner(request, counting)
+        except BaseException as exc:
+            metrics.handled(_code_of(exc, context), started)
+            raise
+        if one_response:
+            metrics.sent.inc()  # streamed messages went out through context.write instead
+        metrics.handled(context.code() or grpc.StatusCode.OK, started)
+        return response
+
+    return coroutine
+
+
+# --- the client side -----------------------------------------------------------------------
+
+
+class ClientMetricsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """go-grpc-prometheus's client metrics for the unary calls one service makes to another
+    (the only kind they make)."""
+
+    def __init__(self, metrics: _RpcMetrics) -> None:
+        self._metrics = metrics
+        self._methods: dict[str, _MethodMetrics] = {}
+
+    def _method(self, full: str | bytes) -> _MethodMetrics:
+        key = full.decode() if isinstance(full, bytes) else full
+        metrics = self._methods.get(key)
+        if metrics is None:
+            metrics = self._methods[key] = self._metrics.method("unary", *split_method(key))
+        return metrics
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metrics = self._method(client_call_details.method)
+        metrics.started.inc()
+        started = time.perf_counter()
+        try:
+            call = await continuation(client_call_details, request)
+            metrics.sent.inc()
+            code = await call.code()
+        except asyncio.CancelledError:
+            metrics.handled(grpc.StatusCode.CANCELLED, started)
+            raise
+        except grpc.aio.AioRpcError as exc:
+            metrics.handled(exc.code(), started)
+            raise
+        if code is grpc.StatusCode.OK:
+            metrics.received.inc()
+        metrics.handled(code, started)
+        return call
+
+
+# --- what more than one service watches ----------------------------------------------------
+
+
+def watch_database(metrics: ServiceMetrics, database: Database) -> None:
+    def reading(field: Callable[[PoolUse], int]) -> Callable[[], float | None]:
+        def read() -> float | None:
+            use = database.pool_use()
+            return None if use is None else field(use)
+
+        return read
+
+    metrics.gauge("gotemp_db_pool_size", "Connections the pool holds open.", reading(_size))
+    metrics.gauge("gotemp_db_pool_in_use", "Pool connections lent out now.", reading(_in_use))
+    metrics.gauge("gotemp_db_pool_idle", "Pool connections waiting to be lent.", reading(_idle))
+    metrics.gauge("gotemp_db_pool_max_size", "Most connections the pool opens.", reading(_max))
+
+
+def _size(use: PoolUse) -> int:
+    return use.size
+
+
+def _in_use(use: PoolUse) -> int:
+    return use.in_use
+
+
+def _idle(use: PoolUse) -> int:
+    return use.idle
+
+
+def _max(use: PoolUse) -> int:
+    return use.max_size
+
+
+def watch_outbox(metrics: ServiceMetrics, relay: OutboxRelay) -> None:
+    """The producer's outbox: what waits to be published (shared by every instance of the
+    service: they use one table) and what this instance published."""
+    metrics.probe("outbox backlog", relay.check_backlog)
+    metrics.gauge(
+        "gotemp_outbox_pending_events",
+        "Audit events committed and not yet published to JetStream (when last counted).",
+        lambda: None if relay.backlog is None else relay.backlog.pending,
+    )
+    metrics.gauge(
+        "gotemp_outbox_oldest_pending_age_seconds",
+        "Age of the oldest unpublished audit event when last counted (0: none pending).",
+        lambda: None if relay.backlog is None else relay.backlog.oldest_age_seconds,
+    )
+    metrics.counter(
+        "gotemp_outbox_published_events_total",
+        "Audit events this instance published and marked sent.",
+        lambda: relay.published,
+    )
+
+
+def watch_token_cache(metrics: ServiceMetrics, cache: TokenCache) -> None:
+    metrics.counter(
+        "gotemp_token_cache_hits_total",
+        "Token checks answered from the cache of verified tokens.",
+        lambda: cache.hits,
+    )
+    metrics.counter(
+        "gotemp_token_cache_misses_total",
+        "Token checks the cache could not answer (the token was verified).",
+        lambda: cache.misses,
+    )
+    metrics.gauge("gotemp_token_cache_entries", "Verified tokens cached.", lambda: len(cache))
