@@ -90,8 +90,11 @@ class Database:
         max_size: int = 10,
         acquire_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        connection_class: type[PooledConnection] = PooledConnection,
     ) -> None:
         self._dsn = dsn
+        # a subclass when statements are traced (global_utils.tracing)
+        self._connection_class = connection_class
         self._min_size = min_size
         self._max_size = max_size
         self._acquire_timeout = acquire_timeout
@@ -143,7 +146,7 @@ class Database:
                     max_size=self._max_size,
                     command_timeout=30,
                     reset=_keep_session,
-                    connection_class=PooledConnection,
+                    connection_class=self._connection_class,
                 )
                 break
             except Exception as exc:

@@ -27,6 +27,7 @@ from global_utils.logs import configure_logging
 from global_utils.registry import Endpoint, Registry
 from global_utils.settings import ServiceSettings
 from global_utils.tasks import cancel_and_wait
+from global_utils.tracing import log_ids
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ async def serve_until_signalled(host: ServiceHost) -> None:
 
 def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> None:
     """The body of every `python -m <service>.server`: log setup, build, serve, exit 0."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, log_ids if settings.tracing_enabled else None)
 
     async def main() -> None:
         await serve_until_signalled(build())

@@ -22,6 +22,7 @@ from global_utils.registry import (
 )
 from global_utils.tls import TlsSettings
 from global_utils.token_keys import SigningKey, parse_signing_keys
+from global_utils.tracing_config import TracingSettings
 
 
 class RegistrySettings(TlsSettings):
@@ -67,8 +68,8 @@ class RegistrySettings(TlsSettings):
         return MdnsRegistry(self.interfaces, self.mdns_service_type)
 
 
-class ServiceSettings(RegistrySettings):
-    """What every service process reads: listen address, broker, registry, language."""
+class ServiceSettings(RegistrySettings, TracingSettings):
+    """What every service process reads: listen address, broker, registry, language, tracing."""
 
     micro_server_address: str = ":0"
     micro_broker: Literal["nats"] = "nats"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from audit.proto import audit_pb2_grpc
 from audit.server.authenticity import EventAuthenticator, RejectKind
 from audit.server.consumer import AuditConsumer
@@ -14,15 +16,26 @@ from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.http_side import HttpSidePort
 from global_utils.metrics import ServiceMetrics, watch_database, watch_token_cache
+from global_utils.tracing import Tracing
 from user.client.auth import user_service_verifier
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 
 SERVICE_NAME = "audit"
 GRPC_SERVICE = "audit.AuditSrv"
 
 
-def build(settings: AuditSettings) -> ServiceHost:
+def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
+    """The audit service; span_exporter (tests) gets its spans whatever OTEL_* say."""
     metrics = ServiceMetrics(settings)
-    database = Database(settings.db_connect, max_size=settings.db_pool_max_size)
+    tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
+    database = Database(
+        settings.db_connect,
+        max_size=settings.db_pool_max_size,
+        connection_class=tracing.connection_class(),
+    )
     broker = Broker(settings.broker_url, name=SERVICE_NAME, client_class=RawClient)
     consumer = AuditConsumer(
         database,
@@ -33,7 +46,9 @@ def build(settings: AuditSettings) -> ServiceHost:
         stream_replicas=settings.audit_stream_replicas,
     )
     registry = settings.create_registry()
-    verifier, users = user_service_verifier(registry, settings, metrics.client_interceptors())
+    verifier, users = user_service_verifier(
+        registry, settings, [*tracing.client_interceptors(), *metrics.client_interceptors()]
+    )
     service = AuditService(database)
     servicer = VerifyingAuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
@@ -54,9 +69,10 @@ def build(settings: AuditSettings) -> ServiceHost:
         database=database,
         registry=registry,
         verifier=verifier,
-        components=(broker, consumer, users, metrics.prober(after=database.wait_ready)),
+        components=(tracing, broker, consumer, users, metrics.prober(after=database.wait_ready)),
         http=HttpSidePort(settings.http_address, metrics.routes()),
-        interceptors=metrics.server_interceptors(),
+        # tracing outermost: its span covers the call as the others see it
+        interceptors=[*tracing.server_interceptors(), *metrics.server_interceptors()],
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
 from global_utils.http_side import HttpSidePort
 from global_utils.metrics import ServiceMetrics, watch_database, watch_outbox, watch_token_cache
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.tracing import Tracing
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService
 from promotion.server.servicer import PromotionServicer, promotion_to_proto
@@ -15,17 +18,29 @@ from promotion.server.settings import PromotionSettings
 from promotion.server.unit_of_work import PromotionStorage
 from user.client.auth import user_service_verifier
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
 GRPC_SERVICE = "promotion.PromotionSrv"
 
 
-def build(settings: PromotionSettings) -> ServiceHost:
+def build(settings: PromotionSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
+    """The promotion service; span_exporter (tests) gets its spans whatever OTEL_* say."""
     metrics = ServiceMetrics(settings)
-    database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
+    tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
+    database = Database(
+        settings.postgres_connect,
+        max_size=settings.db_pool_max_size,
+        connection_class=tracing.connection_class(),
+    )
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
     registry = settings.create_registry()
-    verifier, users = user_service_verifier(registry, settings, metrics.client_interceptors())
+    verifier, users = user_service_verifier(
+        registry, settings, [*tracing.client_interceptors(), *metrics.client_interceptors()]
+    )
     servicer = PromotionServicer(
         PromotionService(PromotionStorage(database, emitter), promotion_to_proto),
         settings.app_language,
@@ -47,7 +62,8 @@ def build(settings: PromotionSettings) -> ServiceHost:
         database=database,
         registry=registry,
         verifier=verifier,
-        components=(broker, relay, users, metrics.prober(after=database.wait_ready)),
+        components=(tracing, broker, relay, users, metrics.prober(after=database.wait_ready)),
         http=HttpSidePort(settings.http_address, metrics.routes()),
-        interceptors=metrics.server_interceptors(),
+        # tracing outermost: its span covers the call as the others see it
+        interceptors=[*tracing.server_interceptors(), *metrics.server_interceptors()],
     )

@@ -19,7 +19,7 @@ def base_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "AUDIT_"))
+        if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "AUDIT_", "OTEL_"))
     }
     env.update({"PYTHONUNBUFFERED": "1", "MDNS_INTERFACES": "127.0.0.1", "APP_LANGUAGE": "en"})
     return env

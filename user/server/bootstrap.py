@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from global_utils.broker import Broker
 from global_utils.db import Database
@@ -12,6 +13,7 @@ from global_utils.metrics import ServiceMetrics, watch_database, watch_outbox, w
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.token_cache import TokenCache
 from global_utils.token_keys import jwks_document
+from global_utils.tracing import Tracing
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
 from user.server.service import SERVICE_NAME, UserService
@@ -19,6 +21,10 @@ from user.server.servicer import UserServicer, login_to_proto, user_to_proto
 from user.server.settings import UserSettings
 from user.server.tokens import TokenCodec
 from user.server.unit_of_work import UserStorage
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 
 GRPC_SERVICE = "user.UserSrv"
 # Token checks and key publication need no token; a refresh token replaces one.
@@ -31,9 +37,15 @@ JWKS_PATH = "/.well-known/jwks.json"
 JWKS_MAX_AGE_SECONDS = 300
 
 
-def build(settings: UserSettings) -> ServiceHost:
+def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
+    """The user service; span_exporter (tests) gets its spans whatever OTEL_* say."""
     metrics = ServiceMetrics(settings)
-    database = Database(settings.postgres_connect, max_size=settings.db_pool_max_size)
+    tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
+    database = Database(
+        settings.postgres_connect,
+        max_size=settings.db_pool_max_size,
+        connection_class=tracing.connection_class(),
+    )
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
     relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
@@ -78,9 +90,10 @@ def build(settings: UserSettings) -> ServiceHost:
         registry=settings.create_registry(),
         # no cache: a deactivated or deleted user's token is refused at once
         verifier=service,
-        components=(broker, relay, hasher, metrics.prober(after=database.wait_ready)),
+        components=(tracing, broker, relay, hasher, metrics.prober(after=database.wait_ready)),
         http=http,
-        interceptors=metrics.server_interceptors(),
+        # tracing outermost: its span covers the call as the others see it
+        interceptors=[*tracing.server_interceptors(), *metrics.server_interceptors()],
     )
 
 
