@@ -41,7 +41,7 @@ test-faults: $(STAMP)  ## changes under injected faults, ~30 rounds (FAULT_SEED=
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy global_errors global_utils user promotion audit devtools
+	$(BIN)/mypy global_errors global_utils user promotion audit devtools provision
 
 run: $(STAMP)  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
 	$(BIN)/python -m devtools.run
@@ -66,7 +66,8 @@ run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
 	$(LOCAL_ENV) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
 	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,user/docker-compose.env)' \
 	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-user.DEVELOPMENT-ONLY \
-	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/appuser} \
+	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://appuser_runtime@127.0.0.1:5432/appuser} \
+	POSTGRES_PASSWORD_FILE=secrets/dev/db-password-appuser-runtime.DEVELOPMENT-ONLY \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m user.server
 
@@ -79,7 +80,8 @@ run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `ma
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
 	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,promotion/docker-compose.env)' \
 	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-promotion.DEVELOPMENT-ONLY \
-	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://postgres@127.0.0.1:5432/promotion} \
+	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://promotion_runtime@127.0.0.1:5432/promotion} \
+	POSTGRES_PASSWORD_FILE=secrets/dev/db-password-promotion-runtime.DEVELOPMENT-ONLY \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m promotion.server
 
@@ -91,7 +93,8 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	AUDIT_PRODUCER_KEYS_FILE=secrets/dev/audit-producer-keys.DEVELOPMENT-ONLY \
-	DB_CONNECT=$${DB_CONNECT:-postgresql://postgres@127.0.0.1:5432/audit} \
+	DB_CONNECT=$${DB_CONNECT:-postgresql://audit_runtime@127.0.0.1:5432/audit} \
+	DB_PASSWORD_FILE=secrets/dev/db-password-audit-runtime.DEVELOPMENT-ONLY \
 	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
 	$(BIN)/python -m audit.server
 
@@ -112,7 +115,7 @@ bench-tokens: $(STAMP)  ## one token check: cache hit, local EdDSA verification,
 	$(BIN)/python -m devtools.bench_tokens
 
 .PHONY: secrets
-secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: audit event keys, token signing key
+secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: database passwords, audit event keys, token signing key
 	$(BIN)/python -m devtools.dev_secrets
 
 # docker compose shortcuts (goTemp's): need Docker with the compose plugin.

@@ -25,6 +25,7 @@ import grpc
 import psutil
 
 from devtools import bench_audit
+from devtools.databases import provision_databases
 from devtools.loadgen import Result, Target, run_load
 from devtools.processes import ServiceProcess
 from devtools.run import Service, plan, start_services, stop_all, wait_serving
@@ -215,7 +216,7 @@ class Suite:
 @contextmanager
 def running_suite(folder: Path) -> Iterator[Suite]:
     pg = EmbeddedPostgres(folder / "pg").start()
-    pg.apply_all_init_scripts()
+    provision_databases(pg)
     broker = EmbeddedNats(folder / "nats").start()
     env = {
         "LOG_LEVEL": "WARNING",

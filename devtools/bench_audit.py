@@ -34,6 +34,7 @@ import psutil
 from audit.server.authenticity import EventAuthenticator, ProducerKey
 from audit.server.chain import GENESIS, chained
 from audit.server.wire import COLUMNS, header_block, parse_delivery
+from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import AuditKeys, development_keys, make_audit_keys
 from devtools.stack import (
     REPO_ROOT,
@@ -316,7 +317,7 @@ def start_audit(
     port = free_port()
     env = {
         **os.environ,
-        "DB_CONNECT": pg.dsn("audit"),
+        **service_db_env(pg, "audit"),
         "MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}",
         "MICRO_BROKER_ADDRESS": broker.address,
         "MICRO_REGISTRY": "static",
@@ -344,7 +345,7 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="gotemp-bench-audit-") as tmp:
         folder = Path(tmp)
         pg = EmbeddedPostgres(folder / "pg").start()
-        pg.apply_all_init_scripts()
+        provision_databases(pg)
         broker = EmbeddedNats(folder / "nats").start()
         keys = make_audit_keys(folder / "keys", ("user",))
         signing_key = keys.key("user").encode()

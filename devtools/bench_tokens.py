@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 
+from devtools.databases import provision_databases, service_db_settings
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.client import ServiceChannels
 from global_utils.registry import StaticRegistry, parse_endpoint
@@ -48,7 +49,7 @@ async def measure(folder: Path, pg: EmbeddedPostgres, broker: EmbeddedNats) -> d
         micro_registry="static",
         micro_registry_address=f"user=127.0.0.1:{port}",
         micro_broker_address=broker.address,
-        postgres_connect=pg.dsn("appuser"),
+        **service_db_settings(pg, "user"),
         jwt_private_key=new_signing_key_pem(),
         audit_signing_key="bench-audit-key-" + "0" * 32,
         audit_signing_key_id="user-bench",
@@ -92,7 +93,7 @@ def main() -> None:
         pg = EmbeddedPostgres(root / "pg", durable=False).start()
         broker = EmbeddedNats(root / "nats").start()
         try:
-            pg.apply_all_init_scripts()
+            provision_databases(pg)
             results = asyncio.run(measure(root, pg, broker))
         finally:
             broker.stop()

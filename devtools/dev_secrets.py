@@ -103,7 +103,32 @@ def make_jwt_signing_key(path: Path = DEV_JWT_SIGNING_KEY) -> Path:
     return path
 
 
+# Database passwords: the two servers' superusers (the PostgreSQL containers' POSTGRES_PASSWORD_FILE
+# and the provisioner's admin credential), and every service database role (provision/databases.py).
+DB_SUPERUSERS = ("postgres-superuser", "timescaledb-superuser")
+
+
+def db_password_file(role: str, folder: Path = DEV_SECRETS) -> Path:
+    """The development password file of role (`appuser_owner` or a DB_SUPERUSERS entry)."""
+    return folder / f"db-password-{role.replace('_', '-')}.{DEV_MARK}"
+
+
+def make_db_passwords(roles: Iterable[str], folder: Path = DEV_SECRETS) -> list[Path]:
+    """A fresh random password per role (letters and digits: safe in any URL or shell)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for role in roles:
+        path = db_password_file(role, folder)
+        path.write_text(f"{DEV_MARK}-{secrets.token_hex(16)}\n")
+        written.append(path)
+    return written
+
+
 if __name__ == "__main__":
+    from provision.databases import ROLES
+
+    make_db_passwords((*DB_SUPERUSERS, *ROLES))
+    print(f"development database passwords written to {DEV_SECRETS.relative_to(REPO_ROOT)}/")
     written = make_audit_keys(DEV_SECRETS, development=True)
     print(f"development audit keys written to {written.folder.relative_to(REPO_ROOT)}/")
     print(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("global_errors", "global_utils", "user", "promotion", "audit")
+PACKAGES = ("global_errors", "global_utils", "user", "promotion", "audit", "provision")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,19 @@ class Image:
 IMAGES = (Image("user", 50053), Image("promotion", 50051), Image("audit", 50055))
 
 
+def provision_image() -> str:
+    """The one-shot provisioning step (compose's provision service, Kubernetes' Job)."""
+    return _render(
+        "The provisioning step (python -m provision)",
+        "provision/Dockerfile",
+        [
+            "# Runs once and exits: nothing to probe.",
+            "HEALTHCHECK NONE",
+            'ENTRYPOINT ["python", "-m", "provision"]',
+        ],
+    )
+
+
 def _render(title: str, path: str, tail: list[str]) -> str:
     copies = [f"COPY {package} ./{package}" for package in PACKAGES]
     lines = [
@@ -76,6 +89,7 @@ def rendered() -> dict[str, str]:
     for image in IMAGES:
         files[f"{image.service}/Dockerfile"] = image.server()
         files[f"{image.service}/DockerfileCli"] = image.cli()
+    files["provision/Dockerfile"] = provision_image()
     return files
 
 

@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.databases import provision_env, service_db_env
 from devtools.dev_secrets import DEV_JWT_SIGNING_KEY, development_keys
 from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
@@ -83,7 +84,7 @@ def plan(
             base
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{user_port}",
-                "POSTGRES_CONNECT": pg.dsn("appuser"),
+                **service_db_env(pg, "user"),
                 **keys.producer_env("user"),
             },
         ),
@@ -95,7 +96,7 @@ def plan(
             base
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{promotion_port}",
-                "POSTGRES_CONNECT": pg.dsn("promotion"),
+                **service_db_env(pg, "promotion"),
                 **keys.producer_env("promotion"),
             },
         ),
@@ -107,7 +108,7 @@ def plan(
             base
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{audit_port}",
-                "DB_CONNECT": pg.dsn("audit"),
+                **service_db_env(pg, "audit"),
                 **keys.consumer_env(),
             },
         ),
@@ -199,6 +200,16 @@ async def start_services(
     return processes
 
 
+def provision(pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
+    """`python -m provision`, as compose's provision service runs it before the services."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **provision_env(pg)}
+    result = subprocess.run(
+        [sys.executable, "-m", "provision"], env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"provisioning failed:\n{result.stderr[-3000:]}")
+
+
 def stop_all(processes: list[ServiceProcess]) -> bool:
     clean = True
     for process in reversed(processes):
@@ -219,8 +230,8 @@ def main() -> None:
     ok = False
     pg.start()
     try:
-        pg.apply_all_init_scripts()
         broker.start()
+        provision(pg, broker)
         services = plan(pg, broker)
         processes = asyncio.run(start_services(services))
         print_table(services, pg, broker)

@@ -29,6 +29,15 @@ POSTGRES_INIT = REPO_ROOT / "postgres" / "postgresInit"
 TIMESCALE_INIT = REPO_ROOT / "timescaledb" / "timescaleInit"
 AUDIT_DATABASE = "audit"
 PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
+# Who may connect how: the superuser without a password from this machine (tests inspect and
+# set up through it; it is the provisioner's admin credential here), every other role only
+# with its password (SCRAM), so the services' runtime roles are checked as in compose.
+PG_HBA = """\
+local all all trust
+host all postgres 127.0.0.1/32 trust
+host replication postgres 127.0.0.1/32 trust
+host all all 127.0.0.1/32 scram-sha-256
+"""
 _INIT_MARKER = ".gotemp-initialized"
 
 
@@ -195,7 +204,7 @@ class EmbeddedPostgres:
         """An immediate stop (SIGQUIT: no shutdown checkpoint), as a crash would leave it."""
         self.stop(signal.SIGQUIT)
 
-    def apply_init_scripts(self, folder: Path = POSTGRES_INIT, database: str = "postgres") -> None:
+    def apply_init_scripts(self, folder: Path, database: str = "postgres") -> None:
         """Runs each of folder's scripts once per cluster against database (created if need
         be), like the official images' initdb.d; a script added since the last run runs too."""
         marker = self.data_dir / _INIT_MARKER
@@ -212,11 +221,6 @@ class EmbeddedPostgres:
         )
         done |= {f"{folder.name}/{name}" for name in applied}
         marker.write_text("".join(f"{name}\n" for name in sorted(done)))
-
-    def apply_all_init_scripts(self) -> None:
-        """The transactional databases (postgresInit) and the audit database (timescaleInit)."""
-        self.apply_init_scripts(POSTGRES_INIT)
-        self.apply_init_scripts(TIMESCALE_INIT, database=AUDIT_DATABASE)
 
     def _create_database(self, name: str) -> None:
         psql = [str(self._bin / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port)]
@@ -259,12 +263,15 @@ class EmbeddedPostgres:
             _let_user_traverse(self.data_dir)
             _let_user_traverse(self._bin)
             self._chown(self.data_dir)
-        if (pgdata / "PG_VERSION").exists():
-            return
-        self._tool(
-            *("initdb", "-D", str(pgdata), "-U", "postgres", "--auth=trust"),
-            *("--encoding=UTF8", "--locale=C"),
-        )
+        if not (pgdata / "PG_VERSION").exists():
+            self._tool(
+                *("initdb", "-D", str(pgdata), "-U", "postgres", "--auth=trust"),
+                *("--encoding=UTF8", "--locale=C"),
+            )
+        # Also for a cluster an earlier version made (trust for everyone): replaced each start.
+        hba = pgdata / "pg_hba.conf"
+        hba.write_text(PG_HBA)
+        self._chown(hba)
 
     def _tool(self, name: str, *args: str, timeout: float = 120) -> None:
         """Runs one of PostgreSQL's programs as the server's user; its stderr if it fails."""
@@ -454,12 +461,16 @@ def main() -> None:
     )
     pg.start()
     try:
-        pg.apply_all_init_scripts()
+        # devtools.databases builds on this module: imported here, not at the top
+        from devtools.databases import provision_databases, service_db_env
+
+        provision_databases(pg)
         broker.start()
         print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
-        print("In another terminal, with these variables, start a service:")
-        print(f"  export POSTGRES_CONNECT={pg.dsn('appuser')}  # user; promotion: .../promotion")
-        print(f"  export DB_CONNECT={pg.dsn(AUDIT_DATABASE)}  # audit")
+        print("In another terminal, with these variables, start a service (make run-user, ...):")
+        for service in ("user", "promotion", "audit"):
+            settings = " ".join(f"{k}={v}" for k, v in service_db_env(pg, service).items())
+            print(f"  {service}: {settings}")
         print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
         print("Ctrl-C stops both.", flush=True)
         # Blocked only now, so the servers started above keep their default signal mask.

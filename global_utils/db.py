@@ -86,6 +86,7 @@ class Database:
         self,
         dsn: str,
         *,
+        password: str | None = None,
         min_size: int = 2,
         max_size: int = 10,
         acquire_timeout: float = 5.0,
@@ -95,6 +96,8 @@ class Database:
         self._dsn = dsn
         # a subclass when statements are traced (global_utils.tracing)
         self._connection_class = connection_class
+        # Kept apart from the URL (which log lines may show); sslmode/sslrootcert stay in it.
+        self._password = password
         self._min_size = min_size
         self._max_size = max_size
         self._acquire_timeout = acquire_timeout
@@ -106,6 +109,10 @@ class Database:
     @property
     def dsn(self) -> str:
         return self._dsn
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own (not pooled), with the pool's credentials."""
+        return await asyncpg.connect(self._dsn, password=self._password)
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -142,6 +149,7 @@ class Database:
             try:
                 self._pool = await asyncpg.create_pool(
                     self._dsn,
+                    password=self._password,
                     min_size=self._min_size,
                     max_size=self._max_size,
                     command_timeout=30,

@@ -221,7 +221,7 @@ class OutboxRelay:
         while True:
             closed = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self._db.dsn)
+                conn = await self._db.connect()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import Language
+from global_utils.event_auth import read_secret
 from global_utils.registry import (
     DEFAULT_SERVICE_TYPE,
     SERVICE_TYPE_PATTERN,
@@ -103,6 +104,24 @@ class ServiceSettings(RegistrySettings, TracingSettings):
             address if "://" in address else f"nats://{address}"
             for address in _split(self.micro_broker_address)
         )
+
+
+class PostgresPasswordSettings(BaseSettings):
+    """The password of the role in POSTGRES_CONNECT (the user and promotion services' runtime
+    roles): POSTGRES_PASSWORD or, from a secret, POSTGRES_PASSWORD_FILE; none for a server that
+    trusts the connection. Kept out of the URL, which may appear in log lines."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    postgres_password: str = Field(default="", repr=False)
+    postgres_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _read_postgres_password(self) -> PostgresPasswordSettings:
+        self.postgres_password = read_secret(
+            "POSTGRES_PASSWORD", self.postgres_password, self.postgres_password_file
+        )
+        return self
 
 
 class JwtSettings(BaseSettings):

@@ -15,6 +15,7 @@ from _pytest.terminal import TerminalReporter
 from nats.aio.client import Client
 
 from audit.server.repository import AuditRepository
+from devtools.databases import provision_databases
 from devtools.dev_secrets import AuditKeys, make_audit_keys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
 from global_utils.token_keys import new_signing_key_pem
@@ -52,9 +53,10 @@ def stack_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
-    """PostgreSQL with the project's init scripts applied."""
+    """PostgreSQL with the services' databases provisioned (roles, migrations), as compose
+    makes them; the services connect as their runtime roles (devtools.databases)."""
     server = EmbeddedPostgres(stack_dir / "pg", durable=False).start()
-    server.apply_all_init_scripts()
+    provision_databases(server)
     _SESSION_FACTS["audit table"] = audit_storage_mode(server.dsn(AUDIT_DATABASE))
     yield server
     server.stop()

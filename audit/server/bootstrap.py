@@ -33,6 +33,7 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
     tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
     database = Database(
         settings.db_connect,
+        password=settings.db_password or None,
         max_size=settings.db_pool_max_size,
         connection_class=tracing.connection_class(),
     )

@@ -15,6 +15,9 @@ from global_utils.settings import HttpSideSettings, RemoteAuthSettings, ServiceS
 class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, MetricsSettings):
     micro_server_address: str = ":50055"
     db_connect: str = Field(min_length=1)
+    # The password of DB_CONNECT's role (the audit runtime role), kept out of the URL.
+    db_password: str = Field(default="", repr=False)
+    db_password_file: Path | None = None
     db_pool_max_size: int = Field(default=10, ge=1, le=100)
     # Most events stored per transaction, and the size of each pull request.
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -26,6 +29,7 @@ class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, Metri
 
     @model_validator(mode="after")
     def _require_producer_keys(self) -> AuditSettings:
+        self.db_password = read_secret("DB_PASSWORD", self.db_password, self.db_password_file)
         self.audit_producer_keys = read_secret(
             "AUDIT_PRODUCER_KEYS", self.audit_producer_keys, self.audit_producer_keys_file
         )

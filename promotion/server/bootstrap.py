@@ -31,6 +31,7 @@ def build(settings: PromotionSettings, *, span_exporter: SpanExporter | None = N
     tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
     database = Database(
         settings.postgres_connect,
+        password=settings.postgres_password or None,
         max_size=settings.db_pool_max_size,
         connection_class=tracing.connection_class(),
     )

@@ -6,11 +6,21 @@ from pydantic import Field
 
 from global_utils.event_auth import AuditSigningSettings
 from global_utils.metrics import MetricsSettings
-from global_utils.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
+from global_utils.settings import (
+    HttpSideSettings,
+    PostgresPasswordSettings,
+    RemoteAuthSettings,
+    ServiceSettings,
+)
 
 
 class PromotionSettings(
-    ServiceSettings, RemoteAuthSettings, AuditSigningSettings, HttpSideSettings, MetricsSettings
+    ServiceSettings,
+    PostgresPasswordSettings,
+    RemoteAuthSettings,
+    AuditSigningSettings,
+    HttpSideSettings,
+    MetricsSettings,
 ):
     micro_server_address: str = ":50051"
     postgres_connect: str = Field(min_length=1)

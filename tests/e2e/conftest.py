@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import service_db_env
 from devtools.dev_secrets import AuditKeys
 from devtools.processes import ServiceProcess
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
@@ -44,7 +45,7 @@ def user_env(
     env.update(
         {
             "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-            "POSTGRES_CONNECT": postgres.dsn("appuser"),
+            **service_db_env(postgres, "user"),
             "MICRO_BROKER_ADDRESS": nats_server.address,
             "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
             "BCRYPT_ROUNDS": "4",
@@ -62,7 +63,7 @@ def promotion_env(
     return base_env() | {
         "MDNS_SERVICE_TYPE": mdns_type,
         "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "POSTGRES_CONNECT": postgres.dsn("promotion"),
+        **service_db_env(postgres, "promotion"),
         "MICRO_BROKER_ADDRESS": nats_server.address,
         **audit_keys.producer_env("promotion"),
     }

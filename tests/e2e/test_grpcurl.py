@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import service_db_env
 from devtools.stack import EmbeddedPostgres, free_port
 from tests.e2e.conftest import base_env
 
@@ -31,7 +32,7 @@ def suite(
     audit_env = base_env() | {
         "MDNS_SERVICE_TYPE": mdns_type,
         "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "DB_CONNECT": postgres.dsn("audit"),
+        **service_db_env(postgres, "audit"),
         "MICRO_BROKER_ADDRESS": user_env["MICRO_BROKER_ADDRESS"],
         **audit_keys.consumer_env(),
     }

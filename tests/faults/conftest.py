@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import make_audit_keys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.token_keys import new_signing_key_pem
@@ -38,7 +39,7 @@ def fault_stack() -> Iterator[Stack]:
         # Durable: with synchronous_commit off (the other tests' setting) an immediate stop
         # loses commits already answered OK, which is that setting's documented trade-off.
         pg = EmbeddedPostgres(root / "pg", durable=True).start()
-        pg.apply_all_init_scripts()
+        provision_databases(pg)
         nats = EmbeddedNats(root / "nats").start()
         keys = make_audit_keys(root / "audit-keys")
         ports = {service: free_port() for service in SERVICES}
@@ -60,7 +61,7 @@ def fault_stack() -> Iterator[Stack]:
             "user": common
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['user']}",
-                "POSTGRES_CONNECT": pg.dsn("appuser"),
+                **service_db_env(pg, "user"),
                 "JWT_PRIVATE_KEY": new_signing_key_pem("token signing key of a fault run"),
                 "BCRYPT_ROUNDS": "4",
                 "BCRYPT_WORKERS": "1",
@@ -74,7 +75,7 @@ def fault_stack() -> Iterator[Stack]:
             "promotion": common
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['promotion']}",
-                "POSTGRES_CONNECT": pg.dsn("promotion"),
+                **service_db_env(pg, "promotion"),
                 "TOKEN_CACHE_SECONDS": "0",
                 **keys.producer_env("promotion"),
             },
@@ -82,7 +83,7 @@ def fault_stack() -> Iterator[Stack]:
             "audit": common
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['audit']}",
-                "DB_CONNECT": pg.dsn("audit"),
+                **service_db_env(pg, "audit"),
                 "TOKEN_CACHE_SECONDS": "0",
                 "CONSUMER_ACK_WAIT_SECONDS": "2",
                 **keys.consumer_env(),

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings
 from audit.proto import audit_pb2_grpc
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
+from devtools.databases import service_db_settings
 from devtools.dev_secrets import AuditKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
@@ -62,7 +63,7 @@ def user_settings_factory(
     return factory(
         UserSettings,
         nats_server,
-        postgres_connect=postgres.dsn("appuser"),
+        **service_db_settings(postgres, "user"),
         jwt_private_key=jwt_key,
         bcrypt_rounds=4,
         **audit_keys.producer_settings("user"),
@@ -77,7 +78,7 @@ def promotion_settings_factory(
     return factory(
         PromotionSettings,
         nats_server,
-        postgres_connect=postgres.dsn("promotion"),
+        **service_db_settings(postgres, "promotion"),
         **audit_keys.producer_settings("promotion"),
     )
 
@@ -90,7 +91,7 @@ def audit_settings_factory(
     return factory(
         AuditSettings,
         nats_server,
-        db_connect=postgres.dsn("audit"),
+        **service_db_settings(postgres, "audit"),
         **audit_keys.consumer_settings(),
     )
 

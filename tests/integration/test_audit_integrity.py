@@ -21,12 +21,13 @@ from audit.server.consumer import AuditConsumer
 from audit.server.repository import AuditRepository
 from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
-from devtools.stack import AUDIT_DATABASE, TIMESCALE_INIT, EmbeddedPostgres
+from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
 from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
 from global_utils.auth import bearer_metadata
 from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
 from tests.helpers import eventually
+from tests.previous_release import PREVIOUS_TIMESCALE_INIT
 from user.proto import user_pb2, user_pb2_grpc
 
 
@@ -289,9 +290,9 @@ async def test_an_audit_database_of_the_previous_schema_is_upgraded(
     await admin.execute(f"CREATE DATABASE {name}")
     conn = await asyncpg.connect(postgres.dsn(name))
     try:
-        await conn.execute((TIMESCALE_INIT / "01_audit.sql").read_text())
+        await conn.execute((PREVIOUS_TIMESCALE_INIT / "01_audit.sql").read_text())
         for _ in range(2):
-            await conn.execute((TIMESCALE_INIT / "02_audit_chain.sql").read_text())
+            await conn.execute((PREVIOUS_TIMESCALE_INIT / "02_audit_chain.sql").read_text())
         rows = [
             ReceivedEvent.from_headers(e.headers(), e.payload)
             for e in (event("upgraded", str(i)) for i in range(3))

@@ -26,6 +26,12 @@ from audit.server.raw_client import RawClient
 from audit.server.repository import AuditRepository
 from audit.server.settings import AuditSettings
 from audit.server.wire import ReceivedEvent, header_block
+from devtools.databases import (
+    provision_databases,
+    runtime_dsn,
+    runtime_password,
+    service_db_settings,
+)
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent, ensure_audit_stream
 from global_utils.auth import bearer_metadata
@@ -62,7 +68,7 @@ class Pipeline:
 
     def audit_settings(self, **overrides: object) -> AuditSettings:
         values: dict[str, Any] = {
-            "db_connect": self.pg.dsn("audit"),
+            **service_db_settings(self.pg, "audit"),
             "micro_server_address": "127.0.0.1:0",
             "micro_broker_address": self.nats.address,
             "mdns_interfaces": "127.0.0.1",
@@ -76,7 +82,7 @@ class Pipeline:
 
     def user_settings(self) -> UserSettings:
         return UserSettings(
-            postgres_connect=self.pg.dsn("appuser"),
+            **service_db_settings(self.pg, "user"),
             micro_server_address="127.0.0.1:0",
             micro_broker_address=self.nats.address,
             mdns_interfaces="127.0.0.1",
@@ -133,7 +139,7 @@ class Pipeline:
 async def pipeline(stack_dir: Path) -> AsyncIterator[Pipeline]:
     """An isolated PostgreSQL (all schemas) and a restartable NATS with JetStream."""
     pg = EmbeddedPostgres(stack_dir / "pipeline-pg", durable=False).start()
-    pg.apply_all_init_scripts()
+    provision_databases(pg)
     broker = EmbeddedNats(stack_dir / "pipeline-nats").start()
     yield Pipeline(pg, broker, f"_gt-{uuid.uuid4().hex[:8]}._tcp.local.")
     broker.stop()
@@ -165,7 +171,7 @@ async def produce(database: Database, n: int) -> list[str]:
 @pytest.fixture
 async def producer(pipeline: Pipeline) -> AsyncIterator[tuple[Database, Broker]]:
     """A database pool on the user database and a broker connection, without a relay."""
-    database = Database(pipeline.pg.dsn("appuser"))
+    database = Database(runtime_dsn(pipeline.pg, "user"), password=runtime_password("user"))
     broker = Broker(f"nats://{pipeline.nats.address}", name="pipeline-test")
     await database.start()
     await broker.start()
@@ -276,7 +282,7 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
     database, broker = producer
     ids = await produce(database, 10)
     await OutboxRelay(database, broker).relay_once()
-    audit_db = Database(pipeline.pg.dsn("audit"))
+    audit_db = Database(runtime_dsn(pipeline.pg, "audit"), password=runtime_password("audit"))
     # The consumer's own connection, of the client class the audit service uses.
     audit_broker = Broker(
         f"nats://{pipeline.nats.address}", name="pipeline-audit", client_class=RawClient

@@ -1,5 +1,5 @@
-"""The audit init decides hypertable or ordinary table from what the server reports, never by
-trying CREATE EXTENSION (which kills the session where TimescaleDB is not preloaded)."""
+"""The audit provisioning decides hypertable or ordinary table from what the server reports,
+never by trying CREATE EXTENSION (which kills the session where TimescaleDB is not preloaded)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from audit.server.bootstrap import build as build_audit
 from audit.server.repository import AuditRepository
 from audit.server.settings import AuditSettings
-from devtools.stack import AUDIT_DATABASE, TIMESCALE_INIT, EmbeddedPostgres
+from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
+from provision.databases import ADMIN_SQL
 from tests.helpers import serving
 
 
@@ -65,8 +66,8 @@ async def test_this_servers_audit_table_follows_the_decision(audit_db: asyncpg.C
     assert "audit_event_unique" in {row["conname"] for row in constraints}
 
 
-async def test_the_init_script_never_runs_create_extension_unguarded() -> None:
-    text = (TIMESCALE_INIT / "01_audit.sql").read_text()
+async def test_the_audit_prelude_never_runs_create_extension_unguarded() -> None:
+    text = (ADMIN_SQL / "audit.sql").read_text()
     body = text[text.index("DO $$") :]
     # the only CREATE EXTENSION is inside the branch the decision allows
     before, _, after = body.partition("CREATE EXTENSION")

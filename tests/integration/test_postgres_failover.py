@@ -13,6 +13,7 @@ import asyncpg
 import grpc
 import pytest
 
+from devtools.databases import provision_databases, runtime_dsn
 from devtools.stack import EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from tests.helpers import eventually, new_user, serving
@@ -27,7 +28,7 @@ def primary_and_replica(stack_dir: Path) -> Iterator[tuple[EmbeddedPostgres, Emb
     primary = EmbeddedPostgres(stack_dir / "fo-primary", durable=True).start()
     replica: EmbeddedPostgres | None = None
     try:
-        primary.apply_init_scripts()
+        provision_databases(primary)
         replica = primary.start_replica(stack_dir / "fo-replica")
         yield primary, replica
     finally:
@@ -41,9 +42,11 @@ async def test_writes_resume_on_the_promoted_replica_without_a_restart(
     user_settings_factory: Callable[..., UserSettings],
 ) -> None:
     primary, replica = primary_and_replica
+    # the runtime role's URL with both servers in it
+    one_server = runtime_dsn(primary, "user")
     dsn = (
-        f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{replica.port}/appuser"
-        "?target_session_attrs=read-write"
+        one_server.replace(f":{primary.port}/", f":{primary.port},127.0.0.1:{replica.port}/")
+        + "?target_session_attrs=read-write"
     )
     host = build(user_settings_factory(postgres_connect=dsn))
     async with serving(host) as channel:

@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from devtools.databases import provision_databases, service_db_settings
 from devtools.stack import EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
@@ -31,7 +32,7 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
     stack_dir: Path, user_settings_factory: Callable[..., UserSettings]
 ) -> None:
     late = EmbeddedPostgres(stack_dir / "late-pg", port=free_port(), durable=False)
-    host = build(user_settings_factory(postgres_connect=late.dsn("appuser")))
+    host = build(user_settings_factory(**service_db_settings(late, "user")))
     await host.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
@@ -46,7 +47,7 @@ async def test_service_started_before_database_becomes_serving_when_it_appears(
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
             late.start()
-            late.apply_init_scripts()
+            await asyncio.to_thread(provision_databases, late)
 
             async def serving() -> bool:
                 return await health_status(channel) == health_pb2.HealthCheckResponse.SERVING

@@ -11,6 +11,7 @@ from global_utils.metrics import MetricsSettings
 from global_utils.settings import (
     HttpSideSettings,
     JwtSettings,
+    PostgresPasswordSettings,
     ServiceSettings,
     TokenCacheSettings,
 )
@@ -20,6 +21,7 @@ from user.server.repository import ThrottlePolicy
 
 class UserSettings(
     ServiceSettings,
+    PostgresPasswordSettings,
     JwtSettings,
     HttpSideSettings,
     TokenCacheSettings,
