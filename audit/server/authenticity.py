@@ -3,13 +3,12 @@ service shares only with the audit service (the broker in between is not trusted
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from enum import StrEnum
 from typing import NamedTuple
 
 from audit.server.wire import ReceivedEvent, Seal
-from global_utils.event_auth import KEY_ID_PATTERN, KEY_ID_RE, MIN_AUDIT_KEY_BYTES
+from global_utils.event_auth import KEY_ID_PATTERN, KEY_ID_RE, MIN_AUDIT_KEY_BYTES, MacKey
 
 
 class RejectKind(StrEnum):
@@ -56,7 +55,7 @@ class EventAuthenticator:
     constant-time comparison per event."""
 
     def __init__(self, keys: dict[str, ProducerKey]) -> None:
-        self._keys = dict(keys)
+        self._keys = {key_id: (p.service, MacKey(p.key)) for key_id, p in keys.items()}
 
     def check(self, event: ReceivedEvent, seal: Seal) -> tuple[RejectKind, str] | None:
         """None for an authentic event, else why not (the reason names no secret)."""
@@ -65,13 +64,14 @@ class EventAuthenticator:
         producer = self._keys.get(seal.key_id)
         if producer is None:
             return RejectKind.UNAUTHENTICATED, f"unknown key id {seal.key_id[:64]!r}"
-        expected = hmac.new(producer.key, seal.message, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, seal.mac):
+        service, key = producer
+        expected = key.hexdigest(seal.message)
+        # compare_digest raises TypeError for non-ASCII text: compare the bytes.
+        if not hmac.compare_digest(expected.encode(), seal.mac.encode()):
             return RejectKind.ALTERED, f"MAC does not match (key id {seal.key_id})"
-        if producer.service != event.service:
+        if service != event.service:
             return (
                 RejectKind.WRONG_SERVICE,
-                f"key id {seal.key_id} belongs to {producer.service!r},"
-                f" the event names {event.service!r}",
+                f"key id {seal.key_id} belongs to {service!r}, the event names {event.service!r}",
             )
         return None

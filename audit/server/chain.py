@@ -6,12 +6,23 @@ time claims with `FOR UPDATE SKIP LOCKED`; batches in flight (and several audit 
 take different lanes and never wait for each other. Within a chain, rows follow each other in
 the order they were stored (`chainseq` 1, 2, ...); the first links to 32 zero bytes.
 
-Row hash, version 1: SHA-256 of the ASCII tag `gotemp-audit-chain-v1`, the previous hash (32
-bytes), chainid (4 bytes) and chainseq (8 bytes) big-endian, then eventid (canonical text),
-actiontime (microseconds since 1970-01-01 UTC, 8 bytes signed), topic, service, actionfunc,
-actiontype, objectname, objectid, performedby, recordedtime (as actiontime), objectdetail
-(bytes; NULL as length 0xFFFFFFFF) and payloadtype; texts UTF-8, every variable-length value
-preceded by its length (4 bytes big-endian)."""
+Row hash, version 2 (what rows are stored with): SHA-256 of the ASCII tag
+`gotemp-audit-chain-v2` and a newline, the previous hash (32 bytes), then as UTF-8 text, each
+followed by a newline: chainid, chainseq, eventid (canonical text), actiontime (microseconds
+since 1970-01-01 UTC, decimal), topic, service, actionfunc, actiontype, objectname, objectid,
+performedby, recordedtime (as actiontime), payloadtype; then `-` for a NULL objectdetail, or `+`
+and its bytes. The consumer stores no text with a newline (header values are printable); a
+stored row whose text has one does not match.
+
+Version 1 (rows stored by the first release; still verified): SHA-256 of the ASCII tag
+`gotemp-audit-chain-v1`, the previous hash (32 bytes), chainid (4 bytes) and chainseq (8 bytes)
+big-endian, then eventid (canonical text), actiontime (microseconds since 1970-01-01 UTC, 8
+bytes signed), topic, service, actionfunc, actiontype, objectname, objectid, performedby,
+recordedtime (as actiontime), objectdetail (bytes; NULL as length 0xFFFFFFFF) and payloadtype;
+texts UTF-8, every variable-length value preceded by its length (4 bytes big-endian).
+
+A row matches if its hash is that of either version: both are public and unkeyed, so whoever
+could forge one could forge the other, and accepting both costs no protection."""
 
 from __future__ import annotations
 
@@ -23,14 +34,21 @@ from typing import Any
 from audit.server.wire import ReceivedEvent
 
 GENESIS = bytes(32)
-CHAIN_TAG = b"gotemp-audit-chain-v1"
+CHAIN_TAG_V1 = b"gotemp-audit-chain-v1"
+CHAIN_TAG_V2 = b"gotemp-audit-chain-v2\n"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NULL = b"\xff\xff\xff\xff"
+# The newlines a version 2 row's text holds: one after each of its 13 values.
+_V2_TEXT_NEWLINES = 13
+
+
+def _microseconds(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _micros(moment: datetime) -> bytes:
-    return ((moment - _EPOCH) // _MICROSECOND).to_bytes(8, "big", signed=True)
+    return _microseconds(moment).to_bytes(8, "big", signed=True)
 
 
 def _text(value: str) -> bytes:
@@ -54,12 +72,78 @@ def row_hash(
     recorded_time: datetime,
     object_detail: bytes | None,
     payload_type: str,
+) -> bytes | None:
+    """The version 2 hash of a row; None for text it cannot encode (a value with a newline)."""
+    return _row_hash_v2(
+        previous,
+        chain_id,
+        seq,
+        event_id,
+        _microseconds(action_time),
+        topic,
+        service,
+        action_func,
+        action_type,
+        object_name,
+        object_id,
+        performed_by,
+        _microseconds(recorded_time),
+        object_detail,
+        payload_type,
+    )
+
+
+def _row_hash_v2(
+    previous: bytes,
+    chain_id: int,
+    seq: int,
+    event_id: str,
+    action_micros: int,
+    topic: str,
+    service: str,
+    action_func: str,
+    action_type: str,
+    object_name: str,
+    object_id: str,
+    performed_by: str,
+    recorded_micros: int,
+    object_detail: bytes | None,
+    payload_type: str,
+) -> bytes | None:
+    text = (
+        f"{chain_id}\n{seq}\n{event_id}\n{action_micros}\n{topic}\n{service}\n{action_func}\n"
+        f"{action_type}\n{object_name}\n{object_id}\n{performed_by}\n{recorded_micros}\n"
+        f"{payload_type}\n"
+    )
+    if text.count("\n") != _V2_TEXT_NEWLINES:
+        return None
+    detail = b"-" if object_detail is None else b"+" + object_detail
+    return hashlib.sha256(b"".join((CHAIN_TAG_V2, previous, text.encode(), detail))).digest()
+
+
+def row_hash_v1(
+    previous: bytes,
+    chain_id: int,
+    seq: int,
+    event_id: str,
+    action_time: datetime,
+    topic: str,
+    service: str,
+    action_func: str,
+    action_type: str,
+    object_name: str,
+    object_id: str,
+    performed_by: str,
+    recorded_time: datetime,
+    object_detail: bytes | None,
+    payload_type: str,
 ) -> bytes:
+    """The first release's hash of a row (rows it stored still verify)."""
     detail = _NULL if object_detail is None else _text_bytes(object_detail)
     return hashlib.sha256(
         b"".join(
             (
-                CHAIN_TAG,
+                CHAIN_TAG_V1,
                 previous,
                 chain_id.to_bytes(4, "big"),
                 seq.to_bytes(8, "big"),
@@ -88,35 +172,32 @@ def chained(
     rows: Sequence[ReceivedEvent], chain_id: int, seq: int, previous: bytes, recorded: datetime
 ) -> tuple[list[tuple[Any, ...]], int, bytes]:
     """rows as audit table records (COPY_COLUMNS' order) continuing a chain whose last row has
-    seq and hash previous; returns the records, and the new last seq and hash."""
+    seq and hash previous, stored at recorded; returns the records, and the new last seq and
+    hash. Raises ValueError for a row whose text has a newline (the consumer's validation
+    refuses those).
+
+    _row_hash_v2 inlined: this loop runs for every stored event, and a call with fifteen
+    arguments costs as much as the hash."""
     records = []
+    recorded_micros = _microseconds(recorded)
+    sha256 = hashlib.sha256
     for row in rows:
+        event_id, action_time, topic, service, func, action, name, object_id, by, detail, kind = row
         seq += 1
-        previous = row_hash(
-            previous,
-            chain_id,
-            seq,
-            row.event_id,
-            row.action_time,
-            row.topic,
-            row.service,
-            row.action_func,
-            row.action_type.value,
-            row.object_name,
-            row.object_id,
-            row.performed_by,
-            recorded,
-            row.payload,
-            row.payload_type,
+        text = (
+            f"{chain_id}\n{seq}\n{event_id}\n{(action_time - _EPOCH) // _MICROSECOND}\n{topic}\n"
+            f"{service}\n{func}\n{action}\n{name}\n{object_id}\n{by}\n{recorded_micros}\n{kind}\n"
         )
-        records.append((*row, recorded, chain_id, seq, previous))
+        if text.count("\n") != _V2_TEXT_NEWLINES:
+            raise ValueError(f"event {event_id}: a text value contains a newline")
+        previous = sha256(b"".join((CHAIN_TAG_V2, previous, text.encode(), b"+", detail))).digest()
+        records.append((*row, chain_id, seq, previous))
     return records, seq, previous
 
 
-def stored_row_hash(row: Any, previous: bytes) -> bytes:
-    """The hash a stored row (a record with the audit table's column names) should carry."""
-    return row_hash(
-        previous,
+def _stored_values(row: Any) -> tuple[Any, ...]:
+    """A stored row's values in row_hash's order, after previous."""
+    return (
         row["chainid"],
         row["chainseq"],
         str(row["eventid"]),
@@ -134,6 +215,14 @@ def stored_row_hash(row: Any, previous: bytes) -> bytes:
     )
 
 
+def stored_row_matches(row: Any, previous: bytes) -> bool:
+    """Whether a stored row (a record with the audit table's column names) carries the hash
+    of its content and previous, in either version."""
+    stored = bytes(row["chainhash"])
+    values = _stored_values(row)
+    return row_hash(previous, *values) == stored or row_hash_v1(previous, *values) == stored
+
+
 def mismatch(row: Any, chaining_since: datetime | None) -> str | None:
     """Why a stored row (with its predecessor's hash as `prevhash`, and `hasprev`) does not
     match its chain, or None."""
@@ -149,6 +238,6 @@ def mismatch(row: Any, chaining_since: datetime | None) -> str | None:
         return f"link broken: row {row['chainseq'] - 1} of chain {row['chainid']} is missing"
     else:
         previous = bytes(row["prevhash"])
-    if stored_row_hash(row, previous) != bytes(row["chainhash"]):
+    if not stored_row_matches(row, previous):
         return "content or link does not match its hash"
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -14,8 +14,9 @@ from audit.server.models import AuditQuery, ChainBreak, HistoryCheck, StoredEven
 from audit.server.wire import COLUMNS, ReceivedEvent
 from global_utils.sql import Filters
 
-# What a batch writes: the event's columns, when it was stored, and its place in its chain.
-COPY_COLUMNS = [*COLUMNS, "recordedtime", "chainid", "chainseq", "chainhash"]
+# What a batch writes: the event's columns and its place in its chain (recordedtime is the
+# column's default, now(): the transaction's start, which the chain claim reads for the hash).
+COPY_COLUMNS = [*COLUMNS, "chainid", "chainseq", "chainhash"]
 # Rows a history check reads per round trip.
 _VERIFY_PREFETCH = 2000
 
@@ -80,47 +81,46 @@ class AuditRepository:
 
         One transaction: claim a chain no other batch holds, COPY the rows linked to its last
         hash, move its head. A redelivered event makes the unique (eventid, actiontime) index
-        refuse the COPY; the rows already there are then left out and the rest linked again."""
-        if not rows:
-            return 0
-        recorded = datetime.now(UTC)
-        async with self._conn.transaction():
-            chain_id, seq, previous = await self._claim_chain()
-            pending = list(rows)
-            while True:
-                records, last_seq, last_hash = chained(pending, chain_id, seq, previous, recorded)
-                try:
-                    async with self._conn.transaction():
-                        await self._conn.copy_records_to_table(
-                            "audit", records=records, columns=COPY_COLUMNS
-                        )
-                    break
-                except asyncpg.UniqueViolationError:
-                    pending = await self._not_stored(pending)
-                    if not pending:
-                        return 0
-            await self._conn.execute(
-                "UPDATE audit_chain_heads SET chainseq = $2, chainhash = $3 WHERE chainid = $1",
-                chain_id,
-                last_seq,
-                last_hash,
-            )
-        return len(pending)
+        refuse the COPY; the transaction then starts again without the rows already there
+        (rare enough that a savepoint's two round trips on every batch would cost more)."""
+        pending = list(rows)
+        while pending:
+            try:
+                async with self._conn.transaction():
+                    chain_id, seq, previous, recorded = await self._claim_chain()
+                    records, last_seq, last_hash = chained(
+                        pending, chain_id, seq, previous, recorded
+                    )
+                    await self._conn.copy_records_to_table(
+                        "audit", records=records, columns=COPY_COLUMNS
+                    )
+                    await self._conn.execute(
+                        "UPDATE audit_chain_heads SET chainseq = $2, chainhash = $3"
+                        " WHERE chainid = $1",
+                        chain_id,
+                        last_seq,
+                        last_hash,
+                    )
+                return len(pending)
+            except asyncpg.UniqueViolationError:
+                pending = await self._not_stored(pending)
+        return 0
 
-    async def _claim_chain(self) -> tuple[int, int, bytes]:
-        """Locks a chain head until the transaction ends: a free one, else waits for one."""
+    async def _claim_chain(self) -> tuple[int, int, bytes, datetime]:
+        """Locks a chain head until the transaction ends (a free one, else waits for one);
+        with it the transaction's start, which the rows' recordedtime defaults to."""
         head = await self._conn.fetchrow(
-            "SELECT chainid, chainseq, chainhash FROM audit_chain_heads"
+            "SELECT chainid, chainseq, chainhash, now() AS recorded FROM audit_chain_heads"
             " ORDER BY chainid LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
         if head is None:
             head = await self._conn.fetchrow(
-                "SELECT chainid, chainseq, chainhash FROM audit_chain_heads"
+                "SELECT chainid, chainseq, chainhash, now() AS recorded FROM audit_chain_heads"
                 " ORDER BY random() LIMIT 1 FOR UPDATE"
             )
         if head is None:
             raise asyncpg.PostgresError("audit_chain_heads is empty: run the audit init scripts")
-        return head["chainid"], head["chainseq"], bytes(head["chainhash"])
+        return head["chainid"], head["chainseq"], bytes(head["chainhash"]), head["recorded"]
 
     async def _not_stored(self, rows: list[ReceivedEvent]) -> list[ReceivedEvent]:
         """rows without those already stored and without repeats within rows."""

@@ -8,8 +8,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from global_utils.audit import FIELD_BY_HEADER, ActionType, AuditHeader, Subject, plain_text
-from global_utils.event_auth import mac_message
+from global_utils.audit import (
+    FIELD_BY_HEADER,
+    MAX_HEADER_CHARS,
+    ActionType,
+    AuditHeader,
+    Subject,
+    plain_text,
+)
+from global_utils.event_auth import MAC_V2_PREFIX, mac_message, mac_message_v1
 
 
 class ReceivedEvent(NamedTuple):
@@ -44,8 +51,9 @@ class ReceivedEvent(NamedTuple):
 
 
 class Seal(NamedTuple):
-    """What authenticates a delivery: the key id and MAC it carries (empty when missing), and
-    the bytes the MAC must cover (global_utils/event_auth.py)."""
+    """What authenticates a delivery: the key id and MAC (hex) it carries (empty when missing),
+    and the bytes the MAC must cover in the version its mac header names
+    (global_utils/event_auth.py)."""
 
     key_id: str
     mac: str
@@ -62,12 +70,12 @@ def parse_delivery(block: bytes | None, data: bytes) -> tuple[ReceivedEvent, Sea
         if found is not None:
             groups = found.groups()
             event = _validated(groups, data)
-            return event, Seal(groups[-2], groups[-1], _signed(groups, data))
+            return event, _seal(groups[-2], groups[-1], groups, data)
     headers = parse_header_block(block)
     values = _field_values(headers)
     event = _validated(values, data)
-    seal = Seal(
-        headers.get(AuditHeader.KEY_ID, ""), headers.get(AuditHeader.MAC, ""), _signed(values, data)
+    seal = _seal(
+        headers.get(AuditHeader.KEY_ID, ""), headers.get(AuditHeader.MAC, ""), values, data
     )
     return event, seal
 
@@ -82,12 +90,17 @@ def _field_values(headers: Mapping[str, str]) -> list[str]:
     return values
 
 
-def _signed(values: Sequence[str], data: bytes) -> bytes:
-    """The MAC input of the header values in FIELD_BY_HEADER's order (as they travelled)."""
+def _seal(key_id: str, mac: str, values: Sequence[str], data: bytes) -> Seal:
+    """The seal of header values in FIELD_BY_HEADER's order (as they travelled): the MAC input
+    of the version the mac header names. Raises ValueError for a value a version 2 MAC
+    cannot cover (one with a newline)."""
+    if mac.startswith(MAC_V2_PREFIX):
+        return Seal(key_id, mac[len(MAC_V2_PREFIX) :], mac_message(values[:9], data))
     service, func, action, name, object_id, by, when, event_id, payload_type = values[:9]
-    return mac_message(
+    message = mac_message_v1(
         (event_id, when, service, func, action, name, object_id, by, payload_type), data
     )
+    return Seal(key_id, mac, message)
 
 
 # The audit table's columns in ReceivedEvent's order (what COPY and the INSERT fallback name).
@@ -109,26 +122,22 @@ COLUMNS = [
 def _validated(values: Sequence[str], data: bytes) -> ReceivedEvent:
     """values: the header values in FIELD_BY_HEADER's order."""
     service, func, action, name, object_id, by, when, event_id, payload_type = values[:9]
-    for header, value in (
-        (AuditHeader.SERVICE, service),
-        (AuditHeader.ACTION_FUNC, func),
-        (AuditHeader.OBJECT_NAME, name),
-        (AuditHeader.OBJECT_ID, object_id),
-        (AuditHeader.PERFORMED_BY, by),
-        (AuditHeader.PAYLOAD_TYPE, payload_type),
-    ):
-        try:
-            plain_text(value)
-        except ValueError as exc:
-            raise ValueError(f"header {header}: {exc}") from None
+    plain = (service, func, name, object_id, by, payload_type)
+    # One check of them all (the usual case); the header to blame only when it fails.
+    if max(map(len, plain)) > MAX_HEADER_CHARS or not "".join(plain).isprintable():
+        for header, value in zip(_PLAIN_HEADERS, plain, strict=True):
+            try:
+                plain_text(value)
+            except ValueError as exc:
+                raise ValueError(f"header {header}: {exc}") from None
     try:
-        header = AuditHeader.ACTION_TYPE
+        header = _ACTION_TYPE
         action_type = _ACTION_TYPES.get(action) or ActionType(action)
-        header = AuditHeader.ACTION_TIME
+        header = _ACTION_TIME
         action_time = datetime.fromisoformat(when)
         if action_time.tzinfo is None:
             raise ValueError("no UTC offset")
-        header = AuditHeader.EVENT_ID
+        header = _EVENT_ID
         if _CANONICAL_UUID.fullmatch(event_id) is None:
             event_id = str(uuid.UUID(event_id))  # other spellings uuid accepts, or ValueError
     except (ValueError, TypeError) as exc:
@@ -136,7 +145,7 @@ def _validated(values: Sequence[str], data: bytes) -> ReceivedEvent:
     return ReceivedEvent(
         event_id,
         action_time,
-        Subject.AUDIT.value,
+        _TOPIC,
         service,
         func,
         action_type,
@@ -146,6 +155,24 @@ def _validated(values: Sequence[str], data: bytes) -> ReceivedEvent:
         data,
         payload_type,
     )
+
+
+# Read once: an enum member's attribute access costs more than the check it names.
+_PLAIN_HEADERS = tuple(
+    header.value
+    for header in (
+        AuditHeader.SERVICE,
+        AuditHeader.ACTION_FUNC,
+        AuditHeader.OBJECT_NAME,
+        AuditHeader.OBJECT_ID,
+        AuditHeader.PERFORMED_BY,
+        AuditHeader.PAYLOAD_TYPE,
+    )
+)
+_ACTION_TYPE = AuditHeader.ACTION_TYPE.value
+_ACTION_TIME = AuditHeader.ACTION_TIME.value
+_EVENT_ID = AuditHeader.EVENT_ID.value
+_TOPIC = Subject.AUDIT.value
 
 
 def header_block(headers: Mapping[str, str]) -> bytes:

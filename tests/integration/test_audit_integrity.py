@@ -5,11 +5,13 @@ VerifyAuditHistory, an untouched history verifies."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import grpc
@@ -17,15 +19,20 @@ import pytest
 from nats.aio.client import Client
 
 from audit.proto import audit_pb2, audit_pb2_grpc
+from audit.server import repository as repository_module
+from audit.server.chain import row_hash_v1
 from audit.server.consumer import AuditConsumer
+from audit.server.models import ChainBreak
 from audit.server.repository import AuditRepository
 from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
 from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
 from global_utils.auth import bearer_metadata
+from global_utils.db import Database, UnitOfWork
 from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
+from global_utils.outbox import OutboxAuditEmitter
 from tests.helpers import eventually
 from tests.previous_release import PREVIOUS_TIMESCALE_INIT
 from user.proto import user_pb2, user_pb2_grpc
@@ -305,6 +312,128 @@ async def test_an_audit_database_of_the_previous_schema_is_upgraded(
             )
         assert check.first_break is None
         assert (check.rows_checked, check.rows_unchained) == (6, 3)
+    finally:
+        await conn.close()
+        await admin.execute(f"DROP DATABASE {name}")
+        await admin.close()
+
+
+async def test_an_event_signed_into_the_outbox_by_the_previous_release_is_stored(
+    audit_host: ServiceHost,
+    audit_keys: AuditKeys,
+    postgres: EmbeddedPostgres,
+    audit_db: asyncpg.Connection,
+) -> None:
+    """An upgrade finds outbox rows (and stream messages) signed with the first release's MAC
+    encoding: the relay publishes them as stored and the audit service still accepts them."""
+    name = f"upgrade-{uuid.uuid4().hex[:8]}"
+    previous = EventSigner(
+        audit_keys.key_id("user"), audit_keys.key("user").encode(), mac_version=1
+    )
+    database = Database(postgres.dsn("appuser"))
+    await database.start()
+    try:
+        await database.wait_ready()
+        emitted = event(name, "signed-v1")
+        async with UnitOfWork(database, OutboxAuditEmitter(previous)) as uow:
+            uow.emit(emitted)
+            await uow.commit()
+        async with database.connection() as conn:
+            headers = json.loads(
+                await conn.fetchval(
+                    "SELECT headers FROM audit_outbox WHERE eventid = $1", emitted.event_id
+                )
+            )
+    finally:
+        await database.stop()
+    assert all(c in "0123456789abcdef" for c in headers["mac"])  # the first release's form
+
+    async def stored() -> bool:
+        found = await audit_db.fetchval(
+            "SELECT count(*) FROM audit WHERE objectname = $1 AND chainid IS NOT NULL", name
+        )
+        return bool(found == 1)
+
+    # the session's user service relays it (its relay polls and listens)
+    await eventually(stored, timeout=15, what="the first release's event stored")
+
+
+def _chained_v1(
+    rows: Sequence[ReceivedEvent], chain_id: int, seq: int, previous: bytes, recorded: datetime
+) -> tuple[list[tuple[Any, ...]], int, bytes]:
+    """How the first release chained a batch (its row hash, version 1)."""
+    records = []
+    for row in rows:
+        seq += 1
+        previous = row_hash_v1(
+            previous,
+            chain_id,
+            seq,
+            row.event_id,
+            row.action_time,
+            row.topic,
+            row.service,
+            row.action_func,
+            row.action_type.value,
+            row.object_name,
+            row.object_id,
+            row.performed_by,
+            recorded,
+            row.payload,
+            row.payload_type,
+        )
+        records.append((*row, chain_id, seq, previous))
+    return records, seq, previous
+
+
+async def test_rows_chained_by_the_previous_release_verify_beside_new_ones(
+    postgres: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain the first release started (version 1 hashes) goes on with version 2 rows after
+    the upgrade; the history verifies, and an edit to an old or a new row is named."""
+    name = f"audit_chain_v1_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres.dsn("postgres"))
+    await admin.execute(f"CREATE DATABASE {name}")
+    conn = await asyncpg.connect(postgres.dsn(name))
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    async def first_break() -> ChainBreak | None:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            check = await AuditRepository(conn).check_history(
+                since, datetime.now(UTC) + timedelta(minutes=1)
+            )
+        # the 3 seed rows of 01_audit.sql are unchained
+        assert (check.rows_checked, check.rows_unchained) == (9, 3)
+        return check.first_break
+
+    try:
+        for script in ("01_audit.sql", "02_audit_chain.sql"):
+            await conn.execute((TIMESCALE_INIT / script).read_text())
+        rows = [
+            ReceivedEvent.from_headers(e.headers(), e.payload)
+            for e in (event("chained", str(i)) for i in range(6))
+        ]
+        with monkeypatch.context() as old_release:
+            old_release.setattr(repository_module, "chained", _chained_v1)
+            assert await AuditRepository(conn).insert_events(rows[:3]) == 3
+        assert await AuditRepository(conn).insert_events(rows[3:]) == 3
+        stored = await conn.fetch(
+            "SELECT * FROM audit WHERE chainid IS NOT NULL ORDER BY chainid, chainseq"
+        )
+        assert [r["chainseq"] for r in stored] == [1, 2, 3, 4, 5, 6]  # one chain, both kinds
+        assert await first_break() is None
+        for victim in (stored[1], stored[4]):  # a version 1 row, then a version 2 row
+            await conn.execute(
+                "UPDATE audit SET objectid = 'x' WHERE eventid = $1", victim["eventid"]
+            )
+            found = await first_break()
+            assert found is not None and found.event_id == victim["eventid"]
+            await conn.execute(
+                "UPDATE audit SET objectid = $2 WHERE eventid = $1",
+                victim["eventid"],
+                victim["objectid"],
+            )
+        assert await first_break() is None
     finally:
         await conn.close()
         await admin.execute(f"DROP DATABASE {name}")

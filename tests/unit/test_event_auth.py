@@ -17,7 +17,7 @@ from audit.server.authenticity import (
 from audit.server.settings import AuditSettings
 from audit.server.wire import header_block, parse_delivery
 from global_utils.audit import ActionType, AuditEvent, AuditHeader
-from global_utils.event_auth import AuditSigningSettings, EventSigner
+from global_utils.event_auth import AuditSigningSettings, EventSigner, MacKey
 from global_utils.settings import load_settings
 
 USER_KEY = b"u" * 32
@@ -62,6 +62,30 @@ def test_the_mac_is_hmac_sha256_over_the_documented_encoding() -> None:
     fields = [
         headers[h]
         for h in (
+            "service",
+            "actionFunc",
+            "actionType",
+            "objectName",
+            "objectId",
+            "performedBy",
+            "actionTime",
+            "eventId",
+            "payloadType",
+        )
+    ]
+    message = b"gotemp-audit-mac-v2\n" + "".join(f + "\n" for f in fields).encode() + event.payload
+    assert headers["mac"] == "v2:" + hmac.new(USER_KEY, message, hashlib.sha256).hexdigest()
+    assert headers["keyId"] == "user-1"
+
+
+def test_the_first_release_encoding_still_verifies() -> None:
+    """Events signed before an upgrade (waiting in an outbox or the stream) are accepted, and
+    their MAC is still the first release's: length-prefixed values, a bare hex mac header."""
+    event = _event()
+    headers = EventSigner("user-1", USER_KEY, mac_version=1).sign(event.headers(), event.payload)
+    fields = [
+        headers[h]
+        for h in (
             "eventId",
             "actionTime",
             "service",
@@ -77,7 +101,46 @@ def test_the_mac_is_hmac_sha256_over_the_documented_encoding() -> None:
     for value in [*(f.encode() for f in fields), event.payload]:
         message += len(value).to_bytes(4, "big") + value
     assert headers["mac"] == hmac.new(USER_KEY, message, hashlib.sha256).hexdigest()
-    assert headers["keyId"] == "user-1"
+    assert _check(headers, event.payload) is None
+    assert _check({**headers, "objectId": "43"}, event.payload) is RejectKind.ALTERED
+
+
+def test_a_version_1_mac_cannot_pass_for_version_2_or_back() -> None:
+    event = _event()
+    v1 = EventSigner("user-1", USER_KEY, mac_version=1).sign(event.headers(), event.payload)
+    v2 = USER.sign(event.headers(), event.payload)
+    assert _check({**v1, "mac": "v2:" + v1["mac"]}, event.payload) is RejectKind.ALTERED
+    assert _check({**v2, "mac": v2["mac"].removeprefix("v2:")}, event.payload) is (
+        RejectKind.ALTERED
+    )
+
+
+def test_mac_key_is_hmac_sha256_for_any_key_length() -> None:
+    for key in (b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(256)) * 2):
+        message = b"some message\n\x00\xff"
+        assert MacKey(key).hexdigest(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def test_a_newline_in_a_signed_value_is_refused_on_both_sides() -> None:
+    """Version 2 joins values with newlines: a value holding one could shift the fields, so the
+    signer refuses to sign it and the consumer reads such an event as malformed, even where
+    the header's own check would let it through (uuid accepts "urn:" and leading space)."""
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    with pytest.raises(ValueError, match="newline"):
+        USER.sign({**event.headers(), "objectId": "4\n2"}, event.payload)
+    # a lone LF inside a header value reaches the general header parser
+    spelled = "urn:\n" + headers["eventId"].replace("-", "")[1:]
+    block = header_block({**headers, "eventId": spelled})
+    with pytest.raises(ValueError, match="newline"):
+        parse_delivery(block, event.payload)
+
+
+def test_a_mac_with_non_ascii_characters_is_altered_not_a_crash() -> None:
+    event = _event()
+    headers = USER.sign(event.headers(), event.payload)
+    assert _check({**headers, "mac": "v2:" + "é" * 64}, event.payload) is RejectKind.ALTERED
+    assert _check({**headers, "mac": "é" * 64}, event.payload) is RejectKind.ALTERED
 
 
 @pytest.mark.parametrize(
