@@ -408,7 +408,7 @@ async def test_rows_chained_by_the_previous_release_verify_beside_new_ones(
 
     try:
         for script in ("01_audit.sql", "02_audit_chain.sql"):
-            await conn.execute((TIMESCALE_INIT / script).read_text())
+            await conn.execute((PREVIOUS_TIMESCALE_INIT / script).read_text())
         rows = [
             ReceivedEvent.from_headers(e.headers(), e.payload)
             for e in (event("chained", str(i)) for i in range(6))
