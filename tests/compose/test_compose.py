@@ -9,6 +9,9 @@ import functools
 import json
 import re
 import time
+import urllib.parse
+import urllib.request
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ GRPC_NAMES = {
     "promotionsrv": "promotion.PromotionSrv",
     "auditsrv": "audit.AuditSrv",
 }
+PROMETHEUS = "http://127.0.0.1:9090"
 SEED_LOGIN = '{"email": "duck@mymail.com", "pwd": "1234"}'
 # what the CLI scenarios changed, by object name: ids parsed from their output
 CHANGED: dict[str, str] = {}
@@ -133,6 +137,47 @@ def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Eng
         )
         assert reply.returncode == 0, reply.stderr
         assert expected in reply.stdout
+
+
+def prometheus_api(path: str, **params: str) -> Any:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/{path}{query}", timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def scrape_health() -> dict[str, str]:
+    try:
+        targets = prometheus_api("targets", state="active")["activeTargets"]
+    except OSError:
+        return {}
+    return {t["labels"]["job"]: t["health"] for t in targets}
+
+
+def test_the_observability_profiles_prometheus_scrapes_every_service(engine: Engine) -> None:
+    # Grafana and Jaeger have no image on this machine: only Prometheus of the profile runs.
+    engine.compose("--profile", "observability", "up", "-d", "--wait", "prometheus", timeout=300)
+    try:
+        jobs = {"user", "promotion", "audit"}
+        eventually_true(
+            lambda: all(scrape_health().get(job) == "up" for job in jobs),
+            90,
+            "Prometheus to scrape user, promotion and audit",
+        )
+        # the grpcurl calls above: GetUsers with a token, once at least
+        series = prometheus_api(
+            "query",
+            query='grpc_server_handled_total{job="user", grpc_method="GetUsers", grpc_code="OK"}',
+        )["result"]
+        assert series and float(series[0]["value"][1]) >= 1, series
+        labels = series[0]["metric"]
+        assert labels["grpc_service"] == "user.UserSrv" and labels["grpc_type"] == "unary"
+        assert labels["instance"] == "usersrv:8080"
+        rules = prometheus_api("rules")["groups"]
+        assert {r["name"] for g in rules for r in g["rules"]} >= {"GotempServiceDown"}
+    finally:
+        engine.compose("--profile", "observability", "rm", "-fsv", "prometheus", timeout=120)
 
 
 def test_audit_rows_of_the_cli_changes_are_in_the_timescaledb_container(engine: Engine) -> None:
