@@ -34,7 +34,7 @@ KUBE = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir())
 # Development reads the init scripts from the repository, outside its directory; every other
 # overlay must render with Kustomize's default load restrictor (`kubectl apply -k` has no flag).
-UNRESTRICTED_OVERLAYS = {"dev", "dev-tls"}
+UNRESTRICTED_OVERLAYS = {"dev", "dev-tls", "dev-observability"}
 TLS_OVERLAYS = {"dev-tls"}
 PRODUCTION_OVERLAYS = [name for name in OVERLAYS if not name.startswith("dev")]
 # Native gRPC probes are GA since 1.27; the oldest and newest schemas checked.
@@ -81,6 +81,21 @@ def render(overlay: str) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
         kustomize_command(overlay), capture_output=True, text=True, timeout=60, check=False
     )
+    return _documents(overlay, result)
+
+
+@cache
+def render_monitoring() -> tuple[dict[str, Any], ...]:
+    """deploy/kubernetes/monitoring: the plain Prometheus (its rules live in deploy/prometheus)."""
+    command = kustomize_command("dev")
+    command[-1] = str(KUBE / "monitoring")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return _documents("monitoring", result)
+
+
+def _documents(
+    overlay: str, result: subprocess.CompletedProcess[str]
+) -> tuple[dict[str, Any], ...]:
     assert result.returncode == 0, f"{overlay}: {result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
@@ -755,3 +770,89 @@ def test_dev_databases_run_every_init_script_of_the_repository(
         assert sorted(m["subPath"] for m in mounts) == sorted(files)
         for mount in mounts:
             assert mount["mountPath"] == f"/docker-entrypoint-initdb.d/{mount['subPath']}"
+
+
+# --- observability: metrics scraped from the namespace monitoring ---------------------------
+
+MONITORING = "monitoring"
+OBSERVED_OVERLAYS = [name for name in OVERLAYS if name.endswith("observability")]
+
+
+def monitoring_prometheus() -> Endpoint:
+    (deployment,) = [d for d in render_monitoring() if d["kind"] == "Deployment"]
+    return Endpoint(MONITORING, tuple(sorted(pod_labels(deployment).items())))
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_the_monitoring_prometheus_renders_and_validates(version: str) -> None:
+    documents = render_monitoring()
+    assert {doc["kind"] for doc in documents} == {"Namespace", "ConfigMap", "Deployment", "Service"}
+    for document in documents:
+        assert document["metadata"].get("namespace", MONITORING) == MONITORING
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_the_monitoring_prometheus_runs_the_checked_configuration_and_the_project_rules(
+    tmp_path: Path,
+) -> None:
+    (config_map,) = [d for d in render_monitoring() if d["kind"] == "ConfigMap"]
+    rules = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
+    assert config_map["data"]["alerts.yml"] == rules.read_text()
+    for name, text in config_map["data"].items():
+        (tmp_path / name).write_text(text)
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is not on PATH: apt-get install prometheus"
+    checked = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    (deployment,) = [d for d in render_monitoring() if d["kind"] == "Deployment"]
+    (container,) = pod_spec(deployment)["containers"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in container["args"]
+    volume = next(v for v in pod_spec(deployment)["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OBSERVED_OVERLAYS)
+def test_prometheus_finds_every_pod_of_each_service_on_its_side_port(overlay: str) -> None:
+    (config_map,) = [d for d in render_monitoring() if d["kind"] == "ConfigMap"]
+    config = yaml.safe_load(config_map["data"]["prometheus.yml"])
+    jobs = {job["job_name"]: job["dns_sd_configs"] for job in config["scrape_configs"]}
+    assert set(jobs) == set(SERVICES)
+    for name in SERVICES:
+        ((sd,),) = [jobs[name]]
+        (dns_name,) = sd["names"]
+        service_name, namespace = dns_name.split(".")[:2]
+        assert namespace == NAMESPACE and sd["type"] == "A"
+        service = named(overlay, "Service", service_name)
+        # a headless Service listing unready pods too: a pod whose database is down is
+        # exactly one to watch
+        assert service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["publishNotReadyAddresses"] is True
+        assert service["spec"]["selector"] == {"app.kubernetes.io/name": name}
+        container = service_container(overlay, name)
+        (port,) = service["spec"]["ports"]
+        assert container_port(container, port["targetPort"]) == sd["port"] == port["port"]
+        assert env_value(container, "HTTP_ADDRESS")["value"] == f":{sd['port']}"
+        annotations = named(overlay, "Deployment", name)["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert annotations["prometheus.io/port"] == str(sd["port"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_prometheus_in_the_monitoring_namespace_reaches_the_side_port(overlay: str) -> None:
+    prometheus = monitoring_prometheus()
+    stranger = Endpoint(MONITORING, (("app.kubernetes.io/name", "grafana"),))
+    elsewhere = Endpoint("default", prometheus.labels)
+    for name in SERVICES:
+        target = pod(overlay, name)
+        port = container_port(service_container(overlay, name), "http")
+        scraped = allowed(overlay, prometheus, target, port)
+        assert scraped == (overlay in OBSERVED_OVERLAYS), (overlay, name)
+        for source in (stranger, elsewhere, OUTSIDE, pod(overlay, "user")):
+            assert not allowed(overlay, source, target, port), (overlay, name, source)
