@@ -171,6 +171,7 @@ class Options:
     processes: int  # client processes
     callers: int  # concurrent callers for the read paths
     out: Path
+    overhead_only: bool  # only the observability cost phase
 
 
 def parse_options() -> Options:
@@ -182,6 +183,11 @@ def parse_options() -> Options:
         "--callers", type=int, default=32, help="concurrent callers for the read paths"
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the read paths with metrics (and other observability) on and off",
+    )
     args = parser.parse_args()
     return Options(
         seconds=args.seconds or (3.0 if args.quick else 10.0),
@@ -190,6 +196,7 @@ def parse_options() -> Options:
         processes=args.processes,
         callers=args.callers,
         out=args.out,
+        overhead_only=args.overhead_only,
     )
 
 
@@ -396,6 +403,94 @@ def measure_hot_paths(load: Load) -> dict[str, dict[str, Any]]:
     }
 
 
+# Observability cost: the read paths on fresh user and promotion processes started with each
+# variant's settings (the first is the baseline the others are compared with). Another variant
+# is another entry here.
+OVERHEAD_VARIANTS: dict[str, dict[str, str]] = {
+    "metrics off": {"METRICS_ENABLED": "false"},
+    "metrics on": {"METRICS_ENABLED": "true"},
+}
+
+
+@contextmanager
+def variant_services(
+    suite: Suite, env: dict[str, str], log_dir: Path
+) -> Iterator[list[tuple[Service, int]]]:
+    """A user and a promotion process of the suite's configuration with env on top, and
+    their pids."""
+    started: list[ServiceProcess] = []
+    services = []
+    for base in (suite.user, suite.promotion):
+        port = free_port()
+        service = Service(
+            base.name,
+            base.module,
+            base.grpc_service,
+            port,
+            base.env | env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}"},
+        )
+        services.append(service)
+        started.append(ServiceProcess(service.module, service.env, log_dir / f"{base.name}-v.log"))
+    try:
+        for service, process in zip(services, started, strict=True):
+            asyncio.run(wait_serving(service, process))
+        yield [
+            (service, process.proc.pid) for service, process in zip(services, started, strict=True)
+        ]
+    finally:
+        stop_all(started)
+
+
+def measure_overhead(load: Load, log_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{path: {variant: row}} for GetUserById and GetPromotionById under each variant, the
+    variants taking turns twice (the better run of each kept: the machine is shared)."""
+    callers, procs = load.options.callers, load.options.processes
+    paths = {
+        "GetUserById": ("user_by_id", 0, load.user_id),
+        "GetPromotionById": ("promotion_by_id", 1, load.promotion_id),
+    }
+    rows: dict[str, dict[str, dict[str, Any]]] = {path: {} for path in paths}
+    for _ in range(2):
+        for variant, env in OVERHEAD_VARIANTS.items():
+            with variant_services(load.suite, env, log_dir) as services:
+                for path, (kind, index, object_id) in paths.items():
+                    service, pid = services[index]
+                    row = load.measure(
+                        f"{path}, {variant}",
+                        load.target(kind, service, object_id=object_id),
+                        pid,
+                        concurrency=callers,
+                        processes=procs,
+                    )
+                    best = rows[path].get(variant)
+                    if best is None or row["rate"] > best["rate"]:
+                        rows[path][variant] = row
+    return rows
+
+
+def overhead_rows(overhead: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each variant's rate and CPU per request beside the baseline's."""
+    baseline = next(iter(OVERHEAD_VARIANTS))
+    rows = []
+    for path, variants in overhead.items():
+        base = variants[baseline]
+        for variant, row in variants.items():
+            rows.append(row)
+            if variant == baseline:
+                continue
+            cpu, base_cpu = row["cpu_ms_per_request"], base["cpu_ms_per_request"]
+            rows.append(
+                {
+                    "name": f"  {path}: {variant} vs {baseline}",
+                    "rate_ratio": round(row["rate"] / base["rate"], 3) if base["rate"] else None,
+                    "cpu_ms_per_request_delta": round(cpu - base_cpu, 3)
+                    if cpu is not None and base_cpu is not None
+                    else None,
+                }
+            )
+    return rows
+
+
 def measure_audit(suite: Suite, options: Options) -> dict[str, dict[str, float]]:
     """Bulk COPY ceiling, audit ingest of a burst, change -> audit row lag at 1,000/s."""
     events, pg, broker = options.events, suite.pg, suite.broker
@@ -505,6 +600,12 @@ def report(
     extra: dict[str, Any] = {}
     print(f"\n{'measure':<44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>10}")
     for r in rows:
+        if "rate_ratio" in r:
+            print(
+                f"{r['name']:<44} {'×' + str(r['rate_ratio']):>9} {'':>8} {'':>8}"
+                f" {r['cpu_ms_per_request_delta']:>+10}"
+            )
+            continue
         cells = [r.get("rate", ""), r.get("p50_ms", ""), r.get("p99_ms", "")]
         cpu = r.get("cpu_ms_per_request") or ""
         print(f"{r['name']:<44} {cells[0]:>9} {cells[1]:>8} {cells[2]:>8} {cpu:>10}")
@@ -545,16 +646,24 @@ def report(
 
 def main() -> None:
     options = parse_options()
+    if options.overhead_only:
+        with tempfile.TemporaryDirectory(prefix="gotemp-bench-") as tmp:
+            with running_suite(Path(tmp)) as suite:
+                load = Load.prepared(suite, options)
+                overhead = measure_overhead(load, Path(tmp) / "logs")
+        report(options, overhead_rows(overhead), [], {}, {})
+        return
     with tempfile.TemporaryDirectory(prefix="gotemp-bench-") as tmp:
         folder = Path(tmp)
         with running_suite(folder) as suite:
             load = Load.prepared(suite, options)
             ceilings = measure_ceilings(load)
             hot = measure_hot_paths(load)
+            overhead = measure_overhead(load, folder / "logs")
             audit = measure_audit(suite, options)
             memory = measure_memory(load)
             readiness = {s.name: round(ready_time(s, folder / "logs"), 2) for s in suite.services}
-    rows = [*ceilings.rows(), *hot.values(), *audit_rows(audit)]
+    rows = [*ceilings.rows(), *hot.values(), *overhead_rows(overhead), *audit_rows(audit)]
     report(options, rows, targets(ceilings, hot, audit), memory, readiness)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import tempfile
@@ -97,6 +98,10 @@ def main() -> None:
         try:
             pg.apply_all_init_scripts()
             broker = EmbeddedNats(folder / "nats").start()
+            # free ports, not goTemp's: a compose stack on this machine may want those
+            os.environ.update(
+                {k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")}
+            )
             env = {
                 "LOG_LEVEL": "WARNING",
                 "MDNS_SERVICE_TYPE": f"_gts-{uuid.uuid4().hex[:8]}._tcp.local.",
