@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from devtools.prometheus import LocalPrometheus
-from devtools.run import Service, plan, start_services, stop_all
+from devtools.run import Service, plan, provision, start_services, stop_all
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
@@ -96,8 +96,8 @@ def main() -> None:
         processes = []
         prometheus: LocalPrometheus | None = None
         try:
-            pg.apply_all_init_scripts()
             broker = EmbeddedNats(folder / "nats").start()
+            provision(pg, broker)
             # free ports, not goTemp's: a compose stack on this machine may want those
             os.environ.update(
                 {k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")}
