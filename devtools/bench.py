@@ -624,8 +624,9 @@ def report(
         verdicts.append({"target": name, "ratio": round(ratio, 3), "met": bool(met)})
         print(f"{name:<44} {ratio:>9.3f}  {'yes' if met else 'NO'}")
     requests = options.memory_requests
-    print(f"\nRSS MB (at {requests // 2:,} / {requests:,} requests): {memory}")
-    print(f"ready (process start -> SERVING, database up), s: {readiness}")
+    if memory:  # not measured by --overhead-only
+        print(f"\nRSS MB (at {requests // 2:,} / {requests:,} requests): {memory}")
+        print(f"ready (process start -> SERVING, database up), s: {readiness}")
     results = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -641,7 +642,8 @@ def report(
         **extra,
     }
     bench_audit.write_json(options.out, results)
-    print(f"written to {options.out.relative_to(REPO_ROOT)}")
+    out = options.out.resolve()
+    print(f"written to {out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
 
 
 def main() -> None:
