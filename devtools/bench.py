@@ -27,6 +27,7 @@ import psutil
 from devtools import bench_audit
 from devtools.databases import provision_databases
 from devtools.loadgen import Result, Target, run_load
+from devtools.otlp_sink import sink_process
 from devtools.processes import ServiceProcess
 from devtools.run import Service, plan, start_services, stop_all, wait_serving
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
@@ -403,13 +404,28 @@ def measure_hot_paths(load: Load) -> dict[str, dict[str, Any]]:
     }
 
 
+# Tracing on: every span exported over OTLP/gRPC to the phase's receiver on 127.0.0.1
+# (devtools/otlp_sink.py, a process of its own), so the services pay the whole real cost
+# (spans, batching, encoding, the export call); {otlp} is its endpoint.
+TRACING_ON = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp}"}
+TRACING_OFF = {"OTEL_TRACES_EXPORTER": "none"}  # whatever the caller's environment says
+TRACES_SAMPLED = {
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+}
 # Observability cost: the read paths on fresh user and promotion processes started with each
 # variant's settings (the first is the baseline the others are compared with). Another variant
 # is another entry here.
 OVERHEAD_VARIANTS: dict[str, dict[str, str]] = {
-    "metrics off": {"METRICS_ENABLED": "false"},
-    "metrics on": {"METRICS_ENABLED": "true"},
+    "metrics off": {"METRICS_ENABLED": "false", **TRACING_OFF},
+    "metrics on": {"METRICS_ENABLED": "true", **TRACING_OFF},
+    "tracing on": {"METRICS_ENABLED": "false", **TRACING_ON},
+    "metrics and tracing on": {"METRICS_ENABLED": "true", **TRACING_ON},
+    "both on, traces sampled 10%": {"METRICS_ENABLED": "true", **TRACING_ON, **TRACES_SAMPLED},
 }
+# With both on, the read paths keep at least this share of their throughput (issue 14).
+BOTH_ON = "metrics and tracing on"
+BOTH_ON_GOAL = 0.9
 
 
 @contextmanager
@@ -444,14 +460,28 @@ def variant_services(
 def measure_overhead(load: Load, log_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{path: {variant: row}} for GetUserById and GetPromotionById under each variant, the
     variants taking turns twice (the better run of each kept: the machine is shared)."""
-    callers, procs = load.options.callers, load.options.processes
     paths = {
         "GetUserById": ("user_by_id", 0, load.user_id),
         "GetPromotionById": ("promotion_by_id", 1, load.promotion_id),
     }
     rows: dict[str, dict[str, dict[str, Any]]] = {path: {} for path in paths}
+    with sink_process() as sink:
+        _measure_variants(load, log_dir, paths, rows, sink.endpoint)
+    print(f"spans received by the local OTLP receiver: {sink.received}")
+    return rows
+
+
+def _measure_variants(
+    load: Load,
+    log_dir: Path,
+    paths: dict[str, tuple[str, int, int]],
+    rows: dict[str, dict[str, dict[str, Any]]],
+    otlp: str,
+) -> None:
+    callers, procs = load.options.callers, load.options.processes
     for _ in range(2):
-        for variant, env in OVERHEAD_VARIANTS.items():
+        for variant, settings in OVERHEAD_VARIANTS.items():
+            env = {name: value.replace("{otlp}", otlp) for name, value in settings.items()}
             with variant_services(load.suite, env, log_dir) as services:
                 for path, (kind, index, object_id) in paths.items():
                     service, pid = services[index]
@@ -465,7 +495,21 @@ def measure_overhead(load: Load, log_dir: Path) -> dict[str, dict[str, dict[str,
                     best = rows[path].get(variant)
                     if best is None or row["rate"] > best["rate"]:
                         rows[path][variant] = row
-    return rows
+
+
+def overhead_targets(
+    overhead: dict[str, dict[str, dict[str, Any]]],
+) -> list[tuple[str, float, float | None]]:
+    """Per read path: both on against both off (the goal); sampled traces for comparison."""
+    baseline = next(iter(OVERHEAD_VARIANTS))
+    goals: list[tuple[str, float, float | None]] = []
+    for path, variants in overhead.items():
+        off = variants[baseline]["rate"]
+        both = variants[BOTH_ON]["rate"] / off if off else 0.0
+        goals.append((f"{path}: {BOTH_ON} ≥ {BOTH_ON_GOAL:.0%}", both, BOTH_ON_GOAL))
+        sampled = variants["both on, traces sampled 10%"]["rate"] / off if off else 0.0
+        goals.append((f"  control: {path}: both on, traces sampled 10%", sampled, None))
+    return goals
 
 
 def overhead_rows(overhead: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -653,7 +697,7 @@ def main() -> None:
             with running_suite(Path(tmp)) as suite:
                 load = Load.prepared(suite, options)
                 overhead = measure_overhead(load, Path(tmp) / "logs")
-        report(options, overhead_rows(overhead), [], {}, {})
+        report(options, overhead_rows(overhead), overhead_targets(overhead), {}, {})
         return
     with tempfile.TemporaryDirectory(prefix="gotemp-bench-") as tmp:
         folder = Path(tmp)
@@ -666,7 +710,8 @@ def main() -> None:
             memory = measure_memory(load)
             readiness = {s.name: round(ready_time(s, folder / "logs"), 2) for s in suite.services}
     rows = [*ceilings.rows(), *hot.values(), *overhead_rows(overhead), *audit_rows(audit)]
-    report(options, rows, targets(ceilings, hot, audit), memory, readiness)
+    goals = [*targets(ceilings, hot, audit), *overhead_targets(overhead)]
+    report(options, rows, goals, memory, readiness)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -82,6 +85,40 @@ class OtlpSink:
         if self._server is not None:
             await self._server.stop(0)
             self._server = None
+
+
+@dataclass
+class SinkProcess:
+    """A receiver in a process of its own (its CPU not the caller's): the endpoint to export
+    to, and once stopped, how many spans it received."""
+
+    endpoint: str
+    received: int | None = field(default=None)
+
+
+@contextmanager
+def sink_process() -> Iterator[SinkProcess]:
+    """`python -m devtools.otlp_sink` on a free loopback port until the block ends."""
+    from devtools.stack import REPO_ROOT, free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.otlp_sink", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sink = SinkProcess(f"http://127.0.0.1:{port}")
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == (
+            "otlp sink ready"
+        )
+        yield sink
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+        count = out.strip().rsplit(" ", 1)[-1]
+        sink.received = int(count) if count.isdigit() else None
 
 
 async def _serve(port: int) -> None:

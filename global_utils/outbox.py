@@ -8,11 +8,14 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from nats.js.client import JetStreamContext
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Tracer
 
 from global_utils.audit import AuditEvent, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
@@ -20,6 +23,12 @@ from global_utils.broker import Broker
 from global_utils.db import Database
 from global_utils.event_auth import EventSigner
 from global_utils.tasks import cancel_and_wait
+from global_utils.tracing import (
+    TRACEPARENT,
+    context_from_traceparent,
+    current_traceparent,
+    span_or_nothing,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,26 +41,37 @@ _KEEP_SENT = "1 hour"
 class OutboxAuditEmitter:
     """AuditEmitter writing events into the producing service's own database, in the
     transaction of the change; nothing is committed without its event. Each event is signed
-    here, so the row holds exactly what the relay publishes and the audit service verifies."""
+    here, so the row holds exactly what the relay publishes and the audit service verifies.
+    With tracing on, the write is a span, and its traceparent is stored with the rows (in the
+    same transaction) for the relay to continue the trace from."""
 
-    def __init__(self, signer: EventSigner, relay: OutboxRelay | None = None) -> None:
+    def __init__(
+        self, signer: EventSigner, relay: OutboxRelay | None = None, *, tracer: Tracer | None = None
+    ) -> None:
         self._signer = signer
         self._relay = relay
+        self._tracer = tracer
 
     async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
-        # One round trip: the rows, and a NOTIFY that is delivered at commit and wakes relays
-        # in other instances too (only a hint: they poll anyway).
-        await conn.execute(
-            "WITH stored AS (INSERT INTO audit_outbox (eventid, subject, headers, payload)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[]))"
-            f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
-            [e.event_id for e in events],
-            [Subject.AUDIT.value] * len(events),
-            [json.dumps(self._signer.sign(e.headers(), e.payload)) for e in events],
-            [e.payload for e in events],
-        )
+        with span_or_nothing(
+            self._tracer, "audit outbox write", attributes={"gotemp.audit.events": len(events)}
+        ):
+            traceparent = current_traceparent() if self._tracer is not None else None
+            # One round trip: the rows, and a NOTIFY that is delivered at commit and wakes
+            # relays in other instances too (only a hint: they poll anyway).
+            await conn.execute(
+                "WITH stored AS (INSERT INTO audit_outbox"
+                " (eventid, subject, headers, payload, traceparent) SELECT * FROM"
+                " unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[], $5::text[]))"
+                f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
+                [e.event_id for e in events],
+                [Subject.AUDIT.value] * len(events),
+                [json.dumps(self._signer.sign(e.headers(), e.payload)) for e in events],
+                [e.payload for e in events],
+                [traceparent] * len(events),
+            )
 
     def committed(self, events: Sequence[AuditEvent]) -> None:
         if events and self._relay is not None:
@@ -70,7 +90,9 @@ class OutboxRelay:
     """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
     so several instances share the work; a row is marked sent only after JetStream acknowledged
     it (with Nats-Msg-Id = event id, so a re-publish after a crash is dropped as a duplicate).
-    Wakes on LISTEN/NOTIFY and on local commits, and polls anyway."""
+    Wakes on LISTEN/NOTIFY and on local commits, and polls anyway. A row's stored traceparent
+    goes out as the message's `traceparent` header: with tracing on, that of a PRODUCER span
+    continuing the change's trace; with it off, as stored."""
 
     def __init__(
         self,
@@ -81,8 +103,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
         stream_replicas: int = 1,
+        tracer: Tracer | None = None,
     ) -> None:
         self._db = database
+        self._tracer = tracer
         self._stream_replicas = stream_replicas
         self._broker = broker
         self._batch_size = batch_size
@@ -114,7 +138,7 @@ class OutboxRelay:
         the copy within its duplicate window, and the audit table's unique key after it."""
         async with self._db.transaction() as conn:
             rows = await conn.fetch(
-                "SELECT eventid, subject, headers, payload FROM audit_outbox"
+                "SELECT eventid, subject, headers, payload, traceparent FROM audit_outbox"
                 " WHERE sentat IS NULL ORDER BY createdat, eventid LIMIT $1"
                 " FOR UPDATE SKIP LOCKED",
                 self._batch_size,
@@ -148,16 +172,7 @@ class OutboxRelay:
             await ensure_audit_stream(js, self._stream_replicas)
             self._stream_ready = True
         results = await asyncio.gather(
-            *(
-                js.publish(
-                    row["subject"],
-                    row["payload"],
-                    timeout=self._publish_timeout,
-                    headers=json.loads(row["headers"]),
-                )
-                for row in rows
-            ),
-            return_exceptions=True,
+            *(self._publish_row(js, row) for row in rows), return_exceptions=True
         )
         acked = [
             row["eventid"]
@@ -168,6 +183,39 @@ class OutboxRelay:
         if errors:
             self._stream_ready = False  # a missing stream is re-created on the next attempt
         return acked, errors[0] if errors else None
+
+    def _publish_row(self, js: JetStreamContext, row: asyncpg.Record) -> Awaitable[Any]:
+        headers = json.loads(row["headers"])
+        traceparent = row["traceparent"]
+        parent = context_from_traceparent(traceparent) if self._tracer is not None else None
+        if parent is None:
+            if traceparent:
+                headers[TRACEPARENT] = traceparent
+            return js.publish(
+                row["subject"], row["payload"], timeout=self._publish_timeout, headers=headers
+            )
+        return self._traced_publish(js, row, headers, parent)
+
+    async def _traced_publish(
+        self, js: JetStreamContext, row: asyncpg.Record, headers: dict[str, str], parent: Context
+    ) -> Any:
+        assert self._tracer is not None
+        subject = row["subject"]
+        with self._tracer.start_as_current_span(
+            f"{subject} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": subject,
+                "messaging.message.id": str(row["eventid"]),
+            },
+        ):
+            headers[TRACEPARENT] = current_traceparent() or row["traceparent"]
+            return await js.publish(
+                subject, row["payload"], timeout=self._publish_timeout, headers=headers
+            )
 
     async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[Any]) -> None:
         await conn.execute(

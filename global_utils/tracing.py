@@ -284,6 +284,8 @@ def statement_summary(query: str) -> str:
     operation = words[0].rstrip(";").upper()
     if operation == "WITH" and (body := _CTE_BODY_RE.search(query)) is not None:
         operation = body.group(1).upper()
+    if operation == "COPY" and len(words) > 1:
+        return f"COPY {words[1].split()[0]}"
     table = _TABLE_RE.search(query)
     return f"{operation} {table.group(1)}" if table else operation
 

@@ -35,6 +35,7 @@ def line(record: audit_pb2.AuditRecord) -> str:
     return (
         f"{when}  {record.service:<10} {record.action_type:<6} {record.object_name} "
         f"{record.object_id}  by {record.performed_by}"
+        + (f"  trace {record.trace_id}" if record.trace_id else "")
     )
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61udit/proto/audit.proto\x12\x05\x61udit\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x0cSearchParams\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x11\n\tobject_id\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x04 \x01(\t\x12\x14\n\x0cperformed_by\x18\x05 \x01(\t\x12-\n\tfrom_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthru_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"\xd4\x02\n\x0b\x41uditRecord\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0b\x61\x63tion_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63tion_func\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x06 \x01(\t\x12\x13\n\x0bobject_name\x18\x07 \x01(\t\x12\x11\n\tobject_id\x18\x08 \x01(\t\x12\x14\n\x0cperformed_by\x18\t \x01(\t\x12\x31\n\rrecorded_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\robject_detail\x18\x0b \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x0c \x01(\t\x12\x1a\n\x12object_detail_json\x18\r \x01(\t\"K\n\x0c\x41uditRecords\x12\"\n\x06record\x18\x01 \x03(\x0b\x32\x12.audit.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x0cVerifyParams\x12-\n\tfrom_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthru_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xec\x01\n\x0cVerifyResult\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x14\n\x0crows_checked\x18\x02 \x01(\x03\x12\x16\n\x0erows_unchained\x18\x03 \x01(\x03\x12\x1a\n\x12\x66irst_bad_event_id\x18\x04 \x01(\t\x12\x39\n\x15\x66irst_bad_action_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66irst_bad_chain_id\x18\x06 \x01(\x05\x12\x1b\n\x13\x66irst_bad_chain_seq\x18\x07 \x01(\x03\x12\x0e\n\x06reason\x18\x08 \x01(\t2\x87\x01\n\x08\x41uditSrv\x12;\n\x0fGetAuditRecords\x12\x13.audit.SearchParams\x1a\x13.audit.AuditRecords\x12>\n\x12VerifyAuditHistory\x12\x13.audit.VerifyParams\x1a\x13.audit.VerifyResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61udit/proto/audit.proto\x12\x05\x61udit\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x0cSearchParams\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x11\n\tobject_id\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x04 \x01(\t\x12\x14\n\x0cperformed_by\x18\x05 \x01(\t\x12-\n\tfrom_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthru_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"\xe6\x02\n\x0b\x41uditRecord\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12/\n\x0b\x61\x63tion_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x13\n\x0b\x61\x63tion_func\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x06 \x01(\t\x12\x13\n\x0bobject_name\x18\x07 \x01(\t\x12\x11\n\tobject_id\x18\x08 \x01(\t\x12\x14\n\x0cperformed_by\x18\t \x01(\t\x12\x31\n\rrecorded_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\robject_detail\x18\x0b \x01(\x0c\x12\x14\n\x0cpayload_type\x18\x0c \x01(\t\x12\x1a\n\x12object_detail_json\x18\r \x01(\t\x12\x10\n\x08trace_id\x18\x0e \x01(\t\"K\n\x0c\x41uditRecords\x12\"\n\x06record\x18\x01 \x03(\x0b\x32\x12.audit.AuditRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"l\n\x0cVerifyParams\x12-\n\tfrom_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tthru_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xec\x01\n\x0cVerifyResult\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x14\n\x0crows_checked\x18\x02 \x01(\x03\x12\x16\n\x0erows_unchained\x18\x03 \x01(\x03\x12\x1a\n\x12\x66irst_bad_event_id\x18\x04 \x01(\t\x12\x39\n\x15\x66irst_bad_action_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x66irst_bad_chain_id\x18\x06 \x01(\x05\x12\x1b\n\x13\x66irst_bad_chain_seq\x18\x07 \x01(\x03\x12\x0e\n\x06reason\x18\x08 \x01(\t2\x87\x01\n\x08\x41uditSrv\x12;\n\x0fGetAuditRecords\x12\x13.audit.SearchParams\x1a\x13.audit.AuditRecords\x12>\n\x12VerifyAuditHistory\x12\x13.audit.VerifyParams\x1a\x13.audit.VerifyResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHPARAMS']._serialized_start=68
   _globals['_SEARCHPARAMS']._serialized_end=315
   _globals['_AUDITRECORD']._serialized_start=318
-  _globals['_AUDITRECORD']._serialized_end=658
-  _globals['_AUDITRECORDS']._serialized_start=660
-  _globals['_AUDITRECORDS']._serialized_end=735
-  _globals['_VERIFYPARAMS']._serialized_start=737
-  _globals['_VERIFYPARAMS']._serialized_end=845
-  _globals['_VERIFYRESULT']._serialized_start=848
-  _globals['_VERIFYRESULT']._serialized_end=1084
-  _globals['_AUDITSRV']._serialized_start=1087
-  _globals['_AUDITSRV']._serialized_end=1222
+  _globals['_AUDITRECORD']._serialized_end=676
+  _globals['_AUDITRECORDS']._serialized_start=678
+  _globals['_AUDITRECORDS']._serialized_end=753
+  _globals['_VERIFYPARAMS']._serialized_start=755
+  _globals['_VERIFYPARAMS']._serialized_end=863
+  _globals['_VERIFYRESULT']._serialized_start=866
+  _globals['_VERIFYRESULT']._serialized_end=1102
+  _globals['_AUDITSRV']._serialized_start=1105
+  _globals['_AUDITSRV']._serialized_end=1240
 # @@protoc_insertion_point(module_scope)

@@ -32,7 +32,7 @@ class SearchParams(_message.Message):
     def __init__(self, object_name: _Optional[str] = ..., object_id: _Optional[str] = ..., service: _Optional[str] = ..., action_type: _Optional[str] = ..., performed_by: _Optional[str] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., thru_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class AuditRecord(_message.Message):
-    __slots__ = ("event_id", "action_time", "topic", "service", "action_func", "action_type", "object_name", "object_id", "performed_by", "recorded_time", "object_detail", "payload_type", "object_detail_json")
+    __slots__ = ("event_id", "action_time", "topic", "service", "action_func", "action_type", "object_name", "object_id", "performed_by", "recorded_time", "object_detail", "payload_type", "object_detail_json", "trace_id")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_TIME_FIELD_NUMBER: _ClassVar[int]
     TOPIC_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class AuditRecord(_message.Message):
     OBJECT_DETAIL_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
     OBJECT_DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     action_time: _timestamp_pb2.Timestamp
     topic: str
@@ -59,7 +60,8 @@ class AuditRecord(_message.Message):
     object_detail: bytes
     payload_type: str
     object_detail_json: str
-    def __init__(self, event_id: _Optional[str] = ..., action_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., topic: _Optional[str] = ..., service: _Optional[str] = ..., action_func: _Optional[str] = ..., action_type: _Optional[str] = ..., object_name: _Optional[str] = ..., object_id: _Optional[str] = ..., performed_by: _Optional[str] = ..., recorded_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., object_detail: _Optional[bytes] = ..., payload_type: _Optional[str] = ..., object_detail_json: _Optional[str] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, event_id: _Optional[str] = ..., action_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., topic: _Optional[str] = ..., service: _Optional[str] = ..., action_func: _Optional[str] = ..., action_type: _Optional[str] = ..., object_name: _Optional[str] = ..., object_id: _Optional[str] = ..., performed_by: _Optional[str] = ..., recorded_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., object_detail: _Optional[bytes] = ..., payload_type: _Optional[str] = ..., object_detail_json: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class AuditRecords(_message.Message):
     __slots__ = ("record", "next_page_token")

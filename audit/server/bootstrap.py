@@ -45,6 +45,7 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         batch_size=settings.consumer_batch_size,
         ack_wait_seconds=settings.consumer_ack_wait_seconds,
         stream_replicas=settings.audit_stream_replicas,
+        tracer=tracing.tracer,
     )
     registry = settings.create_registry()
     verifier, users = user_service_verifier(

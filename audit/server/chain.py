@@ -182,7 +182,21 @@ def chained(
     recorded_micros = _microseconds(recorded)
     sha256 = hashlib.sha256
     for row in rows:
-        event_id, action_time, topic, service, func, action, name, object_id, by, detail, kind = row
+        # the trace id (last) is not hashed: it says where to look, proves nothing
+        (
+            event_id,
+            action_time,
+            topic,
+            service,
+            func,
+            action,
+            name,
+            object_id,
+            by,
+            detail,
+            kind,
+            _,
+        ) = row
         seq += 1
         text = (
             f"{chain_id}\n{seq}\n{event_id}\n{(action_time - _EPOCH) // _MICROSECOND}\n{topic}\n"

@@ -14,18 +14,25 @@ import asyncpg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from audit.server.authenticity import EventAuthenticator, RejectKind
 from audit.server.pull import Delivery, PullSubscription
 from audit.server.raw_client import RawClient
 from audit.server.repository import AuditRepository
-from audit.server.wire import ReceivedEvent, parse_delivery, parse_header_block
+from audit.server.wire import (
+    ReceivedEvent,
+    parse_delivery,
+    parse_header_block,
+    traceparent_header,
+)
 from global_errors import Unavailable
 from global_utils.audit import AUDIT_STREAM, Subject, ensure_audit_stream
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import CONNECTION_ERRORS, Database
 from global_utils.tasks import cancel_and_wait
+from global_utils.tracing import context_from_traceparent, span_or_nothing
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,9 @@ class AuditConsumer:
         batch_size: int = 500,
         ack_wait_seconds: float = 30.0,
         stream_replicas: int = 1,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer
         self._stream_replicas = stream_replicas
         self._db = database
         self._broker = broker
@@ -195,6 +204,7 @@ class AuditConsumer:
         assert self._pull is not None
         events: list[tuple[Delivery, ReceivedEvent]] = []
         rejects: list[Reject] = []
+        links: list[Link] = []  # the traced events' spans, for the insert's span
         check = self._authenticator.check
         for delivery in deliveries:
             try:
@@ -203,12 +213,22 @@ class AuditConsumer:
                 rejects.append((delivery, RejectKind.MALFORMED, f"not an audit event: {exc}"))
                 continue
             refusal = check(event, seal)
+            if self._tracer is not None and event.trace_id is not None:
+                self._event_span(self._tracer, delivery, event, refusal, links)
             if refusal is None:
                 events.append((delivery, event))
             else:
                 rejects.append((delivery, *refusal))
         try:
-            rejects += await self._store(events, rejects)
+            # One span for the batch's storing, linked to each event it stores (a batch
+            # belongs to many traces): only when some event was traced.
+            with span_or_nothing(
+                self._tracer if links else None,
+                "audit insert",
+                links=links,
+                attributes={"gotemp.audit.events": len(events)},
+            ):
+                rejects += await self._store(events, rejects)
         except Unavailable:
             logger.warning(
                 "audit database unavailable; %d events will be redelivered", len(deliveries)
@@ -222,6 +242,36 @@ class AuditConsumer:
             await self._pull.ack([d for d in deliveries if id(d) not in rejected])
         else:
             await self._pull.ack(deliveries)
+
+    @staticmethod
+    def _event_span(
+        tracer: Tracer,
+        delivery: Delivery,
+        event: ReceivedEvent,
+        refusal: tuple[RejectKind, str] | None,
+        links: list[Link],
+    ) -> None:
+        """One short CONSUMER span for a traced event, a child of its producer's context
+        (from its traceparent header); an event refused here is an error span. A sampled
+        span becomes one of links."""
+        span = tracer.start_span(
+            f"{delivery.subject.decode(errors='replace')} process",
+            context=context_from_traceparent(traceparent_header(delivery.headers)),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": Subject.AUDIT.value,
+                "messaging.message.id": event.event_id,
+                "gotemp.audit.service": event.service,
+            },
+        )
+        if refusal is not None:
+            span.set_status(Status(StatusCode.ERROR, f"rejected: {refusal[0].value}"))
+        context = span.get_span_context()
+        span.end()
+        if context.trace_flags.sampled:
+            links.append(Link(context))
 
     async def _store(
         self, events: list[tuple[Delivery, ReceivedEvent]], rejects: list[Reject]

@@ -27,6 +27,7 @@ class StoredEvent:
     recorded_time: datetime
     object_detail: bytes
     payload_type: str
+    trace_id: str | None = None  # the change's trace, when it was traced
 
 
 @dataclass

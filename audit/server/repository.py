@@ -23,7 +23,7 @@ _VERIFY_PREFETCH = 2000
 # What history queries read back, StoredEvent's fields.
 _STORED_COLUMNS = (
     "eventid, actiontime, topic, service, actionfunc, actiontype, objectname, objectid,"
-    " performedby, recordedtime, objectdetail, payloadtype"
+    " performedby, recordedtime, objectdetail, payloadtype, traceid"
 )
 
 
@@ -67,6 +67,7 @@ def _to_stored_event(row: asyncpg.Record) -> StoredEvent:
         recorded_time=row["recordedtime"],
         object_detail=row["objectdetail"] or b"",
         payload_type=row["payloadtype"],
+        trace_id=row["traceid"],
     )
 
 

@@ -51,6 +51,7 @@ def record_to_proto(record: StoredEvent) -> audit_pb2.AuditRecord:
         object_detail=record.object_detail,
         payload_type=record.payload_type,
         object_detail_json=detail_as_json(record.payload_type, record.object_detail),
+        trace_id=record.trace_id or "",
     )
 
 

@@ -18,6 +18,9 @@ from global_utils.audit import (
 )
 from global_utils.event_auth import MAC_V2_PREFIX, mac_message, mac_message_v1
 
+# The W3C trace context header (global_utils.tracing.TRACEPARENT), read here without tracing.
+TRACEPARENT = "traceparent"
+
 
 class ReceivedEvent(NamedTuple):
     """The consumer's shape of an audit event: one delivery, checked, as the audit table stores
@@ -38,11 +41,14 @@ class ReceivedEvent(NamedTuple):
     performed_by: str
     payload: bytes
     payload_type: str
+    # the W3C trace id of the change's trace (its `traceparent` header), None when untraced;
+    # covered by neither the producer's MAC nor the row hash: it says where to look
+    trace_id: str | None = None
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], data: bytes) -> ReceivedEvent:
         """Raises ValueError naming the first bad or missing header."""
-        return _validated(_field_values(headers), data)
+        return _validated(_field_values(headers), data, headers.get(TRACEPARENT))
 
     @classmethod
     def from_header_block(cls, block: bytes | None, data: bytes) -> ReceivedEvent:
@@ -69,11 +75,11 @@ def parse_delivery(block: bytes | None, data: bytes) -> tuple[ReceivedEvent, Sea
         found = _CANONICAL_BLOCK.fullmatch(block.decode("utf-8", "replace"))
         if found is not None:
             groups = found.groups()
-            event = _validated(groups, data)
-            return event, _seal(groups[-2], groups[-1], groups, data)
+            event = _validated(groups, data, groups[-1])
+            return event, _seal(groups[-3], groups[-2], groups, data)
     headers = parse_header_block(block)
     values = _field_values(headers)
-    event = _validated(values, data)
+    event = _validated(values, data, headers.get(TRACEPARENT))
     seal = _seal(
         headers.get(AuditHeader.KEY_ID, ""), headers.get(AuditHeader.MAC, ""), values, data
     )
@@ -116,11 +122,13 @@ COLUMNS = [
     "performedby",
     "objectdetail",
     "payloadtype",
+    "traceid",
 ]
 
 
-def _validated(values: Sequence[str], data: bytes) -> ReceivedEvent:
-    """values: the header values in FIELD_BY_HEADER's order."""
+def _validated(values: Sequence[str], data: bytes, traceparent: str | None) -> ReceivedEvent:
+    """values: the header values in FIELD_BY_HEADER's order; a traceparent that is not one is
+    ignored (the event is stored untraced, never refused for it)."""
     service, func, action, name, object_id, by, when, event_id, payload_type = values[:9]
     plain = (service, func, name, object_id, by, payload_type)
     # One check of them all (the usual case); the header to blame only when it fails.
@@ -154,7 +162,39 @@ def _validated(values: Sequence[str], data: bytes) -> ReceivedEvent:
         by,
         data,
         payload_type,
+        trace_id_of(traceparent),
     )
+
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id (32 hex digits) of a W3C traceparent; None when it is not a valid one
+    (version ff, or an all-zero trace or parent id)."""
+    if not traceparent:
+        return None
+    found = _TRACEPARENT.fullmatch(traceparent)
+    if found is None or found.group(1) == "ff":
+        return None
+    if not found.group(2).strip("0") or not found.group(3).strip("0"):
+        return None
+    return found.group(2)
+
+
+_TRACEPARENT_LINE = b"\r\n" + TRACEPARENT.encode() + b":"
+
+
+def traceparent_header(block: bytes | None) -> str | None:
+    """The traceparent header of a NATS header block, without parsing the rest of it."""
+    if not block:
+        return None
+    start = block.find(_TRACEPARENT_LINE)
+    if start < 0:
+        return None
+    start += len(_TRACEPARENT_LINE)
+    end = block.find(b"\r\n", start)
+    return block[start:end].decode("ascii", "replace").strip()
 
 
 # Read once: an enum member's attribute access costs more than the check it names.
@@ -202,5 +242,7 @@ _CANONICAL_BLOCK = re.compile(
         re.escape(header) + r": (\S|\S[^\r\n]*\S)\r\n"
         for header in [*FIELD_BY_HEADER, AuditHeader.MSG_ID, AuditHeader.KEY_ID, AuditHeader.MAC]
     )
+    # as the relay adds it after the signed headers, when the change was traced
+    + f"(?:{TRACEPARENT}: (\\S+)\r\n)?"
     + "\r\n"
 )

@@ -36,8 +36,10 @@ def build(settings: PromotionSettings, *, span_exporter: SpanExporter | None = N
         connection_class=tracing.connection_class(),
     )
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
-    emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
+    relay = OutboxRelay(
+        database, broker, stream_replicas=settings.audit_stream_replicas, tracer=tracing.tracer
+    )
+    emitter = OutboxAuditEmitter(settings.audit_signer(), relay, tracer=tracing.tracer)
     registry = settings.create_registry()
     verifier, users = user_service_verifier(
         registry, settings, [*tracing.client_interceptors(), *metrics.client_interceptors()]

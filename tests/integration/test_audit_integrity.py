@@ -33,9 +33,12 @@ from global_utils.db import Database, UnitOfWork
 from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
 from global_utils.outbox import OutboxAuditEmitter
+from provision.migrations import VERSIONS
 from tests.helpers import eventually
 from tests.previous_release import PREVIOUS_TIMESCALE_INIT
 from user.proto import user_pb2, user_pb2_grpc
+
+AUDIT_VERSIONS = VERSIONS / "audit"
 
 
 @pytest.fixture
@@ -300,6 +303,8 @@ async def test_an_audit_database_of_the_previous_schema_is_upgraded(
         await conn.execute((PREVIOUS_TIMESCALE_INIT / "01_audit.sql").read_text())
         for _ in range(2):
             await conn.execute((PREVIOUS_TIMESCALE_INIT / "02_audit_chain.sql").read_text())
+        # what later migrations add to the rows stored here (the trace id)
+        await conn.execute((AUDIT_VERSIONS / "0003_audit_trace_id.sql").read_text())
         rows = [
             ReceivedEvent.from_headers(e.headers(), e.payload)
             for e in (event("upgraded", str(i)) for i in range(3))
@@ -409,6 +414,7 @@ async def test_rows_chained_by_the_previous_release_verify_beside_new_ones(
     try:
         for script in ("01_audit.sql", "02_audit_chain.sql"):
             await conn.execute((PREVIOUS_TIMESCALE_INIT / script).read_text())
+        await conn.execute((AUDIT_VERSIONS / "0003_audit_trace_id.sql").read_text())
         rows = [
             ReceivedEvent.from_headers(e.headers(), e.payload)
             for e in (event("chained", str(i)) for i in range(6))

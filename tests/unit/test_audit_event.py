@@ -5,9 +5,20 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from audit.server.wire import ReceivedEvent, header_block, parse_header_block
+from audit.server.wire import (
+    _CANONICAL_BLOCK,
+    ReceivedEvent,
+    header_block,
+    parse_delivery,
+    parse_header_block,
+    trace_id_of,
+    traceparent_header,
+)
 from global_utils.audit import ActionType, AuditEvent, AuditHeader
+from global_utils.event_auth import EventSigner
 from user.proto import user_pb2
+
+SIGNER = EventSigner("user-test", b"k" * 32)
 
 
 def _event() -> AuditEvent:
@@ -101,3 +112,41 @@ def test_header_block_parsing() -> None:
 def test_header_block_round_trip() -> None:
     headers = _event().headers()
     assert parse_header_block(header_block(headers)) == headers
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_a_traced_events_trace_id_is_read_from_its_traceparent_on_either_path() -> None:
+    event = _event()
+    signed = SIGNER.sign(event.headers(), event.payload) | {"traceparent": TRACEPARENT}
+    block = header_block(signed)
+    assert _CANONICAL_BLOCK.fullmatch(block.decode()) is not None  # the relay's order: fast path
+    fast, seal = parse_delivery(block, event.payload)
+    assert fast.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert seal.key_id == SIGNER.key_id and seal.mac == signed["mac"]  # the seal is unmoved
+    assert traceparent_header(block) == TRACEPARENT
+    reordered = header_block(dict(reversed(list(signed.items()))))
+    general, general_seal = parse_delivery(reordered, event.payload)
+    assert general == fast and general_seal == seal
+    # untraced: no trace id, and the row is the same otherwise
+    untraced, _ = parse_delivery(header_block(SIGNER.sign(event.headers(), event.payload)), b"")
+    assert untraced.trace_id is None and traceparent_header(header_block(event.headers())) is None
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        "",
+        "00-xyz",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # invalid trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # invalid span id
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # forbidden version
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  # upper case
+    ],
+)
+def test_a_bad_traceparent_leaves_the_event_untraced_not_refused(garbage: str) -> None:
+    event = _event()
+    headers = event.headers() | {"traceparent": garbage}
+    assert ReceivedEvent.from_headers(headers, event.payload).trace_id is None
+    assert trace_id_of(garbage) is None

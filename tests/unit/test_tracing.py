@@ -101,6 +101,7 @@ def test_the_sampler_is_the_one_named() -> None:
         ),
         ("SELECT a FROM audit_outbox FOR UPDATE SKIP LOCKED", "SELECT audit_outbox"),
         ("BEGIN;", "BEGIN"),
+        ("COPY audit", "COPY audit"),
         ("SELECT 1", "SELECT"),
         ("   ", "SQL"),
     ],

@@ -48,8 +48,10 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         connection_class=tracing.connection_class(),
     )
     broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(database, broker, stream_replicas=settings.audit_stream_replicas)
-    emitter = OutboxAuditEmitter(settings.audit_signer(), relay)
+    relay = OutboxRelay(
+        database, broker, stream_replicas=settings.audit_stream_replicas, tracer=tracing.tracer
+    )
+    emitter = OutboxAuditEmitter(settings.audit_signer(), relay, tracer=tracing.tracer)
     tokens = TokenCodec(
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
     )
