@@ -18,6 +18,7 @@ from devtools.stack import EmbeddedPostgres
 from provision.databases import DATABASES, Credential, run_migrations
 from provision.migrations import (
     LOCK_KEY,
+    VERSIONS,
     MigrationError,
     PreviousRelease,
     load_migrations,
@@ -286,7 +287,9 @@ async def test_a_previous_release_database_is_upgraded_with_its_data(
         for database in DATABASES:
             conn = await asyncpg.connect(pg.dsn(database.name))
             try:
-                assert await recorded(conn) == [(1, "adopted"), (2, "applied")], database.name
+                later = load_migrations(VERSIONS / database.name)[1:]  # after the baseline
+                applied = [(m.version, "applied") for m in later]
+                assert await recorded(conn) == [(1, "adopted"), *applied], database.name
             finally:
                 await conn.close()
             # the same schema, owners and grants as a database provisioned from nothing
