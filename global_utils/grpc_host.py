@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,9 @@ class ServiceDefinition:
     grpc_service: str  # full proto service name, e.g. "user.UserSrv"
     add_to_server: Callable[[grpc.aio.Server], None]
     public_methods: Collection[str] = field(default_factory=tuple)
+    # Methods whose token another verifier than the host's checks (the user service's reads
+    # verify the signature here and their caller's standing in their own query).
+    method_verifiers: Mapping[str, TokenVerifier] = field(default_factory=dict)
     # what the ready line adds about this service's own state (audit: how its table is stored)
     ready_details: Callable[[], Awaitable[str]] | None = None
 
@@ -204,7 +207,11 @@ class ServiceHost:
                 *self._interceptors,
                 RequestLoggingInterceptor(),
                 ErrorMappingInterceptor(language),
-                AuthInterceptor(self._verifier, self.definition.public_methods),
+                AuthInterceptor(
+                    self._verifier,
+                    self.definition.public_methods,
+                    self.definition.method_verifiers,
+                ),
                 RequestParsingInterceptor(language),
             ],
             options=[

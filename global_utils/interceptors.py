@@ -10,7 +10,14 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+)
 from typing import Any, NoReturn
 
 import grpc
@@ -150,12 +157,19 @@ class ErrorMappingInterceptor(_UnaryInterceptor):
 
 
 class AuthInterceptor(_UnaryInterceptor):
-    """Requires a valid token on every method not in the allow-list."""
+    """Requires a valid token on every method not in the allow-list: checked by verifier, or
+    by the one method_verifiers names for the method."""
 
-    def __init__(self, verifier: TokenVerifier, public_methods: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        public_methods: Collection[str] = (),
+        method_verifiers: Mapping[str, TokenVerifier] | None = None,
+    ) -> None:
         super().__init__()
         self._verifier = verifier
         self._public = frozenset(public_methods)
+        self._by_method = dict(method_verifiers or {})
 
     def is_public(self, method: str) -> bool:
         return method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES)
@@ -163,12 +177,13 @@ class AuthInterceptor(_UnaryInterceptor):
     def wrap(self, inner: Behavior, method: str) -> Behavior:
         if self.is_public(method):
             return inner
+        verifier = self._by_method.get(method, self._verifier)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token = token_from_metadata(context.invocation_metadata() or ())
             if token is None:
                 raise Unauthenticated(MessageKey.TOKEN_MISSING)
-            principal = await self._verifier.verify(token)
+            principal = await verifier.verify(token)
             bound = bind_principal(principal)
             try:
                 return await inner(request, context)

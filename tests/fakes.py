@@ -25,7 +25,7 @@ from global_utils.timeutil import now
 from promotion.server.models import Product, Promotion, PromotionDraft, PromotionQuery
 from promotion.server.repository import PromotionRepository
 from promotion.server.unit_of_work import PromotionStorage, PromotionUnitOfWork
-from user.server.models import User, UserDraft, UserQuery
+from user.server.models import Standing, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import (
     LoginThrottle,
@@ -64,6 +64,22 @@ class FakeUserRepository(UserRepository):
     async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
         row = self.rows.get(user_id)
         return row[0] if row else None
+
+    async def standing(self, user_id: int) -> Standing | None:
+        row = self.rows.get(user_id)
+        return Standing(row[0].active, row[0].valid_from, row[0].valid_thru) if row else None
+
+    async def get_for(self, user_id: int, caller_id: int) -> tuple[Standing | None, User | None]:
+        standing = await self.standing(caller_id)
+        return standing, await self.get(user_id) if standing is not None else None
+
+    async def search_for(
+        self, query: UserQuery, caller_id: int
+    ) -> tuple[Standing | None, list[User], bool]:
+        standing = await self.standing(caller_id)
+        if standing is None:
+            return None, [], False
+        return standing, *await self.search(query)
 
     async def search(self, query: UserQuery) -> tuple[list[User], bool]:
         found = [

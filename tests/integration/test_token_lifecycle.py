@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import jwt
 import pytest
+from google.protobuf.message_factory import GetMessageClass
 
 from devtools.stack import free_port
 from global_utils.auth import bearer_metadata
@@ -242,3 +243,40 @@ async def login_seed(stub: user_pb2_grpc.UserSrvStub) -> user_pb2.Token:
 async def login_at(address: str) -> user_pb2.Token:
     async with grpc.aio.insecure_channel(address) as channel:
         return await login_seed(user_pb2_grpc.UserSrvStub(channel))
+
+
+async def test_every_method_refuses_a_deactivated_or_deleted_users_token(
+    user_stub, user_channel: grpc.aio.Channel, auth
+) -> None:
+    """Reads check their caller in their own query, everything else before the call: either
+    way, no method that needs a token takes one whose user may no longer log in, whatever the
+    request (here each method's empty request message)."""
+    service = user_pb2.DESCRIPTOR.services_by_name["UserSrv"]
+    public = {"Auth", "ValidateToken", "RefreshToken", "GetPublicKeys"}
+    user = await active_user(user_stub, auth)
+    session = await login(user_stub, user.email)
+    mine = bearer_metadata(session.token)
+    assert (await user_stub.GetUserById(user_pb2.SearchId(id=user.id), metadata=mine)).id
+
+    async def refusals() -> dict[str, grpc.StatusCode]:
+        codes = {}
+        for method in service.methods:
+            if method.name in public:
+                continue
+            request = GetMessageClass(method.input_type)()
+            call = user_channel.unary_unary(
+                f"/{service.full_name}/{method.name}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=lambda b: b,
+            )
+            codes[method.name] = await refused(call(request, metadata=mine))
+        return codes
+
+    user.active = False
+    await user_stub.UpdateUser(user, metadata=auth)
+    deactivated = await refusals()
+    assert set(deactivated.values()) == {grpc.StatusCode.UNAUTHENTICATED}, deactivated
+    assert len(deactivated) == len(service.methods) - len(public)
+    await user_stub.DeleteUser(user_pb2.SearchId(id=user.id), metadata=auth)
+    deleted = await refusals()
+    assert set(deleted.values()) == {grpc.StatusCode.UNAUTHENTICATED}, deleted

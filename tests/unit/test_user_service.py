@@ -13,6 +13,7 @@ from global_errors import (
     Failure,
     MessageKey,
     NotFound,
+    Unauthenticated,
     ValidationFailed,
 )
 from global_utils.auth import Principal
@@ -29,6 +30,8 @@ from user.server.tokens import TokenCodec
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 T1 = datetime(2030, 1, 1, tzinfo=UTC)
 ACTOR = Principal(user_id="42", role=Role.ADMIN)
+# A caller of the reads, which check their caller's standing: user 1 is active.
+READER = Principal(user_id="1", role=Role.MEMBER)
 
 
 def stored(user_id: int, *, active: bool = False, email: str = "") -> tuple[User, str]:
@@ -185,7 +188,7 @@ async def test_pages_follow_each_other_through_the_page_token(
     token = ""
     for _ in range(10):
         query = query_from_proto(user_pb2.SearchParams(page_size=3, page_token=token))
-        reply = users_to_proto(*await service.search(query))
+        reply = users_to_proto(*await service.search(query, READER))
         seen += [u.id for u in reply.user]
         token = reply.next_page_token
         if not token:
@@ -198,11 +201,47 @@ async def test_page_size_zero_is_the_maximum_and_beyond_it_is_capped(
 ) -> None:
     assert query_from_proto(user_pb2.SearchParams()).limit == MAX_PAGE_SIZE
     assert query_from_proto(user_pb2.SearchParams(page_size=10_000)).limit == MAX_PAGE_SIZE
-    users, more = await service.search(query_from_proto(user_pb2.SearchParams(page_size=1)))
+    query = query_from_proto(user_pb2.SearchParams(page_size=1))
+    users, more = await service.search(query, READER)
     assert [u.id for u in users] == [1] and more
 
 
 async def test_a_negative_page_size_is_invalid(service: UserService) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        await service.search(UserQuery(limit=-1))
+        await service.search(UserQuery(limit=-1), READER)
     assert refused.value.failures == [Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE)]
+
+
+# reads check their caller's standing in the read itself
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        Principal(user_id="2", role=Role.MEMBER),  # inactive
+        Principal(user_id="99", role=Role.ADMIN),  # no such user (deleted)
+    ],
+)
+async def test_reads_refuse_a_caller_who_may_no_longer_log_in(
+    service: UserService, caller: Principal
+) -> None:
+    for read in (
+        service.get(1, caller),
+        service.get(99, caller),
+        service.search(UserQuery(limit=10), caller),
+        # bad input too: the caller is refused before the input is judged
+        service.get(0, caller),
+        service.search(UserQuery(limit=-1), caller),
+    ):
+        with pytest.raises(Unauthenticated):
+            await read
+
+
+async def test_a_caller_who_may_log_in_reads(service: UserService) -> None:
+    assert (await service.get(3, READER)).email == "ADA@example.com"
+    with pytest.raises(NotFound):
+        await service.get(99, READER)
+    with pytest.raises(ValidationFailed):
+        await service.get(0, READER)
+    users, more = await service.search(UserQuery(limit=10), READER)
+    assert [u.id for u in users] == [1, 2, 3] and not more

@@ -32,6 +32,11 @@ PUBLIC_METHODS = tuple(
     f"/{GRPC_SERVICE}/{method}"
     for method in ("Auth", "ValidateToken", "RefreshToken", "GetPublicKeys")
 )
+# Reads whose use cases check the caller's standing in their own query: the interceptor only
+# verifies the token's signature (UserService.signature_verifier).
+READ_METHODS = tuple(
+    f"/{GRPC_SERVICE}/{method}" for method in ("GetUserById", "GetUsers", "GetUsersByEmail")
+)
 JWKS_PATH = "/.well-known/jwks.json"
 # Verifiers refetch on an unknown kid anyway; caches may keep the document this long.
 JWKS_MAX_AGE_SECONDS = 300
@@ -80,6 +85,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         grpc_service=GRPC_SERVICE,
         add_to_server=lambda server: user_pb2_grpc.add_UserSrvServicer_to_server(servicer, server),
         public_methods=PUBLIC_METHODS,
+        method_verifiers=dict.fromkeys(READ_METHODS, service.signature_verifier),
     )
     metrics.initialize_services(GRPC_SERVICE)
     watch_database(metrics, database)
@@ -91,7 +97,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         settings,
         database=database,
         registry=settings.create_registry(),
-        # no cache: a deactivated or deleted user's token is refused at once
+        # no token cache in front: a deactivated or deleted user's token is refused at once
         verifier=service,
         components=(tracing, broker, relay, hasher, metrics.prober(after=database.wait_ready)),
         http=http,

@@ -5,9 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from global_errors import Failure
 from global_utils.authz import AccountTerms, Role
+
+
+class Standing(NamedTuple):
+    """What decides whether a stored user may log in, and so whether their tokens count."""
+
+    active: bool
+    valid_from: datetime
+    valid_thru: datetime
+
+    def may_log_in(self, moment: datetime) -> bool:
+        """Active, and moment within the validity dates."""
+        return self.active and self.valid_from <= moment <= self.valid_thru
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ class User:
 
     def may_log_in(self, moment: datetime) -> bool:
         """Active, and moment within its validity dates."""
-        return self.active and self.valid_from <= moment <= self.valid_thru
+        return Standing(self.active, self.valid_from, self.valid_thru).may_log_in(moment)
 
 
 @dataclass

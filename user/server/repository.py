@@ -12,11 +12,15 @@ import asyncpg
 from global_errors import AlreadyExists, MessageKey
 from global_utils.authz import Role
 from global_utils.sql import Filters
-from user.server.models import User, UserDraft, UserQuery
+from user.server.models import Standing, User, UserDraft, UserQuery
 
 _COLUMNS = (
     "id, firstname, lastname, name, validfrom, validthru, active, email, company,"
     " createdate, updatedate, role"
+)
+# A read that also checks its caller: the caller's row (c) beside what the read finds.
+_CALLER = (
+    "c.active AS caller_active, c.validfrom AS caller_validfrom, c.validthru AS caller_validthru"
 )
 # Throttle rows whose window passed count for nothing; each failure purges up to this many.
 THROTTLE_PURGE_BATCH = 100
@@ -62,6 +66,10 @@ def _to_user(row: asyncpg.Record) -> User:
     )
 
 
+def _caller_standing(row: asyncpg.Record) -> Standing:
+    return Standing(row["caller_active"], row["caller_validfrom"], row["caller_validthru"])
+
+
 class UserRepository:
     """Reads and writes appuser rows on one connection (inside a unit of work for writes)."""
 
@@ -80,6 +88,43 @@ class UserRepository:
         sql, args = build_search(query)
         rows = await self._conn.fetch(sql, *args)
         return [_to_user(r) for r in rows[: query.limit]], len(rows) > query.limit
+
+    async def standing(self, user_id: int) -> Standing | None:
+        """Whether the user may log in (None: no such user)."""
+        row = await self._conn.fetchrow(
+            "SELECT active, validfrom, validthru FROM appuser WHERE id = $1", user_id
+        )
+        return Standing(row[0], row[1], row[2]) if row else None
+
+    async def get_for(self, user_id: int, caller_id: int) -> tuple[Standing | None, User | None]:
+        """The caller's standing and the user, in one round trip (None, None: no such caller)."""
+        row = await self._conn.fetchrow(
+            f"SELECT {_CALLER}, u.* FROM appuser c LEFT JOIN LATERAL"
+            f" (SELECT {_COLUMNS} FROM appuser WHERE id = $1) u ON true WHERE c.id = $2",
+            user_id,
+            caller_id,
+        )
+        if row is None:
+            return None, None
+        return _caller_standing(row), _to_user(row) if row["id"] is not None else None
+
+    async def search_for(
+        self, query: UserQuery, caller_id: int
+    ) -> tuple[Standing | None, list[User], bool]:
+        """The caller's standing, then search()'s answer, in one round trip (None: no such
+        caller, and nothing found)."""
+        sql, args = build_search(query)
+        rows = await self._conn.fetch(
+            f"SELECT {_CALLER}, s.* FROM appuser c LEFT JOIN LATERAL ({sql}) s ON true"
+            f" WHERE c.id = ${len(args) + 1} ORDER BY s.id",
+            *args,
+            caller_id,
+        )
+        if not rows:
+            return None, [], False
+        found = [r for r in rows if r["id"] is not None]
+        users = [_to_user(r) for r in found[: query.limit]]
+        return _caller_standing(rows[0]), users, len(found) > query.limit
 
     async def email_taken(self, email: str, *, except_id: int = 0) -> bool:
         return bool(

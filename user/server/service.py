@@ -15,12 +15,12 @@ from google.protobuf.message import Message
 from global_errors import Failure, MessageKey, ResourceExhausted, Unauthenticated, ValidationFailed
 from global_utils import authz
 from global_utils.audit import ActionType, AuditEvent
-from global_utils.auth import Principal
+from global_utils.auth import Principal, TokenVerifier
 from global_utils.timeutil import now
 from global_utils.token_cache import TokenCache
 from global_utils.token_keys import PublicKey
 from global_utils.validation import Refusal, id_failures, require_valid_id
-from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
+from user.server.models import LoginAttempt, LoginOutcome, Standing, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
 from user.server.tokens import (
@@ -80,21 +80,27 @@ class UserService:
         self._to_record = to_record
         self._to_login_record = to_login_record
 
-    # queries: anyone authenticated may read
-    async def get(self, user_id: int) -> User:
-        require_valid_id(user_id)
+    # queries: anyone authenticated may read. Their caller's token was verified for its
+    # signature only (READ_METHODS): the caller's standing comes with the read, one round trip.
+    async def get(self, user_id: int, caller: Principal) -> User:
+        if failures := id_failures(user_id):
+            await self._require_standing(caller)
+            raise ValidationFailed(failures)
         async with self._storage.reading() as users:
-            user = await users.get(user_id)
+            standing, user = await users.get_for(user_id, _user_id(caller))
+        _require_may_log_in(standing)
         if user is None:
             raise not_found(user_id)
         return user
 
-    async def search(self, query: UserQuery) -> tuple[list[User], bool]:
-        failures = validate_query(query)
-        if failures:
+    async def search(self, query: UserQuery, caller: Principal) -> tuple[list[User], bool]:
+        if failures := validate_query(query):
+            await self._require_standing(caller)
             raise ValidationFailed(failures)
         async with self._storage.reading() as users:
-            return await users.search(query)
+            standing, found, more = await users.search_for(query, _user_id(caller))
+        _require_may_log_in(standing)
+        return found, more
 
     # dry runs: refused to whoever the change itself would be refused to
     async def check_create(self, draft: UserDraft, actor: Principal) -> list[Failure]:
@@ -292,21 +298,34 @@ class UserService:
         """The token's principal, if its signature is good and its user may still log in:
         the user service owns the data, so a deactivated, out-of-validity or deleted user's
         token is refused at once."""
+        principal = self.verify_signature(token)
+        await self._require_standing(principal)
+        return principal
+
+    def verify_signature(self, token: str) -> Principal:
+        """The principal of a token we signed (cached); its user's standing is not checked."""
         principal = self._signatures.get(token)
         if principal is None:
             principal = self._tokens.decode(token)
             self._signatures.put(token, principal)
         if not principal.user_id.isdecimal():  # signed by us, so never; but never trusted
             raise Unauthenticated(MessageKey.TOKEN_INVALID)
-        async with self._storage.reading() as users:
-            user = await users.get(int(principal.user_id))
-        if user is None or not user.may_log_in(now()):
-            raise Unauthenticated(MessageKey.TOKEN_INVALID)
         return principal
 
+    async def _require_standing(self, principal: Principal) -> None:
+        async with self._storage.reading() as users:
+            standing = await users.standing(_user_id(principal))
+        _require_may_log_in(standing)
+
     async def verify(self, token: str) -> Principal:
-        """TokenVerifier for the user service's own RPCs."""
+        """TokenVerifier for the user service's own RPCs: signature and standing."""
         return await self.validate_token(token)
+
+    @property
+    def signature_verifier(self) -> TokenVerifier:
+        """TokenVerifier for READ_METHODS, whose use cases check the caller's standing in the
+        read itself."""
+        return _SignatureVerifier(self)
 
     @property
     def public_keys(self) -> list[PublicKey]:
@@ -341,3 +360,22 @@ class UserService:
                 LoginAttempt(email[:MAX_EMAIL_CHARS], user.id if user else 0, outcome)
             ),
         )
+
+
+def _user_id(principal: Principal) -> int:
+    # verify_signature let only decimal ids through
+    return int(principal.user_id)
+
+
+def _require_may_log_in(standing: Standing | None) -> None:
+    """A token counts only while its user exists and may log in."""
+    if standing is None or not standing.may_log_in(now()):
+        raise Unauthenticated(MessageKey.TOKEN_INVALID)
+
+
+class _SignatureVerifier:
+    def __init__(self, service: UserService) -> None:
+        self._service = service
+
+    async def verify(self, token: str) -> Principal:
+        return self._service.verify_signature(token)

@@ -127,10 +127,11 @@ class UserServicer(user_pb2_grpc.UserSrvServicer):
         self._language = language
 
     async def GetUserById(self, request: user_pb2.SearchId, context: Context) -> user_pb2.User:
-        return user_to_proto(await self._service.get(request.id))
+        return user_to_proto(await self._service.get(request.id, current_principal()))
 
     async def GetUsers(self, request: user_pb2.SearchParams, context: Context) -> user_pb2.Users:
-        return users_to_proto(*await self._service.search(query_from_proto(request)))
+        query = query_from_proto(request)
+        return users_to_proto(*await self._service.search(query, current_principal()))
 
     async def GetUsersByEmail(
         self, request: user_pb2.SearchString, context: Context
