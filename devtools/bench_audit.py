@@ -86,6 +86,7 @@ async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dic
             e.performed_by,
             e.payload,
             e.payload_type,
+            None,  # traceid: an untraced event
         )
         for e in (make_event(str(i)) for i in range(n))
     ]
