@@ -135,14 +135,18 @@ def read_secret(variable: str, value: str, path: Path | None) -> str:
 
 
 class AuditSigningSettings(BaseSettings):
-    """A producer's audit signing key (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE) and its id
-    (AUDIT_SIGNING_KEY_ID), which the audit service maps to this service."""
+    """A producer's audit signing key (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE), its id
+    (AUDIT_SIGNING_KEY_ID), which the audit service maps to this service, and the MAC
+    encoding (AUDIT_MAC_VERSION)."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     audit_signing_key_id: str = ""
     audit_signing_key: str = Field(default="", repr=False)
     audit_signing_key_file: Path | None = None
+    # The MAC encoding signed with: 1 during a rolling upgrade while audit instances of the
+    # previous release (which verify only version 1) may still be consuming; then 2.
+    audit_mac_version: int = Field(default=2, ge=1, le=2)
 
     @model_validator(mode="after")
     def _require_key(self) -> AuditSigningSettings:
@@ -163,4 +167,8 @@ class AuditSigningSettings(BaseSettings):
         return self
 
     def audit_signer(self) -> EventSigner:
-        return EventSigner(self.audit_signing_key_id, self.audit_signing_key.encode())
+        return EventSigner(
+            self.audit_signing_key_id,
+            self.audit_signing_key.encode(),
+            mac_version=self.audit_mac_version,
+        )

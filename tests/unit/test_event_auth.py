@@ -228,6 +228,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "AUDIT_SIGNING_KEY",
         "AUDIT_SIGNING_KEY_FILE",
         "AUDIT_SIGNING_KEY_ID",
+        "AUDIT_MAC_VERSION",
         "AUDIT_PRODUCER_KEYS",
         "AUDIT_PRODUCER_KEYS_FILE",
     ):
@@ -275,3 +276,23 @@ def test_the_audit_service_needs_producer_keys(env: pytest.MonkeyPatch, tmp_path
     (tmp_path / "keys").write_text(f"user-1 user {'k' * 32}\n")
     env.setenv("AUDIT_PRODUCER_KEYS_FILE", str(tmp_path / "keys"))
     assert set(load_settings(AuditSettings).producer_keys) == {"user-1"}
+
+
+def test_producers_can_sign_as_the_previous_release_during_an_upgrade(
+    env: pytest.MonkeyPatch,
+) -> None:
+    """AUDIT_MAC_VERSION=1 while audit instances of the previous release may still consume:
+    they verify only version 1; the new ones verify both."""
+    env.setenv("AUDIT_SIGNING_KEY", USER_KEY.decode())
+    env.setenv("AUDIT_SIGNING_KEY_ID", "user-1")
+    event = _event()
+    default = load_settings(AuditSigningSettings).audit_signer()
+    assert default.sign(event.headers(), event.payload)["mac"].startswith("v2:")
+    env.setenv("AUDIT_MAC_VERSION", "1")
+    previous = load_settings(AuditSigningSettings).audit_signer()
+    headers = previous.sign(event.headers(), event.payload)
+    assert ":" not in headers["mac"] and _check(headers, event.payload) is None
+    env.setenv("AUDIT_MAC_VERSION", "3")
+    assert "AUDIT_MAC_VERSION: Input should be less than or equal to 2" in _exit_message(
+        AuditSigningSettings
+    )
