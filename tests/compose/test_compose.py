@@ -76,6 +76,34 @@ def test_each_service_becomes_healthy(engine: Engine, service: str) -> None:
     assert health(service) == "SERVING"
 
 
+def test_the_provision_step_ran_and_the_services_connect_as_their_runtime_roles(
+    engine: Engine,
+) -> None:
+    assert exit_code(engine, "provision") == 0
+    logs = engine.compose("logs", "provision").stdout
+    assert "provision stopped: every step done" in logs, logs[-3000:]
+    for service, databases in (("pgdb", ("appuser", "promotion")), ("timescaledb", ("audit",))):
+        for database in databases:
+            versions = engine.psql(service, database, "SELECT version FROM schema_migrations")
+            assert versions.split() == ["1", "2"], (database, versions)
+            roles = engine.psql(
+                service,
+                "postgres",
+                "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity"
+                f" WHERE datname = '{database}'",
+            )
+            assert roles == f"{database}_runtime", (database, roles)
+    # and the audit service's role may add to the history, never change it
+    grants = engine.psql(
+        "timescaledb",
+        "audit",
+        "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type)"
+        " FROM information_schema.role_table_grants"
+        " WHERE table_name = 'audit' AND grantee = 'audit_runtime'",
+    )
+    assert grants == "INSERT,SELECT"
+
+
 def test_databases_and_nats_publish_no_port_on_the_host(engine: Engine) -> None:
     for service in ("pgdb", "timescaledb", "nats"):
         ports = engine.inspect(service)["NetworkSettings"]["Ports"] or {}

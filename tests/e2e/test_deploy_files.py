@@ -18,6 +18,8 @@ from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
 from global_utils.client import ClientSettings
 from promotion.server.settings import PromotionSettings
+from provision.databases import ROLES
+from provision.settings import ProvisionSettings
 from user.server.settings import UserSettings
 
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
@@ -97,6 +99,7 @@ def test_compose_has_gotemps_services_ports_and_profiles() -> None:
         "pgdb",
         "timescaledb",
         "nats",
+        "provision",
         "usersrv",
         "promotionsrv",
         "auditsrv",
@@ -137,12 +140,18 @@ def test_the_host_ports_override_binds_databases_and_nats_to_loopback_only() -> 
     }
 
 
-def test_every_dependency_waits_for_health() -> None:
+def test_every_dependency_waits_for_health_or_for_provisioning_to_finish() -> None:
     services = model()["services"]
     for name, service in services.items():
         for dependency, rule in service.get("depends_on", {}).items():
+            if dependency == "provision":
+                assert rule["condition"] == "service_completed_successfully", name
+                continue
             assert rule["condition"] == "service_healthy", (name, dependency)
             assert "healthcheck" in services[dependency] or dependency in SERVICE_IMAGES
+    # the one-shot step is awaited by every service, so none starts on an unmigrated database
+    for name in SERVICE_IMAGES:
+        assert "provision" in services[name]["depends_on"], name
 
 
 def test_up_usersrv_brings_exactly_what_the_user_service_needs() -> None:
@@ -154,9 +163,11 @@ def test_up_usersrv_brings_exactly_what_the_user_service_needs() -> None:
             found |= closure(dependency)
         return found
 
-    assert closure("usersrv") == {"usersrv", "pgdb", "nats"}
-    assert closure("usercli") == {"usercli", "usersrv", "pgdb", "nats"}
-    assert closure("auditsrv") == {"auditsrv", "timescaledb", "nats", "usersrv", "pgdb"}
+    # provisioning covers every database at once (and the broker), so it needs all three
+    stores = {"provision", "pgdb", "timescaledb", "nats"}
+    assert closure("usersrv") == {"usersrv", *stores}
+    assert closure("usercli") == {"usercli", "usersrv", *stores}
+    assert closure("auditsrv") == {"auditsrv", "usersrv", *stores}
 
 
 def test_stop_grace_is_longer_than_the_services_own() -> None:
@@ -240,7 +251,11 @@ def test_development_signing_key_is_a_compose_secret_from_secrets_dev() -> None:
     assert "DEVELOPMENT-ONLY" in key_file.name and "DEVELOPMENT-ONLY" in key_file.read_text()
     user = compose["services"]["usersrv"]
     # (and its audit event key: test_audit_dev_keys.py)
-    assert [s["source"] for s in user["secrets"]] == ["jwt_signing_key", "audit_signing_key_user"]
+    assert [s["source"] for s in user["secrets"]] == [
+        "jwt_signing_key",
+        "audit_signing_key_user",
+        "db_password_appuser_runtime",
+    ]
     env = read_env(REPO_ROOT / "user" / "docker-compose.env")
     assert env["JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_signing_key"
     assert not {"JWT_PRIVATE_KEY", "JWT_KEY", "JWT_KEY_FILE"} & env.keys()
@@ -250,3 +265,78 @@ def test_development_signing_key_is_a_compose_secret_from_secrets_dev() -> None:
         ["git", "grep", "--untracked", "-l", body], cwd=REPO_ROOT, capture_output=True, text=True
     ).stdout.split()
     assert found == [str(key_file.relative_to(REPO_ROOT))]
+
+
+# Which database role each service connects as, and the setting naming its URL.
+SERVICE_ROLES = {
+    "usersrv": ("appuser_runtime", "POSTGRES"),
+    "promotionsrv": ("promotion_runtime", "POSTGRES"),
+    "auditsrv": ("audit_runtime", "DB"),
+}
+
+
+def test_database_passwords_are_compose_secrets_from_secrets_dev() -> None:
+    compose = model()
+    services = compose["services"]
+    for name, (role, prefix) in SERVICE_ROLES.items():
+        secret = f"db_password_{role}"
+        assert secret in [s["source"] for s in services[name]["secrets"]], name
+        env = services[name]["environment"]
+        # the runtime role, its password from the secret, none in the URL
+        assert env[f"{prefix}_CONNECT"].startswith(f"postgresql://{role}@"), name
+        assert env[f"{prefix}_PASSWORD_FILE"] == f"/run/secrets/{secret}", name
+        assert f"{prefix}_PASSWORD" not in env, name
+    for name in ("pgdb", "timescaledb"):
+        env = services[name]["environment"]
+        assert "POSTGRES_PASSWORD" not in env, name
+        secret = env["POSTGRES_PASSWORD_FILE"].removeprefix("/run/secrets/")
+        assert [s["source"] for s in services[name]["secrets"]] == [secret], name
+    for source, secret in compose["secrets"].items():
+        if not source.startswith("db_password_"):
+            continue
+        path = Path(secret["file"])
+        assert path.relative_to(REPO_ROOT).parts[:2] == ("secrets", "dev"), source
+        password = path.read_text().strip()
+        assert "DEVELOPMENT-ONLY" in path.name and password.startswith("DEVELOPMENT-ONLY")
+        # the password itself is in that file only
+        found = subprocess.run(
+            ["git", "grep", "--untracked", "-l", password],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert found == [str(path.relative_to(REPO_ROOT))], source
+
+
+def test_the_provision_service_gets_every_database_password_and_reads_its_env_file() -> None:
+    services = model()["services"]
+    provision = services["provision"]
+    mounted = {s["source"] for s in provision["secrets"]}
+    assert mounted >= {
+        "db_password_postgres_superuser",
+        "db_password_timescaledb_superuser",
+        *(f"db_password_{role}" for role in ROLES),
+    }
+    env = provision["environment"]
+    unknown = {key.lower() for key in env} - set(ProvisionSettings.model_fields)
+    assert not unknown, unknown
+    for key, value in env.items():
+        if key.endswith("_FILE"):
+            assert value.removeprefix("/run/secrets/") in mounted, key
+    # no service but the provisioner gets an owner's or a superuser's password
+    for name, service in services.items():
+        if name == "provision":
+            continue
+        for secret in service.get("secrets", []):
+            assert not secret["source"].endswith(("_owner", "_superuser")) or name in (
+                "pgdb",
+                "timescaledb",
+            ), (name, secret["source"])
+
+
+def test_the_provision_image_runs_unprivileged_once() -> None:
+    stage = final_stage(REPO_ROOT / "provision" / "Dockerfile")
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert ("HEALTHCHECK", "NONE") in stage
+    assert ("ENTRYPOINT", '["python", "-m", "provision"]') in stage

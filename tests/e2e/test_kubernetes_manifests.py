@@ -22,11 +22,13 @@ from pydantic_settings import BaseSettings
 
 from audit.server.settings import AuditSettings
 from devtools import certs
-from devtools.stack import POSTGRES_INIT, REPO_ROOT, TIMESCALE_INIT
+from devtools.stack import REPO_ROOT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
 from global_utils.settings import RegistrySettings
 from global_utils.token_keys import parse_signing_keys
 from promotion.server.settings import PromotionSettings
+from provision.databases import ROLES
+from provision.settings import ProvisionSettings
 from tests.e2e.test_deploy_files import final_stage
 from user.server.settings import UserSettings
 
@@ -537,8 +539,15 @@ def flows(
         (promotion, audit, 50055),
         (user, OUTSIDE, 443),
     ]
+    provision = pod(overlay, "provision")
+    denied += [(provision, user, 50053), (client, provision, 8080)]
     if overlay.startswith("dev"):
         postgres, timescaledb, nats = (pod(overlay, n) for n in ("postgres", "timescaledb", "nats"))
+        needed += [
+            (provision, postgres, 5432),
+            (provision, timescaledb, 5432),
+            (provision, nats, 4222),
+        ]
         needed += [
             (user, postgres, 5432),
             (promotion, postgres, 5432),
@@ -559,7 +568,9 @@ def flows(
             (nats, user, 50053),
         ]
     else:  # PostgreSQL and NATS are somewhere outside this namespace
-        needed += [(s, OUTSIDE, p) for s in (user, promotion, audit) for p in (5432, 4222)]
+        needed += [
+            (s, OUTSIDE, p) for s in (user, promotion, audit, provision) for p in (5432, 4222)
+        ]
     return needed, denied
 
 
@@ -663,6 +674,10 @@ def test_development_secrets_hold_only_development_values() -> None:
     for secret in secrets:
         for key, value in secret.get("data", {}).items():
             decoded = base64.b64decode(value).decode()
+            if key.endswith("-connect"):
+                # a database URL names a role, never its password (that is a file of its own)
+                assert re.fullmatch(r"postgresql://[a-z_]+@[a-z]+:5432/[a-z]+", decoded), key
+                continue
             assert "DEVELOPMENT-ONLY" in decoded, f"{secret['metadata']['name']}: {key}"
     assert referenced_secrets("dev") <= {s["metadata"]["name"] for s in secrets}
 
@@ -746,30 +761,50 @@ def test_nats_is_a_three_node_jetstream_cluster_with_routes() -> None:
     assert budget["spec"]["maxUnavailable"] == 1  # two of three keep JetStream's quorum
 
 
-@pytest.mark.parametrize(
-    ("statefulset", "directory"), [("postgres", POSTGRES_INIT), ("timescaledb", TIMESCALE_INIT)]
-)
-def test_dev_databases_run_every_init_script_of_the_repository(
-    statefulset: str, directory: Path
+@pytest.mark.parametrize("statefulset", ["postgres", "timescaledb"])
+def test_dev_databases_start_empty_and_the_provisioning_job_makes_the_schema(
+    statefulset: str,
 ) -> None:
-    workload = named("dev", "StatefulSet", statefulset)
-    (container,) = pod_spec(workload)["containers"]
-    volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
-    mounts = [
-        m
-        for m in container["volumeMounts"]
-        if m["mountPath"].startswith("/docker-entrypoint-initdb.d")
+    (container,) = pod_spec(named("dev", "StatefulSet", statefulset))["containers"]
+    # no init scripts: roles, databases and migrations are the Job's, as compose's provision
+    assert not [
+        m for m in container["volumeMounts"] if m["mountPath"].startswith("/docker-entrypoint")
     ]
-    assert mounts
-    (volume_name,) = {m["name"] for m in mounts}
-    config_map = named("dev", "ConfigMap", volumes[volume_name]["configMap"]["name"])
-    files = {path.name: path.read_text() for path in directory.iterdir() if path.is_file()}
-    assert config_map["data"] == files
-    # the directory whole, or each file beside the image's own scripts
-    if [m["mountPath"] for m in mounts] != ["/docker-entrypoint-initdb.d"]:
-        assert sorted(m["subPath"] for m in mounts) == sorted(files)
-        for mount in mounts:
-            assert mount["mountPath"] == f"/docker-entrypoint-initdb.d/{mount['subPath']}"
+    assert not [c for c in objects("dev", "ConfigMap") if "init" in c["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_provisioning_job_has_every_database_password_and_the_services_only_theirs(
+    overlay: str,
+) -> None:
+    job = named(overlay, "Job", "provision")
+    (container,) = pod_spec(job)["containers"]
+    assert container["image"] == "gotemp/provision:latest"
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) - {"POSTGRES_ADMIN_CONNECT", "TIMESCALEDB_ADMIN_CONNECT"} <= {
+        f"{name.upper()}" for name in ProvisionSettings.model_fields
+    }
+    for role in ROLES:
+        path = Path(env[f"{role.upper()}_PASSWORD_FILE"]["value"])
+        assert path.name == role.replace("_", "-")
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    assert volumes["db-passwords"]["secret"]["secretName"].startswith("gotemp-db-passwords")
+    assert volumes["db-admin"]["secret"]["secretName"].startswith("gotemp-db-admin")
+    for service, role in (
+        ("user", "appuser-runtime"),
+        ("promotion", "promotion-runtime"),
+        ("audit", "audit-runtime"),
+    ):
+        deployment = named(overlay, "Deployment", service)
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        secret = volumes["db-password"]["secret"]
+        assert secret["secretName"].startswith("gotemp-db-passwords")
+        assert secret["items"] == [{"key": role, "path": "password"}], service
+        variable = DSN_VARIABLES[service].replace("_CONNECT", "_PASSWORD_FILE")
+        assert env_value(service_container(overlay, service), variable)["value"] == (
+            "/var/run/secrets/gotemp/db/password"
+        )
+        assert not {v["name"] for v in pod_spec(deployment)["volumes"]} & {"db-admin"}
 
 
 # --- observability: metrics scraped from the namespace monitoring ---------------------------
