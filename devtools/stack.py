@@ -25,8 +25,6 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_INIT = REPO_ROOT / "postgres" / "postgresInit"
-TIMESCALE_INIT = REPO_ROOT / "timescaledb" / "timescaleInit"
 AUDIT_DATABASE = "audit"
 PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
 # Who may connect how: the superuser without a password from this machine (tests inspect and
