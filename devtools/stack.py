@@ -75,6 +75,25 @@ def postgres_bin_dir() -> Path:
     raise RuntimeError("no PostgreSQL binaries: pip install pgserver, or install postgresql")
 
 
+def _has_openssl(bin_dir: Path) -> bool:
+    result = subprocess.run(
+        [str(bin_dir / "pg_config"), "--configure"], capture_output=True, text=True, check=False
+    )
+    return "--with-openssl" in result.stdout or "--with-ssl=openssl" in result.stdout
+
+
+def postgres_bin_dir_with_tls() -> Path:
+    """postgres_bin_dir(), or the machine's PostgreSQL when that one was built without TLS
+    (pgserver's is)."""
+    preferred = postgres_bin_dir()
+    if _has_openssl(preferred):
+        return preferred
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if _has_openssl(Path(candidate)):
+            return Path(candidate)
+    raise RuntimeError("no PostgreSQL built with OpenSSL: install postgresql, or set PG_BIN_DIR")
+
+
 def nats_server_binary() -> Path:
     found = Path(sys.prefix) / "bin" / "nats-server"
     if found.exists():
@@ -116,13 +135,22 @@ def _let_user_traverse(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL cluster in data_dir, listening only on 127.0.0.1:port."""
+    """A PostgreSQL cluster in data_dir, listening only on 127.0.0.1:port; with tls (a
+    certificate and its key) it also serves TLS."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        durable: bool = True,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self._durable = durable
-        self._bin = postgres_bin_dir()
+        self._tls = tls
+        self._bin = postgres_bin_dir() if tls is None else postgres_bin_dir_with_tls()
         self._user = _run_as()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -149,6 +177,7 @@ class EmbeddedPostgres:
                 "-c",
                 "full_page_writes=off",
             ]
+        options += self._tls_options()
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
         self._proc = subprocess.Popen(
             [str(self._bin / "postgres"), "-D", str(self.data_dir / "data"), *options],
@@ -160,6 +189,24 @@ class EmbeddedPostgres:
         log.close()
         wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
         return self
+
+    def _tls_options(self) -> list[str]:
+        """ssl=on with copies of the certificate and key the server's user owns (it refuses a
+        key others may read)."""
+        if self._tls is None:
+            return []
+        paths = []
+        for source, name in zip(self._tls, ("server.pem", "server.key"), strict=True):
+            copy = self.data_dir / name
+            copy.write_bytes(source.read_bytes())
+            copy.chmod(0o600)
+            self._chown(copy)
+            paths.append(copy)
+        return [
+            *("-c", "ssl=on"),
+            *("-c", f"ssl_cert_file={paths[0]}"),
+            *("-c", f"ssl_key_file={paths[1]}"),
+        ]
 
     def stop(self, how: signal.Signals = signal.SIGINT) -> None:
         """SIGINT: the fast shutdown (ends client sessions, then exits); see kill()."""
