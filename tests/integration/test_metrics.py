@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
-from devtools.stack import POSTGRES_INIT, EmbeddedPostgres, free_port
+from devtools.stack import EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
 from global_utils.db import Database
@@ -24,6 +24,7 @@ from global_utils.outbox import OutboxRelay
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
+from provision.migrations import VERSIONS, load_migrations, migrate
 from tests.helpers import (
     Samples,
     eventually,
@@ -40,7 +41,6 @@ from user.server.settings import UserSettings
 USER = {"grpc_service": "user.UserSrv", "grpc_type": "unary"}
 PROMOTION = {"grpc_service": "promotion.PromotionSrv", "grpc_type": "unary"}
 WATCH = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
-OUTBOX_TABLE = (POSTGRES_INIT / "audit_outbox.psql").read_text()
 
 
 async def scrape(host: ServiceHost) -> Samples:
@@ -272,8 +272,8 @@ async def test_metrics_off_serves_no_metrics_and_calls_still_work(
 
 @pytest.fixture
 async def scratch_outbox(postgres: EmbeddedPostgres) -> AsyncIterator[str]:
-    """A database of its own holding only an outbox table, which no relay of the session
-    drains: the backlog in it is what the test puts there."""
+    """A database of its own with the user service's schema (its migrations), whose outbox no
+    relay of the session drains: the backlog in it is what the test puts there."""
     name = f"outbox_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(postgres.dsn())
     try:
@@ -283,7 +283,7 @@ async def scratch_outbox(postgres: EmbeddedPostgres) -> AsyncIterator[str]:
     dsn = postgres.dsn(name)
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(OUTBOX_TABLE)
+        await migrate(conn, load_migrations(VERSIONS / "appuser"), database=name)
     finally:
         await conn.close()
     yield dsn
