@@ -57,13 +57,15 @@ clean:
 dev_value = $(shell sed -n 's/^$(1)=//p' $(2) | tail -n 1)
 LOCAL_ENV = MDNS_INTERFACES=127.0.0.1 \
 	JWT_PRIVATE_KEY_FILE=secrets/dev/jwt-signing-key.DEVELOPMENT-ONLY.pem
+# Each service's NATS credential (the make stack server lists their public keys).
+nats_seed = NATS_NKEY_SEED_FILE=secrets/dev/nats-seed-$(1).DEVELOPMENT-ONLY
 
 .PHONY: stack run-user run-usercli
-stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222) until Ctrl-C; data in .run/
+stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222, provisioned) until Ctrl-C; data in .run/
 	$(BIN)/python -m devtools.stack
 
 run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
-	$(LOCAL_ENV) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
+	$(LOCAL_ENV) $(call nats_seed,user) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
 	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,user/docker-compose.env)' \
 	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-user.DEVELOPMENT-ONLY \
 	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://appuser_runtime@127.0.0.1:5432/appuser} \
@@ -77,7 +79,7 @@ run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS o
 
 .PHONY: run-promotion run-promotioncli
 run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `make stack`
-	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
+	MDNS_INTERFACES=127.0.0.1 $(call nats_seed,promotion) MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
 	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,promotion/docker-compose.env)' \
 	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-promotion.DEVELOPMENT-ONLY \
 	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://promotion_runtime@127.0.0.1:5432/promotion} \
@@ -91,7 +93,7 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 
 .PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-tokens
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
-	MDNS_INTERFACES=127.0.0.1 MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
+	MDNS_INTERFACES=127.0.0.1 $(call nats_seed,audit) MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	AUDIT_PRODUCER_KEYS_FILE=secrets/dev/audit-producer-keys.DEVELOPMENT-ONLY \
 	DB_CONNECT=$${DB_CONNECT:-postgresql://audit_runtime@127.0.0.1:5432/audit} \
 	DB_PASSWORD_FILE=secrets/dev/db-password-audit-runtime.DEVELOPMENT-ONLY \
@@ -115,7 +117,7 @@ bench-tokens: $(STAMP)  ## one token check: cache hit, local EdDSA verification,
 	$(BIN)/python -m devtools.bench_tokens
 
 .PHONY: secrets
-secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: database passwords, audit event keys, token signing key
+secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: database passwords, audit event keys, token signing key, NATS nkeys
 	$(BIN)/python -m devtools.dev_secrets
 
 # docker compose shortcuts (goTemp's): need Docker with the compose plugin.

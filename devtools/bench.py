@@ -26,7 +26,9 @@ import psutil
 
 from devtools import bench_audit
 from devtools.databases import provision_databases
+from devtools.dev_secrets import NatsKeys, make_nats_keys
 from devtools.loadgen import Result, Target, run_load
+from devtools.nats_stack import start_nats
 from devtools.otlp_sink import sink_process
 from devtools.processes import ServiceProcess
 from devtools.run import Service, plan, start_services, stop_all, wait_serving
@@ -211,6 +213,7 @@ class Suite:
     pids: dict[str, int]
     bare: subprocess.Popen[bytes]
     bare_port: int
+    nats_keys: NatsKeys
 
     @property
     def user(self) -> Service:
@@ -225,13 +228,14 @@ class Suite:
 def running_suite(folder: Path) -> Iterator[Suite]:
     pg = EmbeddedPostgres(folder / "pg").start()
     provision_databases(pg)
-    broker = EmbeddedNats(folder / "nats").start()
+    nats_keys = make_nats_keys(folder / "nats-keys")
+    broker = start_nats(folder / "nats", nats_keys)
     env = {
         "LOG_LEVEL": "WARNING",
         "MDNS_SERVICE_TYPE": f"_gtb-{uuid.uuid4().hex[:8]}._tcp.local.",
     }
     os.environ.update({k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")})
-    services = plan(pg, broker, env)
+    services = plan(pg, broker, env, nats_keys)
     processes = asyncio.run(start_services(services, folder / "logs"))
     pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
     bare_port = free_port()
@@ -242,7 +246,7 @@ def running_suite(folder: Path) -> Iterator[Suite]:
     )
     try:
         assert bare.stdout is not None and bare.stdout.readline().strip() == b"bare ready"
-        yield Suite(pg, broker, services, pids, bare, bare_port)
+        yield Suite(pg, broker, services, pids, bare, bare_port, nats_keys)
     finally:
         if bare.poll() is None:
             bare.terminate()
@@ -545,11 +549,17 @@ def measure_audit(suite: Suite, options: Options) -> dict[str, dict[str, float]]
             pg.dsn("audit"),
             events,
             {"audit": suite.pids["audit"], "nats": broker.pid, "postgres": pg.pid},
+            nats_keys=suite.nats_keys,
         )
     )
     lag = asyncio.run(
         bench_audit.lag_at_rate(
-            pg.dsn("appuser"), pg.dsn("audit"), broker.address, 1000, options.seconds
+            pg.dsn("appuser"),
+            pg.dsn("audit"),
+            broker.address,
+            1000,
+            options.seconds,
+            nats_keys=suite.nats_keys,
         )
     )
     return {"copy": copy, "ingest": ingest, "lag": lag}

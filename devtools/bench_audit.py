@@ -28,14 +28,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import nats
 import psutil
 
 from audit.server.authenticity import EventAuthenticator, ProducerKey
 from audit.server.chain import GENESIS, chained
 from audit.server.wire import COLUMNS, header_block, parse_delivery
 from devtools.databases import provision_databases, service_db_env
-from devtools.dev_secrets import AuditKeys, development_keys, make_audit_keys
+from devtools.dev_secrets import (
+    AuditKeys,
+    NatsKeys,
+    development_keys,
+    make_audit_keys,
+    make_nats_keys,
+)
+from devtools.nats_stack import start_nats
 from devtools.stack import (
     REPO_ROOT,
     EmbeddedNats,
@@ -44,7 +50,7 @@ from devtools.stack import (
     port_open,
     wait_until,
 )
-from global_utils.audit import ActionType, AuditEvent, Subject, ensure_audit_stream
+from global_utils.audit import ActionType, AuditEvent, Subject
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
 from global_utils.event_auth import EventSigner
@@ -164,6 +170,8 @@ async def ingest_burst(
     n: int,
     pids: Mapping[str, int | None] | None = None,
     signer: EventSigner | None = None,
+    *,
+    nats_keys: NatsKeys,
 ) -> dict[str, float]:
     """Writes n events to the Audit subject at once; returns events/s from the first byte sent
     until the last batch was stored (its insert's start, the table's recordedtime), and the
@@ -179,13 +187,10 @@ async def ingest_burst(
     frames = b"".join(
         _hpub(Subject.AUDIT.value, sign(e.headers(), e.payload), e.payload) for e in events
     )
-    client = await nats.connect(f"nats://{nats_address}")
-    await ensure_audit_stream(client.jetstream())
-    await client.close()
     host, port = nats_address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
-    await reader.readline()  # INFO
-    writer.write(b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nPING\r\n')
+    # A producer's credential (the stream was provisioned with the admin's)
+    writer.write(nats_keys.connect_frame("user", await reader.readline()) + b"PING\r\n")
     await _until_pong(reader)
     meter = CpuMeter(pids or {})
     started = time.time()
@@ -263,9 +268,11 @@ async def lag_at_rate(
     rate: int,
     seconds: float,
     signer: EventSigner | None = None,
+    *,
+    nats_keys: NatsKeys,
 ) -> dict[str, float]:
     database = Database(user_dsn, max_size=20)
-    broker = Broker(f"nats://{nats_address}", name="bench")
+    broker = Broker(f"nats://{nats_address}", name="bench", access=nats_keys.access("user"))
     relay = OutboxRelay(database, broker)
     emitter = OutboxAuditEmitter(signer or development_signer(), relay)
     for part in (database, broker, relay):
@@ -313,7 +320,11 @@ async def lag_at_rate(
 
 
 def start_audit(
-    pg: EmbeddedPostgres, broker: EmbeddedNats, folder: Path, keys: AuditKeys
+    pg: EmbeddedPostgres,
+    broker: EmbeddedNats,
+    folder: Path,
+    keys: AuditKeys,
+    nats_keys: NatsKeys,
 ) -> subprocess.Popen[bytes]:
     port = free_port()
     env = {
@@ -324,6 +335,7 @@ def start_audit(
         "MICRO_REGISTRY": "static",
         "LOG_LEVEL": "WARNING",
         **keys.consumer_env(),
+        **nats_keys.client_env("audit"),
     }
     log = open(folder / "audit.log", "wb")  # noqa: SIM115 - closed when the process ends
     command = os.environ.get("BENCH_AUDIT_WRAPPER", "").split() + [
@@ -347,12 +359,13 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         folder = Path(tmp)
         pg = EmbeddedPostgres(folder / "pg").start()
         provision_databases(pg)
-        broker = EmbeddedNats(folder / "nats").start()
+        nats_keys = make_nats_keys(folder / "nats-keys")
+        broker = start_nats(folder / "nats", nats_keys)
         keys = make_audit_keys(folder / "keys", ("user",))
         signing_key = keys.key("user").encode()
         signer = EventSigner(keys.key_id("user"), signing_key)
         costs = per_event_costs(signer, signing_key, n)
-        audit = start_audit(pg, broker, folder, keys)
+        audit = start_audit(pg, broker, folder, keys, nats_keys)
         try:
             ceiling = await copy_ceiling(pg.dsn("audit"), n, pg.pid)
             ingest = await ingest_burst(
@@ -361,9 +374,16 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
                 n,
                 {"audit": audit.pid, "nats": broker.pid, "postgres": pg.pid},
                 signer,
+                nats_keys=nats_keys,
             )
             lag = await lag_at_rate(
-                pg.dsn("appuser"), pg.dsn("audit"), broker.address, rate, seconds, signer
+                pg.dsn("appuser"),
+                pg.dsn("audit"),
+                broker.address,
+                rate,
+                seconds,
+                signer,
+                nats_keys=nats_keys,
             )
         finally:
             audit.terminate()

@@ -16,6 +16,8 @@ from pathlib import Path
 import grpc
 
 from devtools.databases import provision_databases, service_db_settings
+from devtools.dev_secrets import NatsKeys, make_nats_keys
+from devtools.nats_stack import start_nats
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.client import ServiceChannels
 from global_utils.registry import StaticRegistry, parse_endpoint
@@ -42,7 +44,9 @@ async def per_call_us(check: Callable[[], Awaitable[object]], rounds: int = ROUN
     return statistics.median(runs)
 
 
-async def measure(folder: Path, pg: EmbeddedPostgres, broker: EmbeddedNats) -> dict[str, float]:
+async def measure(
+    folder: Path, pg: EmbeddedPostgres, broker: EmbeddedNats, nats_keys: NatsKeys
+) -> dict[str, float]:
     port = free_port()
     settings = UserSettings(
         micro_server_address=f"127.0.0.1:{port}",
@@ -55,6 +59,7 @@ async def measure(folder: Path, pg: EmbeddedPostgres, broker: EmbeddedNats) -> d
         audit_signing_key_id="user-bench",
         bcrypt_rounds=4,
         log_level="WARNING",
+        nats_nkey_seed_file=nats_keys.seed_file("user"),
     )
     host = build(settings)
     await host.start()
@@ -91,10 +96,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gotemp-bench-tokens-") as folder:
         root = Path(folder)
         pg = EmbeddedPostgres(root / "pg", durable=False).start()
-        broker = EmbeddedNats(root / "nats").start()
+        nats_keys = make_nats_keys(root / "nats-keys")
+        broker = start_nats(root / "nats", nats_keys)
         try:
             provision_databases(pg)
-            results = asyncio.run(measure(root, pg, broker))
+            results = asyncio.run(measure(root, pg, broker, nats_keys))
         finally:
             broker.stop()
             pg.stop()

@@ -1,18 +1,29 @@
-"""Audit event keys for development and tests: `make secrets` rewrites those of secrets/dev/
-(DEVELOPMENT ONLY: compose mounts them as secrets, `make run` reads them); tests and benches
-make their own in a scratch folder.
+"""Development and test secrets: `make secrets` rewrites those of secrets/dev/ (DEVELOPMENT
+ONLY: compose mounts them as secrets, `make run` reads them); tests and benches make their own
+in a scratch folder.
 
-Per producing service, a key file (its AUDIT_SIGNING_KEY_FILE) and key id; for the audit
-service, one file listing `KEY_ID SERVICE KEY` for every producer (AUDIT_PRODUCER_KEYS_FILE)."""
+Audit event keys: per producing service, a key file (its AUDIT_SIGNING_KEY_FILE) and key id;
+for the audit service, one file listing `KEY_ID SERVICE KEY` for every producer
+(AUDIT_PRODUCER_KEYS_FILE).
+
+NATS nkeys: per NATS user (admin, user, promotion, audit) a seed file (its NATS_NKEY_SEED_FILE),
+and the public keys the server's configuration (nats/nats.conf) reads from its environment;
+for development they are nats/docker-compose.env."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import nkeys
+
 from devtools.stack import REPO_ROOT
+from global_utils.broker import BrokerAccess
+from global_utils.settings import nkey_seed
 from global_utils.token_keys import new_signing_key_pem
 
 DEV_SECRETS = REPO_ROOT / "secrets" / "dev"
@@ -124,6 +135,91 @@ def make_db_passwords(roles: Iterable[str], folder: Path = DEV_SECRETS) -> list[
     return written
 
 
+# The NATS users of nats/nats.conf: the admin (provisioning) and one per service.
+NATS_USERS = ("admin", "user", "promotion", "audit")
+# The NATS server's development environment: the public keys (compose env file; the
+# Kubernetes dev overlay makes a ConfigMap of it).
+DEV_NATS_ENV = REPO_ROOT / "nats" / "docker-compose.env"
+
+
+@dataclass(frozen=True)
+class NatsKeys:
+    """nkey seed files in folder (one per NATS user); server_env() is what nats.conf reads."""
+
+    folder: Path
+    suffix: str = ""
+
+    def seed_file(self, user: str) -> Path:
+        return self.folder / f"nats-seed-{user}{self.suffix}"
+
+    def seed(self, user: str) -> str:
+        return nkey_seed(self.seed_file(user).read_text())
+
+    def public_key(self, user: str) -> str:
+        return str(nkeys.from_seed(bytearray(self.seed(user).encode())).public_key.decode())
+
+    def server_env(self) -> dict[str, str]:
+        return {f"NATS_{user.upper()}_PUBLIC_NKEY": self.public_key(user) for user in NATS_USERS}
+
+    def client_env(self, user: str) -> dict[str, str]:
+        """The settings of a process connecting as user."""
+        return {"NATS_NKEY_SEED_FILE": str(self.seed_file(user))}
+
+    def client_settings(self, user: str) -> dict[str, object]:
+        return {k.lower(): v for k, v in self.client_env(user).items()}
+
+    def access(self, user: str) -> BrokerAccess:
+        """user's credentials and inbox, as its settings would give them."""
+        return BrokerAccess(nkey_seed=self.seed(user), inbox_prefix=f"_INBOX.{user}")
+
+    def connect_frame(self, user: str, info_line: bytes) -> bytes:
+        """The CONNECT line a hand-written client (raw protocol frames) sends as user after
+        the server's INFO line: the nonce in it signed with user's seed."""
+        info = json.loads(info_line.partition(b" ")[2])
+        pair = nkeys.from_seed(bytearray(self.seed(user).encode()))
+        options = {
+            "verbose": False,
+            "pedantic": False,
+            "headers": True,
+            "nkey": pair.public_key.decode(),
+            "sig": base64.b64encode(pair.sign(info["nonce"].encode())).decode(),
+        }
+        return b"CONNECT " + json.dumps(options).encode() + b"\r\n"
+
+
+def make_nats_keys(folder: Path, *, development: bool = False) -> NatsKeys:
+    """Writes a fresh nkey seed per NATS user into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = NatsKeys(folder, suffix=f".{DEV_MARK}" if development else "")
+    for user in NATS_USERS:
+        seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode()
+        header = (
+            f"# {DEV_MARK}: development NATS nkey seed of {user} (make secrets)."
+            " Never use it elsewhere.\n"
+            if development
+            else ""
+        )
+        keys.seed_file(user).write_text(f"{header}{seed}\n")
+    return keys
+
+
+def development_nats_keys() -> NatsKeys:
+    """The committed development seeds (secrets/dev/)."""
+    return NatsKeys(DEV_SECRETS, suffix=f".{DEV_MARK}")
+
+
+def write_dev_nats_env(keys: NatsKeys, path: Path = DEV_NATS_ENV) -> Path:
+    """The NATS server's development environment: the public keys of keys' seeds."""
+    lines = [
+        "# NATS server settings (docker compose; the Kubernetes dev overlay's ConfigMap\n",
+        "# nats-users): the PUBLIC nkeys nats/nats.conf lists. Not secret, but they belong to\n",
+        f"# the {DEV_MARK} seeds in secrets/dev/nats-seed-*: `make secrets` rewrites both.\n",
+        *(f"{name}={value}\n" for name, value in keys.server_env().items()),
+    ]
+    path.write_text("".join(lines))
+    return path
+
+
 if __name__ == "__main__":
     from provision.databases import ROLES
 
@@ -131,6 +227,11 @@ if __name__ == "__main__":
     print(f"development database passwords written to {DEV_SECRETS.relative_to(REPO_ROOT)}/")
     written = make_audit_keys(DEV_SECRETS, development=True)
     print(f"development audit keys written to {written.folder.relative_to(REPO_ROOT)}/")
+    nats_keys = make_nats_keys(DEV_SECRETS, development=True)
+    print(
+        f"development NATS nkey seeds written to {nats_keys.folder.relative_to(REPO_ROOT)}/,"
+        f" their public keys to {write_dev_nats_env(nats_keys).relative_to(REPO_ROOT)}"
+    )
     print(
         f"development token signing key written to {make_jwt_signing_key().relative_to(REPO_ROOT)}"
     )

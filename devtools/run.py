@@ -1,8 +1,10 @@
 """The whole suite on this machine, no Docker: `make run` (serve until Ctrl-C) and `make demo`
 (run the CLI scenarios and an audit query, then stop; exit 0 only if all of it worked).
 
-Embedded PostgreSQL and NATS (JetStream) on loopback, the init scripts applied once, then the
-user, promotion and audit services as processes on 127.0.0.1 with mDNS bound to 127.0.0.1.
+Embedded PostgreSQL and NATS (JetStream, the repository's nats/nats.conf with the development
+nkeys) on loopback, the init scripts applied once and the broker provisioned, then the user,
+promotion and audit services as processes on 127.0.0.1 with mDNS bound to 127.0.0.1, each
+with its own NATS credential.
 Data is kept in .run/ between runs. Ports: goTemp's where free; override with PG_PORT,
 NATS_PORT, USER_PORT, PROMOTION_PORT, AUDIT_PORT.
 """
@@ -19,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.databases import provision_env, service_db_env
-from devtools.dev_secrets import DEV_JWT_SIGNING_KEY, development_keys
+from devtools.dev_secrets import (
+    DEV_JWT_SIGNING_KEY,
+    DEV_NATS_ENV,
+    NatsKeys,
+    development_keys,
+    development_nats_keys,
+)
 from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
 from global_utils.healthprobe import probe
@@ -57,11 +65,22 @@ class Service:
         return f"127.0.0.1:{self.port}"
 
 
+def development_nats(store_dir: Path, port: int | None = None) -> EmbeddedNats:
+    """NATS with the development public keys compose gives its server (nats/docker-compose.env,
+    DEVELOPMENT ONLY), not started."""
+    return EmbeddedNats(store_dir, port, env=read_env_file(DEV_NATS_ENV))
+
+
 def plan(
-    pg: EmbeddedPostgres, broker: EmbeddedNats, extra_env: dict[str, str] | None = None
+    pg: EmbeddedPostgres,
+    broker: EmbeddedNats,
+    extra_env: dict[str, str] | None = None,
+    nats_keys: NatsKeys | None = None,
 ) -> list[Service]:
-    # The audit event keys compose mounts as secrets (secrets/dev/, DEVELOPMENT ONLY).
+    # The audit event keys and NATS seeds compose mounts as secrets (secrets/dev/,
+    # DEVELOPMENT ONLY).
     keys = development_keys()
+    nats_keys = nats_keys or development_nats_keys()
     base = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -86,6 +105,7 @@ def plan(
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{user_port}",
                 **service_db_env(pg, "user"),
                 **keys.producer_env("user"),
+                **nats_keys.client_env("user"),
             },
         ),
         Service(
@@ -98,6 +118,7 @@ def plan(
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{promotion_port}",
                 **service_db_env(pg, "promotion"),
                 **keys.producer_env("promotion"),
+                **nats_keys.client_env("promotion"),
             },
         ),
         Service(
@@ -110,6 +131,7 @@ def plan(
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{audit_port}",
                 **service_db_env(pg, "audit"),
                 **keys.consumer_env(),
+                **nats_keys.client_env("audit"),
             },
         ),
     ]
@@ -202,7 +224,14 @@ async def start_services(
 
 def provision(pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
     """`python -m provision`, as compose's provision service runs it before the services."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **provision_env(pg)}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        **provision_env(pg),
+        # the broker step: the NATS admin's development seed (compose's secret too)
+        "MICRO_BROKER_ADDRESS": broker.address,
+        **development_nats_keys().client_env("admin"),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "provision"], env=env, capture_output=True, text=True, timeout=300
     )
@@ -225,7 +254,7 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true", help="run the CLI scenarios, then stop")
     args = parser.parse_args()
     pg = EmbeddedPostgres(RUN_DIR / "pg", port=choose_port("PG_PORT", 5432))
-    broker = EmbeddedNats(RUN_DIR / "nats", port=choose_port("NATS_PORT", 4222))
+    broker = development_nats(RUN_DIR / "nats", port=choose_port("NATS_PORT", 4222))
     processes: list[ServiceProcess] = []
     ok = False
     pg.start()

@@ -6,6 +6,7 @@ PostgreSQL already installed on the machine is used when pgserver is missing.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import importlib.util
 import logging
@@ -18,7 +19,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AUDIT_DATABASE = "audit"
+# The one NATS server configuration (accounts, users, permissions): compose, Kubernetes and
+# every embedded server start with it.
+NATS_CONFIG = REPO_ROOT / "nats" / "nats.conf"
 PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
 # Who may connect how: the superuser without a password from this machine (tests inspect and
 # set up through it; it is the provisioner's admin credential here), every other role only
@@ -384,14 +388,20 @@ def run_init_scripts(
 
 
 class EmbeddedNats:
-    """nats-server with JetStream, listening only on 127.0.0.1:port; optionally one node of
-    a cluster (see cluster())."""
+    """nats-server with JetStream and the repository's configuration (nats/nats.conf),
+    listening only on 127.0.0.1:port; optionally one node of a cluster (see cluster()).
+
+    env gives the server the public nkeys the configuration lists (NATS_*_PUBLIC_NKEY;
+    devtools.dev_secrets.NatsKeys.server_env()); tls, a (certificate, key) pair to serve TLS
+    with (clients must then speak it)."""
 
     def __init__(
         self,
         store_dir: Path,
         port: int | None = None,
         *,
+        env: Mapping[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
         name: str = "",
         cluster_port: int | None = None,
         routes: list[int] | None = None,
@@ -401,22 +411,33 @@ class EmbeddedNats:
         self.monitor_port = free_port()
         self.name = name
         self.cluster_port = cluster_port
+        self._env = dict(env or {})
+        self._tls = tls
         self._routes = routes or []
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def cluster(cls, store_root: Path, size: int = 3) -> list[EmbeddedNats]:
+    def cluster(
+        cls, store_root: Path, size: int = 3, *, env: Mapping[str, str] | None = None
+    ) -> list[EmbeddedNats]:
         """size JetStream servers routed to each other on loopback (not started)."""
         cluster_ports = [free_port() for _ in range(size)]
         return [
             cls(
                 store_root / f"n{i}",
+                env=env,
                 name=f"n{i}",
                 cluster_port=cluster_ports[i],
                 routes=[p for p in cluster_ports if p != cluster_ports[i]],
             )
             for i in range(size)
         ]
+
+    def _tls_args(self) -> list[str]:
+        if self._tls is None:
+            return []
+        cert, key = self._tls
+        return ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
 
     def _cluster_args(self) -> list[str]:
         if self.cluster_port is None:
@@ -450,29 +471,27 @@ class EmbeddedNats:
     def start(self, timeout: float = 15) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - closed with the process
+        # The command line overrides the file: loopback, this server's ports and store.
         self._proc = subprocess.Popen(
             [
                 str(nats_server_binary()),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-m",
-                str(self.monitor_port),
-                "-js",
-                "-sd",
-                str(self.store_dir / "jetstream"),
+                *("-c", str(NATS_CONFIG)),
+                *("-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port)),
+                *("-sd", str(self.store_dir / "jetstream")),
                 *self._cluster_args(),
+                *self._tls_args(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, **self._env},
         )
         log.close()
 
         def up() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self._proc.returncode}")
+                tail = (self.store_dir / "nats.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"nats-server exited with {self._proc.returncode}:\n{tail}")
             return port_open(self.port)
 
         wait_until(up, timeout, f"NATS on port {self.port}")
@@ -501,8 +520,15 @@ def main() -> None:
     pg = EmbeddedPostgres(
         run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _port_or_free(5432)
     )
+    # Imported here: both import this module (REPO_ROOT, the servers).
+    from devtools.dev_secrets import development_nats_keys
+    from provision.broker import provision_broker
+
+    keys = development_nats_keys()
     broker = EmbeddedNats(
-        run_dir / "nats", port=int(os.environ.get("NATS_PORT", 0)) or _port_or_free(4222)
+        run_dir / "nats",
+        port=int(os.environ.get("NATS_PORT", 0)) or _port_or_free(4222),
+        env=keys.server_env(),
     )
     pg.start()
     try:
@@ -511,12 +537,14 @@ def main() -> None:
 
         provision_databases(pg)
         broker.start()
+        asyncio.run(provision_broker(f"nats://{broker.address}", keys.access("admin")))
         print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
         print("In another terminal, with these variables, start a service (make run-user, ...):")
         for service in ("user", "promotion", "audit"):
             settings = " ".join(f"{k}={v}" for k, v in service_db_env(pg, service).items())
             print(f"  {service}: {settings}")
         print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
+        print(f"  export NATS_NKEY_SEED_FILE={keys.seed_file('user')}  # or -promotion, -audit")
         print("Ctrl-C stops both.", flush=True)
         # Blocked only now, so the servers started above keep their default signal mask.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -9,9 +9,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from google.protobuf.message import Message
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from global_utils.timeutil import now
@@ -30,33 +27,10 @@ class Subject(StrEnum):
 
 
 AUDIT_STREAM = "AUDIT"
-# JetStream drops a re-published event with the same Nats-Msg-Id within this window; the
-# audit table's unique (eventid, actiontime) catches anything older.
-DUPLICATE_WINDOW_SECONDS = 600.0
-
-
-async def ensure_audit_stream(js: JetStreamContext, replicas: int = 1) -> None:
-    """Creates the stream that keeps audit events (file storage, on replicas servers of a
-    NATS cluster) unless it exists; an existing stream is left as its operator set it."""
-    try:
-        await js.stream_info(AUDIT_STREAM)
-        return
-    except NotFoundError:
-        pass
-    try:
-        await js.add_stream(
-            StreamConfig(
-                name=AUDIT_STREAM,
-                subjects=[Subject.AUDIT.value],
-                storage=StorageType.FILE,
-                retention=RetentionPolicy.LIMITS,
-                duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                max_age=7 * 24 * 3600.0,
-                num_replicas=replicas,
-            )
-        )
-    except BadRequestError:
-        pass  # another process created it first
+# The audit service's durable pull consumer of AUDIT (goTemp's queue group "Audit.Insert";
+# durable names may not contain dots). Provisioning makes both (provision/broker.py); the
+# NATS permissions (nats/nats.conf) name them too.
+AUDIT_CONSUMER = "Audit_Insert"
 
 
 class ActionType(StrEnum):

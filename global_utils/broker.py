@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from nats.aio.client import Client
+from nats.errors import AuthorizationError
 
 from global_errors import MessageKey, Unavailable
 from global_utils.tasks import cancel_and_wait
@@ -15,6 +18,31 @@ from global_utils.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 ClientT = TypeVar("ClientT", bound=Client)
+# nats-py's lower-cased text of the server's "Permissions Violation" error
+_PERMISSIONS_VIOLATION = "permissions violation"
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Who a process is to NATS and what its permissions expect of it: its nkey seed (None:
+    no credentials), the inbox prefix its replies arrive on (the server allows each service
+    only its own), and TLS (a context verifying the server; tls_hostname: the name its
+    certificate must carry when the address is not it)."""
+
+    nkey_seed: str | None = None
+    inbox_prefix: str = "_INBOX"
+    tls: ssl.SSLContext | None = None
+    tls_hostname: str | None = None
+
+    def connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"inbox_prefix": self.inbox_prefix}
+        if self.nkey_seed is not None:
+            options["nkeys_seed_str"] = self.nkey_seed
+        if self.tls is not None:
+            options["tls"] = self.tls
+            if self.tls_hostname:
+                options["tls_hostname"] = self.tls_hostname
+        return options
 
 
 class Broker(Generic[ClientT]):
@@ -24,15 +52,27 @@ class Broker(Generic[ClientT]):
     Client unless a service needs a subclass of it (the audit service's raw-bytes client)."""
 
     @overload
-    def __init__(self: Broker[Client], url: str, *, name: str) -> None: ...
+    def __init__(
+        self: Broker[Client], url: str, *, name: str, access: BrokerAccess | None = ...
+    ) -> None: ...
 
     @overload
-    def __init__(self, url: str, *, name: str, client_class: type[ClientT]) -> None: ...
+    def __init__(
+        self, url: str, *, name: str, client_class: type[ClientT], access: BrokerAccess | None = ...
+    ) -> None: ...
 
     # The overloads above type what callers get; the default makes a Broker[Client].
-    def __init__(self, url: str, *, name: str, client_class: type[Any] = Client) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        client_class: type[Any] = Client,
+        access: BrokerAccess | None = None,
+    ) -> None:
         self._url = url
         self._name = name
+        self._access = access or BrokerAccess()
         self._client_class: type[ClientT] = client_class
         self._nc: ClientT | None = None
         self._connector: asyncio.Task[None] | None = None
@@ -81,6 +121,7 @@ class Broker(Generic[ClientT]):
             reconnect_time_wait=1,
             connect_timeout=2,
             error_cb=self._on_error,
+            **self._access.connect_options(),
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
@@ -90,9 +131,21 @@ class Broker(Generic[ClientT]):
         self._connected.set()
 
     async def _on_error(self, exc: Exception) -> None:
-        if not self._connected.is_set() and not self._warned:
+        if _PERMISSIONS_VIOLATION in str(exc).lower():
+            # A subject this service's NATS user may not use: the server configuration and
+            # the code disagree, which no retry fixes.
+            logger.error("NATS refused %s: %s", self._name, exc)
+        elif not self._connected.is_set() and not self._warned:
             self._warned = True
-            logger.warning("NATS not reachable yet at %s (%s); retrying", self._url, exc)
+            if isinstance(exc, AuthorizationError) or "authorization" in str(exc).lower():
+                logger.warning(
+                    "NATS at %s refused %s's credentials (NATS_NKEY_SEED_FILE and the"
+                    " server's public keys must match); retrying",
+                    self._url,
+                    self._name,
+                )
+            else:
+                logger.warning("NATS not reachable yet at %s (%s); retrying", self._url, exc)
         else:
             logger.debug("NATS: %s", exc)
 

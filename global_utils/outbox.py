@@ -14,10 +14,11 @@ from typing import Any
 
 import asyncpg
 from nats.js.client import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Tracer
 
-from global_utils.audit import AuditEvent, Subject, ensure_audit_stream
+from global_utils.audit import AUDIT_STREAM, AuditEvent, Subject
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import Database
@@ -86,6 +87,16 @@ class Backlog:
     oldest_age_seconds: float  # 0 with nothing pending
 
 
+def _failure_text(exc: Exception) -> str:
+    """A publish failure in words; a missing stream is a deployment step left out."""
+    if isinstance(exc, NoStreamResponseError):
+        return (
+            f"no {AUDIT_STREAM} stream on NATS: provisioning makes it (python -m provision),"
+            " events stay in the outbox until then"
+        )
+    return str(exc) or type(exc).__name__
+
+
 class OutboxRelay:
     """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
     so several instances share the work; a row is marked sent only after JetStream acknowledged
@@ -102,19 +113,16 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
-        stream_replicas: int = 1,
         tracer: Tracer | None = None,
     ) -> None:
         self._db = database
         self._tracer = tracer
-        self._stream_replicas = stream_replicas
         self._broker = broker
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._stream_ready = False
         self._last_purge = 0.0
         self.published = 0  # events this instance published and marked sent
         self.backlog: Backlog | None = None  # set by check_backlog()
@@ -168,9 +176,6 @@ class OutboxRelay:
 
     async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], BaseException | None]:
         js = self._broker.client.jetstream()
-        if not self._stream_ready:
-            await ensure_audit_stream(js, self._stream_replicas)
-            self._stream_ready = True
         results = await asyncio.gather(
             *(self._publish_row(js, row) for row in rows), return_exceptions=True
         )
@@ -180,8 +185,6 @@ class OutboxRelay:
             if not isinstance(result, BaseException)
         ]
         errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            self._stream_ready = False  # a missing stream is re-created on the next attempt
         return acked, errors[0] if errors else None
 
     def _publish_row(self, js: JetStreamContext, row: asyncpg.Record) -> Awaitable[Any]:
@@ -235,7 +238,9 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 if not failing:
-                    logger.warning("audit outbox relay cannot publish (%s); retrying", exc)
+                    logger.warning(
+                        "audit outbox relay cannot publish (%s); retrying", _failure_text(exc)
+                    )
                 failing = True
                 await asyncio.sleep(next(delays))
                 continue

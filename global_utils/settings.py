@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import nkeys
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import Language
+from global_utils.broker import BrokerAccess
 from global_utils.event_auth import read_secret
 from global_utils.registry import (
     DEFAULT_SERVICE_TYPE,
@@ -69,12 +72,66 @@ class RegistrySettings(TlsSettings):
         return MdnsRegistry(self.interfaces, self.mdns_service_type)
 
 
-class ServiceSettings(RegistrySettings, TracingSettings):
+class BrokerSettings(BaseSettings):
+    """Where NATS is and how this process connects: its nkey seed (NATS_NKEY_SEED or
+    NATS_NKEY_SEED_FILE; the server lists the public key, nats/nats.conf) and, optionally,
+    TLS verified with NATS_TLS_CA_FILE against NATS_TLS_SERVER_NAME (default: the host of
+    the address dialled)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    micro_broker_address: str = "127.0.0.1:4222"
+    nats_nkey_seed: str = Field(default="", repr=False)
+    nats_nkey_seed_file: Path | None = None
+    nats_tls_ca_file: Path | None = None
+    nats_tls_server_name: str = ""
+
+    @model_validator(mode="after")
+    def _check_broker_access(self) -> BrokerSettings:
+        self.nats_nkey_seed = nkey_seed(
+            read_secret("NATS_NKEY_SEED", self.nats_nkey_seed, self.nats_nkey_seed_file)
+        )
+        if self.nats_nkey_seed:
+            try:
+                nkeys.from_seed(bytearray(self.nats_nkey_seed.encode()))
+            except Exception:  # nkeys raises its own errors, and binascii's for bad base32
+                raise ValueError("NATS_NKEY_SEED: not an nkey seed (SU...)") from None
+        if self.nats_tls_ca_file is not None:
+            try:
+                self.nats_tls_ca_file.read_bytes()
+            except OSError as exc:
+                raise ValueError(
+                    f"NATS_TLS_CA_FILE: cannot read {self.nats_tls_ca_file}: {exc.strerror}"
+                ) from None
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        """nats://host:port, or several comma-separated (the servers of a NATS cluster)."""
+        return ",".join(
+            address if "://" in address else f"nats://{address}"
+            for address in _split(self.micro_broker_address)
+        )
+
+    def broker_access(self, inbox_owner: str) -> BrokerAccess:
+        """This process's credentials; its replies arrive under _INBOX.<inbox_owner>, the
+        prefix the server's permissions give that service."""
+        tls = None
+        if self.nats_tls_ca_file is not None:
+            tls = ssl.create_default_context(cafile=str(self.nats_tls_ca_file))
+        return BrokerAccess(
+            nkey_seed=self.nats_nkey_seed or None,
+            inbox_prefix=f"_INBOX.{inbox_owner}",
+            tls=tls,
+            tls_hostname=self.nats_tls_server_name or None,
+        )
+
+
+class ServiceSettings(BrokerSettings, RegistrySettings, TracingSettings):
     """What every service process reads: listen address, broker, registry, language, tracing."""
 
     micro_server_address: str = ":0"
     micro_broker: Literal["nats"] = "nats"
-    micro_broker_address: str = "127.0.0.1:4222"
     app_language: Language = Language.EN
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace_seconds: float = 5.0
@@ -83,9 +140,6 @@ class ServiceSettings(RegistrySettings, TracingSettings):
     # Clients' connections are closed (gracefully) after this long, so balanced clients
     # re-resolve and spread over replicas started since (MICRO_REGISTRY=dns).
     max_connection_age_seconds: float = Field(default=60.0, gt=0, le=86400)
-    # Servers of a NATS cluster holding the AUDIT stream, when a service is the first to
-    # create it (a provisioning step may have made it already): 3 on a cluster, 1 alone.
-    audit_stream_replicas: int = Field(default=1, ge=1, le=5)
 
     @field_validator("micro_server_address")
     @classmethod
@@ -96,14 +150,6 @@ class ServiceSettings(RegistrySettings, TracingSettings):
     @property
     def listen(self) -> Endpoint:
         return parse_endpoint(self.micro_server_address, default_host="0.0.0.0")
-
-    @property
-    def broker_url(self) -> str:
-        """nats://host:port, or several comma-separated (the servers of a NATS cluster)."""
-        return ",".join(
-            address if "://" in address else f"nats://{address}"
-            for address in _split(self.micro_broker_address)
-        )
 
 
 class PostgresPasswordSettings(BaseSettings):
@@ -227,6 +273,12 @@ def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[E
         else:
             mapping.setdefault(name, []).append(parse_endpoint(address))
     return mapping
+
+
+def nkey_seed(text: str) -> str:
+    """The seed of an nkey seed file's text: its first line that is not a # comment."""
+    lines = (line.strip() for line in text.splitlines())
+    return next((line for line in lines if line and not line.startswith("#")), "")
 
 
 def _split(value: str) -> list[str]:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+from provision.broker import run as provision_broker
 from provision.databases import DATABASES, ensure_roles, run_migrations
 from provision.settings import ProvisionSettings
 
@@ -30,11 +31,16 @@ async def database_migrations(settings: ProvisionSettings) -> None:
         await run_migrations(settings.admin(database), database, settings.passwords[database.owner])
 
 
-# The steps, in order. The broker step (AUDIT stream and durable consumer, with the NATS admin
-# credential) goes last, here.
+async def broker(settings: ProvisionSettings) -> None:
+    """The AUDIT stream and the audit service's durable consumer, with the NATS admin key."""
+    await provision_broker(settings)
+
+
+# The steps, in order.
 STEPS: tuple[tuple[str, Step], ...] = (
     ("database roles", database_roles),
     ("database migrations", database_migrations),
+    ("broker", broker),
 )
 
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from global_utils.event_auth import read_secret
+from provision.broker import BrokerProvisioningSettings
 from provision.databases import ROLES, Credential, ServiceDatabase
 
 
-class ProvisionSettings(BaseSettings):
+class ProvisionSettings(BrokerProvisioningSettings):
+    """The databases' admin credentials and role passwords; the broker's (NATS admin nkey,
+    MICRO_BROKER_ADDRESS, stream and consumer settings: BrokerProvisioningSettings)."""
+
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     # A role that may create roles and databases (the superuser in development), on the server

@@ -9,14 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
 from _pytest.terminal import TerminalReporter
 from nats.aio.client import Client
 
+import nats
 from audit.server.repository import AuditRepository
 from devtools.databases import provision_databases
-from devtools.dev_secrets import AuditKeys, make_audit_keys
+from devtools.dev_secrets import AuditKeys, NatsKeys, make_audit_keys, make_nats_keys
+from devtools.nats_stack import start_nats
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
 from global_utils.token_keys import new_signing_key_pem
 
@@ -63,9 +64,16 @@ def postgres(stack_dir: Path) -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture(scope="session")
-def nats_server(stack_dir: Path) -> Iterator[EmbeddedNats]:
-    """nats-server with JetStream."""
-    server = EmbeddedNats(stack_dir / "nats").start()
+def nats_keys(stack_dir: Path) -> NatsKeys:
+    """nkeys made for this session: the admin's and one per service (nats/nats.conf's users)."""
+    return make_nats_keys(stack_dir / "nats-keys")
+
+
+@pytest.fixture(scope="session")
+def nats_server(stack_dir: Path, nats_keys: NatsKeys) -> Iterator[EmbeddedNats]:
+    """nats-server with JetStream and the repository's configuration, provisioned with the
+    admin key (the AUDIT stream and the audit consumer)."""
+    server = start_nats(stack_dir / "nats", nats_keys)
     yield server
     server.stop()
 
@@ -91,8 +99,10 @@ def audit_keys(stack_dir: Path) -> AuditKeys:
 
 
 @pytest.fixture
-async def nats_client(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
-    """A plain NATS client for observing what services publish."""
-    client = await nats.connect(f"nats://{nats_server.address}")
+async def nats_client(nats_server: EmbeddedNats, nats_keys: NatsKeys) -> AsyncIterator[Client]:
+    """A NATS client with the admin credential, for observing what services publish."""
+    client = await nats.connect(
+        f"nats://{nats_server.address}", **nats_keys.access("admin").connect_options()
+    )
     yield client
     await client.drain()

@@ -37,14 +37,17 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         max_size=settings.db_pool_max_size,
         connection_class=tracing.connection_class(),
     )
-    broker = Broker(settings.broker_url, name=SERVICE_NAME, client_class=RawClient)
+    broker = Broker(
+        settings.broker_url,
+        name=SERVICE_NAME,
+        client_class=RawClient,
+        access=settings.broker_access(SERVICE_NAME),
+    )
     consumer = AuditConsumer(
         database,
         broker,
         EventAuthenticator(settings.producer_keys),
         batch_size=settings.consumer_batch_size,
-        ack_wait_seconds=settings.consumer_ack_wait_seconds,
-        stream_replicas=settings.audit_stream_replicas,
         tracer=tracing.tracer,
     )
     registry = settings.create_registry()

@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import asyncpg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
@@ -27,7 +26,7 @@ from audit.server.wire import (
     traceparent_header,
 )
 from global_errors import Unavailable
-from global_utils.audit import AUDIT_STREAM, Subject, ensure_audit_stream
+from global_utils.audit import AUDIT_CONSUMER, AUDIT_STREAM, Subject
 from global_utils.backoff import Backoff
 from global_utils.broker import Broker
 from global_utils.db import CONNECTION_ERRORS, Database
@@ -35,10 +34,6 @@ from global_utils.tasks import cancel_and_wait
 from global_utils.tracing import context_from_traceparent, span_or_nothing
 
 logger = logging.getLogger(__name__)
-
-# goTemp's queue group name; JetStream durable names may not contain dots, hence the consumer.
-AUDIT_QUEUE = "Audit.Insert"
-AUDIT_CONSUMER = AUDIT_QUEUE.replace(".", "_")
 
 # Wait this long for work before checking on the consumer; a lone event is handed over as soon
 # as it arrives, a burst in batches of whatever arrived while the previous batch was stored.
@@ -66,6 +61,18 @@ class ConsumerLag:
     ack_pending: int  # delivered, not yet acknowledged
 
 
+class ConsumerMissing(Exception):
+    """The stream or the durable consumer is not on the server: provisioning makes them (the
+    audit service may only read and use them)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"no durable consumer {AUDIT_CONSUMER} of stream {AUDIT_STREAM} on NATS:"
+            " provisioning makes them (python -m provision); events wait in the stream and the"
+            " producers' outboxes until then"
+        )
+
+
 class AuditConsumer:
     def __init__(
         self,
@@ -74,17 +81,13 @@ class AuditConsumer:
         authenticator: EventAuthenticator,
         *,
         batch_size: int = 500,
-        ack_wait_seconds: float = 30.0,
-        stream_replicas: int = 1,
         tracer: Tracer | None = None,
     ) -> None:
         self._tracer = tracer
-        self._stream_replicas = stream_replicas
         self._db = database
         self._broker = broker
         self._authenticator = authenticator
         self._batch_size = batch_size
-        self._ack_wait = ack_wait_seconds
         self._task: asyncio.Task[None] | None = None
         self._pull: PullSubscription | None = None
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
@@ -114,11 +117,12 @@ class AuditConsumer:
         await self._broker.wait_connected()
         delays = Backoff(initial=0.2, maximum=5.0).delays()
         failing = False
+        missing = False  # reported that provisioning has not made the consumer (yet, or again)
         while True:
             try:
                 await self._unsubscribe()
                 js = self._broker.client.jetstream()
-                await self._ensure_consumer(js)
+                await self._check_consumer(js)
                 self._pull = PullSubscription(
                     self._broker,
                     stream=AUDIT_STREAM,
@@ -129,11 +133,16 @@ class AuditConsumer:
                 await self._pull.open()
                 if failing:
                     logger.info("audit consumer subscribed again")
-                    failing = False
+                    failing = missing = False
                     delays = Backoff(initial=0.2, maximum=5.0).delays()
                 await self._consume(js, self._pull)
             except asyncio.CancelledError:
                 raise
+            except ConsumerMissing as exc:
+                if not missing:
+                    logger.warning("audit consumer waiting: %s", exc)
+                failing = missing = True
+                await asyncio.sleep(next(delays))
             except Exception as exc:
                 if not failing:
                     logger.warning(
@@ -153,25 +162,12 @@ class AuditConsumer:
         self.lag = ConsumerLag(info.num_pending or 0, info.num_ack_pending or 0)
         return self.lag
 
-    async def _ensure_consumer(self, js: JetStreamContext) -> None:
-        await ensure_audit_stream(js, self._stream_replicas)
+    async def _check_consumer(self, js: JetStreamContext) -> None:
+        """Raises ConsumerMissing unless the durable consumer (and so its stream) exists."""
         try:
             await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
-            return
         except NotFoundError:
-            pass
-        await js.add_consumer(
-            AUDIT_STREAM,
-            ConsumerConfig(
-                durable_name=AUDIT_CONSUMER,
-                filter_subject=Subject.AUDIT.value,
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._ack_wait,
-                max_deliver=-1,  # a database outage must not use up an event's deliveries
-                max_ack_pending=20 * self._batch_size,
-            ),
-        )
+            raise ConsumerMissing from None
 
     async def _consume(self, js: JetStreamContext, pull: PullSubscription) -> None:
         # Two batches in flight: one being stored while the next is read and parsed.
@@ -188,7 +184,7 @@ class AuditConsumer:
                 in_flight.release()
                 if time.monotonic() - idle_since > IDLE_CHECK_SECONDS:
                     # No work for a while: make sure the consumer is still there.
-                    await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
+                    await self._check_consumer(js)
                     idle_since = time.monotonic()
 
     async def _handle_then_release(

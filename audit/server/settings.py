@@ -19,10 +19,9 @@ class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, Metri
     db_password: str = Field(default="", repr=False)
     db_password_file: Path | None = None
     db_pool_max_size: int = Field(default=10, ge=1, le=100)
-    # Most events stored per transaction, and the size of each pull request.
+    # Most events stored per transaction, and the size of each pull request. (The durable
+    # consumer itself, with its ack wait, is made by provisioning: provision/broker.py.)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
-    # How long JetStream waits for an ack before redelivering (set when the consumer is made).
-    consumer_ack_wait_seconds: float = Field(default=30.0, ge=1, le=3600)
     # The producers' event keys: `KEY_ID SERVICE KEY` per line (audit/server/authenticity.py).
     audit_producer_keys: str = Field(default="", repr=False)
     audit_producer_keys_file: Path | None = None

@@ -35,10 +35,10 @@ def build(settings: PromotionSettings, *, span_exporter: SpanExporter | None = N
         max_size=settings.db_pool_max_size,
         connection_class=tracing.connection_class(),
     )
-    broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(
-        database, broker, stream_replicas=settings.audit_stream_replicas, tracer=tracing.tracer
+    broker = Broker(
+        settings.broker_url, name=SERVICE_NAME, access=settings.broker_access(SERVICE_NAME)
     )
+    relay = OutboxRelay(database, broker, tracer=tracing.tracer)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay, tracer=tracing.tracer)
     registry = settings.create_registry()
     verifier, users = user_service_verifier(

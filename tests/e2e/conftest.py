@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools.databases import service_db_env
-from devtools.dev_secrets import AuditKeys
+from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.processes import ServiceProcess
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
 
@@ -20,7 +20,7 @@ def base_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "AUDIT_", "OTEL_"))
+        if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "AUDIT_", "OTEL_", "NATS_"))
     }
     env.update({"PYTHONUNBUFFERED": "1", "MDNS_INTERFACES": "127.0.0.1", "APP_LANGUAGE": "en"})
     return env
@@ -36,6 +36,7 @@ def mdns_type() -> str:
 def user_env(
     postgres: EmbeddedPostgres,
     nats_server: EmbeddedNats,
+    nats_keys: NatsKeys,
     jwt_key_file: Path,
     mdns_type: str,
     audit_keys: AuditKeys,
@@ -50,6 +51,7 @@ def user_env(
             "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
             "BCRYPT_ROUNDS": "4",
             **audit_keys.producer_env("user"),
+            **nats_keys.client_env("user"),
         }
     )
     return env
@@ -57,7 +59,11 @@ def user_env(
 
 @pytest.fixture
 def promotion_env(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, mdns_type: str, audit_keys: AuditKeys
+    postgres: EmbeddedPostgres,
+    nats_server: EmbeddedNats,
+    nats_keys: NatsKeys,
+    mdns_type: str,
+    audit_keys: AuditKeys,
 ) -> dict[str, str]:
     """Environment for a promotion service process on a free port, mDNS on 127.0.0.1."""
     return base_env() | {
@@ -66,6 +72,7 @@ def promotion_env(
         **service_db_env(postgres, "promotion"),
         "MICRO_BROKER_ADDRESS": nats_server.address,
         **audit_keys.producer_env("promotion"),
+        **nats_keys.client_env("promotion"),
     }
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from devtools.databases import provision_databases, service_db_env
-from devtools.dev_secrets import make_audit_keys
-from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
+from devtools.dev_secrets import make_audit_keys, make_nats_keys
+from devtools.nats_stack import start_nats
+from devtools.stack import EmbeddedPostgres, free_port
 from global_utils.token_keys import new_signing_key_pem
 from tests.faults.chaos import Stack, wait_ready
 
@@ -40,7 +41,9 @@ def fault_stack() -> Iterator[Stack]:
         # loses commits already answered OK, which is that setting's documented trade-off.
         pg = EmbeddedPostgres(root / "pg", durable=True).start()
         provision_databases(pg)
-        nats = EmbeddedNats(root / "nats").start()
+        nats_keys = make_nats_keys(root / "nats-keys")
+        # Unacknowledged events of a killed audit process come back within seconds.
+        nats = start_nats(root / "nats", nats_keys, ack_wait_seconds=2)
         keys = make_audit_keys(root / "audit-keys")
         ports = {service: free_port() for service in SERVICES}
         registry = ",".join(f"{s}=127.0.0.1:{p}" for s, p in ports.items())
@@ -48,7 +51,9 @@ def fault_stack() -> Iterator[Stack]:
             **{
                 k: v
                 for k, v in os.environ.items()
-                if not k.startswith(("MICRO_", "POSTGRES_", "JWT_", "DB_", "MDNS_", "AUDIT_"))
+                if not k.startswith(
+                    ("MICRO_", "POSTGRES_", "JWT_", "DB_", "MDNS_", "AUDIT_", "NATS_")
+                )
             },
             "PYTHONUNBUFFERED": "1",
             "APP_LANGUAGE": "en",
@@ -69,6 +74,7 @@ def fault_stack() -> Iterator[Stack]:
                 # stay wrong logins: a throttled one would answer RESOURCE_EXHAUSTED.
                 "LOGIN_THROTTLE_ATTEMPTS": "1000000",
                 **keys.producer_env("user"),
+                **nats_keys.client_env("user"),
             },
             # Every call is authenticated by the user service (no cached tokens), so a user
             # service fault reaches promotion and audit callers.
@@ -78,15 +84,15 @@ def fault_stack() -> Iterator[Stack]:
                 **service_db_env(pg, "promotion"),
                 "TOKEN_CACHE_SECONDS": "0",
                 **keys.producer_env("promotion"),
+                **nats_keys.client_env("promotion"),
             },
-            # Unacknowledged events of a killed audit process come back within seconds.
             "audit": common
             | {
                 "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['audit']}",
                 **service_db_env(pg, "audit"),
                 "TOKEN_CACHE_SECONDS": "0",
-                "CONSUMER_ACK_WAIT_SECONDS": "2",
                 **keys.consumer_env(),
+                **nats_keys.client_env("audit"),
             },
         }
         # FAULT_LOG_DIR keeps the services' logs after the run.

@@ -14,7 +14,7 @@ from audit.proto import audit_pb2_grpc
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
 from devtools.databases import service_db_settings
-from devtools.dev_secrets import AuditKeys
+from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import ServiceHost
@@ -57,13 +57,18 @@ def factory(
 
 @pytest.fixture(scope="session")
 def user_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, jwt_key: str, audit_keys: AuditKeys
+    postgres: EmbeddedPostgres,
+    nats_server: EmbeddedNats,
+    nats_keys: NatsKeys,
+    jwt_key: str,
+    audit_keys: AuditKeys,
 ) -> Callable[..., UserSettings]:
     """Builds user settings pointing at the session's servers."""
     return factory(
         UserSettings,
         nats_server,
         **service_db_settings(postgres, "user"),
+        **nats_keys.client_settings("user"),
         jwt_private_key=jwt_key,
         bcrypt_rounds=4,
         **audit_keys.producer_settings("user"),
@@ -72,26 +77,34 @@ def user_settings_factory(
 
 @pytest.fixture(scope="session")
 def promotion_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, audit_keys: AuditKeys
+    postgres: EmbeddedPostgres,
+    nats_server: EmbeddedNats,
+    nats_keys: NatsKeys,
+    audit_keys: AuditKeys,
 ) -> Callable[..., PromotionSettings]:
     """Builds promotion settings pointing at the session's servers."""
     return factory(
         PromotionSettings,
         nats_server,
         **service_db_settings(postgres, "promotion"),
+        **nats_keys.client_settings("promotion"),
         **audit_keys.producer_settings("promotion"),
     )
 
 
 @pytest.fixture(scope="session")
 def audit_settings_factory(
-    postgres: EmbeddedPostgres, nats_server: EmbeddedNats, audit_keys: AuditKeys
+    postgres: EmbeddedPostgres,
+    nats_server: EmbeddedNats,
+    nats_keys: NatsKeys,
+    audit_keys: AuditKeys,
 ) -> Callable[..., AuditSettings]:
     """Builds audit settings pointing at the session's servers."""
     return factory(
         AuditSettings,
         nats_server,
         **service_db_settings(postgres, "audit"),
+        **nats_keys.client_settings("audit"),
         **audit_keys.consumer_settings(),
     )
 

@@ -27,7 +27,7 @@ from audit.server.repository import AuditRepository
 from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
-from global_utils.audit import ActionType, AuditEvent, ensure_audit_stream
+from global_utils.audit import ActionType, AuditEvent
 from global_utils.auth import bearer_metadata
 from global_utils.db import Database, UnitOfWork
 from global_utils.event_auth import EventSigner
@@ -68,7 +68,6 @@ def event(object_name: str, object_id: str, service: str = "user") -> AuditEvent
 
 async def publish(nats_client: Client, headers: dict[str, str], payload: bytes) -> None:
     js = nats_client.jetstream()
-    await ensure_audit_stream(js)
     await js.publish("Audit", payload, headers=headers)
 
 

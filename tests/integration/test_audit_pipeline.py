@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 import grpc
-import nats
 import pytest
 
+import nats
 from audit.server.authenticity import EventAuthenticator, ProducerKey
 from audit.server.bootstrap import build as build_audit
 from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
@@ -32,8 +32,9 @@ from devtools.databases import (
     runtime_password,
     service_db_settings,
 )
+from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent, ensure_audit_stream
+from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent
 from global_utils.auth import bearer_metadata
 from global_utils.broker import Broker
 from global_utils.db import Database, UnitOfWork
@@ -41,6 +42,7 @@ from global_utils.event_auth import EventSigner
 from global_utils.grpc_host import ServiceHost
 from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
 from global_utils.token_keys import new_signing_key_pem
+from provision.broker import provision_broker
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
@@ -52,6 +54,8 @@ TEST_KEY = secrets.token_hex(32)
 USER_KEY = secrets.token_hex(32)
 SIGNER = EventSigner("pipeline-test-1", TEST_KEY.encode())
 PRODUCER_KEYS = f"pipeline-test-1 pipeline-test {TEST_KEY}; user-1 user {USER_KEY}"
+# Unacknowledged events come back within seconds (the consumer's ack wait, as provisioned).
+ACK_WAIT_SECONDS = 2.0
 
 
 def signed(e: AuditEvent) -> dict[str, str]:
@@ -63,8 +67,22 @@ def signed(e: AuditEvent) -> dict[str, str]:
 class Pipeline:
     pg: EmbeddedPostgres
     nats: EmbeddedNats
+    keys: NatsKeys
     mdns_type: str
     jwt_key: str = field(default_factory=new_signing_key_pem)
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.nats.address}"
+
+    async def provision(self, ack_wait_seconds: float = ACK_WAIT_SECONDS) -> None:
+        await provision_broker(
+            self.url, self.keys.access("admin"), ack_wait_seconds=ack_wait_seconds
+        )
+
+    async def admin(self) -> nats.NATS:
+        """A client with the admin credential (observing and changing JetStream)."""
+        return await nats.connect(self.url, **self.keys.access("admin").connect_options())
 
     def audit_settings(self, **overrides: object) -> AuditSettings:
         values: dict[str, Any] = {
@@ -74,8 +92,8 @@ class Pipeline:
             "mdns_interfaces": "127.0.0.1",
             "mdns_service_type": self.mdns_type,
             "shutdown_grace_seconds": 1,
-            "consumer_ack_wait_seconds": 2,
             "audit_producer_keys": PRODUCER_KEYS,
+            **self.keys.client_settings("audit"),
         }
         values.update(overrides)
         return AuditSettings(**values)
@@ -92,6 +110,7 @@ class Pipeline:
             audit_signing_key_id="user-1",
             bcrypt_rounds=4,
             shutdown_grace_seconds=1,
+            nats_nkey_seed_file=self.keys.seed_file("user"),
         )
 
     async def query(self, database: str, sql: str, *args: object) -> Any:
@@ -112,7 +131,7 @@ class Pipeline:
         )
 
     async def consumer_idle(self) -> bool:
-        client = await nats.connect(f"nats://{self.nats.address}")
+        client = await self.admin()
         try:
             info = await client.jetstream().consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)
             return info.num_pending == 0 and info.num_ack_pending == 0
@@ -136,12 +155,15 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-async def pipeline(stack_dir: Path) -> AsyncIterator[Pipeline]:
-    """An isolated PostgreSQL (all schemas) and a restartable NATS with JetStream."""
+async def pipeline(stack_dir: Path, nats_keys: NatsKeys) -> AsyncIterator[Pipeline]:
+    """An isolated PostgreSQL (all schemas) and a restartable NATS with JetStream, provisioned
+    (its store outlives restarts)."""
     pg = EmbeddedPostgres(stack_dir / "pipeline-pg", durable=False).start()
     provision_databases(pg)
-    broker = EmbeddedNats(stack_dir / "pipeline-nats").start()
-    yield Pipeline(pg, broker, f"_gt-{uuid.uuid4().hex[:8]}._tcp.local.")
+    broker = EmbeddedNats(stack_dir / "pipeline-nats", env=nats_keys.server_env()).start()
+    ready = Pipeline(pg, broker, nats_keys, f"_gt-{uuid.uuid4().hex[:8]}._tcp.local.")
+    await ready.provision()
+    yield ready
     broker.stop()
     pg.stop()
 
@@ -170,9 +192,10 @@ async def produce(database: Database, n: int) -> list[str]:
 
 @pytest.fixture
 async def producer(pipeline: Pipeline) -> AsyncIterator[tuple[Database, Broker]]:
-    """A database pool on the user database and a broker connection, without a relay."""
+    """A database pool on the user database and a broker connection with the user service's
+    NATS credential (what a relay may do), without a relay."""
     database = Database(runtime_dsn(pipeline.pg, "user"), password=runtime_password("user"))
-    broker = Broker(f"nats://{pipeline.nats.address}", name="pipeline-test")
+    broker = Broker(pipeline.url, name="pipeline-test", access=pipeline.keys.access("user"))
     await database.start()
     await broker.start()
     await database.wait_ready()
@@ -245,15 +268,18 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
 ) -> None:
     database, broker = producer
     ids = await produce(database, 10)
-    js = broker.client.jetstream()
-    await ensure_audit_stream(js)
-    before = (await js.stream_info(AUDIT_STREAM)).state.messages
-    with pytest.raises(RuntimeError, match="relay killed"):
-        await CrashBeforeMarking(database, broker).relay_once()
-    assert await pipeline.pending_in_outbox() == 10  # nothing was marked sent
-    assert await OutboxRelay(database, broker).relay_once() == 10  # published again
-    assert await pipeline.pending_in_outbox() == 0
-    assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 10  # not 20
+    admin = await pipeline.admin()
+    try:
+        js = admin.jetstream()
+        before = (await js.stream_info(AUDIT_STREAM)).state.messages
+        with pytest.raises(RuntimeError, match="relay killed"):
+            await CrashBeforeMarking(database, broker).relay_once()
+        assert await pipeline.pending_in_outbox() == 10  # nothing was marked sent
+        assert await OutboxRelay(database, broker).relay_once() == 10  # published again
+        assert await pipeline.pending_in_outbox() == 0
+        assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 10  # not 20
+    finally:
+        await admin.close()
     audit = await started(build_audit(pipeline.audit_settings()))
     try:
         await pipeline.exactly(ids)
@@ -285,7 +311,10 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
     audit_db = Database(runtime_dsn(pipeline.pg, "audit"), password=runtime_password("audit"))
     # The consumer's own connection, of the client class the audit service uses.
     audit_broker = Broker(
-        f"nats://{pipeline.nats.address}", name="pipeline-audit", client_class=RawClient
+        pipeline.url,
+        name="pipeline-audit",
+        client_class=RawClient,
+        access=pipeline.keys.access("audit"),
     )
     await audit_db.start()
     await audit_broker.start()
@@ -293,7 +322,6 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
         audit_db,
         audit_broker,
         EventAuthenticator({"pipeline-test-1": ProducerKey("pipeline-test", TEST_KEY.encode())}),
-        ack_wait_seconds=2,
     )
     await crashing.start()
     try:
@@ -336,17 +364,18 @@ async def test_two_audit_instances_share_the_work_without_duplicates(
         await second.stop()
 
 
-async def publish_raw(address: str, messages: list[tuple[bytes, bytes]]) -> None:
-    """Writes HPUB frames to the Audit subject as they are, over a plain connection."""
-    host, port = address.rsplit(":", 1)
+async def publish_raw(pipeline: Pipeline, messages: list[tuple[bytes, bytes]]) -> None:
+    """Writes HPUB frames to the Audit subject as they are, over a plain connection with the
+    user service's credential (a producer's, as a misbehaving one would write them)."""
+    host, port = pipeline.nats.address.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        await reader.readline()  # INFO
+        connect = pipeline.keys.connect_frame("user", await reader.readline())  # INFO
         frames = b"".join(
             b"HPUB Audit %d %d\r\n%s%s\r\n" % (len(block), len(block) + len(data), block, data)
             for block, data in messages
         )
-        writer.write(b'CONNECT {"verbose":false,"headers":true}\r\n' + frames + b"PING\r\n")
+        writer.write(connect + frames + b"PING\r\n")
         while (line := await reader.readline()) != b"PONG\r\n":
             assert line and not line.startswith(b"-ERR"), line
     finally:
@@ -360,7 +389,6 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
     audit = await started(build_audit(pipeline.audit_settings()))
     try:
         js = broker.client.jetstream()
-        await ensure_audit_stream(js)
         rejects_before = int(await pipeline.query("audit", "SELECT count(*) FROM audit_rejects"))
         good = event("good-1")
         garbage = [
@@ -379,7 +407,7 @@ async def test_malformed_messages_are_set_aside_and_do_not_stop_the_pipeline(
             b"NATS/1.0\r\nservice: \xff\xfe\r\n\r\n",
             b"NATS/1.0\r\nservice: " + b"s" * 60_000 + b"\r\n\r\n",
         ]
-        await publish_raw(pipeline.nats.address, [(block, b"odd") for block in raw])
+        await publish_raw(pipeline, [(block, b"odd") for block in raw])
         ids = await produce(database, 5)
         await OutboxRelay(database, broker).relay_once()
         await pipeline.exactly(ids)
@@ -395,7 +423,8 @@ async def test_events_trickling_in_are_stored_promptly_not_redelivered(
     # With the default 30 s ack wait, an event the consumer dropped would only come back after
     # half a minute; each lone event must be stored well before that.
     database, broker = producer
-    audit = await started(build_audit(pipeline.audit_settings(consumer_ack_wait_seconds=30)))
+    await pipeline.provision(ack_wait_seconds=30)  # provisioning updates the consumer
+    audit = await started(build_audit(pipeline.audit_settings()))
     try:
         relay = OutboxRelay(database, broker)
         for _ in range(6):
@@ -410,28 +439,39 @@ async def test_events_trickling_in_are_stored_promptly_not_redelivered(
         assert consumers and consumers[0].resubscriptions == 0
     finally:
         await audit.stop()
+        await pipeline.provision()  # back to the module's ack wait
 
 
-async def test_a_deleted_consumer_is_made_again_and_nothing_is_stored_twice(
-    pipeline: Pipeline, producer: tuple[Database, Broker]
+async def test_a_deleted_consumer_is_waited_for_then_nothing_is_stored_twice(
+    pipeline: Pipeline, producer: tuple[Database, Broker], caplog: pytest.LogCaptureFixture
 ) -> None:
     database, broker = producer
     audit = await started(build_audit(pipeline.audit_settings()))
+    admin = await pipeline.admin()
     try:
         relay = OutboxRelay(database, broker)
         before = await produce(database, 5)
         await relay.relay_once()
         await pipeline.exactly(before)
-        js = broker.client.jetstream()
-        await js.delete_consumer(AUDIT_STREAM, AUDIT_CONSUMER)
-        # The open pull requests are answered "consumer deleted"; the consumer is made again
-        # and, delivering from the start of the stream, hands over old events once more.
+        await admin.jetstream().delete_consumer(AUDIT_STREAM, AUDIT_CONSUMER)
+        # The open pull requests are answered "consumer deleted"; the audit service may not
+        # make it again (only provisioning may) and says so once, and keeps waiting.
         after = await produce(database, 5)
         await relay.relay_once()
+
+        async def waiting() -> bool:
+            return any("provisioning makes them" in r.getMessage() for r in caplog.records)
+
+        await eventually(waiting, what="the audit consumer to report the missing consumer")
+        await pipeline.provision()
+        # Delivering from the start of the stream, the consumer hands over old events once
+        # more: none is stored twice.
         await pipeline.exactly(before + after)
         consumers = [c for c in audit._started if isinstance(c, AuditConsumer)]
         assert consumers and consumers[0].resubscriptions >= 1
+        assert sum("provisioning makes them" in r.getMessage() for r in caplog.records) == 1
     finally:
+        await admin.close()
         await audit.stop()
 
 
@@ -439,7 +479,7 @@ async def test_audit_database_outage_delays_events_without_losing_them(
     pipeline: Pipeline,
 ) -> None:
     audit = await started(build_audit(pipeline.audit_settings()))
-    client = await nats.connect(f"nats://{pipeline.nats.address}")
+    client = await pipeline.admin()
     try:
         js = client.jetstream()
         before = (await js.consumer_info(AUDIT_STREAM, AUDIT_CONSUMER)).delivered.consumer_seq
@@ -477,7 +517,7 @@ async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
         good = [event(uuid.uuid4().hex) for _ in range(10)]
         batch = [*good[:5], event("poison"), *good[5:]]
         frames = [(header_block(signed(e)), e.payload) for e in batch]
-        await publish_raw(pipeline.nats.address, frames)  # one write: usually one batch
+        await publish_raw(pipeline, frames)  # one write: usually one batch
         await pipeline.exactly([e.object_id for e in good])
         assert await pipeline.stored(["poison"]) == 0
 

@@ -8,15 +8,22 @@ import asyncio
 from nats.aio.msg import Msg
 
 from audit.server.raw_client import RawClient
+from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats
 from global_utils.broker import Broker
 from tests.helpers import eventually
 
 
 async def test_raw_subscription_gets_wire_bytes_and_ordinary_ones_still_work(
-    nats_server: EmbeddedNats,
+    nats_server: EmbeddedNats, nats_keys: NatsKeys
 ) -> None:
-    broker = Broker(f"nats://{nats_server.address}", name="raw-test", client_class=RawClient)
+    # The admin's credential: the test uses subjects of its own.
+    broker = Broker(
+        f"nats://{nats_server.address}",
+        name="raw-test",
+        client_class=RawClient,
+        access=nats_keys.access("admin"),
+    )
     await broker.start()
     await broker.wait_connected()
     try:

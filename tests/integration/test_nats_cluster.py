@@ -1,7 +1,7 @@
 """The audit pipeline on a 3-node JetStream cluster (nats-server processes routed on loopback):
-the AUDIT stream at three replicas, the stream leader SIGKILLed and restarted in the middle of
-a steady stream of changes, two audit instances sharing the consumer — every committed change
-stored exactly once."""
+the AUDIT stream provisioned at three replicas, each service with its own credential, the
+stream leader SIGKILLed and restarted in the middle of a steady stream of changes, two audit
+instances sharing the consumer — every committed change stored exactly once."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
-import nats
 import pytest
 from nats.js import JetStreamContext
 
+import nats
 from audit.server.bootstrap import build as build_audit
 from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.settings import AuditSettings
+from devtools.dev_secrets import NatsKeys
+from devtools.nats_stack import servers_url
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.audit import AUDIT_STREAM
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import ServiceHost
+from provision.broker import provision_broker
 from tests.helpers import eventually, new_user, serving, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
@@ -32,9 +35,11 @@ REPLICAS = 3
 
 
 @pytest.fixture
-def cluster(stack_dir: Path) -> Iterator[list[EmbeddedNats]]:
-    """Three routed JetStream servers of this test's own."""
-    nodes = EmbeddedNats.cluster(stack_dir / f"nats-cluster-{uuid.uuid4().hex[:6]}", REPLICAS)
+def cluster(stack_dir: Path, nats_keys: NatsKeys) -> Iterator[list[EmbeddedNats]]:
+    """Three routed JetStream servers of this test's own (the session's nkeys)."""
+    nodes = EmbeddedNats.cluster(
+        stack_dir / f"nats-cluster-{uuid.uuid4().hex[:6]}", REPLICAS, env=nats_keys.server_env()
+    )
     for node in nodes:
         node.start()
     yield nodes
@@ -43,19 +48,18 @@ def cluster(stack_dir: Path) -> Iterator[list[EmbeddedNats]]:
 
 
 @pytest.fixture
-async def jetstream(cluster: list[EmbeddedNats]) -> AsyncIterator[JetStreamContext]:
-    """A client of the cluster once JetStream has its meta leader."""
-    client = await nats.connect(servers=[f"nats://{node.address}" for node in cluster])
+async def jetstream(
+    cluster: list[EmbeddedNats], nats_keys: NatsKeys
+) -> AsyncIterator[JetStreamContext]:
+    """The cluster provisioned (stream at three replicas: provisioning waits for the meta
+    leader), and an admin client of it."""
+    await provision_broker(
+        servers_url(cluster), nats_keys.access("admin"), replicas=REPLICAS, timeout=60
+    )
+    client = await nats.connect(
+        servers=servers_url(cluster).split(","), **nats_keys.access("admin").connect_options()
+    )
     js = client.jetstream()
-
-    async def ready() -> bool:
-        try:
-            await js.account_info()
-            return True
-        except Exception:
-            return False
-
-    await eventually(ready, timeout=30, what="the JetStream cluster to elect its meta leader")
     yield js
     await client.close()
 
@@ -70,23 +74,12 @@ async def test_leader_crash_loses_and_doubles_nothing_with_two_audit_instances(
     servers = ",".join(node.address for node in cluster)
     audits: list[ServiceHost] = []
     for _ in range(2):
-        settings = audit_settings_factory(
-            micro_broker_address=servers, consumer_batch_size=20, audit_stream_replicas=REPLICAS
-        )
+        settings = audit_settings_factory(micro_broker_address=servers, consumer_batch_size=20)
         audits.append(await started(build_audit(settings)))
-
-    # the first service to need the stream made it, on all three servers (AUDIT_STREAM_REPLICAS)
-    async def stream_made() -> bool:
-        try:
-            return (await jetstream.stream_info(AUDIT_STREAM)).config.num_replicas == REPLICAS
-        except Exception:
-            return False
-
-    await eventually(stream_made, timeout=30, what="the AUDIT stream at three replicas")
+    # provisioning made it on all three servers (AUDIT_STREAM_REPLICAS)
+    assert (await jetstream.stream_info(AUDIT_STREAM)).config.num_replicas == REPLICAS
     try:
-        user = build_user(
-            user_settings_factory(micro_broker_address=servers, audit_stream_replicas=REPLICAS)
-        )
+        user = build_user(user_settings_factory(micro_broker_address=servers))
         async with serving(user) as ch:
             stub = user_pb2_grpc.UserSrvStub(ch)
             token = (await stub.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))).token

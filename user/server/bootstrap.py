@@ -52,10 +52,10 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         max_size=settings.db_pool_max_size,
         connection_class=tracing.connection_class(),
     )
-    broker = Broker(settings.broker_url, name=SERVICE_NAME)
-    relay = OutboxRelay(
-        database, broker, stream_replicas=settings.audit_stream_replicas, tracer=tracing.tracer
+    broker = Broker(
+        settings.broker_url, name=SERVICE_NAME, access=settings.broker_access(SERVICE_NAME)
     )
+    relay = OutboxRelay(database, broker, tracer=tracing.tracer)
     emitter = OutboxAuditEmitter(settings.audit_signer(), relay, tracer=tracing.tracer)
     tokens = TokenCodec(
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)

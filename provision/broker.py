@@ -1,0 +1,170 @@
+"""The broker's provisioning step: the AUDIT stream and the audit service's durable consumer,
+made or brought up to date with the admin credential. Running it again changes nothing
+unless the settings changed (replicas, ack wait, ack-pending limit), which it then applies.
+
+The services never create either: their NATS users may not (nats/nats.conf). Standalone:
+`python -m provision.broker` with MICRO_BROKER_ADDRESS and the admin's NATS_NKEY_SEED_FILE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError, ServiceUnavailableError
+from pydantic import Field
+
+import nats
+from global_utils.audit import AUDIT_CONSUMER, AUDIT_STREAM, Subject
+from global_utils.broker import BrokerAccess
+from global_utils.settings import BrokerSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# JetStream drops a re-published event with the same Nats-Msg-Id within this window; the
+# audit table's unique (eventid, actiontime) catches anything older.
+DUPLICATE_WINDOW_SECONDS = 600.0
+MAX_AGE_SECONDS = 7 * 24 * 3600.0
+# What a server (or a cluster still electing its JetStream leaders) answers while not ready.
+_NOT_READY = (ServiceUnavailableError, NatsTimeoutError, NoRespondersError, TimeoutError)
+
+
+class BrokerProvisioningSettings(BrokerSettings):
+    """MICRO_BROKER_ADDRESS and the admin's NATS_NKEY_SEED(_FILE), NATS_TLS_*; and what the
+    stream and the consumer are made with."""
+
+    # Servers of a NATS cluster holding the stream: 3 on a cluster, 1 alone.
+    audit_stream_replicas: int = Field(default=1, ge=1, le=5)
+    # JetStream redelivers an event not acknowledged within this long.
+    consumer_ack_wait_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Deliveries awaiting an ack at once, over every audit instance (20 default batches).
+    consumer_max_ack_pending: int = Field(default=10_000, ge=1, le=1_000_000)
+    # How long to wait for NATS (and a cluster's JetStream leaders) before giving up.
+    provision_broker_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+
+
+def stream_config(replicas: int = 1) -> StreamConfig:
+    """The stream keeping audit events: file storage, a week, on replicas servers."""
+    return StreamConfig(
+        name=AUDIT_STREAM,
+        subjects=[Subject.AUDIT.value],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        max_age=MAX_AGE_SECONDS,
+        num_replicas=replicas,
+    )
+
+
+def consumer_config(
+    ack_wait_seconds: float = 30.0, max_ack_pending: int = 10_000
+) -> ConsumerConfig:
+    """The audit service's durable pull consumer: every event, acked one by one."""
+    return ConsumerConfig(
+        durable_name=AUDIT_CONSUMER,
+        filter_subject=Subject.AUDIT.value,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_seconds,
+        max_deliver=-1,  # a database outage must not use up an event's deliveries
+        max_ack_pending=max_ack_pending,
+    )
+
+
+async def provision_broker(
+    url: str,
+    access: BrokerAccess,
+    *,
+    replicas: int = 1,
+    ack_wait_seconds: float = 30.0,
+    max_ack_pending: int = 10_000,
+    timeout: float = 120.0,
+) -> str:
+    """Makes or updates the stream and the consumer on the NATS at url (comma-separated for a
+    cluster) with access (the admin's); waits up to timeout for the servers. Returns what it
+    did, in words."""
+    deadline = time.monotonic() + timeout
+    client = await _connect(url, access, deadline)
+    try:
+        while True:
+            try:
+                return await _apply(
+                    client,
+                    stream_config(replicas),
+                    consumer_config(ack_wait_seconds, max_ack_pending),
+                )
+            except _NOT_READY as exc:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"JetStream at {url} not ready after {timeout}s: {exc}"
+                    ) from None
+                await asyncio.sleep(0.5)
+    finally:
+        await client.close()
+
+
+async def _connect(url: str, access: BrokerAccess, deadline: float) -> Client:
+    while True:
+        try:
+            return await nats.connect(
+                servers=url.split(","),
+                name="provision",
+                allow_reconnect=False,
+                connect_timeout=2,
+                **access.connect_options(),
+            )
+        except Exception as exc:  # refused, unreachable, bad credentials: retried until then
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"NATS at {url}: {exc}") from None
+            logger.debug("NATS not ready for provisioning: %s", exc)
+            await asyncio.sleep(1.0)
+
+
+async def _apply(client: Client, stream: StreamConfig, consumer: ConsumerConfig) -> str:
+    js = client.jetstream()
+    try:
+        await js.stream_info(AUDIT_STREAM)
+    except NotFoundError:
+        await js.add_stream(stream)
+        stream_done = "created"
+    else:
+        await js.update_stream(stream)  # the same config changes nothing
+        stream_done = "up to date"
+    # A durable's create is create-or-update: the same config changes nothing.
+    await js.add_consumer(AUDIT_STREAM, consumer)
+    return (
+        f"stream {AUDIT_STREAM} {stream_done} ({stream.num_replicas} replicas), consumer"
+        f" {AUDIT_CONSUMER} (ack wait {consumer.ack_wait:g} s, max ack pending"
+        f" {consumer.max_ack_pending})"
+    )
+
+
+async def run(settings: BrokerProvisioningSettings) -> str:
+    """The step as `python -m provision` runs it."""
+    done = await provision_broker(
+        settings.broker_url,
+        settings.broker_access("provision"),
+        replicas=settings.audit_stream_replicas,
+        ack_wait_seconds=settings.consumer_ack_wait_seconds,
+        max_ack_pending=settings.consumer_max_ack_pending,
+        timeout=settings.provision_broker_timeout_seconds,
+    )
+    logger.info("broker provisioned: %s", done)
+    return done
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    asyncio.run(run(load_settings(BrokerProvisioningSettings)))
