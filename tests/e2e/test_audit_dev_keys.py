@@ -36,7 +36,7 @@ def test_the_audit_service_knows_each_development_producer_key() -> None:
     compose = model()
     audit = compose["services"]["auditsrv"]
     sources = [s["source"] for s in audit["secrets"]]
-    assert sources == ["audit_producer_keys", "db_password_audit_runtime"]
+    assert sources == ["audit_producer_keys", "db_password_audit_runtime", "nats_seed_audit"]
     keys_file = Path(compose["secrets"]["audit_producer_keys"]["file"])
     assert "DEVELOPMENT-ONLY" in keys_file.name and "DEVELOPMENT-ONLY" in keys_file.read_text()
     env = read_env(REPO_ROOT / "audit" / "docker-compose.env")

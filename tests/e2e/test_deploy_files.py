@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import compose
+import nkeys
 import pytest
 
 from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
 from global_utils.client import ClientSettings
+from global_utils.settings import nkey_seed
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
@@ -255,6 +257,7 @@ def test_development_signing_key_is_a_compose_secret_from_secrets_dev() -> None:
         "jwt_signing_key",
         "audit_signing_key_user",
         "db_password_appuser_runtime",
+        "nats_seed_user",
     ]
     env = read_env(REPO_ROOT / "user" / "docker-compose.env")
     assert env["JWT_PRIVATE_KEY_FILE"] == "/run/secrets/jwt_signing_key"
@@ -340,3 +343,50 @@ def test_the_provision_image_runs_unprivileged_once() -> None:
     assert users and users[-1] not in ("root", "0")
     assert ("HEALTHCHECK", "NONE") in stage
     assert ("ENTRYPOINT", '["python", "-m", "provision"]') in stage
+
+
+def test_nats_runs_the_repository_configuration_and_each_service_has_its_own_seed() -> None:
+    services = model()["services"]
+    nats = services["nats"]
+    command = nats["command"]
+    config = command[command.index("-c") + 1]
+    (mount,) = [v for v in nats["volumes"] if v["target"] == config]
+    assert Path(mount["source"]) == REPO_ROOT / "nats" / "nats.conf" and mount["read_only"]
+    assert "-m" not in command  # the monitor port comes from the file, unpublished
+    assert not nats.get("ports")
+    public = read_env(REPO_ROOT / "nats" / "docker-compose.env")
+    assert {k: nats["environment"].get(k) for k in public} == public
+    for name, service in (
+        ("user", "usersrv"),
+        ("promotion", "promotionsrv"),
+        ("audit", "auditsrv"),
+    ):
+        secret = f"nats_seed_{name}"
+        assert secret in [s["source"] for s in services[service]["secrets"]]
+        seed_file = Path(model()["secrets"][secret]["file"])
+        assert seed_file.relative_to(REPO_ROOT).parts[:2] == ("secrets", "dev")
+        assert "DEVELOPMENT-ONLY" in seed_file.name and "DEVELOPMENT-ONLY" in seed_file.read_text()
+        env = read_env(REPO_ROOT / name / "docker-compose.env")
+        assert env["NATS_NKEY_SEED_FILE"] == f"/run/secrets/{secret}"
+        seed = nkey_seed(seed_file.read_text())
+        expected = nkeys.from_seed(bytearray(seed.encode())).public_key.decode()
+        assert public[f"NATS_{name.upper()}_PUBLIC_NKEY"] == expected, name
+        # no other service gets this seed
+        others = [s for s in services if s != service]
+        assert not [
+            o for o in others if secret in [x["source"] for x in services[o].get("secrets", [])]
+        ]
+
+
+def test_only_the_provisioner_gets_the_nats_admin_seed() -> None:
+    services = model()["services"]
+    holders = [
+        name
+        for name, service in services.items()
+        if "nats_seed_admin" in [s["source"] for s in service.get("secrets", [])]
+    ]
+    assert holders == ["provision"]
+    env = services["provision"]["environment"]
+    assert env["NATS_NKEY_SEED_FILE"] == "/run/secrets/nats_seed_admin"
+    assert env["MICRO_BROKER_ADDRESS"] == "nats:4222"
+    assert "nats" in services["provision"]["depends_on"]

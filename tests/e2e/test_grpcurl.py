@@ -26,7 +26,13 @@ def grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def suite(
-    user_env, promotion_env, postgres: EmbeddedPostgres, mdns_type, start_process, audit_keys
+    user_env,
+    promotion_env,
+    postgres: EmbeddedPostgres,
+    mdns_type,
+    start_process,
+    audit_keys,
+    nats_keys,
 ) -> dict[str, str]:
     """user, promotion and audit as processes; their addresses by service name."""
     audit_env = base_env() | {
@@ -35,6 +41,7 @@ def suite(
         **service_db_env(postgres, "audit"),
         "MICRO_BROKER_ADDRESS": user_env["MICRO_BROKER_ADDRESS"],
         **audit_keys.consumer_env(),
+        **nats_keys.client_env("audit"),
     }
     processes = {
         "user": start_process("user.server", user_env),

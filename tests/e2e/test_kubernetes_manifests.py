@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import nkeys
 import pytest
 import yaml
 from cryptography import x509
@@ -24,7 +25,7 @@ from audit.server.settings import AuditSettings
 from devtools import certs
 from devtools.stack import REPO_ROOT
 from global_utils.grpc_host import LIVENESS_HEALTH_NAME
-from global_utils.settings import RegistrySettings
+from global_utils.settings import RegistrySettings, nkey_seed
 from global_utils.token_keys import parse_signing_keys
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
@@ -759,6 +760,43 @@ def test_nats_is_a_three_node_jetstream_cluster_with_routes() -> None:
     assert [c["data"]["micro-broker-address"] for c in endpoints] == ["nats:4222"]
     budget = named("dev", "PodDisruptionBudget", "nats")
     assert budget["spec"]["maxUnavailable"] == 1  # two of three keep JetStream's quorum
+
+
+def test_nats_runs_the_repository_configuration_with_the_development_public_keys() -> None:
+    statefulset = named("dev", "StatefulSet", "nats")
+    (container,) = pod_spec(statefulset)["containers"]
+    volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nats"]
+    config = named("dev", "ConfigMap", volumes[mount["name"]]["configMap"]["name"])["data"]
+    assert config["nats.conf"] == (REPO_ROOT / "nats" / "nats.conf").read_text()
+    assert re.search(r"^include \./nats\.conf$", config["nats-cluster.conf"], re.M)
+    # the public keys nats.conf reads from the environment are those of the services' seeds
+    (users,) = [e["configMapRef"]["name"] for e in container["envFrom"]]
+    public = named("dev", "ConfigMap", users)["data"]
+    secret_names = {
+        v["secret"]["secretName"]
+        for workload in workloads("dev")
+        for v in pod_spec(workload).get("volumes", [])
+        if v["name"] == "nats-credential"
+    }
+    (secret_name,) = secret_names
+    seeds = named("dev", "Secret", secret_name)["data"]
+    for service in SERVICES:
+        seed = nkey_seed(base64.b64decode(seeds[f"{service}-nkey-seed"]).decode())
+        expected = nkeys.from_seed(bytearray(seed.encode())).public_key.decode()
+        assert public[f"NATS_{service.upper()}_PUBLIC_NKEY"] == expected, service
+    assert set(re.findall(r"\$(NATS_\w+_PUBLIC_NKEY)", config["nats.conf"])) <= set(public)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_each_service_reads_only_its_own_nats_seed(overlay: str, service: str) -> None:
+    container = service_container(overlay, service)
+    path = Path(env_value(container, "NATS_NKEY_SEED_FILE")["value"])
+    (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    volumes = {v["name"]: v for v in pod_spec(named(overlay, "Deployment", service))["volumes"]}
+    items = volumes[mount["name"]]["secret"]["items"]
+    assert items == [{"key": f"{service}-nkey-seed", "path": path.name}]
 
 
 @pytest.mark.parametrize("statefulset", ["postgres", "timescaledb"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from devtools.dev_secrets import make_nats_keys
 from global_errors import Language
 from global_utils.registry import Endpoint
 from global_utils.settings import load_settings, parse_registry_address
@@ -28,6 +31,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "MICRO_SERVER_ADDRESS",
         "APP_LANGUAGE",
         "MDNS_INTERFACES",
+        "NATS_NKEY_SEED",
+        "NATS_NKEY_SEED_FILE",
+        "NATS_TLS_CA_FILE",
+        "NATS_TLS_SERVER_NAME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("POSTGRES_CONNECT", "postgresql://u@127.0.0.1/appuser")
@@ -60,6 +67,40 @@ def test_broker_address_may_name_every_server_of_a_cluster(env: pytest.MonkeyPat
     assert load_settings(UserSettings).broker_url == (
         "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
     )
+
+
+def test_nats_seed_file_gives_the_credential_and_the_services_inbox(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keys = make_nats_keys(tmp_path, development=True)  # with its DEVELOPMENT-ONLY comment
+    env.setenv("NATS_NKEY_SEED_FILE", str(keys.seed_file("user")))
+    access = load_settings(UserSettings).broker_access("user")
+    assert access.nkey_seed == keys.seed("user") and access.nkey_seed.startswith("SU")
+    assert access.inbox_prefix == "_INBOX.user"
+    assert access.connect_options()["nkeys_seed_str"] == keys.seed("user")
+    assert access.tls is None
+    assert keys.seed("user") not in repr(load_settings(UserSettings))  # never in a log line
+
+
+def test_without_a_nats_seed_the_service_connects_without_credentials(
+    env: pytest.MonkeyPatch,
+) -> None:
+    assert (
+        "nkeys_seed_str" not in load_settings(UserSettings).broker_access("user").connect_options()
+    )
+
+
+def test_bad_nats_credential_settings_name_the_variable(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env.setenv("NATS_NKEY_SEED", "not-a-seed")
+    assert exit_message(env) == "configuration error: NATS_NKEY_SEED: not an nkey seed (SU...)"
+    env.delenv("NATS_NKEY_SEED")
+    env.setenv("NATS_NKEY_SEED_FILE", str(tmp_path / "missing"))
+    assert exit_message(env).startswith("configuration error: NATS_NKEY_SEED_FILE: cannot read")
+    env.delenv("NATS_NKEY_SEED_FILE")
+    env.setenv("NATS_TLS_CA_FILE", str(tmp_path / "missing-ca.pem"))
+    assert exit_message(env).startswith("configuration error: NATS_TLS_CA_FILE: cannot read")
 
 
 def test_missing_key(env: pytest.MonkeyPatch) -> None:
