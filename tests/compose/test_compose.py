@@ -262,6 +262,52 @@ def test_audit_rows_of_the_cli_changes_are_in_the_timescaledb_container(engine: 
         )
 
 
+def nats_clients(engine: Engine) -> list[dict[str, object]]:
+    """NATS's client connections with who they are (its monitor, inside the container)."""
+    out = engine.compose(
+        "exec", "-T", "nats", "wget", "-qO-", "http://127.0.0.1:8222/connz?auth=true"
+    ).stdout
+    return list(json.loads(out)["connections"])
+
+
+# Tries NATS from a container on the compose network with no credential.
+ANONYMOUS_CLIENT = """
+import asyncio, nats
+async def main():
+    await nats.connect("nats://nats:4222", allow_reconnect=False, connect_timeout=5)
+asyncio.run(main())
+"""
+
+
+def test_nats_knows_each_service_by_its_own_key_and_refuses_anyone_else(engine: Engine) -> None:
+    public = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in (REPO_ROOT / "nats" / "docker-compose.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    seen = {
+        str(c.get("name")): (c.get("authorized_user"), c.get("account"))
+        for c in nats_clients(engine)
+    }
+    for name in ("user", "promotion", "audit"):
+        assert seen.get(name) == (public[f"NATS_{name.upper()}_PUBLIC_NKEY"], "GOTEMP"), seen
+    refused = engine.compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "--entrypoint",
+        "python",
+        "auditcli",
+        "-c",
+        ANONYMOUS_CLIENT,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode != 0 and "authorization violation" in refused.stderr.lower(), (
+        refused.stdout + refused.stderr
+    )[-2000:]
+
+
 def test_stop_then_up_keeps_users_promotions_and_history(engine: Engine) -> None:
     token = login()
     made = grpcurl(
@@ -379,6 +425,9 @@ def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
     for cli in ("usercli", "promotioncli"):
         result = engine.compose(*tls_files, "up", cli, timeout=300)
         assert exit_code(engine, cli) == 0, (result.stdout + result.stderr)[-3000:]
+    # and every service reaches NATS over TLS, which it verified with the CA
+    tls = {str(c.get("name")): c.get("tls_version") for c in nats_clients(engine)}
+    assert all(tls.get(name) for name in ("user", "promotion", "audit")), tls
 
 
 def test_down_v_clears_the_data(engine: Engine) -> None:
