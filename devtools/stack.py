@@ -520,7 +520,8 @@ def main() -> None:
     pg = EmbeddedPostgres(
         run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _port_or_free(5432)
     )
-    # Imported here: both import this module (REPO_ROOT, the servers).
+    # These build on this module (REPO_ROOT, the servers): imported here, not at the top.
+    from devtools.databases import provision_databases, service_db_env
     from devtools.dev_secrets import development_nats_keys
     from provision.broker import provision_broker
 
@@ -532,9 +533,6 @@ def main() -> None:
     )
     pg.start()
     try:
-        # devtools.databases builds on this module: imported here, not at the top
-        from devtools.databases import provision_databases, service_db_env
-
         provision_databases(pg)
         broker.start()
         asyncio.run(provision_broker(f"nats://{broker.address}", keys.access("admin")))
