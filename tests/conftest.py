@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# Set before anything imports gRPC (it reads this once, at import; this conftest is loaded
+# first). The tests fork servers (PostgreSQL, NATS, services) from threads while gRPC's own
+# threads are busy; gRPC core's fork handlers then ran in the forked child and crashed it now
+# and then (SIGSEGV before exec). Nothing here forks a process that goes on using gRPC.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Iterator
