@@ -21,7 +21,14 @@ from pathlib import Path
 import grpc
 
 from devtools.prometheus import LocalPrometheus
-from devtools.run import Service, plan, provision, start_services, stop_all
+from devtools.run import (
+    Service,
+    development_nats,
+    plan,
+    provision,
+    start_services,
+    stop_all,
+)
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
 from global_utils.auth import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
@@ -96,7 +103,7 @@ def main() -> None:
         processes = []
         prometheus: LocalPrometheus | None = None
         try:
-            broker = EmbeddedNats(folder / "nats").start()
+            broker = development_nats(folder / "nats").start()
             provision(pg, broker)
             # free ports, not goTemp's: a compose stack on this machine may want those
             os.environ.update(
