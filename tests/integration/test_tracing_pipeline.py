@@ -20,8 +20,9 @@ from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
 from devtools.databases import provision_databases, service_db_settings
-from devtools.dev_secrets import AuditKeys
-from devtools.stack import EmbeddedNats, EmbeddedPostgres
+from devtools.dev_secrets import AuditKeys, NatsKeys
+from devtools.nats_stack import start_nats
+from devtools.stack import EmbeddedPostgres
 from global_utils.auth import bearer_metadata
 from global_utils.grpc_host import ServiceHost
 from global_utils.tracing import ClientTracingInterceptor
@@ -40,12 +41,14 @@ class TracedSuite:
 
 
 @pytest.fixture(scope="module")
-async def suite(stack_dir: Path, jwt_key: str, audit_keys: AuditKeys) -> AsyncIterator[TracedSuite]:
+async def suite(
+    stack_dir: Path, jwt_key: str, audit_keys: AuditKeys, nats_keys: NatsKeys
+) -> AsyncIterator[TracedSuite]:
     """The user and audit services tracing into one exporter, on their own PostgreSQL and
     NATS."""
     pg = EmbeddedPostgres(stack_dir / "tracing-pg", durable=False).start()
     provision_databases(pg)  # the migrations, and the services as their runtime roles
-    broker = EmbeddedNats(stack_dir / "tracing-nats").start()
+    broker = start_nats(stack_dir / "tracing-nats", nats_keys)  # provisioned
     common = {
         "micro_server_address": "127.0.0.1:0",
         "micro_broker_address": broker.address,
@@ -60,13 +63,17 @@ async def suite(stack_dir: Path, jwt_key: str, audit_keys: AuditKeys) -> AsyncIt
             jwt_private_key=jwt_key,
             bcrypt_rounds=4,
             **audit_keys.producer_settings("user"),
+            **nats_keys.client_settings("user"),
             **common,
         ),
         span_exporter=spans,
     )
     audit = build_audit(
         AuditSettings(
-            **service_db_settings(pg, "audit"), **audit_keys.consumer_settings(), **common
+            **service_db_settings(pg, "audit"),
+            **audit_keys.consumer_settings(),
+            **nats_keys.client_settings("audit"),
+            **common,
         ),
         span_exporter=spans,
     )
