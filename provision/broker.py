@@ -23,7 +23,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from pydantic import Field
 
 import nats
@@ -39,6 +39,9 @@ DUPLICATE_WINDOW_SECONDS = 600.0
 MAX_AGE_SECONDS = 7 * 24 * 3600.0
 # What a server (or a cluster still electing its JetStream leaders) answers while not ready.
 _NOT_READY = (ServiceUnavailableError, NatsTimeoutError, NoRespondersError, TimeoutError)
+# "no suitable peers for placement": a cluster whose servers have not all joined yet cannot
+# place the stream's replicas; it can once they have.
+_NO_PEERS_YET = 10005
 
 
 class BrokerProvisioningSettings(BrokerSettings):
@@ -105,7 +108,9 @@ async def provision_broker(
                     stream_config(replicas),
                     consumer_config(ack_wait_seconds, max_ack_pending),
                 )
-            except _NOT_READY as exc:
+            except Exception as exc:
+                if not _not_ready(exc):
+                    raise
                 if time.monotonic() > deadline:
                     raise TimeoutError(
                         f"JetStream at {url} not ready after {timeout}s: {exc}"
@@ -113,6 +118,12 @@ async def provision_broker(
                 await asyncio.sleep(0.5)
     finally:
         await client.close()
+
+
+def _not_ready(exc: Exception) -> bool:
+    return isinstance(exc, _NOT_READY) or (
+        isinstance(exc, APIError) and exc.err_code == _NO_PEERS_YET
+    )
 
 
 async def _connect(url: str, access: BrokerAccess, deadline: float) -> Client:
