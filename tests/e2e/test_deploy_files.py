@@ -5,6 +5,7 @@ model is checked against what the services need."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from functools import cache
@@ -19,6 +20,7 @@ from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
 from global_utils.client import ClientSettings
 from global_utils.settings import nkey_seed
+from global_utils.tracing_config import TracingSettings
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
@@ -390,3 +392,39 @@ def test_only_the_provisioner_gets_the_nats_admin_seed() -> None:
     assert env["NATS_NKEY_SEED_FILE"] == "/run/secrets/nats_seed_admin"
     assert env["MICRO_BROKER_ADDRESS"] == "nats:4222"
     assert "nats" in services["provision"]["depends_on"]
+
+
+def test_compose_traces_only_when_the_shell_names_an_otlp_endpoint() -> None:
+    def service_env(extra: dict[str, str]) -> dict[str, dict[str, str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | extra
+        result = subprocess.run(
+            [
+                str(COMPOSE_BIN),
+                "-f",
+                str(REPO_ROOT / "docker-compose.yml"),
+                "config",
+                "--format",
+                "json",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        services = json.loads(result.stdout)["services"]
+        return {name: services[name]["environment"] for name in SERVICE_IMAGES}
+
+    def tracing(env: dict[str, str]) -> TracingSettings:
+        otel = {k.lower(): v for k, v in env.items() if k.startswith("OTEL_")}
+        return TracingSettings.model_validate(otel)
+
+    for env in service_env({}).values():
+        assert not tracing(env).tracing_enabled
+    endpoint = "http://jaeger:4317"
+    sampled = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    for env in service_env(sampled | {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}).values():
+        settings = tracing(env)
+        assert settings.tracing_enabled and settings.otlp_traces_endpoint == endpoint
+        assert settings.otel_traces_sampler_arg == 0.1
