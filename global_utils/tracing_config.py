@@ -5,7 +5,7 @@ neither the SDK nor an exporter."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.sdk.trace.sampling import Sampler
 
 DEFAULT_OTLP_ENDPOINT = "http://localhost:4317"
@@ -83,7 +84,9 @@ def tracer_provider(
 
     # Resource.create adds OTEL_RESOURCE_ATTRIBUTES; the name given here wins over them.
     resource = Resource.create({SERVICE_NAME: settings.otel_service_name or service})
-    provider = TracerProvider(resource=resource, sampler=sampler(settings))
+    provider = TracerProvider(
+        resource=resource, sampler=sampler(settings), id_generator=preset_trace_ids()
+    )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
@@ -111,6 +114,57 @@ def sampler(settings: TracingSettings) -> Sampler:
         case _:
             root = TraceIdRatioBased(settings.otel_traces_sampler_arg)
     return ParentBased(root) if parent_based else root
+
+
+class RootSampling:
+    """The configured sampler's decision for a span without a parent, known without asking
+    it: the server interceptor draws a call's trace id itself and, for the calls the sampler
+    would drop (most of them, when traces are sampled), makes no SDK span at all.
+    For always_on roots it knows nothing (every root is kept: the SDK makes each span)."""
+
+    # TraceIdRatioBased decides on the trace id's low 64 bits.
+    TRACE_ID_LIMIT = (1 << 64) - 1
+
+    def __init__(self, settings: TracingSettings) -> None:
+        kind = settings.otel_traces_sampler
+        # children of an unsampled parent are dropped by the parent-based samplers only
+        self.parent_based = kind.startswith("parentbased_")
+        root = kind.removeprefix("parentbased_")
+        ratio = 0.0 if root == "always_off" else settings.otel_traces_sampler_arg
+        # the bound TraceIdRatioBased keeps below (None: every root is kept)
+        self.bound: int | None = (
+            None if root == "always_on" else round(ratio * (self.TRACE_ID_LIMIT + 1))
+        )
+
+    def drops(self, trace_id: int) -> bool:
+        return self.bound is not None and trace_id & self.TRACE_ID_LIMIT >= self.bound
+
+
+@runtime_checkable
+class PresetTraceIds(Protocol):
+    """An id generator whose next trace id the caller may choose (0: a random one)."""
+
+    preset: int
+
+
+def preset_trace_ids() -> IdGenerator:
+    """The SDK's random ids, except that the trace id of the next span may be chosen by the
+    caller beforehand (PresetTraceIds.preset): the server interceptor, having drawn a root
+    trace id and seen that the sampler keeps it, has the SDK start the span with that id."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class PresetTraceIds(RandomIdGenerator):
+        def __init__(self) -> None:
+            # set just before a start_span on the event loop's thread, taken by it at once;
+            # a span started on another thread in between would take it instead, which only
+            # gives that span a random id of the same kind
+            self.preset = 0
+
+        def generate_trace_id(self) -> int:
+            trace_id, self.preset = self.preset, 0
+            return trace_id or super().generate_trace_id()
+
+    return PresetTraceIds()
 
 
 def _configured_exporter(settings: TracingSettings) -> SpanExporter:

@@ -4,26 +4,33 @@ trace ids a log line gets."""
 from __future__ import annotations
 
 import logging
+import random
+from typing import Any
 
+import grpc
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
     ParentBased,
     TraceIdRatioBased,
 )
+from opentelemetry.trace import SpanContext
 from pydantic import ValidationError
 
 from global_utils.logs import RequestIdFilter
 from global_utils.tracing import (
+    ServerTracingInterceptor,
     Tracing,
     context_from_traceparent,
     current_traceparent,
     log_ids,
     statement_summary,
 )
-from global_utils.tracing_config import TracingSettings, sampler, tracer_provider
+from global_utils.tracing_config import RootSampling, TracingSettings, sampler, tracer_provider
 
 
 def settings(**values: object) -> TracingSettings:
@@ -144,3 +151,84 @@ def test_tracing_off_wraps_nothing() -> None:
     assert not off.enabled and off.tracer is None
     assert off.server_interceptors() == [] and off.client_interceptors() == []
     assert off.connection_class().__name__ == "PooledConnection"
+
+
+class _Call:
+    """What the server interceptor reads of a call: its metadata and final code."""
+
+    def __init__(self, *metadata: tuple[str, str]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def code(self) -> None:
+        return None
+
+
+def _traced_method(
+    sampler_name: str, ratio: float = 1.0
+) -> tuple[InMemorySpanExporter, Any, list[SpanContext]]:
+    """A method wrapped by the server interceptor of Tracing.configured's kind, the exporter
+    its spans end in, and the span contexts the handler saw as current."""
+    spans = InMemorySpanExporter()
+    values = settings(otel_traces_sampler=sampler_name, otel_traces_sampler_arg=ratio)
+    tracing = Tracing.configured(values, "user", spans)
+    seen: list[SpanContext] = []
+
+    async def handler(request: object, context: object) -> str:
+        seen.append(trace.get_current_span().get_span_context())
+        return "done"
+
+    (interceptor,) = tracing.server_interceptors()
+    assert isinstance(interceptor, ServerTracingInterceptor)
+    wrapped = interceptor.replace(
+        grpc.unary_unary_rpc_method_handler(handler), "/user.UserSrv/GetUserById"
+    )
+    return spans, wrapped.unary_unary, seen
+
+
+@pytest.mark.parametrize(
+    ("sampler_name", "ratio", "kept"),
+    [("always_off", 1.0, 0.0), ("traceidratio", 0.25, 0.25), ("always_on", 0.0, 1.0)],
+)
+def test_root_sampling_decides_as_the_sdk_sampler_does(
+    sampler_name: str, ratio: float, kept: float
+) -> None:
+    values = settings(otel_traces_sampler=sampler_name, otel_traces_sampler_arg=ratio)
+    roots, sdk = RootSampling(values), sampler(values)
+    trace_ids = [random.getrandbits(128) or 1 for _ in range(2000)]
+    for trace_id in trace_ids:
+        decided = sdk.should_sample(None, trace_id, "call").decision.is_sampled()
+        assert roots.drops(trace_id) is not decided
+    share = sum(not roots.drops(t) for t in trace_ids) / len(trace_ids)
+    assert abs(share - kept) < 0.05
+
+
+async def test_dropped_calls_make_no_span_but_carry_ids_and_kept_ones_keep_the_drawn_id() -> None:
+    spans, behavior, seen = _traced_method("parentbased_traceidratio", 0.5)
+    for _ in range(200):
+        assert await behavior(object(), _Call()) == "done"
+    roots = RootSampling(settings(otel_traces_sampler="traceidratio", otel_traces_sampler_arg=0.5))
+    finished = {span.context.trace_id for span in spans.get_finished_spans() if span.context}
+    assert len(seen) == 200 and all(context.is_valid for context in seen)
+    for context in seen:
+        # every call has ids (logs, traceparents); exactly the ones the sampler keeps recorded
+        assert context.trace_flags.sampled is (context.trace_id in finished)
+        assert roots.drops(context.trace_id) is not context.trace_flags.sampled
+    assert 40 < len(finished) < 160
+
+
+async def test_a_callers_decision_is_kept_whatever_the_ratio() -> None:
+    spans, behavior, seen = _traced_method("parentbased_traceidratio", 0.0)
+    caller_id, parent_span = 0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7
+    for flags, recorded in (("01", True), ("00", False)):
+        spans.clear()
+        traceparent = f"00-{caller_id:032x}-{parent_span:016x}-{flags}"
+        await behavior(object(), _Call(("user-agent", "test"), ("traceparent", traceparent)))
+        assert seen[-1].trace_id == caller_id and seen[-1].trace_flags.sampled is recorded
+        finished = spans.get_finished_spans()
+        assert len(finished) == (1 if recorded else 0)
+        if recorded:
+            assert finished[0].parent is not None and finished[0].parent.span_id == parent_span
+            assert finished[0].name == "user.UserSrv/GetUserById"
