@@ -532,6 +532,13 @@ def overhead_targets(
         off = variants[baseline]["rate"]
         both = variants[BOTH_ON]["rate"] / off if off else 0.0
         goals.append((f"{path}: {BOTH_ON} ≥ {BOTH_ON_GOAL:.0%}", both, BOTH_ON_GOAL))
+        # What the throughput would be were the service alone on its CPU: rates swing with
+        # whatever else the machine runs, CPU per request much less.
+        cpu_off = variants[baseline].get("cpu_ms_per_request_median")
+        cpu_on = variants[BOTH_ON].get("cpu_ms_per_request_median")
+        if cpu_off and cpu_on:
+            name = f"  control: {path}: CPU/request off ÷ {BOTH_ON}"
+            goals.append((name, cpu_off / cpu_on, None))
         every = variants[BOTH_ON_EVERY_TRACE]["rate"] / off if off else 0.0
         goals.append((f"  control: {path}: {BOTH_ON_EVERY_TRACE}", every, None))
     return goals
