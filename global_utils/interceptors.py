@@ -50,7 +50,7 @@ ALWAYS_PUBLIC_PREFIXES = (
 )
 
 
-class _HandlerInterceptor(grpc.aio.ServerInterceptor):
+class HandlerInterceptor(grpc.aio.ServerInterceptor):
     """Replaces a method's handler once and reuses the replacement while the handler is the
     same."""
 
@@ -77,7 +77,7 @@ class _HandlerInterceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
 
-class _UnaryInterceptor(_HandlerInterceptor):
+class _UnaryInterceptor(HandlerInterceptor):
     """Wraps the behaviour of unary-unary methods (the only kind the services define)."""
 
     def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
@@ -202,7 +202,7 @@ class _Unparsable:
 _UNPARSABLE = _Unparsable()
 
 
-class RequestParsingInterceptor(_HandlerInterceptor):
+class RequestParsingInterceptor(HandlerInterceptor):
     """Parses request messages inside the call instead of before it, so a body that is not the
     method's request message is INVALID_ARGUMENT (one warning) rather than grpc's UNKNOWN with
     a traceback, and for a unary request only after the interceptors listed before this one

@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_utils.db import Database, PoolUse
 from global_utils.http_side import HttpResponse
+from global_utils.interceptors import HandlerInterceptor
 from global_utils.outbox import OutboxRelay
 from global_utils.tasks import cancel_and_wait
 from global_utils.token_cache import TokenCache
@@ -366,32 +367,16 @@ async def _counted(requests: AsyncIterable[Any], metrics: _MethodMetrics) -> Asy
         yield request
 
 
-class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+class ServerMetricsInterceptor(HandlerInterceptor):
     """go-grpc-prometheus's server metrics for every kind of method; must be the outermost
     interceptor so refusals by the others (authentication, parsing) are counted too. A
     streaming call is counted as handled when its stream ends."""
 
     def __init__(self, metrics: _RpcMetrics) -> None:
+        super().__init__()
         self._metrics = metrics
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         kind = grpc_type(handler.request_streaming, handler.response_streaming)
         metrics = self._metrics.method(kind, *split_method(method))
         parse, serialize = handler.request_deserializer, handler.response_serializer

@@ -36,7 +36,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from global_utils.db import PooledConnection
-from global_utils.interceptors import _HandlerInterceptor
+from global_utils.interceptors import HandlerInterceptor
 from global_utils.tracing_config import (
     PresetTraceIds,
     RootSampling,
@@ -223,7 +223,7 @@ def _traceparent_of(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-class ServerTracingInterceptor(_HandlerInterceptor):
+class ServerTracingInterceptor(HandlerInterceptor):
     """A SERVER span around every call (unary or streamed, health excepted), child of the
     caller's traceparent when the metadata carries one, and the current span while the
     handler (and the interceptors inside this one) run: it goes first in the list.
