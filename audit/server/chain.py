@@ -205,7 +205,7 @@ def chained(
         if text.count("\n") != _V2_TEXT_NEWLINES:
             raise ValueError(f"event {event_id}: a text value contains a newline")
         previous = sha256(b"".join((CHAIN_TAG_V2, previous, text.encode(), b"+", detail))).digest()
-        records.append((*row, chain_id, seq, previous))
+        records.append(row + (chain_id, seq, previous))
     return records, seq, previous
 
 

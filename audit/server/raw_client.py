@@ -82,10 +82,11 @@ class RawClient(Client):
         """Publishes payload to each subject in one write (buffered while reconnecting)."""
         if self.is_closed:
             raise ConnectionClosedError
-        size = b"%d" % len(payload)
-        commands = b"".join(
-            [b"PUB " + s + b" " + size + b"\r\n" + payload + b"\r\n" for s in subjects]
-        )
-        if commands:
+        # `PUB <subject> <size>\r\n<payload>\r\n` for each: the part after one subject and
+        # before the next is the same every time, so one join writes them all.
+        tail = b" %d\r\n%s\r\n" % (len(payload), payload)
+        listed = list(subjects)
+        if listed:
+            commands = b"PUB " + (tail + b"PUB ").join(listed) + tail
             await self._send_command(commands)
             await self._flush_pending()

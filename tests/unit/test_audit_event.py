@@ -150,3 +150,47 @@ def test_a_bad_traceparent_leaves_the_event_untraced_not_refused(garbage: str) -
     headers = event.headers() | {"traceparent": garbage}
     assert ReceivedEvent.from_headers(headers, event.payload).trace_id is None
     assert trace_id_of(garbage) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "fast"),
+    [
+        ("plain value with spaces", True),
+        ("x" * 500, True),  # the longest a value may be
+        ("x", True),
+        ("Zoë", False),  # printable, not ASCII: the general path checks it
+        ("tab\there", False),
+        ("line\u2028break", False),  # not printable: refused either way
+        ("y" * 501, False),
+    ],
+)
+def test_the_fast_path_gives_what_the_general_parser_gives(value: str, fast: bool) -> None:
+    """The one expression takes only values it has checked; the rest go the general way, and
+    either way the row, the seal, or the refusal naming the header is the same."""
+    event = _event()
+    signed = SIGNER.sign({**event.headers(), AuditHeader.OBJECT_NAME: value}, event.payload)
+    block = header_block(signed)
+    assert (_CANONICAL_BLOCK.fullmatch(block.decode()) is not None) is fast
+    reordered = header_block(dict(reversed(list(signed.items()))))
+    try:
+        expected = parse_delivery(reordered, event.payload)
+    except ValueError as exc:
+        assert "objectName" in str(exc)
+        with pytest.raises(ValueError, match="objectName"):
+            parse_delivery(block, event.payload)
+        return
+    assert parse_delivery(block, event.payload) == expected
+    assert expected[0].object_name == value
+
+
+def test_a_fast_path_block_with_a_bad_action_type_or_time_is_refused_naming_it() -> None:
+    event = _event()
+    for header, value in (
+        (AuditHeader.ACTION_TYPE, "explode"),
+        (AuditHeader.ACTION_TIME, "2026-11-24T10:00:00"),
+        (AuditHeader.ACTION_TIME, "yesterday"),
+    ):
+        block = header_block(SIGNER.sign({**event.headers(), header: value}, event.payload))
+        assert _CANONICAL_BLOCK.fullmatch(block.decode()) is not None
+        with pytest.raises(ValueError, match=header.value):
+            parse_delivery(block, event.payload)
