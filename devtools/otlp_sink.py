@@ -29,7 +29,7 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.count = 0
         self.spans: list[ReceivedSpan] = []
 
-    async def Export(  # noqa: N802 - the proto's method name
+    async def Export(
         self,
         request: trace_service_pb2.ExportTraceServiceRequest,
         context: grpc.aio.ServicerContext,

@@ -129,7 +129,7 @@ class _CountingHealth(health.aio.HealthServicer):
         super().__init__()
         self.checks = 0
 
-    async def Check(  # noqa: N802  # grpc's generated method name
+    async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
         self.checks += 1

@@ -66,7 +66,7 @@ async def test_the_provisioner_and_the_runtime_roles_connect_over_verified_tls(
         "POSTGRES_ADMIN_CONNECT": url(tls_postgres, "postgres", "postgres", tls["ca"]),
         "TIMESCALEDB_ADMIN_CONNECT": url(tls_postgres, "postgres", "postgres", tls["ca"]),
     }
-    settings = ProvisionSettings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    settings = ProvisionSettings.model_validate({k.lower(): v for k, v in env.items()})
     steps = (("database roles", database_roles), ("database migrations", database_migrations))
     await provision(settings, steps)
 
