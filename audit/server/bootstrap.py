@@ -11,12 +11,9 @@ from audit.server.history_check import HistoryChecker, VerifyingAuditServicer
 from audit.server.raw_client import RawClient
 from audit.server.service import AuditService
 from audit.server.settings import AuditSettings
-from global_utils.broker import Broker
-from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.http_side import HttpSidePort
-from global_utils.metrics import ServiceMetrics, watch_database, watch_token_cache
-from global_utils.tracing import Tracing
+from global_utils.metrics import ServiceMetrics, watch_token_cache
+from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
 
 if TYPE_CHECKING:
@@ -29,31 +26,18 @@ GRPC_SERVICE = "audit.AuditSrv"
 
 def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
     """The audit service; span_exporter (tests) gets its spans whatever OTEL_* say."""
-    metrics = ServiceMetrics(settings)
-    tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
-    database = Database(
-        settings.db_connect,
-        password=settings.db_password or None,
-        max_size=settings.db_pool_max_size,
-        connection_class=tracing.connection_class(),
+    parts = service_parts(
+        SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter, client_class=RawClient
     )
-    broker = Broker(
-        settings.broker_url,
-        name=SERVICE_NAME,
-        client_class=RawClient,
-        access=settings.broker_access(SERVICE_NAME),
-    )
+    database = parts.database(settings.db_connect, settings.db_password, settings.db_pool_max_size)
     consumer = AuditConsumer(
         database,
-        broker,
+        parts.broker,
         EventAuthenticator(settings.producer_keys),
         batch_size=settings.consumer_batch_size,
-        tracer=tracing.tracer,
+        tracer=parts.tracing.tracer,
     )
-    registry = settings.create_registry()
-    verifier, users = user_service_verifier(
-        registry, settings, [*tracing.client_interceptors(), *metrics.client_interceptors()]
-    )
+    verifier, users = user_service_verifier(parts.registry, settings, parts.client_interceptors())
     service = AuditService(database)
     servicer = VerifyingAuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
@@ -64,20 +48,10 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         ),
         ready_details=service.storage_mode,
     )
-    metrics.initialize_services(GRPC_SERVICE)
-    watch_database(metrics, database)
-    watch_token_cache(metrics, verifier.cache)
-    watch_consumer(metrics, consumer)
-    return ServiceHost(
-        definition,
-        settings,
-        database=database,
-        registry=registry,
-        verifier=verifier,
-        components=(tracing, broker, consumer, users, metrics.prober(after=database.wait_ready)),
-        http=HttpSidePort(settings.http_address, metrics.routes()),
-        # tracing outermost: its span covers the call as the others see it
-        interceptors=[*tracing.server_interceptors(), *metrics.server_interceptors()],
+    watch_token_cache(parts.metrics, verifier.cache)
+    watch_consumer(parts.metrics, consumer)
+    return parts.host(
+        definition, database, settings.http_address, verifier=verifier, components=(consumer, users)
     )
 
 

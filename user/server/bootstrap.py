@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from global_utils.broker import Broker
-from global_utils.db import Database
 from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.http_side import HttpResponse, HttpSidePort
-from global_utils.metrics import ServiceMetrics, watch_database, watch_outbox, watch_token_cache
-from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.http_side import HttpResponse
+from global_utils.metrics import ServiceMetrics, watch_outbox, watch_token_cache
 from global_utils.token_cache import TokenCache
 from global_utils.token_keys import jwks_document
-from global_utils.tracing import Tracing
+from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
 from user.server.service import SERVICE_NAME, UserService
@@ -44,24 +41,16 @@ JWKS_MAX_AGE_SECONDS = 300
 
 def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
     """The user service; span_exporter (tests) gets its spans whatever OTEL_* say."""
-    metrics = ServiceMetrics(settings)
-    tracing = Tracing.configured(settings, SERVICE_NAME, span_exporter)
-    database = Database(
-        settings.postgres_connect,
-        password=settings.postgres_password or None,
-        max_size=settings.db_pool_max_size,
-        connection_class=tracing.connection_class(),
+    parts = service_parts(SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter)
+    database = parts.database(
+        settings.postgres_connect, settings.postgres_password, settings.db_pool_max_size
     )
-    broker = Broker(
-        settings.broker_url, name=SERVICE_NAME, access=settings.broker_access(SERVICE_NAME)
-    )
-    relay = OutboxRelay(database, broker, tracer=tracing.tracer)
-    emitter = OutboxAuditEmitter(settings.audit_signer(), relay, tracer=tracing.tracer)
     tokens = TokenCodec(
         settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
     )
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
     signatures = TokenCache(settings.token_cache_size, settings.token_cache_seconds)
+    relay, emitter = parts.outbox(database, settings.audit_signer())
     service = UserService(
         UserStorage(database, emitter, settings.throttle_policy),
         hasher,
@@ -72,13 +61,6 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         signatures=signatures,
     )
     jwks = jwks_document(tokens.public_keys)
-    http = HttpSidePort(
-        settings.http_address,
-        {
-            JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS),
-            **metrics.routes(),
-        },
-    )
     servicer = UserServicer(service, settings.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,
@@ -87,22 +69,19 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         public_methods=PUBLIC_METHODS,
         method_verifiers=dict.fromkeys(READ_METHODS, service.signature_verifier),
     )
-    metrics.initialize_services(GRPC_SERVICE)
-    watch_database(metrics, database)
-    watch_outbox(metrics, relay)
-    watch_token_cache(metrics, signatures)
-    watch_hashing(metrics, hasher)
-    return ServiceHost(
+    watch_outbox(parts.metrics, relay)
+    watch_token_cache(parts.metrics, signatures)
+    watch_hashing(parts.metrics, hasher)
+    return parts.host(
         definition,
-        settings,
-        database=database,
-        registry=settings.create_registry(),
+        database,
+        settings.http_address,
         # no token cache in front: a deactivated or deleted user's token is refused at once
         verifier=service,
-        components=(tracing, broker, relay, hasher, metrics.prober(after=database.wait_ready)),
-        http=http,
-        # tracing outermost: its span covers the call as the others see it
-        interceptors=[*tracing.server_interceptors(), *metrics.server_interceptors()],
+        components=(relay, hasher),
+        routes={
+            JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS)
+        },
     )
 
 

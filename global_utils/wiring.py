@@ -1,0 +1,133 @@
+"""What every service's composition root builds alike: metrics and tracing, the registry, the
+NATS connection, the traced database pool, the outbox, and the ServiceHost it all goes to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, overload
+
+import grpc
+from nats.aio.client import Client
+
+from global_utils.auth import TokenVerifier
+from global_utils.broker import Broker, ClientT
+from global_utils.db import Database
+from global_utils.event_auth import EventSigner
+from global_utils.grpc_host import Lifecycle, ServiceDefinition, ServiceHost
+from global_utils.http_side import Handler, HttpSidePort
+from global_utils.metrics import ServiceMetrics, watch_database
+from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.registry import Registry
+from global_utils.settings import ServiceSettings
+from global_utils.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
+@dataclass(frozen=True)
+class ServiceParts(Generic[ClientT]):
+    """The parts every service builds the same way (service_parts() makes them); a
+    bootstrap builds its own with them and hands everything to host()."""
+
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    tracing: Tracing
+    registry: Registry
+    broker: Broker[ClientT]
+
+    def database(self, dsn: str, password: str, pool_max_size: int) -> Database:
+        """The service's pool (password "" for none; kept out of the URL), its statements
+        traced when tracing is on, its pool's gauges the first state metrics lists."""
+        database = Database(
+            dsn,
+            password=password or None,
+            max_size=pool_max_size,
+            connection_class=self.tracing.connection_class(),
+        )
+        watch_database(self.metrics, database)
+        return database
+
+    def outbox(
+        self, database: Database, signer: EventSigner
+    ) -> tuple[OutboxRelay, OutboxAuditEmitter]:
+        """A producing service's relay (one of its host's components) and the emitter its
+        units of work write their signed events with."""
+        relay = OutboxRelay(database, self.broker, tracer=self.tracing.tracer)
+        return relay, OutboxAuditEmitter(signer, relay, tracer=self.tracing.tracer)
+
+    def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        """For the channels to other services (tracing outermost, as on the server side)."""
+        return [*self.tracing.client_interceptors(), *self.metrics.client_interceptors()]
+
+    def host(
+        self,
+        definition: ServiceDefinition,
+        database: Database,
+        http_address: str,
+        *,
+        verifier: TokenVerifier,
+        components: Sequence[Lifecycle],
+        routes: Mapping[str, Handler] | None = None,
+    ) -> ServiceHost:
+        """The host of definition, with zero series for its methods. components: the
+        service's own, started after tracing and the broker and before the metrics prober
+        (stopped in reverse); routes: its own HTTP paths on the side port, next to /metrics."""
+        self.metrics.initialize_services(definition.grpc_service)
+        return ServiceHost(
+            definition,
+            self.settings,
+            database=database,
+            registry=self.registry,
+            verifier=verifier,
+            components=(
+                self.tracing,
+                self.broker,
+                *components,
+                self.metrics.prober(after=database.wait_ready),
+            ),
+            http=HttpSidePort(http_address, {**(routes or {}), **self.metrics.routes()}),
+            # tracing outermost: its span covers the call as the others see it
+            interceptors=[*self.tracing.server_interceptors(), *self.metrics.server_interceptors()],
+        )
+
+
+@overload
+def service_parts(
+    name: str, settings: ServiceSettings, metrics: ServiceMetrics, exporter: SpanExporter | None
+) -> ServiceParts[Client]: ...
+
+
+@overload
+def service_parts(
+    name: str,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    exporter: SpanExporter | None,
+    *,
+    client_class: type[ClientT],
+) -> ServiceParts[ClientT]: ...
+
+
+# The overloads above type what callers get, as Broker's do; the default makes nats-py's Client.
+def service_parts(
+    name: str,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    exporter: SpanExporter | None,
+    *,
+    client_class: type[Any] = Client,
+) -> ServiceParts[Any]:
+    """The parts of the service called name. metrics: made by the caller from its settings
+    (ServiceSettings has no METRICS_*); exporter (tests): gets the spans whatever
+    OTEL_* say; client_class: a subclass of nats-py's Client for the broker to connect with
+    (the audit service's raw-bytes client)."""
+    tracing = Tracing.configured(settings, name, exporter)
+    broker = Broker(
+        settings.broker_url,
+        name=name,
+        client_class=client_class,
+        access=settings.broker_access(name),
+    )
+    return ServiceParts(settings, metrics, tracing, settings.create_registry(), broker)

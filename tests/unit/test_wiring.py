@@ -1,0 +1,149 @@
+"""What the shared wiring hands a service's host: the components in their start order, tracing
+outside metrics on both sides, the side port's routes, the traced pool, zero series."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from nats.aio.client import Client
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from global_utils.auth import Principal
+from global_utils.db import PooledConnection
+from global_utils.grpc_host import ServiceDefinition, ServiceHost
+from global_utils.http_side import Handler, HttpResponse
+from global_utils.metrics import (
+    ClientMetricsInterceptor,
+    MetricsSettings,
+    Prober,
+    ServerMetricsInterceptor,
+    ServiceMetrics,
+)
+from global_utils.registry import StaticRegistry
+from global_utils.settings import ServiceSettings
+from global_utils.tracing import ClientTracingInterceptor, ServerTracingInterceptor
+from global_utils.wiring import ServiceParts, service_parts
+from user.proto import user_pb2_grpc
+
+DSN = "postgresql://someone@127.0.0.1:1/nothing"
+
+
+class OwnClient(Client):
+    """A service's own NATS client class (the audit service's reads raw bytes)."""
+
+
+class OwnComponent:
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class NobodyVerifier:
+    async def verify(self, token: str) -> Principal:
+        raise AssertionError("no call reaches the host in these tests")
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(
+        name="user",
+        grpc_service="user.UserSrv",
+        add_to_server=lambda server: user_pb2_grpc.add_UserSrvServicer_to_server(
+            user_pb2_grpc.UserSrvServicer(), server
+        ),
+    )
+
+
+def parts(*, metrics_enabled: bool = True, traced: bool = True) -> ServiceParts[Client]:
+    settings = ServiceSettings(micro_registry="static", micro_server_address="127.0.0.1:0")
+    metrics = ServiceMetrics(MetricsSettings(metrics_enabled=metrics_enabled))
+    return service_parts("user", settings, metrics, InMemorySpanExporter() if traced else None)
+
+
+def host_of(
+    shared: ServiceParts[Client], routes: Mapping[str, Handler] | None = None
+) -> ServiceHost:
+    return shared.host(
+        definition(),
+        shared.database(DSN, "", 3),
+        "127.0.0.1:0",
+        verifier=NobodyVerifier(),
+        components=(),
+        routes=routes,
+    )
+
+
+def test_the_services_own_components_start_after_the_broker_and_before_the_prober() -> None:
+    shared = parts()
+    database = shared.database(DSN, "", 3)
+    first, second = OwnComponent(), OwnComponent()
+    host = shared.host(
+        definition(), database, "127.0.0.1:0", verifier=NobodyVerifier(), components=(first, second)
+    )
+    started = host._components
+    assert started[:5] == [host.http, database, shared.registry, shared.tracing, shared.broker]
+    assert isinstance(shared.registry, StaticRegistry)
+    assert started[5:7] == [first, second]
+    assert isinstance(started[7], Prober) and len(started) == 8
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_tracing_wraps_metrics_on_the_server_and_the_client_side(traced: bool) -> None:
+    shared = parts(traced=traced)
+    host = host_of(shared)
+    tracing = [ServerTracingInterceptor] if traced else []
+    assert [type(i) for i in host._interceptors] == [*tracing, ServerMetricsInterceptor]
+    tracing_client = [ClientTracingInterceptor] if traced else []
+    assert [type(i) for i in shared.client_interceptors()] == [
+        *tracing_client,
+        ClientMetricsInterceptor,
+    ]
+
+
+def test_the_side_port_serves_the_services_routes_before_metrics() -> None:
+    shared = parts()
+
+    def own() -> HttpResponse:
+        return HttpResponse(b"{}")
+
+    host = host_of(shared, {"/own": own})
+    assert host.http is not None
+    assert list(host.http._routes) == ["/own", "/metrics"]
+    unmeasured = parts(metrics_enabled=False)
+    quiet = host_of(unmeasured)
+    assert quiet.http is not None and list(quiet.http._routes) == []
+    assert [type(i) for i in quiet._interceptors] == [ServerTracingInterceptor]
+
+
+def test_the_pool_is_traced_when_tracing_is_on_and_an_empty_password_is_none() -> None:
+    traced = parts().database(DSN, "", 3)
+    plain = parts(traced=False).database(DSN, "secret", 4)
+    assert traced._connection_class is not PooledConnection
+    assert issubclass(traced._connection_class, PooledConnection)
+    assert traced._password is None and traced._max_size == 3
+    assert plain._connection_class is PooledConnection
+    assert plain._password == "secret" and plain._max_size == 4
+
+
+def test_the_host_lists_its_services_methods_at_zero_and_the_pools_gauges() -> None:
+    shared = parts()
+    host_of(shared)
+    text = shared.metrics.exposition().body.decode()
+    assert 'grpc_method="GetUserById",grpc_service="user.UserSrv"' in text
+    # the pool's gauges are registered (no sample before the pool exists)
+    assert [name for name, *_ in shared.metrics._state._metrics][:4] == [
+        "gotemp_db_pool_size",
+        "gotemp_db_pool_in_use",
+        "gotemp_db_pool_idle",
+        "gotemp_db_pool_max_size",
+    ]
+
+
+def test_the_broker_connects_with_the_client_class_named() -> None:
+    settings = ServiceSettings(micro_registry="static")
+    metrics = ServiceMetrics(MetricsSettings())
+    assert service_parts("user", settings, metrics, None).broker._client_class is Client
+    own = service_parts("audit", settings, metrics, None, client_class=OwnClient)
+    assert own.broker._client_class is OwnClient
