@@ -91,7 +91,7 @@ run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the u
 	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
 	$(BIN)/python -m promotion.client $(ARGS)
 
-.PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-tokens
+.PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-compare bench-tokens
 run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
 	MDNS_INTERFACES=127.0.0.1 $(call nats_seed,audit) MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
 	AUDIT_PRODUCER_KEYS_FILE=secrets/dev/audit-producer-keys.DEVELOPMENT-ONLY \
@@ -112,6 +112,11 @@ bench-quick: $(STAMP)  ## the same, short runs (about a minute)
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
 	$(BIN)/python -m devtools.bench_audit
+
+ROUNDS ?= 6
+bench-compare: $(STAMP)  ## REV=<revision> [ROUNDS=6]: audit ingest of REV vs the working tree, runs alternated; bench/compare-results.json
+	$(if $(REV),,$(error give the older revision: make bench-compare REV=<revision>))
+	$(BIN)/python -m devtools.bench_compare '$(REV)' --rounds $(ROUNDS)
 
 bench-tokens: $(STAMP)  ## one token check: cache hit, local EdDSA verification, ValidateToken
 	$(BIN)/python -m devtools.bench_tokens
