@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
 
-from audit.server.raw_client import RawClient
+from audit.server.raw_client import RawClient, RawMessage
 from global_utils.broker import Broker
 
 logger = logging.getLogger(__name__)
@@ -34,14 +34,8 @@ class ConsumerGone(Exception):
     """The server answered a pull request with a status that ends this subscription."""
 
 
-@dataclass(slots=True)
-class Delivery:
-    """One message as delivered: its subject, ack subject, header block and payload."""
-
-    subject: bytes
-    reply: bytes
-    headers: bytes | None
-    data: bytes
+# One message as delivered: its subject, ack subject (reply), header block and payload.
+Delivery = RawMessage
 
 
 @dataclass(slots=True)
@@ -143,20 +137,30 @@ class PullSubscription:
             self._next_subject, self._request_body, reply=f"{self._inbox}.{request.number}"
         )
 
-    def _receive(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-        if reply.startswith(_ACK_PREFIX):
-            self._buffer.append(Delivery(subject, reply, headers, data))
-            # The server serves pull requests in order: the oldest open one owes this message.
-            if self._requests:
-                head = self._requests[0]
-                head.owed -= 1
-                if head.owed <= 0:
-                    self._requests.popleft()
-        elif headers is not None and headers.startswith(_STATUS_LINE):
-            self._status(subject, headers)
-        else:
-            return
+    def _receive(self, messages: list[RawMessage]) -> None:
+        deliveries = [m for m in messages if m.reply.startswith(_ACK_PREFIX)]
+        if len(deliveries) == len(messages):  # the usual: a run of deliveries
+            self._buffer += deliveries
+            self._count_delivered(len(deliveries))
+        else:  # status messages among them: in order, as each ends a request
+            for message in messages:
+                if message.reply.startswith(_ACK_PREFIX):
+                    self._buffer.append(message)
+                    self._count_delivered(1)
+                elif message.headers is not None and message.headers.startswith(_STATUS_LINE):
+                    self._status(message.subject, message.headers)
         self._arrived.set()
+
+    def _count_delivered(self, count: int) -> None:
+        """The server serves pull requests in order: the oldest open ones owe these messages."""
+        requests = self._requests
+        while count and requests:
+            head = requests[0]
+            taken = min(head.owed, count)
+            head.owed -= taken
+            count -= taken
+            if head.owed <= 0:
+                requests.popleft()
 
     def _status(self, subject: bytes, headers: bytes) -> None:
         code, _, description = headers[len(_STATUS_LINE) :].split(b"\r\n", 1)[0].partition(b" ")

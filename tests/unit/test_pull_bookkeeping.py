@@ -1,5 +1,5 @@
 """The pull subscription's bookkeeping of what the server delivers and says (no server needed:
-these are the raw frames nats-py hands over)."""
+these are the raw frames RawClient hands over, a read's worth at a time)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import deque
 import pytest
 
 from audit.server.pull import ConsumerGone, PullSubscription, _Request
+from audit.server.raw_client import RawMessage
 
 
 class _Connection:
@@ -41,14 +42,30 @@ def _pull(*open_requests: int, owed: int = 3) -> PullSubscription:
     return pull
 
 
+def _deliveries(n: int) -> list[RawMessage]:
+    return [
+        RawMessage(
+            b"Audit",
+            f"$JS.ACK.AUDIT.Audit_Insert.1.{i}.{i}.0.0".encode(),
+            b"NATS/1.0\r\nservice: x\r\n\r\n",
+            b"payload",
+        )
+        for i in range(n)
+    ]
+
+
 def _deliver(pull: PullSubscription, n: int) -> None:
-    for i in range(n):
-        reply = f"$JS.ACK.AUDIT.Audit_Insert.1.{i}.{i}.0.0".encode()
-        pull._receive(b"Audit", reply, b"NATS/1.0\r\nservice: x\r\n\r\n", b"payload")
+    pull._receive(_deliveries(n))  # one read's worth
+
+
+def _status_message(request: int, line: bytes) -> RawMessage:
+    return RawMessage(
+        f"_INBOX.unit.{request}".encode(), b"", b"NATS/1.0 " + line + b"\r\n\r\n", b""
+    )
 
 
 def _status(pull: PullSubscription, request: int, line: bytes) -> None:
-    pull._receive(f"_INBOX.unit.{request}".encode(), b"", b"NATS/1.0 " + line + b"\r\n\r\n", b"")
+    pull._receive([_status_message(request, line)])
 
 
 def test_deliveries_are_buffered_and_charged_to_the_oldest_request() -> None:
@@ -56,6 +73,24 @@ def test_deliveries_are_buffered_and_charged_to_the_oldest_request() -> None:
     _deliver(pull, 4)
     assert len(pull._buffer) == 4 and pull._buffer[0].data == b"payload"
     assert [(r.number, r.owed) for r in pull._requests] == [(2, 2)]  # request 1 is served
+
+
+def test_deliveries_one_at_a_time_are_charged_the_same_way() -> None:
+    pull = _pull(1, 2)
+    for message in _deliveries(4):
+        pull._receive([message])
+    assert len(pull._buffer) == 4
+    assert [(r.number, r.owed) for r in pull._requests] == [(2, 2)]
+
+
+def test_deliveries_and_statuses_in_one_read_are_taken_in_their_order() -> None:
+    pull = _pull(1, 2, 3)
+    # request 1 delivers two and then expires; request 2 owes all of the next two
+    pull._receive(
+        [*_deliveries(2), _status_message(1, b"408 Request Timeout"), *_deliveries(2)]
+    )
+    assert len(pull._buffer) == 4
+    assert [(r.number, r.owed) for r in pull._requests] == [(2, 1), (3, 3)]
 
 
 def test_expired_or_empty_requests_end_without_failing() -> None:
@@ -80,8 +115,8 @@ def test_a_vanished_consumer_ends_the_subscription(line: bytes) -> None:
 
 def test_messages_that_are_neither_deliveries_nor_statuses_are_ignored() -> None:
     pull = _pull(1)
-    pull._receive(b"_INBOX.unit.1", b"", None, b"stray")
-    pull._receive(b"_INBOX.unit.1", b"reply.elsewhere", b"NATS/1.0\r\n\r\n", b"stray")
+    pull._receive([RawMessage(b"_INBOX.unit.1", b"", None, b"stray")])
+    pull._receive([RawMessage(b"_INBOX.unit.1", b"reply.elsewhere", b"NATS/1.0\r\n\r\n", b"x")])
     assert not pull._buffer and [r.owed for r in pull._requests] == [3]
 
 
