@@ -86,9 +86,7 @@ def test_deliveries_one_at_a_time_are_charged_the_same_way() -> None:
 def test_deliveries_and_statuses_in_one_read_are_taken_in_their_order() -> None:
     pull = _pull(1, 2, 3)
     # request 1 delivers two and then expires; request 2 owes all of the next two
-    pull._receive(
-        [*_deliveries(2), _status_message(1, b"408 Request Timeout"), *_deliveries(2)]
-    )
+    pull._receive([*_deliveries(2), _status_message(1, b"408 Request Timeout"), *_deliveries(2)])
     assert len(pull._buffer) == 4
     assert [(r.number, r.owed) for r in pull._requests] == [(2, 1), (3, 3)]
 
