@@ -15,6 +15,7 @@ provision/migrations.py as the owner.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from provision.migrations import VERSIONS, Migration, PreviousRelease, load_migrations, migrate
+from provision.scram import scram_sha256_verifier
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +129,22 @@ async def ensure_roles(
 async def _ensure_role(conn: asyncpg.Connection, role: str, password: str) -> None:
     exists = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role)
     verb = "ALTER" if exists else "CREATE"
+    # The server gets the SCRAM verifier, never the password, wherever it can be made here
+    # (a server logging statements would log the password); PBKDF2 is a few ms of CPU.
+    secret = await asyncio.to_thread(scram_sha256_verifier, password)
+    if secret is None:
+        logger.warning(
+            "role %s: the password is not printable ASCII, so the server has to normalize and"
+            " hash it: it is sent as it is (a server logging statements logs it)",
+            role,
+        )
+        secret = password
     # A password cannot be a bind parameter of CREATE/ALTER ROLE: quoted by the server.
     statement = await conn.fetchval(
         f"SELECT format('{verb} ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
         " NOREPLICATION PASSWORD %L', $1::text, $2::text)",
         role,
-        password,
+        secret,
     )
     await conn.execute(statement)
     if not exists:

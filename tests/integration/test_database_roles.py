@@ -4,13 +4,14 @@ only the statements its service runs there."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
 import grpc
 import pytest
 
-from devtools.databases import SERVICE_DATABASES, runtime_password
+from devtools.databases import DEV_SECRETS, SERVICE_DATABASES, provision_databases, runtime_password
 from devtools.stack import EmbeddedPostgres
 from provision.databases import DATABASES
 from tests.helpers import new_user
@@ -56,6 +57,32 @@ async def test_a_wrong_password_is_refused(postgres: EmbeddedPostgres) -> None:
             f"postgresql://appuser_runtime@127.0.0.1:{postgres.port}/appuser",
             password="not-the-password",
         )
+
+
+async def test_role_passwords_reach_the_server_only_as_scram_verifiers(
+    postgres: EmbeddedPostgres, superuser: asyncpg.Connection
+) -> None:
+    # A server logging every statement with its parameters (the provisioner connects as the
+    # admin, postgres) must log no role's password: CREATE/ALTER ROLE carry verifiers.
+    passwords = [
+        p.read_text().strip() for p in DEV_SECRETS.glob("db-password-*-*.DEVELOPMENT-ONLY")
+    ]
+    passwords = [p for p in passwords if p]
+    log = postgres.data_dir / "server.log"
+    start = log.stat().st_size
+    await superuser.execute("ALTER ROLE postgres SET log_statement = 'all'")
+    try:
+        await asyncio.to_thread(provision_databases, postgres)
+    finally:
+        await superuser.execute("ALTER ROLE postgres RESET log_statement")
+    logged = log.read_bytes()[start:].decode(errors="replace")
+    assert "ALTER ROLE" in logged and "SCRAM-SHA-256$4096:" in logged
+    assert len(passwords) >= 6
+    assert not [p for p in passwords if p in logged]
+    # ... and every service still logs in with its password
+    for service, database in (("user", "appuser"), ("promotion", "promotion"), ("audit", "audit")):
+        conn = await connect_as(postgres, service, database)
+        await conn.close()
 
 
 async def test_promotion_cannot_read_users_even_when_let_into_their_database(
