@@ -30,6 +30,8 @@ AUDIT_DATABASE = "audit"
 # The one NATS server configuration (accounts, users, permissions): compose, Kubernetes and
 # every embedded server start with it.
 NATS_CONFIG = REPO_ROOT / "nats" / "nats.conf"
+# The same with TLS on the client port, TLS first (certificate and key from the environment).
+NATS_TLS_CONFIG = REPO_ROOT / "nats" / "nats-tls.conf"
 PG_SYSTEM_USER = "gotemp-pg"  # postgres refuses to run as root
 # Who may connect how: the superuser without a password from this machine (tests inspect and
 # set up through it; it is the provisioner's admin credential here), every other role only
@@ -393,7 +395,8 @@ class EmbeddedNats:
 
     env gives the server the public nkeys the configuration lists (NATS_*_PUBLIC_NKEY;
     devtools.dev_secrets.NatsKeys.server_env()); tls, a (certificate, key) pair to serve TLS
-    with (clients must then speak it)."""
+    with, the repository's TLS configuration (nats/nats-tls.conf: clients must start with the
+    TLS handshake)."""
 
     def __init__(
         self,
@@ -433,11 +436,12 @@ class EmbeddedNats:
             for i in range(size)
         ]
 
-    def _tls_args(self) -> list[str]:
+    def _config(self) -> tuple[Path, dict[str, str]]:
+        """The configuration file to start with, and the environment it reads."""
         if self._tls is None:
-            return []
+            return NATS_CONFIG, {}
         cert, key = self._tls
-        return ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+        return NATS_TLS_CONFIG, {"NATS_TLS_CERT_FILE": str(cert), "NATS_TLS_KEY_FILE": str(key)}
 
     def _cluster_args(self) -> list[str]:
         if self.cluster_port is None:
@@ -472,19 +476,19 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - closed with the process
         # The command line overrides the file: loopback, this server's ports and store.
+        config, config_env = self._config()
         self._proc = subprocess.Popen(
             [
                 str(nats_server_binary()),
-                *("-c", str(NATS_CONFIG)),
+                *("-c", str(config)),
                 *("-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port)),
                 *("-sd", str(self.store_dir / "jetstream")),
                 *self._cluster_args(),
-                *self._tls_args(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **self._env},
+            env={**os.environ, **self._env, **config_env},
         )
         log.close()
 

@@ -27,7 +27,9 @@ class BrokerAccess:
     """Who a process is to NATS and what its permissions expect of it: its nkey seed (None:
     no credentials), the inbox prefix its replies arrive on (the server allows each service
     only its own), and TLS (a context verifying the server; tls_hostname: the name its
-    certificate must carry when the address is not it)."""
+    certificate must carry when the address is not it). With TLS the client starts the
+    handshake before the server speaks (the server is configured so, nats/nats-tls.conf):
+    otherwise nats-py would carry on in clear with anyone who says TLS is not needed."""
 
     nkey_seed: str | None = None
     inbox_prefix: str = "_INBOX"
@@ -40,6 +42,7 @@ class BrokerAccess:
             options["nkeys_seed_str"] = self.nkey_seed
         if self.tls is not None:
             options["tls"] = self.tls
+            options["tls_handshake_first"] = True
             if self.tls_hostname:
                 options["tls_hostname"] = self.tls_hostname
         return options

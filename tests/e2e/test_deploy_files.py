@@ -339,6 +339,35 @@ def test_the_provision_service_gets_every_database_password_and_reads_its_env_fi
             ), (name, secret["source"])
 
 
+def test_nats_with_the_tls_override_runs_tls_first_beside_the_plain_configuration() -> None:
+    result = compose_cmd(
+        "config", "--format", "json", files=("docker-compose.yml", "docker-compose.tls.yml")
+    )
+    assert result.returncode == 0, result.stderr
+    nats = json.loads(result.stdout)["services"]["nats"]
+    command = nats["command"]
+    config = command[command.index("-c") + 1]
+    mounts = {v["target"]: v for v in nats["volumes"]}
+    assert Path(mounts[config]["source"]) == REPO_ROOT / "nats" / "nats-tls.conf"
+    # nats-tls.conf includes ./nats.conf: it must be mounted beside it
+    (include,) = re.findall(
+        r"^include (\S+)", (REPO_ROOT / "nats" / "nats-tls.conf").read_text(), re.M
+    )
+    beside = str(Path(config).parent / include)
+    assert Path(mounts[os.path.normpath(beside)]["source"]) == REPO_ROOT / "nats" / "nats.conf"
+    assert re.search(
+        r"^\s*handshake_first: true$", (REPO_ROOT / "nats" / "nats-tls.conf").read_text(), re.M
+    )
+    secrets = {
+        s["target"] if s["target"].startswith("/") else f"/run/secrets/{s['target']}"
+        for s in nats["secrets"]
+    }
+    assert {
+        nats["environment"]["NATS_TLS_CERT_FILE"],
+        nats["environment"]["NATS_TLS_KEY_FILE"],
+    } <= secrets
+
+
 def test_the_provision_image_runs_unprivileged_once() -> None:
     stage = final_stage(REPO_ROOT / "provision" / "Dockerfile")
     users = [rest for keyword, rest in stage if keyword == "USER"]

@@ -5,6 +5,8 @@ sign or whose certificate names someone else."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import ssl
 import uuid
 from collections.abc import Iterator
@@ -98,6 +100,44 @@ async def test_a_certificate_for_another_name_is_refused(
 async def test_without_tls_settings_the_server_refuses_plaintext(
     tls_nats: str, nats_keys: NatsKeys
 ) -> None:
-    # The client would upgrade with the system's CAs, which never signed the development CA.
-    with pytest.raises(ssl.SSLCertVerificationError):
+    # The server waits for a TLS handshake and never says a word in clear.
+    with pytest.raises(nats.errors.Error, match="expecting INFO"):
         await connect(tls_nats, BrokerSettings(micro_broker_address=tls_nats), nats_keys)
+
+
+async def test_a_server_that_offers_plaintext_gets_no_credentials(
+    tls_dirs: tuple[Path, Path], nats_keys: NatsKeys
+) -> None:
+    # Someone between the service and NATS answers like a server without TLS and relays the
+    # real server's nonce: a client that followed it would send its signed CONNECT in clear.
+    # With TLS configured the client speaks TLS first, before anything the other side says.
+    received = bytearray()
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        info = {"server_id": "x", "version": "2.15.1", "headers": True, "max_payload": 1048576}
+        writer.write(b"INFO " + json.dumps(info | {"nonce": "abc", "auth_required": True}).encode())
+        writer.write(b"\r\n")
+        await writer.drain()
+        try:
+            while chunk := await asyncio.wait_for(reader.read(4096), 5):
+                received.extend(chunk)
+        except (TimeoutError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings = BrokerSettings(
+        micro_broker_address=address,
+        nats_tls_ca_file=tls_dirs[0] / "ca.pem",
+        nats_tls_server_name="nats",
+    )
+    try:
+        with pytest.raises((ssl.SSLError, OSError, TimeoutError, nats.errors.Error)):
+            await connect(address, settings, nats_keys)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert received, "the client sent nothing at all"
+    assert received[:1] == b"\x16"  # a TLS handshake record, the client's first words
+    assert b"CONNECT" not in received and b"sig" not in received
