@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import asyncpg
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    set_span_in_context,
+)
 
 from audit.server.authenticity import EventAuthenticator, RejectKind
 from audit.server.pull import Delivery, PullSubscription
@@ -220,10 +228,13 @@ class AuditConsumer:
                 rejects.append((delivery, *refusal))
         try:
             # One span for the batch's storing, linked to each event it stores (a batch
-            # belongs to many traces): only when some event was traced.
+            # belongs to many traces): only when some event's trace is kept. It is a child of
+            # the first such event's span, so a parent-based sampler keeps it with that trace
+            # (as a root it would be sampled on its own, and mostly dropped at a low ratio).
             with span_or_nothing(
                 self._tracer if links else None,
                 "audit insert",
+                context=set_span_in_context(NonRecordingSpan(links[0].context)) if links else None,
                 links=links,
                 attributes={"gotemp.audit.events": len(events)},
             ):
