@@ -45,6 +45,15 @@ def tls_nats(stack_dir: Path, nats_keys: NatsKeys, tls_dirs: tuple[Path, Path]) 
     server.stop()
 
 
+def tls_settings(address: str, ca_dir: Path, server_name: str = "nats") -> BrokerSettings:
+    """A service's broker settings with TLS verified by ca_dir's CA for server_name."""
+    return BrokerSettings(
+        micro_broker_address=address,
+        nats_tls_ca_file=ca_dir / "ca.pem",
+        nats_tls_server_name=server_name,
+    )
+
+
 async def connect(address: str, settings: BrokerSettings, nats_keys: NatsKeys) -> Client:
     """A connection as the user service would make it with settings' TLS."""
     access = settings.broker_access("user")
@@ -58,11 +67,7 @@ async def test_verified_by_name_the_service_connects_over_tls(
     tls_nats: str, tls_dirs: tuple[Path, Path], nats_keys: NatsKeys
 ) -> None:
     # dialled by address; the certificate is checked against the name "nats" (compose's)
-    settings = BrokerSettings(
-        micro_broker_address=tls_nats,
-        nats_tls_ca_file=tls_dirs[0] / "ca.pem",
-        nats_tls_server_name="nats",
-    )
+    settings = tls_settings(tls_nats, tls_dirs[0])
     client = await connect(tls_nats, settings, nats_keys)
     try:
         assert client.is_connected
@@ -76,11 +81,7 @@ async def test_verified_by_name_the_service_connects_over_tls(
 async def test_a_server_another_ca_signed_is_refused(
     tls_nats: str, tls_dirs: tuple[Path, Path], nats_keys: NatsKeys
 ) -> None:
-    settings = BrokerSettings(
-        micro_broker_address=tls_nats,
-        nats_tls_ca_file=tls_dirs[1] / "ca.pem",
-        nats_tls_server_name="nats",
-    )
+    settings = tls_settings(tls_nats, tls_dirs[1])
     with pytest.raises(ssl.SSLCertVerificationError):
         await connect(tls_nats, settings, nats_keys)
 
@@ -88,11 +89,8 @@ async def test_a_server_another_ca_signed_is_refused(
 async def test_a_certificate_for_another_name_is_refused(
     tls_nats: str, tls_dirs: tuple[Path, Path], nats_keys: NatsKeys
 ) -> None:
-    settings = BrokerSettings(
-        micro_broker_address=tls_nats,
-        nats_tls_ca_file=tls_dirs[0] / "ca.pem",
-        nats_tls_server_name="postgres",  # a name of the CA's, not the NATS server's
-    )
+    # a name of the CA's, not the NATS server's
+    settings = tls_settings(tls_nats, tls_dirs[0], "postgres")
     with pytest.raises(ssl.SSLCertVerificationError, match="(?i)hostname"):
         await connect(tls_nats, settings, nats_keys)
 
@@ -127,11 +125,7 @@ async def test_a_server_that_offers_plaintext_gets_no_credentials(
 
     server = await asyncio.start_server(impostor, "127.0.0.1", 0)
     address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    settings = BrokerSettings(
-        micro_broker_address=address,
-        nats_tls_ca_file=tls_dirs[0] / "ca.pem",
-        nats_tls_server_name="nats",
-    )
+    settings = tls_settings(address, tls_dirs[0])
     try:
         with pytest.raises((ssl.SSLError, OSError, TimeoutError, nats.errors.Error)):
             await connect(address, settings, nats_keys)
