@@ -1,6 +1,7 @@
 """Development and test secrets: `make secrets` rewrites those of secrets/dev/ (DEVELOPMENT
-ONLY: compose mounts them as secrets, `make run` reads them); tests and benches make their own
-in a scratch folder.
+ONLY: compose mounts them as secrets, `make run` reads them, and the Kubernetes development
+overlay makes its Secrets of them through secrets/dev/kustomization.yaml, which names the files
+and which this rewrites not); tests and benches make their own in a scratch folder.
 
 Audit event keys: per producing service, a key file (its AUDIT_SIGNING_KEY_FILE) and key id;
 for the audit service, one file listing `KEY_ID SERVICE KEY` for every producer

@@ -35,9 +35,6 @@ from user.server.settings import UserSettings
 
 KUBE = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir())
-# Development reads the init scripts from the repository, outside its directory; every other
-# overlay must render with Kustomize's default load restrictor (`kubectl apply -k` has no flag).
-UNRESTRICTED_OVERLAYS = {"dev", "dev-tls", "dev-observability"}
 TLS_OVERLAYS = {"dev-tls"}
 PRODUCTION_OVERLAYS = [name for name in OVERLAYS if not name.startswith("dev")]
 # Native gRPC probes are GA since 1.27; the oldest and newest schemas checked.
@@ -66,34 +63,32 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 # --- rendering ---------------------------------------------------------------------------
 
 
-def kustomize_command(overlay: str) -> list[str]:
-    """kubectl's built-in Kustomize, else a standalone kustomize; neither is a failure."""
-    flags = (
-        ["--load-restrictor", "LoadRestrictionsNone"] if overlay in UNRESTRICTED_OVERLAYS else []
-    )
-    path = str(KUBE / "overlays" / overlay)
+def kustomize_command(directory: Path) -> list[str]:
+    """kubectl's built-in Kustomize, else a standalone kustomize; neither is a failure. No
+    flags: what renders here is what `kubectl apply -k` and GitOps tools take, with Kustomize's
+    default load restrictor (no file from outside a kustomization's own directory)."""
     if kubectl := shutil.which("kubectl"):
-        return [kubectl, "kustomize", *flags, path]
+        return [kubectl, "kustomize", str(directory)]
     if kustomize := shutil.which("kustomize"):
-        return [kustomize, "build", *flags, path]
+        return [kustomize, "build", str(directory)]
     pytest.fail("neither kubectl nor kustomize is on PATH: the manifests cannot be rendered")
+
+
+def _kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        kustomize_command(directory), capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    result = subprocess.run(
-        kustomize_command(overlay), capture_output=True, text=True, timeout=60, check=False
-    )
-    return _documents(overlay, result)
+    return _documents(overlay, _kustomize(KUBE / "overlays" / overlay))
 
 
 @cache
 def render_monitoring() -> tuple[dict[str, Any], ...]:
     """deploy/kubernetes/monitoring: the plain Prometheus (its rules live in deploy/prometheus)."""
-    command = kustomize_command("dev")
-    command[-1] = str(KUBE / "monitoring")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    return _documents("monitoring", result)
+    return _documents("monitoring", _kustomize(KUBE / "monitoring"))
 
 
 def _documents(
@@ -286,6 +281,32 @@ def test_overlay_renders_and_validates_against_the_kubernetes_schemas(
         except kubernetes_validate.ValidationError as exc:
             name = f"{document['kind']}/{document['metadata']['name']}"
             pytest.fail(f"{overlay}: {name} is invalid for Kubernetes {version}: {exc.message}")
+
+
+def test_rendering_keeps_kustomizes_load_restrictor(tmp_path: Path) -> None:
+    # what the overlays render with here refuses a file from outside the kustomization, as
+    # `kubectl apply -k` does: an overlay that needed the restrictor off would fail above
+    (tmp_path / "outside.env").write_text("key=value\n")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "configMapGenerator:\n  - name: outside\n    envs: [../outside.env]\n"
+    )
+    result = _kustomize(overlay)
+    assert result.returncode != 0
+    assert "outside.env" in result.stderr
+
+
+def test_no_documented_command_turns_the_load_restrictor_off() -> None:
+    flag = "load-" + "restrictor"  # spelt in two so that this file does not match itself
+    texts = [
+        REPO_ROOT / "Makefile",
+        *(p for p in (REPO_ROOT / "deploy").rglob("*") if p.is_file()),
+        *(REPO_ROOT / "devtools").rglob("*.py"),
+        *(REPO_ROOT / "tests").rglob("*.py"),
+    ]
+    mentions = [p.relative_to(REPO_ROOT) for p in texts if flag in p.read_text(errors="replace")]
+    assert not mentions
 
 
 def test_the_schema_validation_rejects_a_misspelt_field() -> None:
