@@ -33,7 +33,7 @@ from devtools.otlp_sink import sink_process
 from devtools.processes import ServiceProcess
 from devtools.run import Service, plan, start_services, stop_all, wait_serving
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.passwords import default_bcrypt_workers

@@ -50,11 +50,11 @@ from devtools.stack import (
     port_open,
     wait_until,
 )
-from global_utils.audit import ActionType, AuditEvent, Subject
-from global_utils.broker import Broker
-from global_utils.db import Database, UnitOfWork
-from global_utils.event_auth import EventSigner
-from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.data.database import Database, UnitOfWork
+from global_utils.events.audit_event import ActionType, AuditEvent, Subject
+from global_utils.events.signing import EventSigner
+from global_utils.messaging.broker import Broker
+from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
 from user.proto import user_pb2
 
 PAYLOAD = user_pb2.User(

@@ -19,15 +19,16 @@ from devtools.databases import provision_databases, service_db_settings
 from devtools.dev_secrets import NatsKeys, make_nats_keys
 from devtools.nats_stack import start_nats
 from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
-from global_utils.client import ServiceChannels
-from global_utils.registry import StaticRegistry, parse_endpoint
-from global_utils.settings import RemoteAuthSettings
-from global_utils.token_cache import CachingVerifier, TokenCache
-from global_utils.token_keys import LocalTokenVerifier, new_signing_key_pem
+from global_utils.config.settings import RemoteAuthSettings
+from global_utils.discovery.registry import StaticRegistry, parse_endpoint
+from global_utils.grpc.client import ServiceChannels
+from global_utils.identity.token_cache import CachingVerifier, TokenCache
+from global_utils.identity.token_keys import LocalTokenVerifier
 from user.client.auth import PublicKeyFetcher, RemoteTokenVerifier
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
 from user.server.settings import UserSettings
+from user.server.signing_keys import new_signing_key_pem
 
 ROUNDS = 2000
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "token-results.json"

@@ -23,9 +23,9 @@ from pathlib import Path
 import nkeys
 
 from devtools.stack import REPO_ROOT
-from global_utils.broker import BrokerAccess
-from global_utils.settings import nkey_seed
-from global_utils.token_keys import new_signing_key_pem
+from global_utils.config.secrets import nkey_seed
+from global_utils.messaging.broker import BrokerAccess
+from user.server.signing_keys import new_signing_key_pem
 
 DEV_SECRETS = REPO_ROOT / "secrets" / "dev"
 PRODUCERS = ("user", "promotion")

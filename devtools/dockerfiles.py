@@ -28,7 +28,7 @@ class Image:
             [
                 f"EXPOSE {self.port}",
                 "HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=3 \\",
-                '  CMD ["python", "-m", "global_utils.healthprobe"]',
+                '  CMD ["python", "-m", "global_utils.grpc.healthprobe"]',
                 f'ENTRYPOINT ["python", "-m", "{self.service}.server"]',
             ],
         )

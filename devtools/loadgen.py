@@ -45,7 +45,7 @@ async def _request_maker(
     target: Target,
 ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[None]]]:
     """A coroutine factory for one request of target.kind, and a closer."""
-    from global_utils.auth import bearer_metadata
+    from global_utils.identity.principal import bearer_metadata
     from promotion.proto import promotion_pb2, promotion_pb2_grpc
     from user.proto import user_pb2, user_pb2_grpc
 

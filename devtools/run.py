@@ -30,7 +30,7 @@ from devtools.dev_secrets import (
 )
 from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
-from global_utils.healthprobe import probe
+from global_utils.grpc.healthprobe import probe
 
 RUN_DIR = Path(os.environ.get("GOTEMP_RUN_DIR", REPO_ROOT / ".run"))
 

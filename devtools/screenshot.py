@@ -30,7 +30,7 @@ from devtools.run import (
     stop_all,
 )
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
 

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any, Generic, overload
 import grpc
 from nats.aio.client import Client
 
-from global_utils.auth import TokenVerifier
-from global_utils.broker import Broker, ClientT
-from global_utils.db import Database
-from global_utils.event_auth import EventSigner
-from global_utils.grpc_host import Lifecycle, ServiceDefinition, ServiceHost
-from global_utils.http_side import Handler, HttpSidePort
-from global_utils.metrics import ServiceMetrics, watch_database
-from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.registry import Registry
-from global_utils.settings import ServiceSettings
-from global_utils.tracing import Tracing
+from global_utils.config.settings import ServiceSettings
+from global_utils.data.database import Database
+from global_utils.discovery.registry import Registry
+from global_utils.events.signing import EventSigner
+from global_utils.grpc.host import Lifecycle, ServiceDefinition, ServiceHost
+from global_utils.grpc.http_side import Handler, HttpSidePort
+from global_utils.identity.principal import TokenVerifier
+from global_utils.messaging.broker import Broker, ClientT
+from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.observability.metrics import ServiceMetrics, watch_database
+from global_utils.observability.tracing import Tracing
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

@@ -60,8 +60,8 @@ async def provision(
 
 
 def main() -> None:
-    from global_utils.logs import configure_logging
-    from global_utils.settings import load_settings
+    from global_utils.config.loading import load_settings
+    from global_utils.observability.logs import configure_logging
 
     configure_logging()
     settings = load_settings(ProvisionSettings)

@@ -27,9 +27,10 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from pydantic import Field
 
 import nats
-from global_utils.audit import AUDIT_CONSUMER, AUDIT_STREAM, Subject
-from global_utils.broker import BrokerAccess
-from global_utils.settings import BrokerSettings, load_settings
+from global_utils.config.loading import load_settings
+from global_utils.config.settings import BrokerSettings
+from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM, Subject
+from global_utils.messaging.broker import BrokerAccess
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from global_utils.event_auth import read_secret
+from global_utils.config.secrets import read_secret
 from provision.broker import BrokerProvisioningSettings
 from provision.databases import ROLES, Credential, ServiceDatabase
 

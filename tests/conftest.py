@@ -27,7 +27,7 @@ from devtools.databases import provision_databases
 from devtools.dev_secrets import AuditKeys, NatsKeys, make_audit_keys, make_nats_keys
 from devtools.nats_stack import start_nats
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
-from global_utils.token_keys import new_signing_key_pem
+from user.server.signing_keys import new_signing_key_pem
 
 # What the session learned about its servers, for the closing summary.
 _SESSION_FACTS: dict[str, str] = {}

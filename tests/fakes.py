@@ -19,9 +19,9 @@ from typing import Any, Self, TypeVar
 import asyncpg
 
 from global_errors import AlreadyExists, MessageKey
-from global_utils.audit import AuditEvent
-from global_utils.authz import Role
-from global_utils.timeutil import now
+from global_utils.events.audit_event import AuditEvent
+from global_utils.identity.principal import Role
+from global_utils.runtime.timeutil import now
 from promotion.server.models import Product, Promotion, PromotionDraft, PromotionQuery
 from promotion.server.repository import PromotionRepository
 from promotion.server.unit_of_work import PromotionStorage, PromotionUnitOfWork

@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from global_utils.grpc_host import ServiceHost
-from global_utils.timeutil import to_timestamp
+from global_utils.grpc.host import ServiceHost
+from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from user.proto import user_pb2
 

@@ -8,8 +8,8 @@ import sys
 from datetime import UTC, datetime
 
 from audit.proto import audit_pb2, audit_pb2_grpc
-from global_utils.cli import add_login_arguments, run_cli, to_json
-from global_utils.client import ClientSettings, find_service
+from global_utils.grpc.cli import add_login_arguments, run_cli, to_json
+from global_utils.grpc.client import ClientSettings, find_service
 from user.client.auth import login_session, session_channel
 
 SERVICE = "audit"

@@ -2,8 +2,8 @@
 
 from audit.server.bootstrap import build
 from audit.server.settings import AuditSettings
-from global_utils.grpc_host import run_service
-from global_utils.settings import load_settings
+from global_utils.config.loading import load_settings
+from global_utils.grpc.host import run_service
 
 
 def main() -> None:

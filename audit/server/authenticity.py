@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from audit.server.wire import ReceivedEvent, Seal
-from global_utils.event_auth import KEY_ID_PATTERN, KEY_ID_RE, MIN_AUDIT_KEY_BYTES, MacKey
+from global_utils.events.signing import KEY_ID_PATTERN, KEY_ID_RE, MIN_AUDIT_KEY_BYTES, MacKey
 
 
 class RejectKind(StrEnum):

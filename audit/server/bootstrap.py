@@ -11,8 +11,8 @@ from audit.server.history_check import HistoryChecker, VerifyingAuditServicer
 from audit.server.raw_client import RawClient
 from audit.server.service import AuditService
 from audit.server.settings import AuditSettings
-from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.metrics import ServiceMetrics, watch_token_cache
+from global_utils.grpc.host import ServiceDefinition, ServiceHost
+from global_utils.observability.metrics import ServiceMetrics, watch_token_cache
 from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
 

@@ -34,12 +34,12 @@ from audit.server.wire import (
     traceparent_header,
 )
 from global_errors import Unavailable
-from global_utils.audit import AUDIT_CONSUMER, AUDIT_STREAM, Subject
-from global_utils.backoff import Backoff
-from global_utils.broker import Broker
-from global_utils.db import CONNECTION_ERRORS, Database
-from global_utils.tasks import cancel_and_wait
-from global_utils.tracing import context_from_traceparent, span_or_nothing
+from global_utils.data.database import CONNECTION_ERRORS, Database
+from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM, Subject
+from global_utils.messaging.broker import Broker
+from global_utils.observability.tracing import context_from_traceparent, span_or_nothing
+from global_utils.runtime.backoff import Backoff
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

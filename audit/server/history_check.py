@@ -11,11 +11,11 @@ from audit.server.repository import AuditRepository
 from audit.server.service import AuditService
 from audit.server.servicer import AuditServicer, Context
 from global_errors import Failure, MessageKey, ValidationFailed
-from global_utils import authz
-from global_utils.auth import Principal, current_principal
-from global_utils.db import Database
-from global_utils.protoconv import read_time
-from global_utils.timeutil import to_timestamp
+from global_utils.data.database import Database
+from global_utils.grpc.protoconv import read_time
+from global_utils.identity.principal import Principal, current_principal
+from global_utils.identity.roles import require_admin
+from global_utils.runtime.timeutil import to_timestamp
 
 # An unbounded end of the range.
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
@@ -35,7 +35,7 @@ class HistoryChecker:
     ) -> HistoryCheck:
         """Checks the stored rows of [from_time, thru_time) and each chain's last row against
         their hashes, in one snapshot. Admins only: it reads every service's history."""
-        authz.require_admin(caller, "verify the audit history")
+        require_admin(caller, "verify the audit history")
         failures = list(invalid or [])
         if from_time and thru_time and thru_time <= from_time:
             failures.append(Failure("thru_time", MessageKey.FIELD_OUT_OF_RANGE))

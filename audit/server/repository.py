@@ -12,7 +12,7 @@ import asyncpg
 from audit.server.chain import chained, mismatch
 from audit.server.models import AuditQuery, ChainBreak, HistoryCheck, StoredEvent
 from audit.server.wire import COLUMNS, ReceivedEvent
-from global_utils.sql import Filters
+from global_utils.data.sql import Filters
 
 # What a batch writes: the event's columns and its place in its chain (recordedtime is the
 # column's default, now(): the transaction's start, which the chain claim reads for the hash).

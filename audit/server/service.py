@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from audit.server import authorization
 from audit.server.models import AuditQuery, StoredEvent
 from audit.server.repository import AuditRepository
 from audit.server.validation import validate_query
 from global_errors import ValidationFailed
-from global_utils import authz
-from global_utils.auth import Principal
-from global_utils.db import Database
+from global_utils.data.database import Database
+from global_utils.identity.principal import Principal
 
 
 class AuditService:
@@ -20,7 +20,7 @@ class AuditService:
         if failures:
             raise ValidationFailed(failures)
         # A member's query is narrowed to, or refused outside, what they may read.
-        query.performed_by = authz.audit_performed_by(
+        query.performed_by = authorization.audit_performed_by(
             reader,
             performed_by=query.performed_by,
             object_name=query.object_name,

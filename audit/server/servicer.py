@@ -17,9 +17,9 @@ import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server.models import AuditQuery, StoredEvent
 from audit.server.service import AuditService
-from global_utils.auth import current_principal
-from global_utils.protoconv import decode_page_token, encode_page_token, page_limit, read_time
-from global_utils.timeutil import to_timestamp
+from global_utils.grpc.protoconv import decode_page_token, encode_page_token, page_limit, read_time
+from global_utils.identity.principal import current_principal
+from global_utils.runtime.timeutil import to_timestamp
 
 Context: TypeAlias = grpc.aio.ServicerContext
 

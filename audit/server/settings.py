@@ -7,9 +7,9 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from audit.server.authenticity import ProducerKey, parse_producer_keys
-from global_utils.event_auth import read_secret
-from global_utils.metrics import MetricsSettings
-from global_utils.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
+from global_utils.config.secrets import read_secret
+from global_utils.config.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
+from global_utils.observability.metrics import MetricsSettings
 
 
 class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, MetricsSettings):

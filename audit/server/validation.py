@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.server.models import AuditQuery
 from global_errors import Failure, MessageKey
-from global_utils.validation import MAX_PAGE_SIZE, check_text
+from global_utils.rules.validation import MAX_PAGE_SIZE, check_text
 
 MAX_FILTER_CHARS = 200
 

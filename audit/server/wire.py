@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from global_utils.audit import (
+from global_utils.events.audit_event import (
     FIELD_BY_HEADER,
     MAX_HEADER_CHARS,
     ActionType,
@@ -16,9 +16,10 @@ from global_utils.audit import (
     Subject,
     plain_text,
 )
-from global_utils.event_auth import MAC_V2_PREFIX, mac_message, mac_message_v1
+from global_utils.events.signing import MAC_V2_PREFIX, mac_message, mac_message_v1
 
-# The W3C trace context header (global_utils.tracing.TRACEPARENT), read here without tracing.
+# The W3C trace context header (global_utils.observability.tracing.TRACEPARENT), read here
+# without importing tracing.
 TRACEPARENT = "traceparent"
 
 
@@ -59,7 +60,7 @@ class ReceivedEvent(NamedTuple):
 class Seal(NamedTuple):
     """What authenticates a delivery: the key id and MAC (hex) it carries (empty when missing),
     and the bytes the MAC must cover in the version its mac header names
-    (global_utils/event_auth.py)."""
+    (global_utils/events/signing.py)."""
 
     key_id: str
     mac: str

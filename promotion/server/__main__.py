@@ -1,7 +1,7 @@
 """Entry point: `python -m promotion.server`."""
 
-from global_utils.grpc_host import run_service
-from global_utils.settings import load_settings
+from global_utils.config.loading import load_settings
+from global_utils.grpc.host import run_service
 from promotion.server.bootstrap import build
 from promotion.server.settings import PromotionSettings
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from global_utils.sql import Filters
+from global_utils.data.sql import Filters
 from promotion.server.models import Discount, Product, Promotion, PromotionDraft, PromotionQuery
 
 _COLUMNS = (

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from google.protobuf.message import Message
 
 from global_errors import Failure, ValidationFailed
-from global_utils import authz
-from global_utils.audit import ActionType, AuditEvent
-from global_utils.auth import Principal
-from global_utils.validation import Refusal, id_failures, require_valid_id
+from global_utils.events.audit_event import ActionType, AuditEvent
+from global_utils.identity.principal import Principal
+from global_utils.rules.validation import Refusal, id_failures, require_valid_id
+from promotion.server import authorization
 from promotion.server.models import Promotion, PromotionDraft, PromotionQuery
 from promotion.server.unit_of_work import PromotionStorage
 from promotion.server.validation import deletable, not_found, validate_draft, validate_query
@@ -47,15 +47,15 @@ class PromotionService:
 
     # dry runs: refused to whoever the change itself would be refused to
     async def check_create(self, draft: PromotionDraft, actor: Principal) -> list[Failure]:
-        authz.check_promotion_write(actor, "create")
+        authorization.check_promotion_write(actor, "create")
         return validate_draft(draft, creating=True)
 
     async def check_update(self, draft: PromotionDraft, actor: Principal) -> list[Failure]:
-        authz.check_promotion_write(actor, "update")
+        authorization.check_promotion_write(actor, "update")
         return validate_draft(draft, creating=False)
 
     async def check_delete(self, promotion_id: int, actor: Principal) -> list[Failure]:
-        authz.check_promotion_write(actor, "delete")
+        authorization.check_promotion_write(actor, "delete")
         if failures := id_failures(promotion_id):
             return failures
         async with self._storage.reading() as promotions:
@@ -86,7 +86,7 @@ class PromotionService:
         return promotion
 
     async def delete(self, promotion_id: int, actor: Principal) -> Promotion:
-        authz.check_promotion_write(actor, "delete")
+        authorization.check_promotion_write(actor, "delete")
         require_valid_id(promotion_id)
         async with self._storage.unit_of_work() as uow:
             promotion = deletable(

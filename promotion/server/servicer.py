@@ -7,8 +7,7 @@ from typing import TypeAlias, cast
 import grpc
 
 from global_errors import Failure, Language
-from global_utils.auth import current_principal
-from global_utils.protoconv import (
+from global_utils.grpc.protoconv import (
     decode_page_token,
     encode_page_token,
     failure_texts,
@@ -16,7 +15,8 @@ from global_utils.protoconv import (
     parse_id,
     read_time,
 )
-from global_utils.timeutil import to_timestamp
+from global_utils.identity.principal import current_principal
+from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.models import (
     Discount,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from global_utils.event_auth import AuditSigningSettings
-from global_utils.metrics import MetricsSettings
-from global_utils.settings import (
+from global_utils.config.settings import (
     HttpSideSettings,
     PostgresPasswordSettings,
     RemoteAuthSettings,
     ServiceSettings,
 )
+from global_utils.events.signing import AuditSigningSettings
+from global_utils.observability.metrics import MetricsSettings
 
 
 class PromotionSettings(

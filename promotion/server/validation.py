@@ -7,7 +7,7 @@ discount description 200, at most 100 products per promotion and 20 discounts pe
 from __future__ import annotations
 
 from global_errors import FailedPrecondition, Failure, MessageKey, NotFound
-from global_utils.validation import (
+from global_utils.rules.validation import (
     Refusal,
     check_finite,
     check_page_size,

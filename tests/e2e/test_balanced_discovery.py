@@ -14,8 +14,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from devtools.processes import ServiceProcess
 from devtools.stack import free_port
-from global_utils.client import ServiceChannels
-from global_utils.registry import StaticRegistry, balanced_endpoint
+from global_utils.discovery.registry import StaticRegistry, balanced_endpoint
+from global_utils.grpc.client import ServiceChannels
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from tests.dns_server import LoopbackDns
 from tests.helpers import eventually

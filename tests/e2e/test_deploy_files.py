@@ -18,9 +18,9 @@ import pytest
 
 from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
-from global_utils.client import ClientSettings
-from global_utils.settings import nkey_seed
-from global_utils.tracing_config import TracingSettings
+from global_utils.config.secrets import nkey_seed
+from global_utils.grpc.client import ClientSettings
+from global_utils.observability.tracing_setup import TracingSettings
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
@@ -217,7 +217,7 @@ def test_service_images_run_unprivileged_with_a_grpc_health_check(name: str) -> 
     users = [rest for keyword, rest in stage if keyword == "USER"]
     assert users and users[-1] not in ("root", "0"), path
     healthchecks = [rest for keyword, rest in stage if keyword == "HEALTHCHECK"]
-    assert healthchecks and "global_utils.healthprobe" in healthchecks[-1], path
+    assert healthchecks and "global_utils.grpc.healthprobe" in healthchecks[-1], path
     entrypoint = [rest for keyword, rest in stage if keyword == "ENTRYPOINT"][-1]
     assert entrypoint.startswith("["), f"{path}: exec form, so SIGTERM reaches Python"
     env = " ".join(rest for keyword, rest in stage if keyword == "ENV")

@@ -24,14 +24,15 @@ from pydantic_settings import BaseSettings
 from audit.server.settings import AuditSettings
 from devtools import certs
 from devtools.stack import REPO_ROOT
-from global_utils.grpc_host import LIVENESS_HEALTH_NAME
-from global_utils.settings import RegistrySettings, nkey_seed
-from global_utils.token_keys import parse_signing_keys
+from global_utils.config.secrets import nkey_seed
+from global_utils.config.settings import RegistrySettings
+from global_utils.grpc.host import LIVENESS_HEALTH_NAME
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
 from tests.e2e.test_deploy_files import final_stage
 from user.server.settings import UserSettings
+from user.server.signing_keys import parse_signing_keys
 
 KUBE = REPO_ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(path.name for path in (KUBE / "overlays").iterdir() if path.is_dir())
@@ -343,7 +344,7 @@ def test_service_has_native_grpc_probes_on_its_grpc_port(overlay: str, service: 
         ):
             assert "grpc" not in container[probe], (service, probe)
             command = container[probe]["exec"]["command"]
-            assert command == ["python", "-m", "global_utils.healthprobe", *args], command
+            assert command == ["python", "-m", "global_utils.grpc.healthprobe", *args], command
         return
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"]["port"] == port, (service, probe)

@@ -15,8 +15,8 @@ from devtools.stack import REPO_ROOT
 _PROBE = textwrap.dedent(
     """
     import asyncio
-    from global_utils.registry import Endpoint
-    from global_utils.settings import RegistrySettings
+    from global_utils.discovery.registry import Endpoint
+    from global_utils.config.settings import RegistrySettings
 
     async def main() -> None:
         settings = RegistrySettings()

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from devtools.stack import REPO_ROOT, free_port
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
 

@@ -18,8 +18,8 @@ from tests.helpers import eventually
 SERVE_ONE_CHANGE = """
 import asyncio, json, sys
 import grpc
-from global_utils.auth import bearer_metadata
-from global_utils.settings import load_settings
+from global_utils.identity.principal import bearer_metadata
+from global_utils.config.loading import load_settings
 from tests.helpers import new_user, serving
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build

@@ -10,8 +10,9 @@ import urllib.request
 import psutil
 
 from devtools.stack import REPO_ROOT
-from global_utils.token_keys import keys_from_jwks, parse_signing_keys
+from global_utils.identity.token_keys import keys_from_jwks
 from tests.e2e.conftest import base_env
+from user.server.signing_keys import parse_signing_keys
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

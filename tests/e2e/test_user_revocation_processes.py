@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from devtools.stack import free_port
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from tests.helpers import new_user
 from user.proto import user_pb2, user_pb2_grpc
 

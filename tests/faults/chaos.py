@@ -29,8 +29,8 @@ import psutil
 from audit.proto import audit_pb2, audit_pb2_grpc
 from devtools.processes import ServiceProcess
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.auth import bearer_metadata
-from global_utils.timeutil import to_timestamp
+from global_utils.identity.principal import bearer_metadata
+from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
 

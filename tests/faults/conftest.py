@@ -14,8 +14,8 @@ from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import make_audit_keys, make_nats_keys
 from devtools.nats_stack import start_nats
 from devtools.stack import EmbeddedPostgres, free_port
-from global_utils.token_keys import new_signing_key_pem
 from tests.faults.chaos import Stack, wait_ready
+from user.server.signing_keys import new_signing_key_pem
 
 REPORT = pytest.StashKey[str]()
 SERVICES = ("user", "promotion", "audit")

@@ -16,8 +16,8 @@ from audit.server.settings import AuditSettings
 from devtools.databases import service_db_settings
 from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.auth import bearer_metadata
-from global_utils.grpc_host import ServiceHost
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings

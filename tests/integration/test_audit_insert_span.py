@@ -20,10 +20,10 @@ from audit.server.raw_client import RawClient
 from devtools.databases import runtime_dsn, runtime_password
 from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import ActionType, AuditEvent, Subject
-from global_utils.broker import Broker
-from global_utils.db import Database
-from global_utils.event_auth import EventSigner
+from global_utils.data.database import Database
+from global_utils.events.audit_event import ActionType, AuditEvent, Subject
+from global_utils.events.signing import EventSigner
+from global_utils.messaging.broker import Broker
 from provision.broker import provision_broker
 from tests.helpers import eventually
 

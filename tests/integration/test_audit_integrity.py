@@ -27,12 +27,12 @@ from audit.server.repository import AuditRepository
 from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
-from global_utils.audit import ActionType, AuditEvent
-from global_utils.auth import bearer_metadata
-from global_utils.db import Database, UnitOfWork
-from global_utils.event_auth import EventSigner
-from global_utils.grpc_host import ServiceHost
-from global_utils.outbox import OutboxAuditEmitter
+from global_utils.data.database import Database, UnitOfWork
+from global_utils.events.audit_event import ActionType, AuditEvent
+from global_utils.events.signing import EventSigner
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
+from global_utils.messaging.outbox import OutboxAuditEmitter
 from provision.migrations import VERSIONS
 from tests.helpers import eventually
 from tests.previous_release import PREVIOUS_TIMESCALE_INIT

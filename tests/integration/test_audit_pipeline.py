@@ -34,19 +34,19 @@ from devtools.databases import (
 )
 from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import AUDIT_STREAM, ActionType, AuditEvent
-from global_utils.auth import bearer_metadata
-from global_utils.broker import Broker
-from global_utils.db import Database, UnitOfWork
-from global_utils.event_auth import EventSigner
-from global_utils.grpc_host import ServiceHost
-from global_utils.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.token_keys import new_signing_key_pem
+from global_utils.data.database import Database, UnitOfWork
+from global_utils.events.audit_event import AUDIT_STREAM, ActionType, AuditEvent
+from global_utils.events.signing import EventSigner
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
+from global_utils.messaging.broker import Broker
+from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
 from provision.broker import provision_broker
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user
 from user.server.settings import UserSettings
+from user.server.signing_keys import new_signing_key_pem
 
 # This module's producers: the test's own events and the user service, each with its key
 # (given directly, AUDIT_PRODUCER_KEYS and AUDIT_SIGNING_KEY, not as files).

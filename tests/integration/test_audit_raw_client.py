@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 from audit.server.raw_client import RawClient, RawMessage
 from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats
-from global_utils.broker import Broker
+from global_utils.messaging.broker import Broker
 from tests.helpers import eventually
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from audit.proto import audit_pb2
 from devtools.stack import EmbeddedPostgres
-from global_utils.auth import bearer_metadata
-from global_utils.timeutil import to_timestamp
+from global_utils.identity.principal import bearer_metadata
+from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from tests.helpers import eventually, new_promotion, new_user
 from user.proto import user_pb2

@@ -81,7 +81,7 @@ async def test_audit_ready_line_names_the_storage_mode(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     expected = await AuditRepository(audit_db).storage_mode()
-    with caplog.at_level(logging.INFO, logger="global_utils.grpc_host"):
+    with caplog.at_level(logging.INFO, logger="global_utils.grpc.host"):
         async with serving(build_audit(audit_settings_factory())):
             ready = [r.getMessage() for r in caplog.records if "audit ready" in r.getMessage()]
     assert len(ready) == 1 and ready[0].endswith(f", {expected}")

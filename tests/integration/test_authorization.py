@@ -12,7 +12,7 @@ import pytest
 
 from audit.proto import audit_pb2
 from devtools.stack import EmbeddedPostgres
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2
 from tests.helpers import eventually, new_promotion, new_user, serving
 from user.proto import user_pb2, user_pb2_grpc

@@ -26,11 +26,17 @@ from audit.server.raw_client import RawClient
 from devtools.databases import runtime_dsn, runtime_password
 from devtools.dev_secrets import AuditKeys, NatsKeys, make_nats_keys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import AUDIT_CONSUMER, AUDIT_STREAM, ActionType, AuditEvent, Subject
-from global_utils.broker import Broker
-from global_utils.db import Database
-from global_utils.event_auth import EventSigner
-from global_utils.settings import ServiceSettings
+from global_utils.config.settings import ServiceSettings
+from global_utils.data.database import Database
+from global_utils.events.audit_event import (
+    AUDIT_CONSUMER,
+    AUDIT_STREAM,
+    ActionType,
+    AuditEvent,
+    Subject,
+)
+from global_utils.events.signing import EventSigner
+from global_utils.messaging.broker import Broker
 from provision.broker import provision_broker
 from tests.helpers import eventually
 
@@ -123,7 +129,7 @@ async def test_a_client_without_a_listed_key_is_refused(
     # why, once.
     settings = ServiceSettings(micro_broker_address=nats_server.address)
     broker = Broker(settings.broker_url, name="no-credentials", access=settings.broker_access("x"))
-    with caplog.at_level(logging.WARNING, logger="global_utils.broker"):
+    with caplog.at_level(logging.WARNING, logger="global_utils.messaging.broker"):
         await broker.start()
         try:
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from global_utils.client import ClientSettings
-from global_utils.grpc_host import ServiceHost
-from global_utils.registry import Endpoint
+from global_utils.discovery.registry import Endpoint
+from global_utils.grpc.client import ClientSettings
+from global_utils.grpc.host import ServiceHost
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from tests.integration.conftest import SEED_EMAIL, SEED_PASSWORD
 from user.client.auth import Session, login_session, session_channel

@@ -16,8 +16,8 @@ import grpc
 import pytest
 
 from devtools.stack import EmbeddedPostgres
-from global_utils.audit import AuditHeader
-from global_utils.grpc_host import ServiceHost
+from global_utils.events.audit_event import AuditHeader
+from global_utils.grpc.host import ServiceHost
 from tests.helpers import eventually, new_user
 from user.proto import user_pb2, user_pb2_grpc
 

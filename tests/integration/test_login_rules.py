@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from devtools.stack import EmbeddedPostgres
-from global_utils.timeutil import to_timestamp
+from global_utils.runtime.timeutil import to_timestamp
 from tests.helpers import new_user
 from user.proto import user_pb2
 from user.server.passwords import PasswordHasher

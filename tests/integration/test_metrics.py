@@ -15,12 +15,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from audit.server.bootstrap import build as build_audit
 from audit.server.settings import AuditSettings
 from devtools.stack import EmbeddedPostgres, free_port
-from global_utils.auth import bearer_metadata
-from global_utils.broker import Broker
-from global_utils.db import Database
-from global_utils.grpc_host import ServiceHost
-from global_utils.metrics import METRICS_PATH, MetricsSettings, ServiceMetrics, watch_outbox
-from global_utils.outbox import OutboxRelay
+from global_utils.data.database import Database
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
+from global_utils.messaging.broker import Broker
+from global_utils.messaging.outbox import OutboxRelay
+from global_utils.observability.metrics import (
+    METRICS_PATH,
+    MetricsSettings,
+    ServiceMetrics,
+    watch_outbox,
+)
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings

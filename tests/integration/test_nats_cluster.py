@@ -22,9 +22,9 @@ from audit.server.settings import AuditSettings
 from devtools.dev_secrets import NatsKeys
 from devtools.nats_stack import servers_url
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
-from global_utils.audit import AUDIT_STREAM
-from global_utils.auth import bearer_metadata
-from global_utils.grpc_host import ServiceHost
+from global_utils.events.audit_event import AUDIT_STREAM
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
 from provision.broker import provision_broker
 from tests.helpers import eventually, new_user, serving, started
 from user.proto import user_pb2, user_pb2_grpc

@@ -20,7 +20,7 @@ import nats
 from devtools import certs
 from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats
-from global_utils.settings import BrokerSettings
+from global_utils.config.settings import BrokerSettings
 
 
 @pytest.fixture(scope="module")

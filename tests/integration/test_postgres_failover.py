@@ -15,7 +15,7 @@ import pytest
 
 from devtools.databases import provision_databases, runtime_dsn
 from devtools.stack import EmbeddedPostgres
-from global_utils.auth import bearer_metadata
+from global_utils.identity.principal import bearer_metadata
 from tests.helpers import eventually, new_user, serving
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build

@@ -15,7 +15,7 @@ import yaml
 from audit.proto import audit_pb2, audit_pb2_grpc
 from devtools.dashboards import DASHBOARD_DIR, dashboard_queries, metric_names
 from devtools.prometheus import RULES, LocalPrometheus
-from global_utils.grpc_host import ServiceHost
+from global_utils.grpc.host import ServiceHost
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from tests.helpers import eventually
 

@@ -10,15 +10,15 @@ import pytest
 from nats.aio.msg import Msg
 
 from devtools.stack import free_port
-from global_utils.audit import AuditHeader
-from global_utils.auth import bearer_metadata
-from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
+from global_utils.events.audit_event import AuditHeader
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
 from tests.helpers import new_promotion, serving
 from user.proto import user_pb2
 from user.server.models import User
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 from user.server.tokens import TokenCodec
 
 PROTECTED = {

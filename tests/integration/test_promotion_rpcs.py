@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from global_utils.timeutil import to_timestamp
+from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from tests.helpers import new_promotion
 

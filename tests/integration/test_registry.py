@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from global_utils.registry import Endpoint, MdnsRegistry
+from global_utils.discovery.registry import Endpoint, MdnsRegistry
 from tests.helpers import eventually
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from devtools import certs
 from devtools.stack import REPO_ROOT
-from global_utils.auth import bearer_metadata
-from global_utils.client import open_channel
-from global_utils.grpc_host import ServiceHost
-from global_utils.registry import Endpoint
-from global_utils.tls import ClientTls
+from global_utils.discovery.registry import Endpoint
+from global_utils.grpc.client import open_channel
+from global_utils.grpc.host import ServiceHost
+from global_utils.grpc.tls import ClientTls
+from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
@@ -175,6 +175,6 @@ async def test_grpcurl_and_the_health_probe_speak_tls(tls_user: ServiceHost, tls
     }
     for service in ("", "liveness"):  # the overall status, and the process-only name
         code, output = await run(
-            sys.executable, "-m", "global_utils.healthprobe", address, service, env=env
+            sys.executable, "-m", "global_utils.grpc.healthprobe", address, service, env=env
         )
         assert code == 0, output

@@ -14,8 +14,8 @@ import pytest
 from google.protobuf.message_factory import GetMessageClass
 
 from devtools.stack import free_port
-from global_utils.auth import bearer_metadata
-from global_utils.token_keys import keys_from_jwks, new_signing_key_pem, parse_signing_keys
+from global_utils.identity.principal import bearer_metadata
+from global_utils.identity.token_keys import keys_from_jwks
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
@@ -24,6 +24,7 @@ from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import JWKS_PATH
 from user.server.bootstrap import build as build_user
 from user.server.settings import UserSettings
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 
 PASSWORD = "s3cret-pw"
 

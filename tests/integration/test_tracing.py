@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from global_utils.auth import bearer_metadata
-from global_utils.grpc_host import ServiceHost
-from global_utils.logs import log_handler
-from global_utils.tracing import ClientTracingInterceptor, log_ids
-from global_utils.tracing_config import TracingSettings, tracer_provider
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
+from global_utils.observability.logs import log_handler
+from global_utils.observability.tracing import ClientTracingInterceptor, log_ids
+from global_utils.observability.tracing_setup import TracingSettings, tracer_provider
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
@@ -63,7 +63,7 @@ def debug_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     handler = log_handler(log_ids)
     handler.setStream(stream)  # type: ignore[attr-defined]  # log_handler makes a StreamHandler
-    root, interceptors = logging.getLogger(), logging.getLogger("global_utils.interceptors")
+    root, interceptors = logging.getLogger(), logging.getLogger("global_utils.grpc.interceptors")
     level = interceptors.level
     root.addHandler(handler)
     interceptors.setLevel(logging.DEBUG)

@@ -23,10 +23,10 @@ from devtools.databases import provision_databases, service_db_settings
 from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.nats_stack import start_nats
 from devtools.stack import EmbeddedPostgres
-from global_utils.auth import bearer_metadata
-from global_utils.grpc_host import ServiceHost
-from global_utils.tracing import ClientTracingInterceptor
-from global_utils.tracing_config import TracingSettings, tracer_provider
+from global_utils.grpc.host import ServiceHost
+from global_utils.identity.principal import bearer_metadata
+from global_utils.observability.tracing import ClientTracingInterceptor
+from global_utils.observability.tracing_setup import TracingSettings, tracer_provider
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build as build_user

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from audit.proto import audit_pb2
-from global_utils.grpc_host import ServiceHost
+from global_utils.grpc.host import ServiceHost
 from promotion.proto import promotion_pb2
 from tests.helpers import serving
 from user.proto import user_pb2

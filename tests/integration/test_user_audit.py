@@ -8,7 +8,7 @@ from datetime import datetime
 from nats.aio.msg import Msg
 
 from audit.server.wire import ReceivedEvent
-from global_utils.audit import AuditHeader
+from global_utils.events.audit_event import AuditHeader
 from tests.helpers import new_user
 from user.proto import user_pb2
 

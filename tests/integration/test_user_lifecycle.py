@@ -13,8 +13,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from devtools.databases import provision_databases, service_db_settings
 from devtools.stack import EmbeddedPostgres, free_port
-from global_utils.auth import bearer_metadata
-from global_utils.grpc_host import LIVENESS_HEALTH_NAME
+from global_utils.grpc.host import LIVENESS_HEALTH_NAME
+from global_utils.identity.principal import bearer_metadata
 from tests.helpers import eventually, new_user, serving
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import build
@@ -145,7 +145,7 @@ async def test_health_probe_exits_zero_only_when_serving(user_host) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "global_utils.healthprobe",
+            "global_utils.grpc.healthprobe",
             address,
             cwd=REPO_ROOT,
             stderr=asyncio.subprocess.PIPE,

@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from devtools.stack import EmbeddedPostgres
-from global_utils.timeutil import to_timestamp
+from global_utils.runtime.timeutil import to_timestamp
 from tests.helpers import new_user
 from user.proto import user_pb2
 

@@ -11,7 +11,7 @@ import pytest
 
 from audit.server.chain import GENESIS, chained, row_hash_v1, stored_row_matches
 from audit.server.wire import ReceivedEvent
-from global_utils.audit import ActionType
+from global_utils.events.audit_event import ActionType
 
 ACTION = datetime(2026, 11, 30, 3, 0, 0, 123456, tzinfo=UTC)
 RECORDED = datetime(2026, 11, 30, 3, 0, 1, 5, tzinfo=UTC)

@@ -14,8 +14,8 @@ from audit.server.wire import (
     trace_id_of,
     traceparent_header,
 )
-from global_utils.audit import ActionType, AuditEvent, AuditHeader
-from global_utils.event_auth import EventSigner
+from global_utils.events.audit_event import ActionType, AuditEvent, AuditHeader
+from global_utils.events.signing import EventSigner
 from user.proto import user_pb2
 
 SIGNER = EventSigner("user-test", b"k" * 32)

@@ -1,4 +1,4 @@
-"""The authorization rules (global_utils.authz) as pure functions, and the roles in tokens."""
+"""The authorization rules (global_utils.identity.roles) as pure functions, and roles in tokens."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
+from audit.server import authorization as audit_rules
 from global_errors import Language, MessageKey, PermissionDenied, ResourceExhausted
 from global_errors.status import status_code_for, to_grpc_status
-from global_utils import authz
-from global_utils.auth import Principal
-from global_utils.authz import AccountTerms, Role
-from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
+from global_utils.identity.principal import Principal, Role
+from promotion.server import authorization as promotion_rules
+from user.server import authorization as user_rules
+from user.server.authorization import AccountTerms
 from user.server.models import User
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 from user.server.tokens import TokenCodec
 
 ADMIN = Principal(user_id="1", role=Role.ADMIN)
@@ -31,19 +33,19 @@ def test_a_principal_without_a_role_is_a_member() -> None:
 
 
 def test_only_an_admin_creates_and_deletes_users() -> None:
-    authz.check_user_create(ADMIN)
-    authz.check_user_delete(ADMIN)
+    user_rules.check_user_create(ADMIN)
+    user_rules.check_user_delete(ADMIN)
     with pytest.raises(PermissionDenied):
-        authz.check_user_create(MEMBER)
+        user_rules.check_user_create(MEMBER)
     with pytest.raises(PermissionDenied):
-        authz.check_user_delete(MEMBER)
+        user_rules.check_user_delete(MEMBER)
 
 
 def test_a_member_updates_only_their_own_record() -> None:
-    authz.check_user_update_target(MEMBER, 2)
-    authz.check_user_update_target(ADMIN, 2)
+    user_rules.check_user_update_target(MEMBER, 2)
+    user_rules.check_user_update_target(ADMIN, 2)
     with pytest.raises(PermissionDenied):
-        authz.check_user_update_target(MEMBER, 3)
+        user_rules.check_user_update_target(MEMBER, 3)
 
 
 @pytest.mark.parametrize(
@@ -58,24 +60,24 @@ def test_a_member_updates_only_their_own_record() -> None:
 )
 def test_a_member_keeps_their_account_terms(wanted: AccountTerms) -> None:
     with pytest.raises(PermissionDenied):
-        authz.check_user_update(MEMBER, TERMS, wanted)
-    authz.check_user_update(ADMIN, TERMS, wanted)
+        user_rules.check_user_update(MEMBER, TERMS, wanted)
+    user_rules.check_user_update(ADMIN, TERMS, wanted)
 
 
 def test_a_member_may_send_their_terms_unchanged() -> None:
-    authz.check_user_update(MEMBER, TERMS, TERMS)
-    authz.check_user_update(MEMBER, TERMS, AccountTerms(True, T0, T1, None))
+    user_rules.check_user_update(MEMBER, TERMS, TERMS)
+    user_rules.check_user_update(MEMBER, TERMS, AccountTerms(True, T0, T1, None))
 
 
 def test_promotion_writes_are_admin_only() -> None:
-    authz.check_promotion_write(ADMIN, "create")
+    promotion_rules.check_promotion_write(ADMIN, "create")
     with pytest.raises(PermissionDenied):
-        authz.check_promotion_write(MEMBER, "create")
+        promotion_rules.check_promotion_write(MEMBER, "create")
 
 
 def test_a_member_reads_only_history_by_or_about_them() -> None:
     def scope(who: Principal, by: str = "", name: str = "", oid: str = "") -> str:
-        return authz.audit_performed_by(who, performed_by=by, object_name=name, object_id=oid)
+        return audit_rules.audit_performed_by(who, performed_by=by, object_name=name, object_id=oid)
 
     assert scope(ADMIN) == "" and scope(ADMIN, by="2") == "2"
     assert scope(ADMIN, name="user", oid="9") == ""
@@ -90,9 +92,9 @@ def test_a_member_reads_only_history_by_or_about_them() -> None:
 
 
 def test_a_refusal_is_logged_with_who_and_what(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="global_utils.authz"):
+    with caplog.at_level(logging.WARNING, logger="global_utils.identity.roles"):
         with pytest.raises(PermissionDenied):
-            authz.check_user_delete(MEMBER)
+            user_rules.check_user_delete(MEMBER)
     assert "permission denied: user 2 (role member) may not delete users" in caplog.text
 
 

@@ -16,9 +16,9 @@ from audit.server.authenticity import (
 )
 from audit.server.settings import AuditSettings
 from audit.server.wire import header_block, parse_delivery
-from global_utils.audit import ActionType, AuditEvent, AuditHeader
-from global_utils.event_auth import AuditSigningSettings, EventSigner, MacKey
-from global_utils.settings import load_settings
+from global_utils.config.loading import load_settings
+from global_utils.events.audit_event import ActionType, AuditEvent, AuditHeader
+from global_utils.events.signing import AuditSigningSettings, EventSigner, MacKey
 
 USER_KEY = b"u" * 32
 PROMOTION_KEY = b"p" * 32

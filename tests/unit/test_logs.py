@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from global_utils.logs import configure_logging
+from global_utils.observability.logs import configure_logging
 
 
 def test_asyncpg_pool_outage_is_one_line_without_traceback() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from global_utils.metrics import GO_CODE_NAMES, grpc_type, split_method
+from global_utils.observability.metrics import GO_CODE_NAMES, grpc_type, split_method
 
 # google.golang.org/grpc/codes: Code.String() for every code
 GO_NAMES = [

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
-from global_utils.auth import Principal
-from global_utils.authz import Role
+from global_utils.identity.principal import Principal, Role
 from promotion.proto import promotion_pb2
 from promotion.server.models import (
     Discount,

@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from devtools.dev_secrets import make_nats_keys
 from global_errors import Language
-from global_utils.registry import Endpoint
-from global_utils.settings import load_settings, parse_registry_address
-from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
+from global_utils.config.loading import load_settings
+from global_utils.config.settings import parse_registry_address
+from global_utils.discovery.registry import Endpoint
 from user.server.settings import UserSettings
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 
 KEY = "0123456789abcdef0123456789abcdef"
 PEM = new_signing_key_pem("unit test key")

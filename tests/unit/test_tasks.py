@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from global_utils.tasks import cancel_and_wait
+from global_utils.runtime.tasks import cancel_and_wait
 
 
 async def test_cancelled_tasks_are_waited_for() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from global_utils.timeutil import (
+from global_utils.runtime.timeutil import (
     MAX_SECONDS,
     MIN_SECONDS,
     TimestampOutOfRange,

@@ -6,8 +6,8 @@ import time
 
 import jwt
 
-from global_utils.auth import Principal
-from global_utils.token_cache import TokenCache, seconds_until_expiry
+from global_utils.identity.principal import Principal
+from global_utils.identity.token_cache import TokenCache, seconds_until_expiry
 
 
 def token(expires_in: float, subject: str = "1") -> str:

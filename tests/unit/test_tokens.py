@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
-from global_utils.auth import Principal
-from global_utils.token_keys import (
+from global_utils.identity.principal import Principal
+from global_utils.identity.token_keys import (
     ISSUER,
     LocalTokenVerifier,
     PublicKey,
@@ -23,10 +23,9 @@ from global_utils.token_keys import (
     decode_access_token,
     jwks_document,
     keys_from_jwks,
-    new_signing_key_pem,
-    parse_signing_keys,
 )
 from user.server.models import User
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 from user.server.tokens import TokenCodec
 
 T = datetime(2020, 1, 1, tzinfo=UTC)

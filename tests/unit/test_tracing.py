@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import SpanContext
 from pydantic import ValidationError
 
-from global_utils.logs import RequestIdFilter
-from global_utils.tracing import (
+from global_utils.observability.logs import RequestIdFilter
+from global_utils.observability.tracing import (
     ServerTracingInterceptor,
     Tracing,
     context_from_traceparent,
@@ -30,7 +30,12 @@ from global_utils.tracing import (
     log_ids,
     statement_summary,
 )
-from global_utils.tracing_config import RootSampling, TracingSettings, sampler, tracer_provider
+from global_utils.observability.tracing_setup import (
+    RootSampling,
+    TracingSettings,
+    sampler,
+    tracer_provider,
+)
 
 
 def settings(**values: object) -> TracingSettings:

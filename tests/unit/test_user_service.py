@@ -16,15 +16,14 @@ from global_errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from global_utils.auth import Principal
-from global_utils.authz import Role
-from global_utils.token_keys import new_signing_key_pem, parse_signing_keys
-from global_utils.validation import MAX_PAGE_SIZE
+from global_utils.identity.principal import Principal, Role
+from global_utils.rules.validation import MAX_PAGE_SIZE
 from tests.fakes import FakePasswordHasher, FakeUserRepository, FakeUserStorage
 from user.proto import user_pb2
 from user.server.models import User, UserDraft, UserQuery
 from user.server.service import UserService
 from user.server.servicer import login_to_proto, query_from_proto, user_to_proto, users_to_proto
+from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 from user.server.tokens import TokenCodec
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)

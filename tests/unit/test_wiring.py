@@ -9,20 +9,20 @@ import pytest
 from nats.aio.client import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from global_utils.auth import Principal
-from global_utils.db import PooledConnection
-from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.http_side import Handler, HttpResponse
-from global_utils.metrics import (
+from global_utils.config.settings import ServiceSettings
+from global_utils.data.database import PooledConnection
+from global_utils.discovery.registry import StaticRegistry
+from global_utils.grpc.host import ServiceDefinition, ServiceHost
+from global_utils.grpc.http_side import Handler, HttpResponse
+from global_utils.identity.principal import Principal
+from global_utils.observability.metrics import (
     ClientMetricsInterceptor,
     MetricsSettings,
     Prober,
     ServerMetricsInterceptor,
     ServiceMetrics,
 )
-from global_utils.registry import StaticRegistry
-from global_utils.settings import ServiceSettings
-from global_utils.tracing import ClientTracingInterceptor, ServerTracingInterceptor
+from global_utils.observability.tracing import ClientTracingInterceptor, ServerTracingInterceptor
 from global_utils.wiring import ServiceParts, service_parts
 from user.proto import user_pb2_grpc
 

@@ -10,13 +10,12 @@ from typing import Any
 import grpc
 
 from global_errors import MessageKey, Unauthenticated, Unavailable
-from global_utils.auth import Principal, TokenVerifier
-from global_utils.authz import Role
-from global_utils.client import ClientSettings, ServiceChannels, find_service, open_channel
-from global_utils.registry import Endpoint, Registry
-from global_utils.settings import RemoteAuthSettings
-from global_utils.token_cache import CachingVerifier, TokenCache
-from global_utils.token_keys import LocalTokenVerifier, PublicKey
+from global_utils.config.settings import RemoteAuthSettings
+from global_utils.discovery.registry import Endpoint, Registry
+from global_utils.grpc.client import ClientSettings, ServiceChannels, find_service, open_channel
+from global_utils.identity.principal import Principal, Role, TokenVerifier
+from global_utils.identity.token_cache import CachingVerifier, TokenCache
+from global_utils.identity.token_keys import LocalTokenVerifier, PublicKey
 from user.proto import user_pb2, user_pb2_grpc
 
 USER_SERVICE = "user"

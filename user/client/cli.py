@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from global_utils.auth import bearer_metadata
-from global_utils.cli import Scenario, add_login_arguments, run_cli, to_json
-from global_utils.client import ClientSettings, find_service
-from global_utils.timeutil import to_timestamp
+from global_utils.grpc.cli import Scenario, add_login_arguments, run_cli, to_json
+from global_utils.grpc.client import ClientSettings, find_service
+from global_utils.identity.principal import bearer_metadata
+from global_utils.runtime.timeutil import to_timestamp
 from user.client.auth import Session, session_channel
 from user.proto import user_pb2, user_pb2_grpc
 

@@ -6,8 +6,8 @@ so they stay small."""
 
 
 def main() -> None:
-    from global_utils.grpc_host import run_service
-    from global_utils.settings import load_settings
+    from global_utils.config.loading import load_settings
+    from global_utils.grpc.host import run_service
     from user.server.bootstrap import build
     from user.server.settings import UserSettings
 

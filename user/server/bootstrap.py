@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from global_utils.grpc_host import ServiceDefinition, ServiceHost
-from global_utils.http_side import HttpResponse
-from global_utils.metrics import ServiceMetrics, watch_outbox, watch_token_cache
-from global_utils.token_cache import TokenCache
-from global_utils.token_keys import jwks_document
+from global_utils.grpc.host import ServiceDefinition, ServiceHost
+from global_utils.grpc.http_side import HttpResponse
+from global_utils.identity.token_cache import TokenCache
+from global_utils.identity.token_keys import jwks_document
+from global_utils.observability.metrics import ServiceMetrics, watch_outbox, watch_token_cache
 from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher

@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from global_errors import Failure
-from global_utils.authz import AccountTerms, Role
+from global_utils.identity.principal import Role
+from user.server.authorization import AccountTerms
 
 
 class Standing(NamedTuple):

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from global_errors import AlreadyExists, MessageKey
-from global_utils.authz import Role
-from global_utils.sql import Filters
+from global_utils.data.sql import Filters
+from global_utils.identity.principal import Role
 from user.server.models import Standing, User, UserDraft, UserQuery
 
 _COLUMNS = (

@@ -1,5 +1,5 @@
 """The user use cases: queries, validated writes with audit events, login and token checks.
-Who may do what is decided here, through global_utils.authz."""
+Who may do what is decided here, through global_utils.identity.roles."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from datetime import timedelta
 from google.protobuf.message import Message
 
 from global_errors import Failure, MessageKey, ResourceExhausted, Unauthenticated, ValidationFailed
-from global_utils import authz
-from global_utils.audit import ActionType, AuditEvent
-from global_utils.auth import Principal, TokenVerifier
-from global_utils.timeutil import now
-from global_utils.token_cache import TokenCache
-from global_utils.token_keys import PublicKey
-from global_utils.validation import Refusal, id_failures, require_valid_id
+from global_utils.events.audit_event import ActionType, AuditEvent
+from global_utils.identity.principal import Principal, TokenVerifier
+from global_utils.identity.token_cache import TokenCache
+from global_utils.identity.token_keys import PublicKey
+from global_utils.rules.validation import Refusal, id_failures, require_valid_id
+from global_utils.runtime.timeutil import now
+from user.server import authorization
 from user.server.models import LoginAttempt, LoginOutcome, Standing, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import UserRepository
@@ -104,18 +104,18 @@ class UserService:
 
     # dry runs: refused to whoever the change itself would be refused to
     async def check_create(self, draft: UserDraft, actor: Principal) -> list[Failure]:
-        authz.check_user_create(actor)
+        authorization.check_user_create(actor)
         return await self._check(draft, creating=True)
 
     async def check_update(self, draft: UserDraft, actor: Principal) -> list[Failure]:
-        authz.check_user_update_target(actor, draft.id)
+        authorization.check_user_update_target(actor, draft.id)
         failures = await self._check(draft, creating=False)
         async with self._storage.reading() as users:
             await self._authorize_update(actor, draft, users, for_update=False)
         return failures
 
     async def check_delete(self, user_id: int, actor: Principal) -> list[Failure]:
-        authz.check_user_delete(actor)
+        authorization.check_user_delete(actor)
         if failures := id_failures(user_id):
             return failures
         async with self._storage.reading() as users:
@@ -137,12 +137,12 @@ class UserService:
         """The stored user, once actor may make this change to it (None: there is none)."""
         stored = await users.get(draft.id, for_update=for_update) if draft.id > 0 else None
         if stored is not None:
-            authz.check_user_update(actor, stored.terms, draft.terms)
+            authorization.check_user_update(actor, stored.terms, draft.terms)
         return stored
 
     # writes
     async def create(self, draft: UserDraft, actor: Principal) -> User:
-        authz.check_user_create(actor)
+        authorization.check_user_create(actor)
         failures = await self._check(draft, creating=True)
         if failures:
             raise ValidationFailed(failures)
@@ -154,7 +154,7 @@ class UserService:
         return user
 
     async def update(self, draft: UserDraft, actor: Principal) -> User:
-        authz.check_user_update_target(actor, draft.id)
+        authorization.check_user_update_target(actor, draft.id)
         failures = await self._check(draft, creating=False)
         if failures:
             raise ValidationFailed(failures)
@@ -175,7 +175,7 @@ class UserService:
         return user
 
     async def delete(self, user_id: int, actor: Principal) -> User:
-        authz.check_user_delete(actor)
+        authorization.check_user_delete(actor)
         require_valid_id(user_id)
         async with self._storage.unit_of_work() as uow:
             user = deletable(user_id, await uow.users.get(user_id, for_update=True))

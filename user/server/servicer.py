@@ -7,9 +7,7 @@ from typing import TypeAlias
 import grpc
 
 from global_errors import Failure, Language, MessageKey
-from global_utils.auth import current_principal
-from global_utils.authz import Role
-from global_utils.protoconv import (
+from global_utils.grpc.protoconv import (
     decode_page_token,
     encode_page_token,
     failure_texts,
@@ -17,8 +15,9 @@ from global_utils.protoconv import (
     parse_id,
     read_time,
 )
-from global_utils.timeutil import to_timestamp
-from global_utils.token_keys import PublicKey
+from global_utils.identity.principal import Role, current_principal
+from global_utils.identity.token_keys import PublicKey
+from global_utils.runtime.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
 from user.server.service import Session, UserService

@@ -3,20 +3,63 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from global_utils.event_auth import AuditSigningSettings
-from global_utils.metrics import MetricsSettings
-from global_utils.settings import (
+from global_utils.config.settings import (
     HttpSideSettings,
-    JwtSettings,
     PostgresPasswordSettings,
     ServiceSettings,
     TokenCacheSettings,
 )
+from global_utils.events.signing import AuditSigningSettings
+from global_utils.observability.metrics import MetricsSettings
 from user.server.passwords import default_bcrypt_workers
 from user.server.repository import ThrottlePolicy
+from user.server.signing_keys import SigningKey, parse_signing_keys
+
+
+class JwtSettings(BaseSettings):
+    """The user service's token signing keys: Ed25519 private keys in PKCS#8 PEM, given
+    directly (JWT_PRIVATE_KEY) or as a file (JWT_PRIVATE_KEY_FILE). With several keys the
+    first signs and all verify and are published (key rotation: a new key is added second,
+    moved first once every instance publishes it, and the old one removed after its tokens
+    have expired)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    jwt_private_key: str = ""
+    jwt_private_key_file: Path | None = None
+    # access tokens' lifetime (promotion and audit accept a deactivated user's until then)
+    access_token_seconds: int = Field(default=900, ge=10, le=86_400)
+    # refresh tokens' lifetime; each refresh hands out a new one with a new lifetime
+    refresh_token_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+
+    @model_validator(mode="after")
+    def _require_signing_keys(self) -> JwtSettings:
+        if self.jwt_private_key_file is not None:
+            try:
+                self.jwt_private_key = self.jwt_private_key_file.read_text()
+            except OSError as exc:
+                raise ValueError(
+                    f"JWT_PRIVATE_KEY_FILE: cannot read {self.jwt_private_key_file}: {exc.strerror}"
+                ) from None
+        if not self.jwt_private_key.strip():
+            raise ValueError(
+                "JWT_PRIVATE_KEY: no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
+            )
+        try:
+            parse_signing_keys(self.jwt_private_key)
+        except ValueError as exc:
+            raise ValueError(f"JWT_PRIVATE_KEY: {exc}") from None
+        return self
+
+    @property
+    def signing_keys(self) -> list[SigningKey]:
+        """The first signs; every one verifies."""
+        return parse_signing_keys(self.jwt_private_key)
 
 
 class UserSettings(

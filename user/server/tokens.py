@@ -13,17 +13,17 @@ from datetime import datetime, timedelta
 import jwt
 
 from global_errors import MessageKey, Unauthenticated
-from global_utils.auth import Principal
-from global_utils.timeutil import now
-from global_utils.token_keys import (
+from global_utils.identity.principal import Principal
+from global_utils.identity.token_keys import (
     ALGORITHM,
     ISSUER,
     PublicKey,
-    SigningKey,
     UnknownKeyId,
     decode_access_token,
 )
+from global_utils.runtime.timeutil import now
 from user.server.models import User
+from user.server.signing_keys import SigningKey
 
 ACCESS_LIFETIME = timedelta(minutes=15)
 REFRESH_LIFETIME = timedelta(days=7)

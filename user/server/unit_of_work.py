@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from global_utils.audit import AuditEmitter
-from global_utils.db import Database, UnitOfWork
+from global_utils.data.database import Database, UnitOfWork
+from global_utils.events.audit_event import AuditEmitter
 from user.server.repository import (
     LoginThrottle,
     RefreshTokens,

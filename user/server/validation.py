@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from global_errors import FailedPrecondition, Failure, MessageKey, NotFound
-from global_utils.validation import (
+from global_utils.rules.validation import (
     Refusal,
     check_page_size,
     check_required,

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from global_utils.registry import Endpoint, parse_endpoint
+from global_utils.discovery.registry import Endpoint, parse_endpoint
 
 logger = logging.getLogger(__name__)
 

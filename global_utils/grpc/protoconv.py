@@ -11,8 +11,8 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from global_errors import Failure, Language, MessageKey
-from global_utils.timeutil import TimestampOutOfRange, is_set, to_datetime
-from global_utils.validation import MAX_PAGE_SIZE
+from global_utils.rules.validation import MAX_PAGE_SIZE
+from global_utils.runtime.timeutil import TimestampOutOfRange, is_set, to_datetime
 
 T = TypeVar("T")
 

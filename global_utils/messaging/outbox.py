@@ -18,18 +18,18 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Tracer
 
-from global_utils.audit import AUDIT_STREAM, AuditEvent, Subject
-from global_utils.backoff import Backoff
-from global_utils.broker import Broker
-from global_utils.db import Database
-from global_utils.event_auth import EventSigner
-from global_utils.tasks import cancel_and_wait
-from global_utils.tracing import (
+from global_utils.data.database import Database
+from global_utils.events.audit_event import AUDIT_STREAM, AuditEvent, Subject
+from global_utils.events.signing import EventSigner
+from global_utils.messaging.broker import Broker
+from global_utils.observability.tracing import (
     TRACEPARENT,
     context_from_traceparent,
     current_traceparent,
     span_or_nothing,
 )
+from global_utils.runtime.backoff import Backoff
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Tracing (OpenTelemetry API): spans per RPC (server and client) and per SQL statement, and
 the W3C `traceparent` that carries a trace across gRPC metadata, the outbox and NATS headers.
-How a process is configured (OTEL_* settings, the SDK's provider) is global_utils.tracing_config.
+How a process is configured (OTEL_* settings, the SDK's provider) is
+global_utils.observability.tracing_setup.
 
 Off unless an exporter is configured, and then a true no-op: no span is made, nothing is
 wrapped (no interceptor, the plain connection class), and neither the SDK nor an exporter is
@@ -35,9 +36,9 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from global_utils.db import PooledConnection
-from global_utils.interceptors import HandlerInterceptor
-from global_utils.tracing_config import (
+from global_utils.data.database import PooledConnection
+from global_utils.grpc.interceptors import HandlerInterceptor
+from global_utils.observability.tracing_setup import (
     PresetTraceIds,
     RootSampling,
     TracingSettings,

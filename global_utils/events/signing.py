@@ -24,7 +24,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from global_utils.audit import FIELD_BY_HEADER, AuditHeader
+from global_utils.config.secrets import read_secret
+from global_utils.events.audit_event import FIELD_BY_HEADER, AuditHeader
 
 MIN_AUDIT_KEY_BYTES = 32
 KEY_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -122,16 +123,6 @@ class EventSigner:
             values = [headers[header].strip() for header in SIGNED_HEADERS]
             mac = MAC_V2_PREFIX + self._mac.hexdigest(mac_message(values, payload))
         return {**headers, AuditHeader.KEY_ID.value: self.key_id, AuditHeader.MAC.value: mac}
-
-
-def read_secret(variable: str, value: str, path: Path | None) -> str:
-    """A secret setting given directly or as a file (`<variable>_FILE`, which wins)."""
-    if path is None:
-        return value
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"{variable}_FILE: cannot read {path}: {exc.strerror}") from None
 
 
 class AuditSigningSettings(BaseSettings):

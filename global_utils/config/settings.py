@@ -5,16 +5,15 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import nkeys
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from global_errors import Language
-from global_utils.broker import BrokerAccess
-from global_utils.event_auth import read_secret
-from global_utils.registry import (
+from global_utils.config.secrets import nkey_seed, read_secret
+from global_utils.discovery.registry import (
     DEFAULT_SERVICE_TYPE,
     SERVICE_TYPE_PATTERN,
     Endpoint,
@@ -24,9 +23,9 @@ from global_utils.registry import (
     balanced_endpoint,
     parse_endpoint,
 )
-from global_utils.tls import TlsSettings
-from global_utils.token_keys import SigningKey, parse_signing_keys
-from global_utils.tracing_config import TracingSettings
+from global_utils.grpc.tls import TlsSettings
+from global_utils.messaging.broker import BrokerAccess
+from global_utils.observability.tracing_setup import TracingSettings
 
 
 class RegistrySettings(TlsSettings):
@@ -170,49 +169,8 @@ class PostgresPasswordSettings(BaseSettings):
         return self
 
 
-class JwtSettings(BaseSettings):
-    """The user service's token signing keys: Ed25519 private keys in PKCS#8 PEM, given
-    directly (JWT_PRIVATE_KEY) or as a file (JWT_PRIVATE_KEY_FILE). With several keys the
-    first signs and all verify and are published (key rotation: a new key is added second,
-    moved first once every instance publishes it, and the old one removed after its tokens
-    have expired)."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
-
-    jwt_private_key: str = ""
-    jwt_private_key_file: Path | None = None
-    # access tokens' lifetime (promotion and audit accept a deactivated user's until then)
-    access_token_seconds: int = Field(default=900, ge=10, le=86_400)
-    # refresh tokens' lifetime; each refresh hands out a new one with a new lifetime
-    refresh_token_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
-
-    @model_validator(mode="after")
-    def _require_signing_keys(self) -> JwtSettings:
-        if self.jwt_private_key_file is not None:
-            try:
-                self.jwt_private_key = self.jwt_private_key_file.read_text()
-            except OSError as exc:
-                raise ValueError(
-                    f"JWT_PRIVATE_KEY_FILE: cannot read {self.jwt_private_key_file}: {exc.strerror}"
-                ) from None
-        if not self.jwt_private_key.strip():
-            raise ValueError(
-                "JWT_PRIVATE_KEY: no signing key: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE"
-            )
-        try:
-            parse_signing_keys(self.jwt_private_key)
-        except ValueError as exc:
-            raise ValueError(f"JWT_PRIVATE_KEY: {exc}") from None
-        return self
-
-    @property
-    def signing_keys(self) -> list[SigningKey]:
-        """The first signs; every one verifies."""
-        return parse_signing_keys(self.jwt_private_key)
-
-
 class HttpSideSettings(BaseSettings):
-    """The HTTP side port (global_utils.http_side): host:port, port 0 for any free one."""
+    """The HTTP side port (global_utils.grpc.http_side): host:port, port 0 for any free one."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
@@ -275,30 +233,5 @@ def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[E
     return mapping
 
 
-def nkey_seed(text: str) -> str:
-    """The seed of an nkey seed file's text: its first line that is not a # comment."""
-    lines = (line.strip() for line in text.splitlines())
-    return next((line for line in lines if line and not line.startswith("#")), "")
-
-
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
-
-
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
-
-
-def load_settings(cls: type[SettingsT]) -> SettingsT:
-    """Reads cls from the environment; a bad or missing value exits with one line naming it."""
-    try:
-        return cls()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        variable = "_".join(str(part) for part in first["loc"]).upper()
-        # A field's error names its variable here; a model-level check names it in the message.
-        raise SystemExit(
-            f"configuration error: {variable}: {message}"
-            if variable
-            else f"configuration error: {message}"
-        ) from None

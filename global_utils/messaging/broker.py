@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.errors import AuthorizationError
 
 from global_errors import MessageKey, Unavailable
-from global_utils.tasks import cancel_and_wait
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

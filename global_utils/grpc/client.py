@@ -14,9 +14,9 @@ import grpc
 from pydantic import Field
 
 from global_errors import MessageKey, Unavailable
-from global_utils.registry import Endpoint, Registry, parse_endpoint, pick
-from global_utils.settings import RegistrySettings
-from global_utils.tls import ClientTls, secure_options
+from global_utils.config.settings import RegistrySettings
+from global_utils.discovery.registry import Endpoint, Registry, parse_endpoint, pick
+from global_utils.grpc.tls import ClientTls, secure_options
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

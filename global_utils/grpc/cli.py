@@ -13,8 +13,8 @@ from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import Message
 
 from global_errors import DomainError
-from global_utils.client import ClientSettings
-from global_utils.settings import load_settings
+from global_utils.config.loading import load_settings
+from global_utils.grpc.client import ClientSettings
 
 T = TypeVar("T")
 

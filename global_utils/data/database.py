@@ -14,9 +14,9 @@ from typing import Any, Self
 import asyncpg
 
 from global_errors import MessageKey, Unavailable
-from global_utils.audit import AuditEmitter, AuditEvent
-from global_utils.backoff import Backoff
-from global_utils.tasks import cancel_and_wait
+from global_utils.events.audit_event import AuditEmitter, AuditEvent
+from global_utils.runtime.backoff import Backoff
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Database:
         connection_class: type[PooledConnection] = PooledConnection,
     ) -> None:
         self._dsn = dsn
-        # a subclass when statements are traced (global_utils.tracing)
+        # a subclass when statements are traced (global_utils.observability.tracing)
         self._connection_class = connection_class
         # Kept apart from the URL (which log lines may show); sslmode/sslrootcert stay in it.
         self._password = password

@@ -14,7 +14,7 @@ import ifaddr
 from zeroconf import InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from global_utils.tasks import cancel_and_wait
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

@@ -14,18 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from global_errors import MessageKey, Unauthenticated
-from global_utils.auth import Principal
-from global_utils.authz import Role
+from global_utils.identity.principal import Principal, Role
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +27,6 @@ ALGORITHM = "EdDSA"
 CURVE = "Ed25519"
 # Not asked again sooner than this for an unknown kid: a flood of forged kids costs one fetch.
 MIN_REFETCH_SECONDS = 1.0
-PEM_BEGIN = "-----BEGIN PRIVATE KEY-----"
-PEM_END = "-----END PRIVATE KEY-----"
 
 
 @dataclass(frozen=True)
@@ -85,49 +76,6 @@ def jwks_document(keys: Iterable[PublicKey]) -> bytes:
 def keys_from_jwks(document: bytes | str) -> dict[str, PublicKey]:
     found = [PublicKey.from_jwk(entry) for entry in json.loads(document)["keys"]]
     return {k.kid: k for k in found}
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    private: Ed25519PrivateKey
-
-    @property
-    def public(self) -> PublicKey:
-        return PublicKey(self.kid, self.private.public_key())
-
-
-def parse_signing_keys(pem: str) -> list[SigningKey]:
-    """The Ed25519 private keys of a PEM text (PKCS#8 blocks, text between them ignored);
-    ValueError when there is none or a block is not an Ed25519 key."""
-    keys: list[SigningKey] = []
-    rest = pem
-    while PEM_BEGIN in rest:
-        start = rest.index(PEM_BEGIN)
-        end = rest.find(PEM_END, start)
-        if end < 0:
-            raise ValueError("a PEM block has no END line")
-        block = rest[start : end + len(PEM_END)]
-        rest = rest[end + len(PEM_END) :]
-        private = load_pem_private_key(block.encode(), password=None)
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(
-                "not an Ed25519 private key (make one: openssl genpkey -algorithm ed25519)"
-            )
-        keys.append(SigningKey(PublicKey.of(private.public_key()).kid, private))
-    if not keys:
-        raise ValueError("no PEM private key found")
-    return keys
-
-
-def new_signing_key_pem(comment: str = "") -> str:
-    """A fresh Ed25519 private key as PKCS#8 PEM, after an optional comment line."""
-    pem = (
-        Ed25519PrivateKey.generate()
-        .private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        .decode()
-    )
-    return f"# {comment}\n{pem}" if comment else pem
 
 
 class UnknownKeyId(Exception):

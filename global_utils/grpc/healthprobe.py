@@ -1,6 +1,6 @@
 """Container health probe: asks a service's gRPC health endpoint, exits 0 only when SERVING.
 
-Usage: python -m global_utils.healthprobe [host:port [service]]  (default: 127.0.0.1 and the
+Usage: python -m global_utils.grpc.healthprobe [host:port [service]]  (default: 127.0.0.1 and the
 port of MICRO_SERVER_ADDRESS, the overall status; the service name "liveness" asks only whether
 the process serves); speaks TLS as the service's TLS_* settings say. Kubernetes' own gRPC
 probes cannot speak TLS: with TLS on, the manifests run this instead.
@@ -15,8 +15,8 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from global_utils.registry import parse_endpoint
-from global_utils.tls import TlsSettings
+from global_utils.discovery.registry import parse_endpoint
+from global_utils.grpc.tls import TlsSettings
 
 
 def target_from(argv: list[str]) -> str:

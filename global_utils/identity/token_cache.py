@@ -7,7 +7,7 @@ from collections import OrderedDict
 
 import jwt
 
-from global_utils.auth import Principal, TokenVerifier
+from global_utils.identity.principal import Principal, TokenVerifier
 
 
 class TokenCache:

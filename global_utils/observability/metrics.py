@@ -36,12 +36,12 @@ from prometheus_client.registry import Collector
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from global_utils.db import Database, PoolUse
-from global_utils.http_side import HttpResponse
-from global_utils.interceptors import HandlerInterceptor
-from global_utils.outbox import OutboxRelay
-from global_utils.tasks import cancel_and_wait
-from global_utils.token_cache import TokenCache
+from global_utils.data.database import Database, PoolUse
+from global_utils.grpc.http_side import HttpResponse
+from global_utils.grpc.interceptors import HandlerInterceptor
+from global_utils.identity.token_cache import TokenCache
+from global_utils.messaging.outbox import OutboxRelay
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ METRICS_PATH = "/metrics"
 # go-grpc-prometheus's default buckets (Prometheus' DefBuckets) with 1 ms and 2.5 ms in front:
 # most calls here finish in a few milliseconds.
 HANDLING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-# Served by every host besides its own service (global_utils.grpc_host).
+# Served by every host besides its own service (global_utils.grpc.host).
 STANDARD_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection")
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 # grpc_code values are Go's names for the status codes, as go-grpc-prometheus reports them.

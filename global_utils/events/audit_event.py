@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 from google.protobuf.message import Message
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from global_utils.timeutil import now
+from global_utils.runtime.timeutil import now
 
 if TYPE_CHECKING:
     import asyncpg
@@ -54,7 +54,7 @@ class AuditHeader(StrEnum):
     PAYLOAD_TYPE = "payloadType"
     # JetStream de-duplicates on this header.
     MSG_ID = "Nats-Msg-Id"
-    # The producer's key id and its HMAC-SHA256 over the event (global_utils/event_auth.py).
+    # The producer's key id and its HMAC-SHA256 over the event (global_utils/events/signing.py).
     KEY_ID = "keyId"
     MAC = "mac"
 

@@ -33,8 +33,13 @@ from global_errors import (
     ValidationFailed,
 )
 from global_errors.status import to_grpc_status
-from global_utils.auth import TokenVerifier, bind_principal, reset_principal, token_from_metadata
-from global_utils.logs import request_id
+from global_utils.identity.principal import (
+    TokenVerifier,
+    bind_principal,
+    reset_principal,
+    token_from_metadata,
+)
+from global_utils.observability.logs import request_id
 
 logger = logging.getLogger(__name__)
 

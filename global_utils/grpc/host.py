@@ -14,20 +14,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from global_utils.auth import TokenVerifier
-from global_utils.db import Database
-from global_utils.http_side import HttpSidePort
-from global_utils.interceptors import (
+from global_utils.config.settings import ServiceSettings
+from global_utils.data.database import Database
+from global_utils.discovery.registry import Endpoint, Registry
+from global_utils.grpc.http_side import HttpSidePort
+from global_utils.grpc.interceptors import (
     AuthInterceptor,
     ErrorMappingInterceptor,
     RequestLoggingInterceptor,
     RequestParsingInterceptor,
 )
-from global_utils.logs import configure_logging
-from global_utils.registry import Endpoint, Registry
-from global_utils.settings import ServiceSettings
-from global_utils.tasks import cancel_and_wait
-from global_utils.tracing import log_ids
+from global_utils.identity.principal import TokenVerifier
+from global_utils.observability.logs import configure_logging
+from global_utils.observability.tracing import log_ids
+from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 

@@ -5,15 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from global_errors import MessageKey, Unauthenticated
-from global_utils.authz import Role
 
 AUTHORIZATION_HEADER = "authorization"
 # goTemp passed the token in a "token" metadata entry; still accepted.
 LEGACY_TOKEN_HEADER = "token"
 BEARER_PREFIX = "bearer "
+
+
+class Role(StrEnum):
+    """Stored with the user (appuser.role) and carried in the token."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+    @classmethod
+    def parse(cls, value: object) -> Role:
+        """value as a role; anything else (a token from before roles) is the least privilege."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.MEMBER
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""PostgreSQL: the connection pool, the unit of work, SQL helpers."""

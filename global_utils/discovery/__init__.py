@@ -1,0 +1,1 @@
+"""Registration and discovery of service instances: multicast DNS, static addresses, DNS."""

@@ -1,0 +1,1 @@
+"""The audit event: its model, headers and subjects, and its authentication (HMAC)."""

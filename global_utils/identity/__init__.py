@@ -1,0 +1,1 @@
+"""Who is calling: principal and roles, verifying access tokens, the token cache."""

@@ -1,0 +1,1 @@
+"""NATS: the broker connection and the transactional outbox relay."""

@@ -1,0 +1,1 @@
+"""Helpers the services' own rules use: validation checks and page limits."""
