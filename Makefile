@@ -62,7 +62,7 @@ nats_seed = NATS_NKEY_SEED_FILE=secrets/dev/nats-seed-$(1).DEVELOPMENT-ONLY
 
 .PHONY: stack run-user run-usercli
 stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222, provisioned) until Ctrl-C; data in .run/
-	$(BIN)/python -m devtools.stack
+	$(BIN)/python -m devtools.local_stack
 
 run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
 	$(LOCAL_ENV) $(call nats_seed,user) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \

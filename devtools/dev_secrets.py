@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nkeys
 
-from devtools.stack import REPO_ROOT
+from devtools.paths import REPO_ROOT
 from global_utils.config.secrets import nkey_seed
 from global_utils.messaging.broker import BrokerAccess
 from user.server.signing_keys import new_signing_key_pem

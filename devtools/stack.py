@@ -6,7 +6,6 @@ PostgreSQL already installed on the machine is used when pgserver is missing.
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import importlib.util
 import logging
@@ -23,9 +22,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devtools.paths import REPO_ROOT
+
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 AUDIT_DATABASE = "audit"
 # The one NATS server configuration (accounts, users, permissions): compose, Kubernetes and
 # every embedded server start with it.
@@ -511,51 +511,3 @@ class EmbeddedNats:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
-
-
-def _port_or_free(preferred: int) -> int:
-    return free_port() if port_open(preferred) else preferred
-
-
-def main() -> None:
-    """`python -m devtools.stack`: PostgreSQL + NATS for a local run, data kept in .run/."""
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    run_dir = REPO_ROOT / ".run"
-    pg = EmbeddedPostgres(
-        run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _port_or_free(5432)
-    )
-    # These build on this module (REPO_ROOT, the servers): imported here, not at the top.
-    from devtools.databases import provision_databases, service_db_env
-    from devtools.dev_secrets import development_nats_keys
-    from provision.broker import provision_broker
-
-    keys = development_nats_keys()
-    broker = EmbeddedNats(
-        run_dir / "nats",
-        port=int(os.environ.get("NATS_PORT", 0)) or _port_or_free(4222),
-        env=keys.server_env(),
-    )
-    pg.start()
-    try:
-        provision_databases(pg)
-        broker.start()
-        asyncio.run(provision_broker(f"nats://{broker.address}", keys.access("admin")))
-        print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
-        print("In another terminal, with these variables, start a service (make run-user, ...):")
-        for service in ("user", "promotion", "audit"):
-            settings = " ".join(f"{k}={v}" for k, v in service_db_env(pg, service).items())
-            print(f"  {service}: {settings}")
-        print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
-        print(f"  export NATS_NKEY_SEED_FILE={keys.seed_file('user')}  # or -promotion, -audit")
-        print("Ctrl-C stops both.", flush=True)
-        # Blocked only now, so the servers started above keep their default signal mask.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        broker.stop()
-        pg.stop()
-        print("stopped")
-
-
-if __name__ == "__main__":
-    main()

@@ -19,7 +19,8 @@ from global_utils.grpc.http_side import Handler, HttpSidePort
 from global_utils.identity.principal import TokenVerifier
 from global_utils.messaging.broker import Broker, ClientT
 from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.observability.metrics import ServiceMetrics, watch_database
+from global_utils.observability.gauges import watch_database
+from global_utils.observability.metrics import ServiceMetrics
 from global_utils.observability.tracing import Tracing
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ from audit.server.raw_client import RawClient
 from audit.server.service import AuditService
 from audit.server.settings import AuditSettings
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.metrics import ServiceMetrics, watch_token_cache
+from global_utils.observability.gauges import watch_token_cache
+from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
 

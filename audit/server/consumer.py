@@ -37,7 +37,7 @@ from global_errors import Unavailable
 from global_utils.data.database import CONNECTION_ERRORS, Database
 from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM, Subject
 from global_utils.messaging.broker import Broker
-from global_utils.observability.tracing import context_from_traceparent, span_or_nothing
+from global_utils.observability.propagation import context_from_traceparent, span_or_nothing
 from global_utils.runtime.backoff import Backoff
 from global_utils.runtime.tasks import cancel_and_wait
 

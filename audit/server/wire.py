@@ -18,7 +18,7 @@ from global_utils.events.audit_event import (
 )
 from global_utils.events.signing import MAC_V2_PREFIX, mac_message, mac_message_v1
 
-# The W3C trace context header (global_utils.observability.tracing.TRACEPARENT), read here
+# The W3C trace context header (global_utils.observability.propagation.TRACEPARENT), read here
 # without importing tracing.
 TRACEPARENT = "traceparent"
 

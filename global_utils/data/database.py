@@ -94,7 +94,7 @@ class Database:
         connection_class: type[PooledConnection] = PooledConnection,
     ) -> None:
         self._dsn = dsn
-        # a subclass when statements are traced (global_utils.observability.tracing)
+        # a subclass when statements are traced (global_utils.observability.sql_tracing)
         self._connection_class = connection_class
         # Kept apart from the URL (which log lines may show); sslmode/sslrootcert stay in it.
         self._password = password

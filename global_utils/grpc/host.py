@@ -26,7 +26,7 @@ from global_utils.grpc.interceptors import (
 )
 from global_utils.identity.principal import TokenVerifier
 from global_utils.observability.logs import configure_logging
-from global_utils.observability.tracing import log_ids
+from global_utils.observability.propagation import log_ids
 from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from global_utils.data.database import Database
 from global_utils.events.audit_event import AUDIT_STREAM, AuditEvent, Subject
 from global_utils.events.signing import EventSigner
 from global_utils.messaging.broker import Broker
-from global_utils.observability.tracing import (
+from global_utils.observability.propagation import (
     TRACEPARENT,
     context_from_traceparent,
     current_traceparent,

@@ -13,7 +13,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(trace_ids)s] %
 
 class RequestIdFilter(logging.Filter):
     """Puts the request id on each record, and what trace_ids returns (with tracing on,
-    global_utils.observability.tracing.log_ids: ' trace_id=<32 hex> span_id=<16 hex>' inside a
+    global_utils.observability.propagation.log_ids: ' trace_id=<32 hex> span_id=<16 hex>' inside a
     span, '')."""
 
     def __init__(self, trace_ids: Callable[[], str] | None = None) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.metrics import ServiceMetrics, watch_outbox, watch_token_cache
+from global_utils.observability.gauges import watch_outbox, watch_token_cache
+from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from promotion.proto import promotion_pb2_grpc
 from promotion.server.service import SERVICE_NAME, PromotionService

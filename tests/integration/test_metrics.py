@@ -20,12 +20,8 @@ from global_utils.grpc.host import ServiceHost
 from global_utils.identity.principal import bearer_metadata
 from global_utils.messaging.broker import Broker
 from global_utils.messaging.outbox import OutboxRelay
-from global_utils.observability.metrics import (
-    METRICS_PATH,
-    MetricsSettings,
-    ServiceMetrics,
-    watch_outbox,
-)
+from global_utils.observability.gauges import watch_outbox
+from global_utils.observability.metrics import METRICS_PATH, MetricsSettings, ServiceMetrics
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings

@@ -18,7 +18,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from global_utils.grpc.host import ServiceHost
 from global_utils.identity.principal import bearer_metadata
 from global_utils.observability.logs import log_handler
-from global_utils.observability.tracing import ClientTracingInterceptor, log_ids
+from global_utils.observability.propagation import log_ids
+from global_utils.observability.rpc_tracing import ClientTracingInterceptor
 from global_utils.observability.tracing_setup import TracingSettings, tracer_provider
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc

@@ -25,7 +25,7 @@ from devtools.nats_stack import start_nats
 from devtools.stack import EmbeddedPostgres
 from global_utils.grpc.host import ServiceHost
 from global_utils.identity.principal import bearer_metadata
-from global_utils.observability.tracing import ClientTracingInterceptor
+from global_utils.observability.rpc_tracing import ClientTracingInterceptor
 from global_utils.observability.tracing_setup import TracingSettings, tracer_provider
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc

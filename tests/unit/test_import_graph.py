@@ -1,4 +1,5 @@
-"""Every import points down: shared code (global_utils, global_errors) imports no service."""
+"""Every import points down: shared code (global_utils, global_errors) imports no service, and no
+module of the project imports itself round a circle."""
 
 from __future__ import annotations
 
@@ -12,10 +13,23 @@ SHARED_PACKAGES = ("global_utils", "global_errors")
 SERVICES = frozenset({"user", "promotion", "audit"})
 
 
-def imported_modules(path: Path, package: str) -> list[str]:
+PROJECT_PACKAGES = (*SHARED_PACKAGES, *sorted(SERVICES), "devtools", "provision")
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under `if TYPE_CHECKING:` (imports for annotations only, never run)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
+def imported_modules(path: Path, package: str, *, runtime_only: bool = False) -> list[str]:
     """The absolute names of every module path imports, relative imports resolved."""
     names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in _runtime_nodes(tree) if runtime_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -66,3 +80,78 @@ def test_the_check_sees_every_kind_of_import(tmp_path: Path) -> None:
     )
     found = {name.split(".")[0] for name in imported_modules(module, "global_utils.sub")}
     assert SERVICES <= found
+
+
+def project_modules() -> dict[str, Path]:
+    """Every module of the project's packages by dotted name (a package by its __init__)."""
+    modules: dict[str, Path] = {}
+    for top in PROJECT_PACKAGES:
+        for path in sorted((REPO_ROOT / top).rglob("*.py")):
+            parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the project modules it imports when it runs (at any depth of its code)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for imported in imported_modules(path, package, runtime_only=True):
+            # `from a.b import c` names a.b.c when c is a module, else a.b
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle as [a, b, ..., a], or [] when there is none."""
+    done: set[str] = set()
+    path: list[str] = []
+    on_path: set[str] = set()
+
+    def visit(node: str) -> list[str]:
+        path.append(node)
+        on_path.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target in on_path:
+                return [*path[path.index(target) :], target]
+            if target not in done:
+                found = visit(target)
+                if found:
+                    return found
+        on_path.discard(path.pop())
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        if start not in done:
+            found = visit(start)
+            if found:
+                return found
+    return []
+
+
+def test_no_import_circle_in_the_project() -> None:
+    graph = import_graph(project_modules())
+    assert len(graph) > 100
+    assert find_cycle(graph) == []
+
+
+def test_the_circle_check_finds_a_circle_and_ignores_type_only_imports(tmp_path: Path) -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) == []
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from global_utils.data import database\n"
+        "def f():\n    from global_utils.messaging import outbox\n"
+    )
+    names = imported_modules(module, "x", runtime_only=True)
+    assert "global_utils.messaging.outbox" in names
+    assert "global_utils.data.database" not in names

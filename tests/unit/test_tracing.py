@@ -22,14 +22,14 @@ from opentelemetry.trace import SpanContext
 from pydantic import ValidationError
 
 from global_utils.observability.logs import RequestIdFilter
-from global_utils.observability.tracing import (
-    ServerTracingInterceptor,
-    Tracing,
+from global_utils.observability.propagation import (
     context_from_traceparent,
     current_traceparent,
     log_ids,
-    statement_summary,
 )
+from global_utils.observability.rpc_tracing import ServerTracingInterceptor
+from global_utils.observability.sql_tracing import statement_summary
+from global_utils.observability.tracing import Tracing
 from global_utils.observability.tracing_setup import (
     RootSampling,
     TracingSettings,

@@ -15,14 +15,17 @@ from global_utils.discovery.registry import StaticRegistry
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
 from global_utils.grpc.http_side import Handler, HttpResponse
 from global_utils.identity.principal import Principal
+from global_utils.observability.gauges import Prober
 from global_utils.observability.metrics import (
     ClientMetricsInterceptor,
     MetricsSettings,
-    Prober,
     ServerMetricsInterceptor,
     ServiceMetrics,
 )
-from global_utils.observability.tracing import ClientTracingInterceptor, ServerTracingInterceptor
+from global_utils.observability.rpc_tracing import (
+    ClientTracingInterceptor,
+    ServerTracingInterceptor,
+)
 from global_utils.wiring import ServiceParts, service_parts
 from user.proto import user_pb2_grpc
 

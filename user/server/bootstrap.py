@@ -9,7 +9,8 @@ from global_utils.grpc.host import ServiceDefinition, ServiceHost
 from global_utils.grpc.http_side import HttpResponse
 from global_utils.identity.token_cache import TokenCache
 from global_utils.identity.token_keys import jwks_document
-from global_utils.observability.metrics import ServiceMetrics, watch_outbox, watch_token_cache
+from global_utils.observability.gauges import watch_outbox, watch_token_cache
+from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
 from user.server.passwords import PasswordHasher
