@@ -4,9 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto dockerfiles certs test test-unit test-compose test-faults lint run demo clean
+.PHONY: help install proto dockerfiles certs test test-unit test-static test-integration test-e2e
+.PHONY: test-compose test-faults lint run demo clean
 help:  ## this list
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
 
 install: $(STAMP)  ## the virtualenv .venv with everything the project needs
@@ -26,11 +27,20 @@ dockerfiles: $(STAMP)  ## rewrite every service's Dockerfile and DockerfileCli f
 certs: $(STAMP)  ## DEVELOPMENT-ONLY TLS: a CA and a certificate per component in secrets/dev/tls-DEVELOPMENT-ONLY
 	$(BIN)/python -m devtools.certs
 
-test: $(STAMP)  ## every test (starts its own PostgreSQL and NATS)
+test: $(STAMP)  ## every test below: unit, static, integration, e2e (starts its own PostgreSQL and NATS)
 	$(BIN)/python -m pytest
 
-test-unit: $(STAMP)
+test-unit: $(STAMP)  ## tests/unit: the code alone, no server, no network
 	$(BIN)/python -m pytest tests/unit
+
+test-static: $(STAMP)  ## tests/static: the files alone (compose, Kubernetes, Dockerfiles, generated code, docs)
+	$(BIN)/python -m pytest tests/static
+
+test-integration: $(STAMP)  ## tests/integration: in-process services against a real PostgreSQL and NATS
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: $(STAMP)  ## tests/e2e: whole processes and their CLIs, grpcurl, make run
+	$(BIN)/python -m pytest tests/e2e
 
 test-compose: $(STAMP)  ## the live docker compose test (needs a Docker API: Docker, or podman's)
 	$(BIN)/python -m pytest -p no:cacheprovider --timeout=1800 -s tests/compose

@@ -30,7 +30,7 @@ from global_utils.grpc.host import LIVENESS_HEALTH_NAME
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
-from tests.e2e.test_deploy_files import final_stage
+from tests.static.test_deploy_files import final_stage
 from user.server.settings import UserSettings
 from user.server.signing_keys import parse_signing_keys
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from audit.server.authenticity import parse_producer_keys
 from devtools.dev_secrets import development_keys
 from devtools.stack import REPO_ROOT
-from tests.e2e.test_deploy_files import model, read_env
+from tests.static.test_deploy_files import model, read_env
 
 SECRETS = {
     "usersrv": ("user", "audit_signing_key_user"),

@@ -14,7 +14,7 @@ import yaml
 
 from devtools import dashboards
 from devtools.stack import REPO_ROOT
-from tests.e2e.test_deploy_files import compose_cmd, read_env
+from tests.static.test_deploy_files import compose_cmd, read_env
 
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
