@@ -1,5 +1,6 @@
-"""What every service's composition root builds alike: metrics and tracing, the registry, the
-NATS connection, the traced database pool, the outbox, and the ServiceHost it all goes to."""
+"""The one composition place: what every service's bootstrap builds alike (metrics and tracing,
+the registry, the NATS connection, the traced pool, the outbox) and the complete, ordered lists
+of lifecycle components and server interceptors its ServiceHost runs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from global_utils.discovery.registry import Registry
 from global_utils.events.signing import EventSigner
 from global_utils.grpc.host import Lifecycle, ServiceDefinition, ServiceHost
 from global_utils.grpc.http_side import Handler, HttpSidePort
+from global_utils.grpc.interceptors import (
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+    RequestLoggingInterceptor,
+    RequestParsingInterceptor,
+)
 from global_utils.identity.principal import TokenVerifier
 from global_utils.messaging.broker import Broker, ClientT
 from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ServiceParts(Generic[ClientT]):
     """The parts every service builds the same way (service_parts() makes them); a
-    bootstrap builds its own with them and hands everything to host()."""
+    bootstrap builds its own with them and hands everything to assemble() or host()."""
 
     settings: ServiceSettings
     metrics: ServiceMetrics
@@ -62,6 +69,49 @@ class ServiceParts(Generic[ClientT]):
         """For the channels to other services (tracing outermost, as on the server side)."""
         return [*self.tracing.client_interceptors(), *self.metrics.client_interceptors()]
 
+    def assemble(
+        self,
+        definition: ServiceDefinition,
+        database: Database,
+        http_address: str,
+        *,
+        verifier: TokenVerifier,
+        components: Sequence[Lifecycle],
+        routes: Mapping[str, Handler] | None = None,
+    ) -> Assembly:
+        """Everything definition's host runs, in order, with zero series for its methods.
+        components: the service's own; routes: its own HTTP paths on the side port."""
+        self.metrics.initialize_services(definition.grpc_service)
+        http = HttpSidePort(http_address, {**(routes or {}), **self.metrics.routes()})
+        return Assembly(
+            definition,
+            database,
+            self.registry,
+            http,
+            components=(
+                # the side port first (it is named in the ready line), then what calls need
+                http,
+                database,
+                self.registry,
+                self.tracing,
+                self.broker,
+                *components,
+                # last: its first probes read what the components above started
+                self.metrics.prober(after=database.wait_ready),
+            ),
+            interceptors=(
+                # tracing outermost: its span covers the call as the others see it
+                *self.tracing.server_interceptors(),
+                *self.metrics.server_interceptors(),
+                RequestLoggingInterceptor(),
+                ErrorMappingInterceptor(self.settings.app_language),
+                AuthInterceptor(verifier, definition.public_methods, definition.method_verifiers),
+                # parsing last: a body that does not parse is reported only to a caller
+                # authentication let in
+                RequestParsingInterceptor(self.settings.app_language),
+            ),
+        )
+
     def host(
         self,
         definition: ServiceDefinition,
@@ -72,25 +122,38 @@ class ServiceParts(Generic[ClientT]):
         components: Sequence[Lifecycle],
         routes: Mapping[str, Handler] | None = None,
     ) -> ServiceHost:
-        """The host of definition, with zero series for its methods. components: the
-        service's own, started after tracing and the broker and before the metrics prober
-        (stopped in reverse); routes: its own HTTP paths on the side port, next to /metrics."""
-        self.metrics.initialize_services(definition.grpc_service)
-        return ServiceHost(
+        """The host running assemble()'s components and interceptors."""
+        return self.assemble(
             definition,
-            self.settings,
-            database=database,
-            registry=self.registry,
+            database,
+            http_address,
             verifier=verifier,
-            components=(
-                self.tracing,
-                self.broker,
-                *components,
-                self.metrics.prober(after=database.wait_ready),
-            ),
-            http=HttpSidePort(http_address, {**(routes or {}), **self.metrics.routes()}),
-            # tracing outermost: its span covers the call as the others see it
-            interceptors=[*self.tracing.server_interceptors(), *self.metrics.server_interceptors()],
+            components=components,
+            routes=routes,
+        ).host(self.settings)
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """A service host's parts and their orders: components start in this order and stop in
+    reverse; interceptors run in this order (the first outermost)."""
+
+    definition: ServiceDefinition
+    database: Database
+    registry: Registry
+    http: HttpSidePort
+    components: tuple[Lifecycle, ...]
+    interceptors: tuple[grpc.aio.ServerInterceptor, ...]
+
+    def host(self, settings: ServiceSettings) -> ServiceHost:
+        return ServiceHost(
+            self.definition,
+            settings,
+            database=self.database,
+            registry=self.registry,
+            components=self.components,
+            interceptors=self.interceptors,
+            http=self.http,
         )
 
 

@@ -1,4 +1,5 @@
-"""Service bootstrap: gRPC server with health, reflection and interceptors; lifecycle; signals."""
+"""The service host: runs the components and interceptors it is given (global_utils.wiring
+composes them), the gRPC server with health and reflection, readiness, signals."""
 
 from __future__ import annotations
 
@@ -18,12 +19,6 @@ from global_utils.config.settings import ServiceSettings
 from global_utils.data.database import Database
 from global_utils.discovery.registry import Endpoint, Registry
 from global_utils.grpc.http_side import HttpSidePort
-from global_utils.grpc.interceptors import (
-    AuthInterceptor,
-    ErrorMappingInterceptor,
-    RequestLoggingInterceptor,
-    RequestParsingInterceptor,
-)
 from global_utils.identity.principal import TokenVerifier
 from global_utils.observability.logs import configure_logging
 from global_utils.observability.propagation import log_ids
@@ -69,26 +64,22 @@ class ServiceHost:
         *,
         database: Database,
         registry: Registry,
-        verifier: TokenVerifier,
-        components: Sequence[Lifecycle] = (),
+        components: Sequence[Lifecycle],
+        interceptors: Sequence[grpc.aio.ServerInterceptor],
         http: HttpSidePort | None = None,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
-        """http: the side port (HTTP_ADDRESS), started first and named in the ready line;
-        interceptors run around the host's own (the first listed outermost)."""
+        """components: every lifecycle component in start order (stopped in reverse), database,
+        registry and http among them; interceptors: the server's, the first listed outermost.
+        The host runs what it is given: global_utils.wiring decides both orders. database:
+        what readiness and health follow; registry: where the host registers once ready;
+        http: the side port named in the ready line."""
         self.definition = definition
         self.settings = settings
         self.database = database
         self.registry = registry
         self.http = http
-        self._verifier = verifier
-        self._interceptors = list(interceptors)
-        self._components: list[Lifecycle] = [
-            *([http] if http is not None else []),
-            database,
-            registry,
-            *components,
-        ]
+        self.components = tuple(components)
+        self.interceptors = tuple(interceptors)
         self._started: list[Lifecycle] = []
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -111,7 +102,7 @@ class ServiceHost:
             port = server.add_insecure_port(listen.target)
         else:
             port = server.add_secure_port(listen.target, credentials)
-        for component in self._components:
+        for component in self.components:
             await component.start()
             self._started.append(component)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -199,21 +190,8 @@ class ServiceHost:
             await self._health.set(name, status)
 
     def _create_server(self) -> grpc.aio.Server:
-        language = self.settings.app_language
         server = grpc.aio.server(
-            # The first listed runs first. Parsing comes last so that a body that does not
-            # parse is reported only to a caller authentication let in.
-            interceptors=[
-                *self._interceptors,
-                RequestLoggingInterceptor(),
-                ErrorMappingInterceptor(language),
-                AuthInterceptor(
-                    self._verifier,
-                    self.definition.public_methods,
-                    self.definition.method_verifiers,
-                ),
-                RequestParsingInterceptor(language),
-            ],
+            interceptors=self.interceptors,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 (

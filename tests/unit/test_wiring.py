@@ -1,5 +1,6 @@
-"""What the shared wiring hands a service's host: the components in their start order, tracing
-outside metrics on both sides, the side port's routes, the traced pool, zero series."""
+"""What the one composition place hands a service's host: the components in their start order,
+the server interceptors in their order (tracing outside metrics on both sides, then logging,
+error mapping, authentication, parsing), the side port's routes, the traced pool, zero series."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from global_utils.config.settings import ServiceSettings
 from global_utils.data.database import PooledConnection
 from global_utils.discovery.registry import StaticRegistry
-from global_utils.grpc.host import ServiceDefinition, ServiceHost
+from global_utils.grpc.host import ServiceDefinition
 from global_utils.grpc.http_side import Handler, HttpResponse
+from global_utils.grpc.interceptors import (
+    AuthInterceptor,
+    ErrorMappingInterceptor,
+    RequestLoggingInterceptor,
+    RequestParsingInterceptor,
+)
 from global_utils.identity.principal import Principal
 from global_utils.observability.gauges import Prober
 from global_utils.observability.metrics import (
@@ -26,10 +33,18 @@ from global_utils.observability.rpc_tracing import (
     ClientTracingInterceptor,
     ServerTracingInterceptor,
 )
-from global_utils.wiring import ServiceParts, service_parts
+from global_utils.wiring import Assembly, ServiceParts, service_parts
 from user.proto import user_pb2_grpc
 
 DSN = "postgresql://someone@127.0.0.1:1/nothing"
+# after tracing and metrics, on every service: parsing last, so a body that does not parse is
+# reported only to a caller authentication let in
+HOST_INTERCEPTORS = [
+    RequestLoggingInterceptor,
+    ErrorMappingInterceptor,
+    AuthInterceptor,
+    RequestParsingInterceptor,
+]
 
 
 class OwnClient(Client):
@@ -65,10 +80,10 @@ def parts(*, metrics_enabled: bool = True, traced: bool = True) -> ServiceParts[
     return service_parts("user", settings, metrics, InMemorySpanExporter() if traced else None)
 
 
-def host_of(
+def assembly_of(
     shared: ServiceParts[Client], routes: Mapping[str, Handler] | None = None
-) -> ServiceHost:
-    return shared.host(
+) -> Assembly:
+    return shared.assemble(
         definition(),
         shared.database(DSN, "", 3),
         "127.0.0.1:0",
@@ -82,22 +97,39 @@ def test_the_services_own_components_start_after_the_broker_and_before_the_probe
     shared = parts()
     database = shared.database(DSN, "", 3)
     first, second = OwnComponent(), OwnComponent()
-    host = shared.host(
+    assembly = shared.assemble(
         definition(), database, "127.0.0.1:0", verifier=NobodyVerifier(), components=(first, second)
     )
-    started = host._components
-    assert started[:5] == [host.http, database, shared.registry, shared.tracing, shared.broker]
+    started = assembly.components
+    assert started[:5] == (assembly.http, database, shared.registry, shared.tracing, shared.broker)
     assert isinstance(shared.registry, StaticRegistry)
-    assert started[5:7] == [first, second]
+    assert started[5:7] == (first, second)
     assert isinstance(started[7], Prober) and len(started) == 8
+
+
+def test_the_host_runs_the_components_and_interceptors_it_is_given() -> None:
+    shared = parts()
+    assembly = assembly_of(shared)
+    host = assembly.host(shared.settings)
+    assert host.components == assembly.components
+    assert host.interceptors == assembly.interceptors
+    assert (host.database, host.registry, host.http) == (
+        assembly.database,
+        assembly.registry,
+        assembly.http,
+    )
 
 
 @pytest.mark.parametrize("traced", [True, False])
 def test_tracing_wraps_metrics_on_the_server_and_the_client_side(traced: bool) -> None:
     shared = parts(traced=traced)
-    host = host_of(shared)
+    assembly = assembly_of(shared)
     tracing = [ServerTracingInterceptor] if traced else []
-    assert [type(i) for i in host._interceptors] == [*tracing, ServerMetricsInterceptor]
+    assert [type(i) for i in assembly.interceptors] == [
+        *tracing,
+        ServerMetricsInterceptor,
+        *HOST_INTERCEPTORS,
+    ]
     tracing_client = [ClientTracingInterceptor] if traced else []
     assert [type(i) for i in shared.client_interceptors()] == [
         *tracing_client,
@@ -111,13 +143,12 @@ def test_the_side_port_serves_the_services_routes_before_metrics() -> None:
     def own() -> HttpResponse:
         return HttpResponse(b"{}")
 
-    host = host_of(shared, {"/own": own})
-    assert host.http is not None
-    assert list(host.http._routes) == ["/own", "/metrics"]
+    assembly = assembly_of(shared, {"/own": own})
+    assert list(assembly.http._routes) == ["/own", "/metrics"]
     unmeasured = parts(metrics_enabled=False)
-    quiet = host_of(unmeasured)
-    assert quiet.http is not None and list(quiet.http._routes) == []
-    assert [type(i) for i in quiet._interceptors] == [ServerTracingInterceptor]
+    quiet = assembly_of(unmeasured)
+    assert list(quiet.http._routes) == []
+    assert [type(i) for i in quiet.interceptors] == [ServerTracingInterceptor, *HOST_INTERCEPTORS]
 
 
 def test_the_pool_is_traced_when_tracing_is_on_and_an_empty_password_is_none() -> None:
@@ -132,7 +163,7 @@ def test_the_pool_is_traced_when_tracing_is_on_and_an_empty_password_is_none() -
 
 def test_the_host_lists_its_services_methods_at_zero_and_the_pools_gauges() -> None:
     shared = parts()
-    host_of(shared)
+    assembly_of(shared)
     text = shared.metrics.exposition().body.decode()
     assert 'grpc_method="GetUserById",grpc_service="user.UserSrv"' in text
     # the pool's gauges are registered (no sample before the pool exists)
