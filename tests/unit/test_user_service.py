@@ -1,5 +1,5 @@
-"""The user rules through UserService on fakes (no database): delete guards and their dry run,
-validation with the email-uniqueness check, paging."""
+"""The user rules through Accounts (and Sessions) on fakes (no database): delete guards and
+their dry run, validation with the email-uniqueness check, paging."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from global_utils.identity.principal import Principal, Role
 from global_utils.rules.validation import MAX_PAGE_SIZE
 from tests.fakes import FakePasswordHasher, FakeUserRepository, FakeUserStorage
 from user.proto import user_pb2
+from user.server.accounts import Accounts
 from user.server.models import User, UserDraft, UserQuery
-from user.server.service import UserService
 from user.server.servicer import login_to_proto, query_from_proto, user_to_proto, users_to_proto
+from user.server.sessions import Sessions
 from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 from user.server.tokens import TokenCodec
 
@@ -72,13 +73,18 @@ def storage() -> FakeUserStorage:
 
 
 @pytest.fixture
-def service(storage: FakeUserStorage) -> UserService:
-    """A UserService on the fake storage, with a fake hasher and a real token codec."""
-    return UserService(
+def accounts(storage: FakeUserStorage) -> Accounts:
+    """The account use cases on the fake storage, with a fake hasher."""
+    return Accounts(storage, FakePasswordHasher(), user_to_proto)
+
+
+@pytest.fixture
+def sessions(storage: FakeUserStorage) -> Sessions:
+    """The session use cases on the same fake storage, with a real token codec."""
+    return Sessions(
         storage,
         FakePasswordHasher(),
         TokenCodec(parse_signing_keys(new_signing_key_pem())),
-        user_to_proto,
         login_to_proto,
     )
 
@@ -86,35 +92,33 @@ def service(storage: FakeUserStorage) -> UserService:
 # delete guards: the same rule refuses the delete and answers its dry run
 
 
-async def test_an_active_user_is_not_deleted(
-    service: UserService, storage: FakeUserStorage
-) -> None:
+async def test_an_active_user_is_not_deleted(accounts: Accounts, storage: FakeUserStorage) -> None:
     with pytest.raises(FailedPrecondition) as refused:
-        await service.delete(1, ACTOR)
+        await accounts.delete(1, ACTOR)
     assert refused.value.key is MessageKey.USER_ACTIVE_CANNOT_DELETE
     assert await storage.users.get(1) is not None
     assert storage.events == [] and not storage.units[-1].committed
-    assert await service.check_delete(1, ACTOR) == [
+    assert await accounts.check_delete(1, ACTOR) == [
         Failure("active", MessageKey.USER_ACTIVE_CANNOT_DELETE, {"id": 1})
     ]
 
 
 async def test_a_missing_user_is_not_found_by_delete_and_its_dry_run(
-    service: UserService,
+    accounts: Accounts,
 ) -> None:
     with pytest.raises(NotFound) as missing:
-        await service.delete(99, ACTOR)
+        await accounts.delete(99, ACTOR)
     assert missing.value.params == {"entity": "user", "id": 99}
-    assert await service.check_delete(99, ACTOR) == [
+    assert await accounts.check_delete(99, ACTOR) == [
         Failure("id", MessageKey.RECORD_NOT_FOUND, {"entity": "user", "id": 99})
     ]
 
 
 async def test_an_inactive_user_is_deleted_with_its_audit_event(
-    service: UserService, storage: FakeUserStorage
+    accounts: Accounts, storage: FakeUserStorage
 ) -> None:
-    assert await service.check_delete(2, ACTOR) == []
-    deleted = await service.delete(2, ACTOR)
+    assert await accounts.check_delete(2, ACTOR) == []
+    deleted = await accounts.delete(2, ACTOR)
     assert deleted.id == 2 and await storage.users.get(2) is None
     [event] = storage.events
     assert (event.action_func, event.object_id, event.performed_by) == (
@@ -125,53 +129,53 @@ async def test_an_inactive_user_is_deleted_with_its_audit_event(
 
 
 async def test_a_non_positive_id_is_invalid_for_delete_and_its_dry_run(
-    service: UserService,
+    accounts: Accounts,
 ) -> None:
     with pytest.raises(ValidationFailed):
-        await service.delete(0, ACTOR)
-    assert await service.check_delete(-1, ACTOR) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
+        await accounts.delete(0, ACTOR)
+    assert await accounts.check_delete(-1, ACTOR) == [Failure("id", MessageKey.FIELD_NOT_POSITIVE)]
 
 
 # validation, with the email-uniqueness check against stored users
 
 
 async def test_a_taken_email_is_refused_whatever_its_case(
-    service: UserService, storage: FakeUserStorage
+    accounts: Accounts, storage: FakeUserStorage
 ) -> None:
     taken = draft(email="ada@EXAMPLE.com")
-    assert await service.check_create(taken, ACTOR) == [Failure("email", MessageKey.EMAIL_TAKEN)]
+    assert await accounts.check_create(taken, ACTOR) == [Failure("email", MessageKey.EMAIL_TAKEN)]
     with pytest.raises(ValidationFailed) as refused:
-        await service.create(taken, ACTOR)
+        await accounts.create(taken, ACTOR)
     assert refused.value.failures == [Failure("email", MessageKey.EMAIL_TAKEN)]
     assert len(storage.users.rows) == 3 and storage.events == []
 
 
-async def test_a_user_keeps_its_own_email_on_update(service: UserService) -> None:
+async def test_a_user_keeps_its_own_email_on_update(accounts: Accounts) -> None:
     same = draft(id=3, email="Ada@example.com", pwd="")
-    assert await service.check_update(same, ACTOR) == []
-    assert (await service.update(same, ACTOR)).email == "Ada@example.com"
+    assert await accounts.check_update(same, ACTOR) == []
+    assert (await accounts.update(same, ACTOR)).email == "Ada@example.com"
 
 
-async def test_a_malformed_email_is_not_looked_up(service: UserService) -> None:
-    assert await service.check_create(draft(email="not an email"), ACTOR) == [
+async def test_a_malformed_email_is_not_looked_up(accounts: Accounts) -> None:
+    assert await accounts.check_create(draft(email="not an email"), ACTOR) == [
         Failure("email", MessageKey.EMAIL_INVALID)
     ]
 
 
 async def test_create_stores_the_hash_and_one_event(
-    service: UserService, storage: FakeUserStorage
+    accounts: Accounts, sessions: Sessions, storage: FakeUserStorage
 ) -> None:
-    user = await service.create(draft(active=True), ACTOR)
+    user = await accounts.create(draft(active=True), ACTOR)
     assert storage.users.rows[user.id][1] == "fake:pw"
     assert [e.action_func for e in storage.events] == ["AfterCreateUser"]
-    assert await service.login("grace@example.com", "pw")
+    assert await sessions.login("grace@example.com", "pw")
 
 
 async def test_update_of_a_missing_user_is_not_found_and_writes_nothing(
-    service: UserService, storage: FakeUserStorage
+    accounts: Accounts, storage: FakeUserStorage
 ) -> None:
     with pytest.raises(NotFound):
-        await service.update(draft(id=77), ACTOR)
+        await accounts.update(draft(id=77), ACTOR)
     assert storage.events == [] and 77 not in storage.users.rows
 
 
@@ -179,15 +183,15 @@ async def test_update_of_a_missing_user_is_not_found_and_writes_nothing(
 
 
 async def test_pages_follow_each_other_through_the_page_token(
-    service: UserService, storage: FakeUserStorage
+    accounts: Accounts, storage: FakeUserStorage
 ) -> None:
     for _ in range(4):
-        await service.create(draft(email=f"g{len(storage.users.rows)}@example.com"), ACTOR)
+        await accounts.create(draft(email=f"g{len(storage.users.rows)}@example.com"), ACTOR)
     seen: list[int] = []
     token = ""
     for _ in range(10):
         query = query_from_proto(user_pb2.SearchParams(page_size=3, page_token=token))
-        reply = users_to_proto(*await service.search(query, READER))
+        reply = users_to_proto(*await accounts.search(query, READER))
         seen += [u.id for u in reply.user]
         token = reply.next_page_token
         if not token:
@@ -196,18 +200,18 @@ async def test_pages_follow_each_other_through_the_page_token(
 
 
 async def test_page_size_zero_is_the_maximum_and_beyond_it_is_capped(
-    service: UserService,
+    accounts: Accounts,
 ) -> None:
     assert query_from_proto(user_pb2.SearchParams()).limit == MAX_PAGE_SIZE
     assert query_from_proto(user_pb2.SearchParams(page_size=10_000)).limit == MAX_PAGE_SIZE
     query = query_from_proto(user_pb2.SearchParams(page_size=1))
-    users, more = await service.search(query, READER)
+    users, more = await accounts.search(query, READER)
     assert [u.id for u in users] == [1] and more
 
 
-async def test_a_negative_page_size_is_invalid(service: UserService) -> None:
+async def test_a_negative_page_size_is_invalid(accounts: Accounts) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        await service.search(UserQuery(limit=-1), READER)
+        await accounts.search(UserQuery(limit=-1), READER)
     assert refused.value.failures == [Failure("page_size", MessageKey.FIELD_OUT_OF_RANGE)]
 
 
@@ -222,25 +226,25 @@ async def test_a_negative_page_size_is_invalid(service: UserService) -> None:
     ],
 )
 async def test_reads_refuse_a_caller_who_may_no_longer_log_in(
-    service: UserService, caller: Principal
+    accounts: Accounts, caller: Principal
 ) -> None:
     for read in (
-        service.get(1, caller),
-        service.get(99, caller),
-        service.search(UserQuery(limit=10), caller),
+        accounts.get(1, caller),
+        accounts.get(99, caller),
+        accounts.search(UserQuery(limit=10), caller),
         # bad input too: the caller is refused before the input is judged
-        service.get(0, caller),
-        service.search(UserQuery(limit=-1), caller),
+        accounts.get(0, caller),
+        accounts.search(UserQuery(limit=-1), caller),
     ):
         with pytest.raises(Unauthenticated):
             await read
 
 
-async def test_a_caller_who_may_log_in_reads(service: UserService) -> None:
-    assert (await service.get(3, READER)).email == "ADA@example.com"
+async def test_a_caller_who_may_log_in_reads(accounts: Accounts) -> None:
+    assert (await accounts.get(3, READER)).email == "ADA@example.com"
     with pytest.raises(NotFound):
-        await service.get(99, READER)
+        await accounts.get(99, READER)
     with pytest.raises(ValidationFailed):
-        await service.get(0, READER)
-    users, more = await service.search(UserQuery(limit=10), READER)
+        await accounts.get(0, READER)
+    users, more = await accounts.search(UserQuery(limit=10), READER)
     assert [u.id for u in users] == [1, 2, 3] and not more

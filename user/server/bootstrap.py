@@ -13,9 +13,11 @@ from global_utils.observability.gauges import watch_outbox, watch_token_cache
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
+from user.server.accounts import Accounts
+from user.server.audit_events import SERVICE_NAME
 from user.server.passwords import PasswordHasher
-from user.server.service import SERVICE_NAME, UserService
 from user.server.servicer import UserServicer, login_to_proto, user_to_proto
+from user.server.sessions import Sessions
 from user.server.settings import UserSettings
 from user.server.tokens import TokenCodec
 from user.server.unit_of_work import UserStorage
@@ -31,7 +33,7 @@ PUBLIC_METHODS = tuple(
     for method in ("Auth", "ValidateToken", "RefreshToken", "GetPublicKeys")
 )
 # Reads whose use cases check the caller's standing in their own query: the interceptor only
-# verifies the token's signature (UserService.signature_verifier).
+# verifies the token's signature (Sessions.signature_verifier).
 READ_METHODS = tuple(
     f"/{GRPC_SERVICE}/{method}" for method in ("GetUserById", "GetUsers", "GetUsersByEmail")
 )
@@ -52,23 +54,24 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
     hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
     signatures = TokenCache(settings.token_cache_size, settings.token_cache_seconds)
     relay, emitter = parts.outbox(database, settings.audit_signer())
-    service = UserService(
-        UserStorage(database, emitter, settings.throttle_policy),
+    storage = UserStorage(database, emitter, settings.throttle_policy)
+    accounts = Accounts(storage, hasher, user_to_proto)
+    sessions = Sessions(
+        storage,
         hasher,
         tokens,
-        user_to_proto,
         login_to_proto,
         refresh_lifetime=timedelta(seconds=settings.refresh_token_seconds),
         signatures=signatures,
     )
     jwks = jwks_document(tokens.public_keys)
-    servicer = UserServicer(service, settings.app_language)
+    servicer = UserServicer(accounts, sessions, settings.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,
         grpc_service=GRPC_SERVICE,
         add_to_server=lambda server: user_pb2_grpc.add_UserSrvServicer_to_server(servicer, server),
         public_methods=PUBLIC_METHODS,
-        method_verifiers=dict.fromkeys(READ_METHODS, service.signature_verifier),
+        method_verifiers=dict.fromkeys(READ_METHODS, sessions.signature_verifier),
     )
     watch_outbox(parts.metrics, relay)
     watch_token_cache(parts.metrics, signatures)
@@ -78,7 +81,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         database,
         settings.http_address,
         # no token cache in front: a deactivated or deleted user's token is refused at once
-        verifier=service,
+        verifier=sessions,
         components=(relay, hasher),
         routes={
             JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS)

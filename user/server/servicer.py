@@ -19,8 +19,9 @@ from global_utils.identity.principal import Role, current_principal
 from global_utils.identity.token_keys import PublicKey
 from global_utils.runtime.timeutil import to_timestamp
 from user.proto import user_pb2, user_pb2_grpc
+from user.server.accounts import Accounts
 from user.server.models import LoginAttempt, LoginOutcome, User, UserDraft, UserQuery
-from user.server.service import Session, UserService
+from user.server.sessions import Session, Sessions
 
 Context: TypeAlias = grpc.aio.ServicerContext
 PAGE_KIND = "user"
@@ -121,16 +122,17 @@ def validation_reply(failures: list[Failure], language: Language) -> user_pb2.Va
 
 
 class UserServicer(user_pb2_grpc.UserSrvServicer):
-    def __init__(self, service: UserService, language: Language) -> None:
-        self._service = service
+    def __init__(self, accounts: Accounts, sessions: Sessions, language: Language) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
         self._language = language
 
     async def GetUserById(self, request: user_pb2.SearchId, context: Context) -> user_pb2.User:
-        return user_to_proto(await self._service.get(request.id, current_principal()))
+        return user_to_proto(await self._accounts.get(request.id, current_principal()))
 
     async def GetUsers(self, request: user_pb2.SearchParams, context: Context) -> user_pb2.Users:
         query = query_from_proto(request)
-        return users_to_proto(*await self._service.search(query, current_principal()))
+        return users_to_proto(*await self._accounts.search(query, current_principal()))
 
     async def GetUsersByEmail(
         self, request: user_pb2.SearchString, context: Context
@@ -138,50 +140,50 @@ class UserServicer(user_pb2_grpc.UserSrvServicer):
         return await self.GetUsers(user_pb2.SearchParams(email=request.value), context)
 
     async def CreateUser(self, request: user_pb2.User, context: Context) -> user_pb2.Response:
-        user = await self._service.create(draft_from_proto(request), current_principal())
+        user = await self._accounts.create(draft_from_proto(request), current_principal())
         return user_pb2.Response(user=user_to_proto(user), affected_count=1)
 
     async def UpdateUser(self, request: user_pb2.User, context: Context) -> user_pb2.Response:
-        user = await self._service.update(draft_from_proto(request), current_principal())
+        user = await self._accounts.update(draft_from_proto(request), current_principal())
         return user_pb2.Response(user=user_to_proto(user), affected_count=1)
 
     async def DeleteUser(self, request: user_pb2.SearchId, context: Context) -> user_pb2.Response:
-        user = await self._service.delete(request.id, current_principal())
+        user = await self._accounts.delete(request.id, current_principal())
         return user_pb2.Response(user=user_to_proto(user), affected_count=1)
 
     async def BeforeCreateUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        failures = await self._service.check_create(draft_from_proto(request), current_principal())
+        failures = await self._accounts.check_create(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeUpdateUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        failures = await self._service.check_update(draft_from_proto(request), current_principal())
+        failures = await self._accounts.check_update(draft_from_proto(request), current_principal())
         return validation_reply(failures, self._language)
 
     async def BeforeDeleteUser(
         self, request: user_pb2.User, context: Context
     ) -> user_pb2.ValidationErr:
-        failures = await self._service.check_delete(request.id, current_principal())
+        failures = await self._accounts.check_delete(request.id, current_principal())
         return validation_reply(failures, self._language)
 
     async def Auth(self, request: user_pb2.User, context: Context) -> user_pb2.Token:
-        return session_to_proto(await self._service.login(request.email.strip(), request.pwd))
+        return session_to_proto(await self._sessions.login(request.email.strip(), request.pwd))
 
     async def RefreshToken(
         self, request: user_pb2.RefreshTokenRequest, context: Context
     ) -> user_pb2.Token:
-        return session_to_proto(await self._service.refresh(request.refresh_token))
+        return session_to_proto(await self._sessions.refresh(request.refresh_token))
 
     async def GetPublicKeys(
         self, request: user_pb2.PublicKeysRequest, context: Context
     ) -> user_pb2.PublicKeys:
-        return public_keys_to_proto(self._service.public_keys)
+        return public_keys_to_proto(self._sessions.public_keys)
 
     async def ValidateToken(self, request: user_pb2.Token, context: Context) -> user_pb2.Token:
-        principal = await self._service.validate_token(request.token)
+        principal = await self._sessions.validate_token(request.token)
         return user_pb2.Token(
             token=request.token,
             valid=True,

@@ -1,5 +1,5 @@
-"""The user use cases: queries, validated writes with audit events, login and token checks.
-Who may do what is decided here, through global_utils.identity.roles."""
+"""The session use cases: login (throttled, every outcome audited), refresh-token rotation
+with reuse detection, and checking access tokens (the user service's own token verifier)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,15 @@ from datetime import timedelta
 
 from google.protobuf.message import Message
 
-from global_errors import Failure, MessageKey, ResourceExhausted, Unauthenticated, ValidationFailed
-from global_utils.events.audit_event import ActionType, AuditEvent
+from global_errors import MessageKey, ResourceExhausted, Unauthenticated
 from global_utils.identity.principal import Principal, TokenVerifier
 from global_utils.identity.token_cache import TokenCache
 from global_utils.identity.token_keys import PublicKey
-from global_utils.rules.validation import Refusal, id_failures, require_valid_id
 from global_utils.runtime.timeutil import now
-from user.server import authorization
-from user.server.models import LoginAttempt, LoginOutcome, Standing, User, UserDraft, UserQuery
+from user.server.audit_events import login_event
+from user.server.models import LoginAttempt, LoginOutcome, User
 from user.server.passwords import PasswordHasher
-from user.server.repository import UserRepository
+from user.server.standing import require_standing
 from user.server.tokens import (
     REFRESH_LIFETIME,
     IssuedToken,
@@ -31,21 +29,9 @@ from user.server.tokens import (
     refresh_token_hash,
 )
 from user.server.unit_of_work import UserStorage
-from user.server.validation import (
-    MAX_EMAIL_CHARS,
-    deletable,
-    not_found,
-    validate_draft,
-    validate_query,
-)
+from user.server.validation import MAX_EMAIL_CHARS
 
 logger = logging.getLogger(__name__)
-
-SERVICE_NAME = "user"
-OBJECT_NAME = "user"
-# Login events: the session is the object, the user's id its id.
-SESSION_OBJECT_NAME = "session"
-LOGIN_FUNC = "Auth"
 
 
 @dataclass(frozen=True)
@@ -57,13 +43,15 @@ class Session:
     refresh_token: str
 
 
-class UserService:
+class Sessions:
+    """Logins, refreshes and token checks; also the TokenVerifier of the user service's own
+    RPCs (signature and standing)."""
+
     def __init__(
         self,
         storage: UserStorage,
         hasher: PasswordHasher,
         tokens: TokenCodec,
-        to_record: Callable[[User], Message],
         to_login_record: Callable[[LoginAttempt], Message],
         refresh_lifetime: timedelta = REFRESH_LIFETIME,
         signatures: TokenCache | None = None,
@@ -77,116 +65,8 @@ class UserService:
         self._signatures = signatures if signatures is not None else TokenCache(max_entries=0)
         self._refresh_lifetime = refresh_lifetime
         # The audit payloads are protobuf records (the servicer owns those conversions).
-        self._to_record = to_record
         self._to_login_record = to_login_record
 
-    # queries: anyone authenticated may read. Their caller's token was verified for its
-    # signature only (READ_METHODS): the caller's standing comes with the read, one round trip.
-    async def get(self, user_id: int, caller: Principal) -> User:
-        if failures := id_failures(user_id):
-            await self._require_standing(caller)
-            raise ValidationFailed(failures)
-        async with self._storage.reading() as users:
-            standing, user = await users.get_for(user_id, _user_id(caller))
-        _require_may_log_in(standing)
-        if user is None:
-            raise not_found(user_id)
-        return user
-
-    async def search(self, query: UserQuery, caller: Principal) -> tuple[list[User], bool]:
-        if failures := validate_query(query):
-            await self._require_standing(caller)
-            raise ValidationFailed(failures)
-        async with self._storage.reading() as users:
-            standing, found, more = await users.search_for(query, _user_id(caller))
-        _require_may_log_in(standing)
-        return found, more
-
-    # dry runs: refused to whoever the change itself would be refused to
-    async def check_create(self, draft: UserDraft, actor: Principal) -> list[Failure]:
-        authorization.check_user_create(actor)
-        return await self._check(draft, creating=True)
-
-    async def check_update(self, draft: UserDraft, actor: Principal) -> list[Failure]:
-        authorization.check_user_update_target(actor, draft.id)
-        failures = await self._check(draft, creating=False)
-        async with self._storage.reading() as users:
-            await self._authorize_update(actor, draft, users, for_update=False)
-        return failures
-
-    async def check_delete(self, user_id: int, actor: Principal) -> list[Failure]:
-        authorization.check_user_delete(actor)
-        if failures := id_failures(user_id):
-            return failures
-        async with self._storage.reading() as users:
-            found = deletable(user_id, await users.get(user_id))
-        return [found.failure()] if isinstance(found, Refusal) else []
-
-    async def _check(self, draft: UserDraft, *, creating: bool) -> list[Failure]:
-        failures = validate_draft(draft, creating=creating)
-        if draft.email and not any(f.field == "email" for f in failures):
-            async with self._storage.reading() as users:
-                if await users.email_taken(draft.email, except_id=draft.id):
-                    failures.append(Failure("email", MessageKey.EMAIL_TAKEN))
-        return failures
-
-    @staticmethod
-    async def _authorize_update(
-        actor: Principal, draft: UserDraft, users: UserRepository, *, for_update: bool
-    ) -> User | None:
-        """The stored user, once actor may make this change to it (None: there is none)."""
-        stored = await users.get(draft.id, for_update=for_update) if draft.id > 0 else None
-        if stored is not None:
-            authorization.check_user_update(actor, stored.terms, draft.terms)
-        return stored
-
-    # writes
-    async def create(self, draft: UserDraft, actor: Principal) -> User:
-        authorization.check_user_create(actor)
-        failures = await self._check(draft, creating=True)
-        if failures:
-            raise ValidationFailed(failures)
-        pwd_hash = await self._hasher.hash(draft.pwd)
-        async with self._storage.unit_of_work() as uow:
-            user = await uow.users.insert(draft, pwd_hash)
-            uow.emit(self._event(user, ActionType.INSERT, "AfterCreateUser", actor))
-            await uow.commit()
-        return user
-
-    async def update(self, draft: UserDraft, actor: Principal) -> User:
-        authorization.check_user_update_target(actor, draft.id)
-        failures = await self._check(draft, creating=False)
-        if failures:
-            raise ValidationFailed(failures)
-        pwd_hash = await self._hasher.hash(draft.pwd) if draft.pwd else None
-        async with self._storage.unit_of_work() as uow:
-            stored = await self._authorize_update(actor, draft, uow.users, for_update=True)
-            if stored is None:
-                raise not_found(draft.id)
-            user = await uow.users.update(draft, pwd_hash)
-            if user is None:
-                raise not_found(draft.id)
-            # A new password or a deactivation ends every login's refreshes (access tokens
-            # already out are refused here at once, elsewhere when they expire).
-            if pwd_hash is not None or (stored.active and not user.active):
-                await uow.refresh_tokens.revoke_user(user.id)
-            uow.emit(self._event(user, ActionType.UPDATE, "AfterUpdateUser", actor))
-            await uow.commit()
-        return user
-
-    async def delete(self, user_id: int, actor: Principal) -> User:
-        authorization.check_user_delete(actor)
-        require_valid_id(user_id)
-        async with self._storage.unit_of_work() as uow:
-            user = deletable(user_id, await uow.users.get(user_id, for_update=True))
-            if isinstance(user, Refusal):
-                raise user.error
-            await uow.users.delete(user_id)
-            uow.emit(self._event(user, ActionType.DELETE, "AfterDeleteUser", actor))
-            await uow.commit()
-        return user
-
-    # authentication
     async def login(self, email: str, password: str) -> Session:
         """A signed token for the right password of a user who may log in now; one message
         for any other outcome; RESOURCE_EXHAUSTED, without hashing, while the email is
@@ -237,7 +117,7 @@ class UserService:
                     user.id,
                     now() + self._refresh_lifetime,
                 )
-            uow.emit(self._login_event(email, user, outcome))
+            uow.emit(login_event(email, user, outcome, self._to_login_record))
             await uow.commit()
 
     async def _refuse_throttled(self, email: str, seconds_left: float) -> None:
@@ -246,7 +126,7 @@ class UserService:
             if await uow.throttle.note_refused(email):
                 found = await uow.users.credentials(email)
                 user = found[0] if found else None
-                uow.emit(self._login_event(email, user, LoginOutcome.THROTTLED))
+                uow.emit(login_event(email, user, LoginOutcome.THROTTLED, self._to_login_record))
                 await uow.commit()
         raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=max(1, math.ceil(seconds_left)))
 
@@ -299,7 +179,7 @@ class UserService:
         the user service owns the data, so a deactivated, out-of-validity or deleted user's
         token is refused at once."""
         principal = self.verify_signature(token)
-        await self._require_standing(principal)
+        await require_standing(self._storage, principal)
         return principal
 
     def verify_signature(self, token: str) -> Principal:
@@ -311,11 +191,6 @@ class UserService:
         if not principal.user_id.isdecimal():  # signed by us, so never; but never trusted
             raise Unauthenticated(MessageKey.TOKEN_INVALID)
         return principal
-
-    async def _require_standing(self, principal: Principal) -> None:
-        async with self._storage.reading() as users:
-            standing = await users.standing(_user_id(principal))
-        _require_may_log_in(standing)
 
     async def verify(self, token: str) -> Principal:
         """TokenVerifier for the user service's own RPCs: signature and standing."""
@@ -331,51 +206,10 @@ class UserService:
     def public_keys(self) -> list[PublicKey]:
         return self._tokens.public_keys
 
-    def _event(
-        self, user: User, action: ActionType, action_func: str, actor: Principal
-    ) -> AuditEvent:
-        return AuditEvent.for_record(
-            service=SERVICE_NAME,
-            action_func=action_func,
-            action_type=action,
-            object_name=OBJECT_NAME,
-            object_id=user.id,
-            performed_by=actor.user_id,
-            record=self._to_record(user),
-        )
-
-    def _login_event(self, email: str, user: User | None, outcome: LoginOutcome) -> AuditEvent:
-        """Who (the user's id, empty for an unknown email), when, and the outcome; a failed
-        attempt was performed by nobody known."""
-        user_id = str(user.id) if user is not None else ""
-        succeeded = outcome is LoginOutcome.SUCCEEDED
-        return AuditEvent.for_record(
-            service=SERVICE_NAME,
-            action_func=LOGIN_FUNC,
-            action_type=ActionType.LOGIN if succeeded else ActionType.LOGIN_FAILED,
-            object_name=SESSION_OBJECT_NAME,
-            object_id=user_id,
-            performed_by=user_id if succeeded else "",
-            record=self._to_login_record(
-                LoginAttempt(email[:MAX_EMAIL_CHARS], user.id if user else 0, outcome)
-            ),
-        )
-
-
-def _user_id(principal: Principal) -> int:
-    # verify_signature let only decimal ids through
-    return int(principal.user_id)
-
-
-def _require_may_log_in(standing: Standing | None) -> None:
-    """A token counts only while its user exists and may log in."""
-    if standing is None or not standing.may_log_in(now()):
-        raise Unauthenticated(MessageKey.TOKEN_INVALID)
-
 
 class _SignatureVerifier:
-    def __init__(self, service: UserService) -> None:
-        self._service = service
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
 
     async def verify(self, token: str) -> Principal:
-        return self._service.verify_signature(token)
+        return self._sessions.verify_signature(token)

@@ -1,0 +1,27 @@
+"""Whether a caller's token still counts: their stored user exists and may log in now."""
+
+from __future__ import annotations
+
+from global_errors import MessageKey, Unauthenticated
+from global_utils.identity.principal import Principal
+from global_utils.runtime.timeutil import now
+from user.server.models import Standing
+from user.server.unit_of_work import UserStorage
+
+
+def caller_id(principal: Principal) -> int:
+    # Sessions.verify_signature let only decimal ids through
+    return int(principal.user_id)
+
+
+def require_may_log_in(standing: Standing | None) -> None:
+    """A token counts only while its user exists and may log in."""
+    if standing is None or not standing.may_log_in(now()):
+        raise Unauthenticated(MessageKey.TOKEN_INVALID)
+
+
+async def require_standing(storage: UserStorage, principal: Principal) -> None:
+    """Unauthenticated unless principal's user exists and may log in (one read)."""
+    async with storage.reading() as users:
+        standing = await users.standing(caller_id(principal))
+    require_may_log_in(standing)
