@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto dockerfiles certs test test-unit test-static test-integration test-e2e
+.PHONY: help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
 .PHONY: test-compose test-faults lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 proto: $(STAMP)  ## regenerate the committed protobuf code
 	$(BIN)/python -m devtools.protogen
 
-dockerfiles: $(STAMP)  ## rewrite every service's Dockerfile and DockerfileCli from one template
-	$(BIN)/python -m devtools.dockerfiles
+generate: $(STAMP)  ## rewrite every file generated from suite.toml (templates/); CHECK=1 only lists stale ones
+	$(BIN)/python -m devtools.generate $(if $(CHECK),--check)
+
+dockerfiles: generate  ## the Dockerfiles are part of make generate
 
 certs: $(STAMP)  ## DEVELOPMENT-ONLY TLS: a CA and a certificate per component in secrets/dev/tls-DEVELOPMENT-ONLY
 	$(BIN)/python -m devtools.certs

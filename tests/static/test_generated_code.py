@@ -1,11 +1,10 @@
-"""Committed generated files (protobuf code, Dockerfiles) are what `make proto` and
-`make dockerfiles` would write now."""
+"""Committed generated protobuf code is what `make proto` would write now (the files generated
+from suite.toml: tests/static/test_generated_files.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from devtools import dockerfiles
 from devtools.protogen import REPO_ROOT, generate, proto_files
 
 
@@ -18,10 +17,3 @@ def test_committed_generated_code_is_fresh(tmp_path: Path) -> None:
         assert committed.read_text() == generated.read_text(), (
             f"{relative} is stale; run make proto"
         )
-
-
-def test_committed_dockerfiles_are_what_the_template_writes() -> None:
-    for relative, text in dockerfiles.rendered().items():
-        committed = REPO_ROOT / relative
-        assert committed.exists(), f"{relative} is not committed; run make dockerfiles"
-        assert committed.read_text() == text, f"{relative} is stale; run make dockerfiles"

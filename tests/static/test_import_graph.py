@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.suite import load_suite
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_PACKAGES = ("global_utils", "global_errors")
-SERVICES = frozenset({"user", "promotion", "audit"})
+SERVICES = frozenset(load_suite().names)
 
 
 PROJECT_PACKAGES = (*SHARED_PACKAGES, *sorted(SERVICES), "devtools", "provision")

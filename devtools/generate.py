@@ -1,0 +1,161 @@
+"""Writes every wiring file from the suite description (`make generate`): suite.toml read by
+devtools/suite.py, rendered through the Jinja2 templates of templates/.
+
+`python -m devtools.generate` rewrites them all; `--check` writes nothing, lists the files that
+differ from what it would write and exits 1 if any does (tests/static/test_generated_files.py
+fails the same way). Every generated file starts with a line saying so (`header`); JSON, which
+has no comments, carries the same sentence in a top-level "__generated__" key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from devtools.paths import REPO_ROOT
+from devtools.suite import Suite, SuiteError, load_suite
+
+TEMPLATES = REPO_ROOT / "templates"
+# What every image copies in to build its wheel (all share these layers, so an engine builds
+# the dependencies once for the whole suite).
+SHARED_PACKAGES = ("global_errors", "global_utils")
+
+
+def header_text(template: str) -> str:
+    return (
+        f"Generated from suite.toml by `make generate` (template templates/{template}):"
+        " edit those, not this file."
+    )
+
+
+def header(template: str, comment: str = "#") -> str:
+    """The first line of a file generated from template."""
+    return f"{comment} {header_text(template)}"
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """The templates folder with the suite: render(template, **context) is one file's text."""
+
+    suite: Suite
+    templates: Path = TEMPLATES
+
+    def environment(self) -> jinja2.Environment:
+        return jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.templates),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+
+    def render(self, template: str, comment: str = "#", **context: Any) -> str:
+        return (
+            self.environment()
+            .get_template(template)
+            .render(
+                suite=self.suite,
+                services=self.suite.services,
+                header=header(template, comment),
+                **context,
+            )
+        )
+
+
+# A part of the generator: what it writes, by path relative to the repository root.
+Part = Callable[[Renderer], dict[str, str]]
+
+
+def dockerfiles(renderer: Renderer) -> dict[str, str]:
+    """Each service's Dockerfile and DockerfileCli, and the provisioning step's."""
+    packages = (*SHARED_PACKAGES, *renderer.suite.names, "provision")
+    files: dict[str, str] = {}
+
+    def image(path: str, title: str, kind: str, service: object = None) -> None:
+        files[path] = renderer.render(
+            "docker/Dockerfile.j2",
+            path=path,
+            title=title,
+            kind=kind,
+            service=service,
+            packages=packages,
+        )
+
+    for service in renderer.suite.services:
+        image(f"{service.name}/Dockerfile", f"The {service.name} service", "server", service)
+        if service.cli:
+            image(f"{service.name}/DockerfileCli", f"The {service.name} CLI", "cli", service)
+    image("provision/Dockerfile", "The provisioning step (python -m provision)", "provision")
+    return files
+
+
+PARTS: tuple[Part, ...] = (dockerfiles,)
+
+
+def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:
+    """Every generated file, by path relative to the repository root."""
+    renderer = Renderer(load_suite() if suite is None else suite, templates)
+    files: dict[str, str] = {}
+    for part in PARTS:
+        for path, text in part(renderer).items():
+            if path in files:
+                raise ValueError(f"{path} is generated twice")
+            files[path] = text
+    return files
+
+
+def differing(files: dict[str, str], root: Path = REPO_ROOT) -> list[str]:
+    """The paths of files whose committed copy under root is missing or differs."""
+    return [
+        path
+        for path, text in files.items()
+        if not (root / path).is_file() or (root / path).read_text() != text
+    ]
+
+
+def write(files: dict[str, str], root: Path = REPO_ROOT) -> list[str]:
+    """Writes the files that differ; returns their paths."""
+    changed = differing(files, root)
+    for path in changed:
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(files[path])
+    return changed
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.generate", description=__doc__)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; list the generated files that differ and exit 1 if any does",
+    )
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        files = rendered()
+    except SuiteError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.check:
+        stale = differing(files)
+        for path in stale:
+            print(f"{path} differs from what `make generate` writes", file=sys.stderr)
+        if stale:
+            print("run make generate (and edit templates/ or suite.toml, not the files)")
+        return 1 if stale else 0
+    changed = write(files)
+    for path in changed:
+        print(path)
+    print(f"{len(files)} generated files, {len(changed)} rewritten")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

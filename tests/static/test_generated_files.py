@@ -1,0 +1,109 @@
+"""Every file generated from suite.toml is committed as `make generate` writes it: a hand edit
+to one, or a template or suite change without `make generate`, fails here."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devtools import generate
+from devtools.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def files() -> dict[str, str]:
+    """What make generate writes now, by path."""
+    return generate.rendered()
+
+
+def test_every_generated_file_is_committed_as_generated(files: dict[str, str]) -> None:
+    stale = generate.differing(files)
+    assert not stale, f"stale generated files (run make generate): {stale}"
+
+
+def test_every_generated_file_says_it_is_generated(files: dict[str, str]) -> None:
+    for path, text in files.items():
+        assert "Generated from suite.toml by `make generate`" in text.splitlines()[0] or (
+            path.endswith(".json") and '"__generated__": "Generated from suite.toml' in text
+        ), path
+
+
+def test_generated_files_are_tracked_by_git(files: dict[str, str]) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--", *files],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(listed) == sorted(files)
+
+
+def _copy(files: dict[str, str], root: Path) -> None:
+    for path in files:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / path, root / path)
+
+
+def test_a_hand_edit_to_any_generated_file_is_caught(files: dict[str, str], tmp_path: Path) -> None:
+    _copy(files, tmp_path)
+    assert generate.differing(files, tmp_path) == []
+    for path in files:
+        edited = tmp_path / path
+        original = edited.read_text()
+        edited.write_text(original.replace("\n", "\n ", 1))
+        assert generate.differing(files, tmp_path) == [path]
+        edited.write_text(original)
+
+
+def test_make_generate_restores_an_edited_file(files: dict[str, str], tmp_path: Path) -> None:
+    _copy(files, tmp_path)
+    path = next(iter(files))
+    (tmp_path / path).write_text("# edited by hand\n")
+    assert generate.write(files, tmp_path) == [path]
+    assert generate.differing(files, tmp_path) == []
+
+
+def test_check_lists_a_stale_file_and_fails(tmp_path: Path) -> None:
+    """The --check command line, against a copy of the repository's generated files and
+    sources with one generated file edited."""
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        REPO_ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(".git", ".venv", "*cache*", ".run", "bench", "node_modules"),
+    )
+    files = generate.rendered()
+    path = next(iter(files))
+    (copy / path).write_text((copy / path).read_text() + "# a hand edit\n")
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "devtools.generate", "--check"],
+            cwd=copy,
+            env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    result = check()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{path} differs" in result.stderr
+    written = subprocess.run(
+        [sys.executable, "-m", "devtools.generate"],
+        cwd=copy,
+        env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert written.returncode == 0, written.stderr
+    assert path in written.stdout.splitlines()
+    assert check().returncode == 0
