@@ -1,7 +1,7 @@
 """Tracing configuration: the standard OTEL_* variables, and the tracer provider (OpenTelemetry
-SDK) they describe. Nothing of OpenTelemetry is imported here until a provider is made, so a
-process with tracing off (and every CLI, which reads its settings through this module) loads
-neither the SDK nor an exporter."""
+SDK) they describe, exporting over OTLP/gRPC or OTLP/HTTP. Nothing of OpenTelemetry is imported
+here until a provider is made, so a process with tracing off (and every CLI, which reads its
+settings through this module) loads neither the SDK nor an exporter."""
 
 from __future__ import annotations
 
@@ -16,7 +16,18 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.sdk.trace.sampling import Sampler
 
-DEFAULT_OTLP_ENDPOINT = "http://localhost:4317"
+OtlpProtocol = Literal["grpc", "http/protobuf"]
+OTLP_PROTOCOLS: tuple[OtlpProtocol, ...] = ("grpc", "http/protobuf")
+# The specification recommends http/protobuf as the default but allows grpc where it was the
+# default before, as it is here (and in the Python SDK's own configuration).
+DEFAULT_OTLP_PROTOCOL: OtlpProtocol = "grpc"
+# the receivers' standard ports: a collector (or Jaeger) takes OTLP/gRPC on 4317, OTLP/HTTP on 4318
+DEFAULT_OTLP_ENDPOINTS: dict[OtlpProtocol, str] = {
+    "grpc": "http://localhost:4317",
+    "http/protobuf": "http://localhost:4318",
+}
+# where OTLP/HTTP traces go relative to the general endpoint (a base URL)
+OTLP_HTTP_TRACES_PATH = "v1/traces"
 
 Sampling = Literal[
     "always_on",
@@ -38,10 +49,9 @@ class TracingSettings(BaseSettings):
     otel_traces_exporter: Literal["", "otlp", "console", "none"] = ""
     otel_exporter_otlp_endpoint: str = ""
     otel_exporter_otlp_traces_endpoint: str = ""
-    # Only OTLP over gRPC is installed (grpcio is here anyway; the HTTP exporter would add
-    # requests and its dependencies).
-    otel_exporter_otlp_protocol: Literal["", "grpc"] = ""
-    otel_exporter_otlp_traces_protocol: Literal["", "grpc"] = ""
+    # the traces one wins; neither set: DEFAULT_OTLP_PROTOCOL
+    otel_exporter_otlp_protocol: Literal["", "grpc", "http/protobuf"] = ""
+    otel_exporter_otlp_traces_protocol: Literal["", "grpc", "http/protobuf"] = ""
     otel_service_name: str = ""
     otel_traces_sampler: Sampling = "parentbased_always_on"
     # the ratio of the *traceidratio samplers, 0..1
@@ -52,6 +62,19 @@ class TracingSettings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator(
+        "otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol", mode="before"
+    )
+    @classmethod
+    def _known_protocol(cls, value: Any) -> Any:
+        # stripped but not lower-cased, as the SDK's own configuration reads these
+        if not isinstance(value, str):
+            return value
+        protocol = value.strip()
+        if protocol and protocol not in OTLP_PROTOCOLS:
+            raise ValueError(f"unsupported OTLP protocol {protocol!r} (grpc or http/protobuf)")
+        return protocol
+
     @property
     def tracing_enabled(self) -> bool:
         if self.otel_sdk_disabled:
@@ -61,12 +84,25 @@ class TracingSettings(BaseSettings):
         return bool(self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint)
 
     @property
-    def otlp_traces_endpoint(self) -> str:
+    def otlp_traces_protocol(self) -> OtlpProtocol:
         return (
-            self.otel_exporter_otlp_traces_endpoint
-            or self.otel_exporter_otlp_endpoint
-            or DEFAULT_OTLP_ENDPOINT
+            self.otel_exporter_otlp_traces_protocol
+            or self.otel_exporter_otlp_protocol
+            or DEFAULT_OTLP_PROTOCOL
         )
+
+    @property
+    def otlp_traces_endpoint(self) -> str:
+        """Where spans go, by the specification's rules for the protocol: the traces endpoint
+        as given; else the general one (or the protocol's default), which for OTLP/HTTP is a
+        base URL that v1/traces is appended to (as the SDK's HTTP exporter does it)."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        protocol = self.otlp_traces_protocol
+        base = self.otel_exporter_otlp_endpoint or DEFAULT_OTLP_ENDPOINTS[protocol]
+        if protocol == "grpc":
+            return base
+        return f"{base.removesuffix('/')}/{OTLP_HTTP_TRACES_PATH}"
 
 
 def tracer_provider(
@@ -172,8 +208,52 @@ def _configured_exporter(settings: TracingSettings) -> SpanExporter:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter(service_name=settings.otel_service_name or None)
+    # TLS, headers, timeout and compression: OTEL_EXPORTER_OTLP_(TRACES_)* as each exporter reads
+    # them (the same variables for both); an http:// endpoint is plaintext, https:// is TLS.
+    if settings.otlp_traces_protocol == "http/protobuf":
+        return _http_exporter(settings)
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    # TLS, headers, timeout and compression: OTEL_EXPORTER_OTLP_(TRACES_)* as the exporter reads
-    # them; an http:// endpoint is plaintext.
     return OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint)
+
+
+# the CA file the HTTP exporter verifies an https:// receiver with, in the order it reads them
+_CERTIFICATE_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
+# a requests session of the operator's own making (the SDK's OTLP/HTTP credential provider)
+_SESSION_VARIABLES = (
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+)
+
+
+def _http_exporter(settings: TracingSettings) -> SpanExporter:
+    import os
+
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    class CertificateFirst(requests.Session):
+        """requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE (set in many images and CI
+        machines) replace a session's own CA file, so the exporter would silently ignore
+        OTEL_EXPORTER_OTLP_CERTIFICATE there (psf/requests#4726, kept for compatibility);
+        this session's CA file wins instead. Proxies and the rest still come from the
+        environment."""
+
+        def merge_environment_settings(
+            self,
+            url: str,
+            proxies: dict[str, str] | None,
+            stream: bool | None,
+            verify: Any,
+            cert: Any,
+        ) -> dict[str, Any]:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify is None and isinstance(self.verify, str):
+                merged["verify"] = self.verify
+            return merged
+
+    certificate = any(os.environ.get(name) for name in _CERTIFICATE_VARIABLES)
+    own_session = any(os.environ.get(name) for name in _SESSION_VARIABLES)
+    # the exporter sets the session's CA file (verify) from the variables itself
+    session = CertificateFirst() if certificate and not own_session else None
+    return OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint, session=session)

@@ -1,5 +1,6 @@
 """Tracing as processes run it: off (OTEL_* unset) it loads neither the OpenTelemetry SDK nor an
-exporter; on, a service exports its spans over OTLP and its log lines carry the ids."""
+exporter; on, a service exports its spans over OTLP (gRPC or HTTP, as the standard variables
+choose) and its log lines carry the ids; an unknown protocol stops it at start."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import re
 import subprocess
 import sys
 
-from devtools.otlp_sink import OtlpSink
+import pytest
+
+from devtools.otlp_sink import OtlpHttpSink, OtlpSink
 from devtools.stack import REPO_ROOT
 from tests.helpers import eventually
 
@@ -64,17 +67,38 @@ def test_with_otel_unset_no_sdk_or_exporter_is_loaded(user_env: dict[str, str]) 
     assert '"name": "user.UserSrv/CreateUser"' in printed
 
 
+@pytest.mark.parametrize(
+    ("protocol", "variables"),
+    [
+        # as before: no protocol named is gRPC
+        ("grpc", {}),
+        ("http/protobuf", {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}),
+        # the traces variable wins over the general one
+        (
+            "http/protobuf",
+            {
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            },
+        ),
+    ],
+    ids=["grpc", "http", "http-by-traces-variable"],
+)
 async def test_a_service_process_exports_its_spans_over_otlp(
-    user_env: dict[str, str], start_process
+    user_env: dict[str, str], start_process, protocol: str, variables: dict[str, str]
 ) -> None:
-    sink = OtlpSink()
+    sink = OtlpSink() if protocol == "grpc" else OtlpHttpSink()
     await sink.start()
     try:
-        env = user_env | {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export soon after the call
-            "OTEL_SERVICE_NAME": "user-e2e",
-        }
+        env = (
+            user_env
+            | variables
+            | {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: export soon after the call
+                "OTEL_SERVICE_NAME": "user-e2e",
+            }
+        )
         server = start_process("user.server", env)
         server.wait_for_line("user ready")
         # a refused login through the CLI (not blocking the loop the sink answers on)
@@ -106,5 +130,33 @@ async def test_a_service_process_exports_its_spans_over_otlp(
         [line] = [x for x in server.output.splitlines() if f"trace_id={auth.trace_id}" in x]
         assert "WARNING" in line and re.search(r"span_id=[0-9a-f]{16}\]", line)
         assert server.terminate() == 0
+        if isinstance(sink, OtlpHttpSink):
+            # every export went to the general endpoint's v1/traces, and was taken
+            assert sink.requests
+            assert {(r.method, r.path, r.status) for r in sink.requests} == {
+                ("POST", "/v1/traces", 200)
+            }
     finally:
         await sink.stop()
+
+
+@pytest.mark.parametrize(
+    "variable", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]
+)
+def test_an_unknown_protocol_stops_the_service_at_start_with_one_line(
+    user_env: dict[str, str], variable: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "user.server"],
+        env=user_env | {variable: "http/json", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"configuration error: {variable}: unsupported OTLP protocol 'http/json' "
+        "(grpc or http/protobuf)"
+    )
+    assert "user ready" not in result.stdout + result.stderr

@@ -79,7 +79,7 @@ def test_the_traces_endpoint_wins_over_the_general_one() -> None:
 def test_unknown_exporters_protocols_and_ratios_are_refused() -> None:
     for bad in (
         {"otel_traces_exporter": "zipkin"},
-        {"otel_exporter_otlp_protocol": "http/protobuf"},
+        {"otel_exporter_otlp_protocol": "http/json"},
         {"otel_traces_sampler": "sometimes"},
         {"otel_traces_sampler_arg": 1.5},
     ):
