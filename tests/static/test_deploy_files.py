@@ -456,4 +456,14 @@ def test_compose_traces_only_when_the_shell_names_an_otlp_endpoint() -> None:
     for env in service_env(sampled | {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}).values():
         settings = tracing(env)
         assert settings.tracing_enabled and settings.otlp_traces_endpoint == endpoint
+        assert settings.otlp_traces_protocol == "grpc"
         assert settings.otel_traces_sampler_arg == 0.1
+    # over HTTP: Jaeger's OTLP/HTTP port, the spans to its v1/traces
+    over_http = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    for env in service_env(over_http).values():
+        settings = tracing(env)
+        assert settings.otlp_traces_protocol == "http/protobuf"
+        assert settings.otlp_traces_endpoint == "http://jaeger:4318/v1/traces"
