@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devtools.stack import REPO_ROOT
+from devtools.suite import load_suite
 
 DEFAULT_DIR = REPO_ROOT / "secrets" / "dev" / "tls-DEVELOPMENT-ONLY"
 MARK = "DEVELOPMENT ONLY"
@@ -42,15 +43,14 @@ class Component:
         return [self.name, *self.aliases, *kubernetes, "localhost"]
 
 
+_SUITE = load_suite()
 COMPONENTS = (
-    Component("user", ("usersrv",)),
-    Component("promotion", ("promotionsrv",)),
-    Component("audit", ("auditsrv",)),
+    *(Component(service.name, (service.server,)) for service in _SUITE.services),
     Component("postgres", ("pgdb",)),
     Component("timescaledb"),
     Component("nats"),
     # the CLIs' identity when the services require client certificates (mutual TLS)
-    Component("cli", ("usercli", "promotioncli", "auditcli")),
+    Component("cli", tuple(service.client for service in _SUITE.with_cli)),
 )
 
 

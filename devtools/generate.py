@@ -96,7 +96,22 @@ def dockerfiles(renderer: Renderer) -> dict[str, str]:
     return files
 
 
-PARTS: tuple[Part, ...] = (dockerfiles,)
+def compose(renderer: Renderer) -> dict[str, str]:
+    """The compose file and its TLS override, each service's env file and the provisioner's
+    (the shared docker-compose.env and docker-compose-cli.env are hand-written)."""
+    files = {
+        "docker-compose.yml": renderer.render("compose/docker-compose.yml.j2"),
+        "docker-compose.tls.yml": renderer.render("compose/docker-compose.tls.yml.j2"),
+        "provision/docker-compose.env": renderer.render("compose/provision.env.j2"),
+    }
+    for service in renderer.suite.services:
+        files[f"{service.name}/docker-compose.env"] = renderer.render(
+            "compose/service.env.j2", s=service
+        )
+    return files
+
+
+PARTS: tuple[Part, ...] = (dockerfiles, compose)
 
 
 def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from devtools import generate
 from devtools.paths import REPO_ROOT
+from devtools.suite import parse_suite
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,51 @@ def test_check_lists_a_stale_file_and_fails(tmp_path: Path) -> None:
     assert written.returncode == 0, written.stderr
     assert path in written.stdout.splitlines()
     assert check().returncode == 0
+
+
+def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
+    """A suite with two more services (one with a database producing audit events and calling
+    another, one with neither) renders compose files naming each of their parts."""
+    extra = """
+[[service]]
+name = "shop"
+grpc_service = "shop.ShopSrv"
+port = 50061
+database = "shop"
+audit_events = "produces"
+calls = ["user", "widget"]
+
+[[service]]
+name = "widget"
+grpc_service = "widget.WidgetSrv"
+port = 50063
+cli = false
+"""
+    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + extra)
+    files = generate.rendered(suite)
+    compose = yaml.safe_load(files["docker-compose.yml"])
+    services, secrets = compose["services"], compose["secrets"]
+    shop = services["shopsrv"]
+    assert shop["ports"] == ["50061:50061"]
+    assert shop["secrets"] == [
+        "audit_signing_key_shop",
+        "db_password_shop_runtime",
+        "nats_seed_shop",
+    ]
+    assert set(shop["depends_on"]) == {"provision", "pgdb", "nats", "usersrv", "widgetsrv"}
+    assert services["widgetsrv"]["secrets"] == ["nats_seed_widget"]
+    assert "pgdb" not in services["widgetsrv"]["depends_on"]
+    assert "shopcli" in services and "widgetcli" not in services
+    assert "widget/DockerfileCli" not in files and "widget/Dockerfile" in files
+    for name in ("db_password_shop_owner", "db_password_shop_runtime", "nats_seed_widget"):
+        assert name in services["provision"]["secrets"] or name.startswith("nats_seed_")
+        assert name in secrets
+    assert {"shopsrv", "widgetsrv", "shopcli"} <= set(
+        yaml.safe_load(files["docker-compose.tls.yml"])["services"]
+    )
+    assert (
+        "SHOP_OWNER_PASSWORD_FILE=/run/secrets/db_password_shop_owner"
+        in files["provision/docker-compose.env"].splitlines()
+    )
+    widget_env = files["widget/docker-compose.env"]
+    assert "MICRO_SERVER_ADDRESS=:50063" in widget_env and "POSTGRES_CONNECT" not in widget_env
