@@ -36,6 +36,26 @@ MAC_TAG_V2 = b"gotemp-audit-mac-v2\n"
 MAC_V2_PREFIX = "v2:"
 
 # The headers a version 1 MAC covers, in its order (the payload follows them).
+# The order a signed event's headers travel in: what AuditEvent.headers() and EventSigner.sign()
+# write. The audit consumer's fast path reads exactly this order (anything else takes its
+# general parser), so a relay publishes stored headers in it (a jsonb column returns an object's
+# keys shortest first).
+PUBLISHED_HEADERS: tuple[str, ...] = (
+    *(header.value for header in FIELD_BY_HEADER),
+    AuditHeader.MSG_ID.value,
+    AuditHeader.KEY_ID.value,
+    AuditHeader.MAC.value,
+)
+
+
+def in_published_order(headers: Mapping[str, str]) -> dict[str, str]:
+    """headers in PUBLISHED_HEADERS order, any others after them in their own order."""
+    ordered = {name: headers[name] for name in PUBLISHED_HEADERS if name in headers}
+    if len(ordered) != len(headers):
+        ordered.update((name, value) for name, value in headers.items() if name not in ordered)
+    return ordered
+
+
 SIGNED_HEADERS_V1: tuple[AuditHeader, ...] = (
     AuditHeader.EVENT_ID,
     AuditHeader.ACTION_TIME,

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from global_utils.data.database import Database
 from global_utils.events.audit_event import AUDIT_STREAM, AuditEvent, Subject
-from global_utils.events.signing import EventSigner
+from global_utils.events.signing import EventSigner, in_published_order
 from global_utils.messaging.broker import Broker
 from global_utils.observability.propagation import (
     TRACEPARENT,
@@ -188,7 +188,7 @@ class OutboxRelay:
         return acked, errors[0] if errors else None
 
     def _publish_row(self, js: JetStreamContext, row: asyncpg.Record) -> Awaitable[Any]:
-        headers = json.loads(row["headers"])
+        headers = in_published_order(json.loads(row["headers"]))
         traceparent = row["traceparent"]
         parent = context_from_traceparent(traceparent) if self._tracer is not None else None
         if parent is None:

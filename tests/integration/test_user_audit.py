@@ -9,6 +9,7 @@ from nats.aio.msg import Msg
 
 from audit.server.wire import ReceivedEvent
 from global_utils.events.audit_event import AuditHeader
+from global_utils.events.signing import PUBLISHED_HEADERS
 from tests.helpers import new_user
 from user.proto import user_pb2
 
@@ -49,6 +50,8 @@ async def test_create_update_delete_each_publish_one_event(
     ids = set()
     for msg, (action, func, lastname) in zip(events, expected, strict=True):
         headers = msg.headers or {}
+        # relayed from the outbox in the order the consumer's fast path reads
+        assert list(headers)[: len(PUBLISHED_HEADERS)] == list(PUBLISHED_HEADERS)
         assert headers[AuditHeader.SERVICE] == "user"
         assert headers[AuditHeader.ACTION_TYPE] == action
         assert headers[AuditHeader.ACTION_FUNC] == func

@@ -18,7 +18,13 @@ from audit.server.settings import AuditSettings
 from audit.server.wire import header_block, parse_delivery
 from global_utils.config.loading import load_settings
 from global_utils.events.audit_event import ActionType, AuditEvent, AuditHeader
-from global_utils.events.signing import AuditSigningSettings, EventSigner, MacKey
+from global_utils.events.signing import (
+    PUBLISHED_HEADERS,
+    AuditSigningSettings,
+    EventSigner,
+    MacKey,
+    in_published_order,
+)
 
 USER_KEY = b"u" * 32
 PROMOTION_KEY = b"p" * 32
@@ -296,3 +302,13 @@ def test_producers_can_sign_as_the_previous_release_during_an_upgrade(
     assert "AUDIT_MAC_VERSION: Input should be less than or equal to 2" in _exit_message(
         AuditSigningSettings
     )
+
+
+def test_headers_are_published_in_the_signers_order_whatever_order_they_are_stored_in() -> None:
+    event = _event()
+    signed = USER.sign(event.headers(), event.payload)
+    assert list(signed) == list(PUBLISHED_HEADERS)
+    from_jsonb = dict(sorted(signed.items(), key=lambda item: (len(item[0]), item[0])))
+    from_jsonb["traceparent"] = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    assert list(in_published_order(from_jsonb)) == [*PUBLISHED_HEADERS, "traceparent"]
+    assert in_published_order(from_jsonb) == from_jsonb
