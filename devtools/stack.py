@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +44,18 @@ host replication postgres 127.0.0.1/32 trust
 host all all 127.0.0.1/32 scram-sha-256
 """
 _INIT_MARKER = ".gotemp-initialized"
+
+
+# How often a server started on a picked port is tried on a new one when the port turns out
+# taken: another process may bind it between the pick and the server's bind.
+BIND_ATTEMPTS = 5
+# How the servers' logs say it (nats-server: "bind: address already in use"; PostgreSQL:
+# "could not bind ...: Address already in use"), lower-cased.
+ADDRESS_IN_USE = "address already in use"
+
+
+class PortTaken(RuntimeError):
+    """A server could not bind its port: another process holds it."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -154,11 +167,14 @@ class EmbeddedPostgres:
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
+        # a port picked here, until a start has bound it: moved when it was taken
+        self._port_picked = port is None
         self._durable = durable
         self._tls = tls
         self._bin = postgres_bin_dir() if tls is None else postgres_bin_dir_with_tls()
         self._user = _run_as()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -169,7 +185,32 @@ class EmbeddedPostgres:
         return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 30) -> EmbeddedPostgres:
+        """Starts the server and waits until it accepts connections. A port picked for it found
+        taken (another process bound it after the pick) is replaced, up to BIND_ATTEMPTS
+        times; a port the caller gave is kept."""
         self._ensure_cluster()
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                self._start_once(timeout)
+            except PortTaken as taken:
+                if not self._port_picked or attempt == BIND_ATTEMPTS:
+                    raise
+                old, self.port = self.port, free_port()
+                logger.warning(
+                    "PostgreSQL in %s: %s; port %s taken, retrying on %s",
+                    self.data_dir,
+                    taken,
+                    old,
+                    self.port,
+                )
+                continue
+            self._port_picked = False
+            return self
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> None:
+        log_path = self.data_dir / "server.log"
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         socket_dir = self.data_dir / "sockets"
         socket_dir.mkdir(exist_ok=True)
         self._chown(socket_dir)
@@ -193,8 +234,11 @@ class EmbeddedPostgres:
             **self._identity(),
         )
         log.close()
-        wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
-        return self
+        try:
+            wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
+        except TimeoutError:
+            self.stop(signal.SIGQUIT)
+            raise
 
     def _tls_options(self) -> list[str]:
         """ssl=on with copies of the certificate and key the server's user owns (it refuses a
@@ -299,13 +343,35 @@ class EmbeddedPostgres:
 
     def _accepting(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
-            log = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"postgres exited with {self._proc.returncode}:\n{log}")
+            code, self._proc = self._proc.returncode, None
+            with open(self.data_dir / "server.log", "rb") as file:
+                file.seek(self._log_offset)
+                log = file.read().decode(errors="replace")
+            if ADDRESS_IN_USE in log.lower():
+                raise PortTaken(_line_with(log, ADDRESS_IN_USE))
+            raise RuntimeError(f"postgres exited with {code}:\n{log[-2000:]}")
+        if not self._postmaster_ready():
+            return False
         result = subprocess.run(
             [str(self._bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
             capture_output=True,
         )
         return result.returncode == 0
+
+    def _postmaster_ready(self) -> bool:
+        """Whether this start's postmaster says it is up (its postmaster.pid: its pid first,
+        its status last), so a server another process runs on the same port never passes for
+        it."""
+        try:
+            lines = (self.data_dir / "data" / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        return (
+            self._proc is not None
+            and len(lines) >= 8
+            and lines[0].strip() == str(self._proc.pid)
+            and lines[7].strip() in ("ready", "standby")
+        )
 
     def _ensure_cluster(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -393,7 +459,9 @@ class EmbeddedNats:
     """nats-server with JetStream and the repository's configuration (nats/nats.conf),
     listening only on 127.0.0.1:port; optionally one node of a cluster (see cluster()).
 
-    env gives the server the public nkeys the configuration lists (NATS_*_PUBLIC_NKEY;
+    Without a port, the server binds a port of the system's choosing and the one it got is read
+    from its log; so is the monitoring port. Both are kept for restarts, which clients reconnect
+    to. env gives the server the public nkeys the configuration lists (NATS_*_PUBLIC_NKEY;
     devtools.dev_secrets.NatsKeys.server_env()); tls, a (certificate, key) pair to serve TLS
     with, the repository's TLS configuration (nats/nats-tls.conf: clients must start with the
     TLS handshake)."""
@@ -407,16 +475,18 @@ class EmbeddedNats:
         tls: tuple[Path, Path] | None = None,
         name: str = "",
         cluster_port: int | None = None,
-        routes: list[int] | None = None,
     ) -> None:
         self.store_dir = store_dir.resolve()
-        self.port = port or free_port()
-        self.monitor_port = free_port()
+        self.port = port or 0  # 0 until the first start has read it from the log
+        self.monitor_port = 0
         self.name = name
         self.cluster_port = cluster_port
         self._env = dict(env or {})
         self._tls = tls
-        self._routes = routes or []
+        # the other nodes of a cluster(): routes go to their cluster ports as they are now
+        self._peers: list[EmbeddedNats] = []
+        # a cluster port cluster() picked, until a start has bound it: moved when it was taken
+        self._cluster_port_picked = False
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -424,17 +494,14 @@ class EmbeddedNats:
         cls, store_root: Path, size: int = 3, *, env: Mapping[str, str] | None = None
     ) -> list[EmbeddedNats]:
         """size JetStream servers routed to each other on loopback (not started)."""
-        cluster_ports = [free_port() for _ in range(size)]
-        return [
-            cls(
-                store_root / f"n{i}",
-                env=env,
-                name=f"n{i}",
-                cluster_port=cluster_ports[i],
-                routes=[p for p in cluster_ports if p != cluster_ports[i]],
-            )
+        nodes = [
+            cls(store_root / f"n{i}", env=env, name=f"n{i}", cluster_port=free_port())
             for i in range(size)
         ]
+        for node in nodes:
+            node._peers = [peer for peer in nodes if peer is not node]
+            node._cluster_port_picked = True
+        return nodes
 
     def _config(self) -> tuple[Path, dict[str, str]]:
         """The configuration file to start with, and the environment it reads."""
@@ -454,7 +521,7 @@ class EmbeddedNats:
             "--cluster",
             f"nats://127.0.0.1:{self.cluster_port}",
             "--routes",
-            ",".join(f"nats://127.0.0.1:{port}" for port in self._routes),
+            ",".join(f"nats://127.0.0.1:{peer.cluster_port}" for peer in self._peers),
         ]
 
     def kill(self) -> None:
@@ -473,15 +540,42 @@ class EmbeddedNats:
         return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 15) -> EmbeddedNats:
+        """Starts the server and waits until it listens. A picked cluster port found taken
+        (another process bound it after the pick) is replaced, up to BIND_ATTEMPTS times."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.store_dir / "nats.log", "ab")  # noqa: SIM115 - closed with the process
-        # The command line overrides the file: loopback, this server's ports and store.
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            try:
+                self._start_once(timeout)
+            except PortTaken as taken:
+                if not self._cluster_port_picked or attempt == BIND_ATTEMPTS:
+                    raise
+                old, self.cluster_port = self.cluster_port, free_port()
+                logger.warning(
+                    "nats-server %s: %s; route port %s taken, retrying on %s",
+                    self.name,
+                    taken,
+                    old,
+                    self.cluster_port,
+                )
+                continue
+            self._cluster_port_picked = False
+            return self
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> None:
+        log_path = self.store_dir / "nats.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+        # The command line overrides the file: loopback, this server's ports (-1: the system
+        # chooses, on the first start) and store.
+        client_port = str(self.port or -1)
+        monitor_port = str(self.monitor_port or -1)
         config, config_env = self._config()
         self._proc = subprocess.Popen(
             [
                 str(nats_server_binary()),
                 *("-c", str(config)),
-                *("-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port)),
+                *("-a", "127.0.0.1", "-p", client_port, "-m", monitor_port),
                 *("-sd", str(self.store_dir / "jetstream")),
                 *self._cluster_args(),
             ],
@@ -492,14 +586,32 @@ class EmbeddedNats:
         )
         log.close()
 
+        def this_start() -> str:
+            with open(log_path, "rb") as file:
+                file.seek(offset)
+                return file.read().decode(errors="replace")
+
         def up() -> bool:
             if self._proc is not None and self._proc.poll() is not None:
-                tail = (self.store_dir / "nats.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"nats-server exited with {self._proc.returncode}:\n{tail}")
-            return port_open(self.port)
+                output = this_start()
+                self._proc = None
+                if ADDRESS_IN_USE in output.lower():
+                    raise PortTaken(_line_with(output, ADDRESS_IN_USE))
+                raise RuntimeError(f"nats-server exited:\n{output[-1500:]}")
+            output = this_start()
+            listening = _NATS_CLIENT_PORT.search(output)
+            monitoring = _NATS_MONITOR_PORT.search(output)
+            routing = self.cluster_port is None or _NATS_ROUTE_PORT.search(output)
+            if not (listening and monitoring and routing and "Server is ready" in output):
+                return False
+            self.port, self.monitor_port = int(listening[1]), int(monitoring[1])
+            return True
 
-        wait_until(up, timeout, f"NATS on port {self.port}")
-        return self
+        try:
+            wait_until(up, timeout, f"NATS in {self.store_dir}")
+        except TimeoutError:
+            self.kill()
+            raise
 
     def stop(self) -> None:
         if self._proc is None:
@@ -511,3 +623,14 @@ class EmbeddedNats:
             self._proc.kill()
             self._proc.wait()
         self._proc = None
+
+
+# What nats-server logs about its listeners (the port it got when told -1).
+_NATS_CLIENT_PORT = re.compile(r"Listening for client connections on [^\s]*:(\d+)")
+_NATS_MONITOR_PORT = re.compile(r"Starting http monitor on [^\s]*:(\d+)")
+_NATS_ROUTE_PORT = re.compile(r"Listening for route connections on [^\s]*:(\d+)")
+
+
+def _line_with(text: str, needle: str) -> str:
+    """The first line of text containing needle (case-insensitively), stripped."""
+    return next((line.strip() for line in text.splitlines() if needle in line.lower()), needle)
