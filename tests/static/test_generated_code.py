@@ -10,7 +10,10 @@ from devtools.protogen import REPO_ROOT, generate, proto_files
 
 def test_committed_generated_code_is_fresh(tmp_path: Path) -> None:
     assert proto_files(), "no .proto files found"
-    for generated in generate(tmp_path):
+    written = generate(tmp_path)
+    # every proto's Connect services (the gateway's) are among them
+    assert {p.name for p in written} >= {f"{p.stem}_connect.py" for p in proto_files()}
+    for generated in written:
         relative = generated.relative_to(tmp_path)
         committed = REPO_ROOT / relative
         assert committed.exists(), f"{relative} is not committed; run make proto"
