@@ -30,9 +30,9 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from audit.server.authenticity import EventAuthenticator, ProducerKey
-from audit.server.chain import GENESIS, chained
-from audit.server.wire import COLUMNS, header_block, parse_delivery
+from audit.server.events.authenticity import EventAuthenticator, ProducerKey
+from audit.server.events.chain import GENESIS, chained
+from audit.server.events.wire import COLUMNS, header_block, parse_delivery
 from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import (
     AuditKeys,

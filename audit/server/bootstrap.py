@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from audit.proto import audit_pb2_grpc
-from audit.server.authenticity import EventAuthenticator, RejectKind
-from audit.server.consumer import AuditConsumer
-from audit.server.history_check import HistoryChecker, VerifyingAuditServicer
-from audit.server.raw_client import RawClient
-from audit.server.service import AuditService
+from audit.server.events.authenticity import EventAuthenticator, RejectKind
+from audit.server.ingest.consumer import AuditConsumer
+from audit.server.ingest.raw_client import RawClient
+from audit.server.queries.history_check import HistoryChecker
+from audit.server.queries.service import AuditService
+from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
 from global_utils.observability.gauges import watch_token_cache
@@ -40,7 +41,7 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
     )
     verifier, users = user_service_verifier(parts.registry, settings, parts.client_interceptors())
     service = AuditService(database)
-    servicer = VerifyingAuditServicer(service, HistoryChecker(database))
+    servicer = AuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
         name=SERVICE_NAME,
         grpc_service=GRPC_SERVICE,

@@ -9,9 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from audit.server.chain import chained, mismatch
+from audit.server.events.chain import chained, mismatch
+from audit.server.events.wire import COLUMNS, ReceivedEvent
 from audit.server.models import AuditQuery, ChainBreak, HistoryCheck, StoredEvent
-from audit.server.wire import COLUMNS, ReceivedEvent
 from global_utils.data.sql import Filters
 
 # What a batch writes: the event's columns and its place in its chain (recordedtime is the

@@ -1,4 +1,4 @@
-"""audit.AuditSrv: converts between protobuf messages and the domain."""
+"""audit.AuditSrv, its one servicer: converts between protobuf messages and the domain."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from google.protobuf.message import DecodeError
 import promotion.proto.promotion_pb2  # noqa: F401
 import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
-from audit.server.models import AuditQuery, StoredEvent
-from audit.server.service import AuditService
+from audit.server.models import AuditQuery, HistoryCheck, StoredEvent
+from audit.server.queries.history_check import HistoryChecker
+from audit.server.queries.service import AuditService
+from global_errors import Failure
 from global_utils.grpc.protoconv import decode_page_token, encode_page_token, page_limit, read_time
 from global_utils.identity.principal import current_principal
 from global_utils.runtime.timeutil import to_timestamp
@@ -85,9 +87,28 @@ def query_from_proto(msg: audit_pb2.SearchParams) -> AuditQuery:
     return query
 
 
+def history_check_to_proto(check: HistoryCheck) -> audit_pb2.VerifyResult:
+    reply = audit_pb2.VerifyResult(
+        intact=check.first_break is None,
+        rows_checked=check.rows_checked,
+        rows_unchained=check.rows_unchained,
+    )
+    bad = check.first_break
+    if bad is not None:
+        reply.reason = bad.reason
+        reply.first_bad_chain_id = bad.chain_id or 0
+        reply.first_bad_chain_seq = bad.chain_seq or 0
+        if bad.event_id is not None:
+            reply.first_bad_event_id = str(bad.event_id)
+        if bad.action_time is not None:
+            reply.first_bad_action_time.CopyFrom(to_timestamp(bad.action_time))
+    return reply
+
+
 class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
-    def __init__(self, service: AuditService) -> None:
+    def __init__(self, service: AuditService, history: HistoryChecker) -> None:
         self._service = service
+        self._history = history
 
     async def GetAuditRecords(
         self, request: audit_pb2.SearchParams, context: Context
@@ -97,3 +118,13 @@ class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
         if more and records:
             reply.next_page_token = encode_page_token(PAGE_KIND, page_position(records[-1]))
         return reply
+
+    async def VerifyAuditHistory(
+        self, request: audit_pb2.VerifyParams, context: Context
+    ) -> audit_pb2.VerifyResult:
+        invalid: list[Failure] = []
+        from_time = read_time(request, "from_time", invalid)
+        thru_time = read_time(request, "thru_time", invalid)
+        return history_check_to_proto(
+            await self._history.verify(current_principal(), from_time, thru_time, invalid)
+        )

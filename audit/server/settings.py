@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from audit.server.authenticity import ProducerKey, parse_producer_keys
+from audit.server.events.authenticity import ProducerKey, parse_producer_keys
 from global_utils.config.secrets import read_secret
 from global_utils.config.settings import HttpSideSettings, RemoteAuthSettings, ServiceSettings
 from global_utils.observability.metrics import MetricsSettings
@@ -22,7 +22,8 @@ class AuditSettings(ServiceSettings, RemoteAuthSettings, HttpSideSettings, Metri
     # Most events stored per transaction, and the size of each pull request. (The durable
     # consumer itself, with its ack wait, is made by provisioning: provision/broker.py.)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
-    # The producers' event keys: `KEY_ID SERVICE KEY` per line (audit/server/authenticity.py).
+    # The producers' event keys: `KEY_ID SERVICE KEY` per line
+    # (audit/server/events/authenticity.py).
     audit_producer_keys: str = Field(default="", repr=False)
     audit_producer_keys_file: Path | None = None
 

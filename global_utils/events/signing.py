@@ -1,5 +1,6 @@
 """Audit event authentication: the canonical bytes a producer's HMAC-SHA256 covers, and the
-producer's signer with its settings (the audit service verifies in audit/server/authenticity.py).
+producer's signer with its settings (the audit service verifies in
+audit/server/events/authenticity.py).
 
 MAC input, version 2 (what producers sign; documented in README, "Event authentication"): the
 ASCII tag `gotemp-audit-mac-v2` and a newline, then the header values as they travel (UTF-8), in

@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 import nats
-from audit.server.authenticity import EventAuthenticator, parse_producer_keys
-from audit.server.consumer import AuditConsumer
-from audit.server.raw_client import RawClient
+from audit.server.events.authenticity import EventAuthenticator, parse_producer_keys
+from audit.server.ingest.consumer import AuditConsumer
+from audit.server.ingest.raw_client import RawClient
 from devtools.databases import runtime_dsn, runtime_password
 from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres

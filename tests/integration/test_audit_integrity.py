@@ -20,11 +20,11 @@ from nats.aio.client import Client
 
 from audit.proto import audit_pb2, audit_pb2_grpc
 from audit.server import repository as repository_module
-from audit.server.chain import row_hash_v1
-from audit.server.consumer import AuditConsumer
+from audit.server.events.chain import row_hash_v1
+from audit.server.events.wire import ReceivedEvent
+from audit.server.ingest.consumer import AuditConsumer
 from audit.server.models import ChainBreak
 from audit.server.repository import AuditRepository
-from audit.server.wire import ReceivedEvent
 from devtools.dev_secrets import AuditKeys
 from devtools.stack import AUDIT_DATABASE, EmbeddedPostgres
 from global_utils.data.database import Database, UnitOfWork

@@ -18,14 +18,14 @@ import grpc
 import pytest
 
 import nats
-from audit.server.authenticity import EventAuthenticator, ProducerKey
 from audit.server.bootstrap import build as build_audit
-from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
-from audit.server.pull import Delivery
-from audit.server.raw_client import RawClient
+from audit.server.events.authenticity import EventAuthenticator, ProducerKey
+from audit.server.events.wire import ReceivedEvent, header_block
+from audit.server.ingest.consumer import AUDIT_CONSUMER, AuditConsumer
+from audit.server.ingest.pull import Delivery
+from audit.server.ingest.raw_client import RawClient
 from audit.server.repository import AuditRepository
 from audit.server.settings import AuditSettings
-from audit.server.wire import ReceivedEvent, header_block
 from devtools.databases import (
     provision_databases,
     runtime_dsn,

@@ -1,5 +1,5 @@
 """The audit service's raw subscriptions and batched publishes, on a real NATS server: the
-guard for the parts of nats-py RawClient relies on (see audit/server/raw_client.py)."""
+guard for the parts of nats-py RawClient relies on (see audit/server/ingest/raw_client.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.msg import Msg
 
-from audit.server.raw_client import RawClient, RawMessage
+from audit.server.ingest.raw_client import RawClient, RawMessage
 from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats
 from global_utils.messaging.broker import Broker

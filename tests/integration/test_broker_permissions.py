@@ -20,9 +20,9 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
 import nats
-from audit.server.authenticity import EventAuthenticator, parse_producer_keys
-from audit.server.consumer import AuditConsumer
-from audit.server.raw_client import RawClient
+from audit.server.events.authenticity import EventAuthenticator, parse_producer_keys
+from audit.server.ingest.consumer import AuditConsumer
+from audit.server.ingest.raw_client import RawClient
 from devtools.databases import runtime_dsn, runtime_password
 from devtools.dev_secrets import AuditKeys, NatsKeys, make_nats_keys
 from devtools.stack import AUDIT_DATABASE, EmbeddedNats, EmbeddedPostgres

@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 
 import nats
 from audit.server.bootstrap import build as build_audit
-from audit.server.consumer import AUDIT_CONSUMER, AuditConsumer
+from audit.server.ingest.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.settings import AuditSettings
 from devtools.dev_secrets import NatsKeys
 from devtools.nats_stack import servers_url

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from nats.aio.msg import Msg
 
-from audit.server.wire import ReceivedEvent
+from audit.server.events.wire import ReceivedEvent
 from global_utils.events.audit_event import AuditHeader
 from global_utils.events.signing import PUBLISHED_HEADERS
 from tests.helpers import new_user

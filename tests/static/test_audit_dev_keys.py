@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audit.server.authenticity import parse_producer_keys
+from audit.server.events.authenticity import parse_producer_keys
 from devtools.dev_secrets import development_keys
 from devtools.stack import REPO_ROOT
 from tests.static.test_deploy_files import model, read_env

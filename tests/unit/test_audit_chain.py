@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from audit.server.chain import GENESIS, chained, row_hash_v1, stored_row_matches
-from audit.server.wire import ReceivedEvent
+from audit.server.events.chain import GENESIS, chained, row_hash_v1, stored_row_matches
+from audit.server.events.wire import ReceivedEvent
 from global_utils.events.audit_event import ActionType
 
 ACTION = datetime(2026, 11, 30, 3, 0, 0, 123456, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from audit.server.wire import (
+from audit.server.events.wire import (
     _CANONICAL_BLOCK,
     ReceivedEvent,
     header_block,

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 
 from audit.server.models import AuditQuery, StoredEvent
+from audit.server.queries.validation import validate_query
 from audit.server.repository import build_search
 from audit.server.servicer import PAGE_KIND, detail_as_json, page_position, parse_position
-from audit.server.validation import validate_query
 from global_utils.data.sql import Filters
 from global_utils.grpc.protoconv import decode_page_token, encode_page_token
 from user.proto import user_pb2

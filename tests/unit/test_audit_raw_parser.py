@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from audit.server.raw_client import RawClient, RawMessage
+from audit.server.ingest.raw_client import RawClient, RawMessage
 
 RAW_SID = 7
 OTHER_SID = 3

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from audit.server import authorization as audit_rules
+from audit.server.queries import authorization as audit_rules
 from global_errors import Language, MessageKey, PermissionDenied, ResourceExhausted
 from global_errors.status import status_code_for, to_grpc_status
 from global_utils.identity.principal import Principal, Role

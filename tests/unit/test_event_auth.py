@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from audit.server.authenticity import (
+from audit.server.events.authenticity import (
     EventAuthenticator,
     ProducerKey,
     RejectKind,
     parse_producer_keys,
 )
+from audit.server.events.wire import header_block, parse_delivery
 from audit.server.settings import AuditSettings
-from audit.server.wire import header_block, parse_delivery
 from global_utils.config.loading import load_settings
 from global_utils.events.audit_event import ActionType, AuditEvent, AuditHeader
 from global_utils.events.signing import (

@@ -8,8 +8,8 @@ from collections import deque
 
 import pytest
 
-from audit.server.pull import ConsumerGone, PullSubscription, _Request
-from audit.server.raw_client import RawMessage
+from audit.server.ingest.pull import ConsumerGone, PullSubscription, _Request
+from audit.server.ingest.raw_client import RawMessage
 
 
 class _Connection:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
 
-from audit.server.raw_client import RawClient, RawMessage
+from audit.server.ingest.raw_client import RawClient, RawMessage
 from global_utils.messaging.broker import Broker
 
 logger = logging.getLogger(__name__)

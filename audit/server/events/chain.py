@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from audit.server.wire import ReceivedEvent
+from audit.server.events.wire import ReceivedEvent
 
 GENESIS = bytes(32)
 CHAIN_TAG_V1 = b"gotemp-audit-chain-v1"

@@ -7,7 +7,7 @@ import hmac
 from enum import StrEnum
 from typing import NamedTuple
 
-from audit.server.wire import ReceivedEvent, Seal
+from audit.server.events.wire import ReceivedEvent, Seal
 from global_utils.events.signing import KEY_ID_PATTERN, KEY_ID_RE, MIN_AUDIT_KEY_BYTES, MacKey
 
 

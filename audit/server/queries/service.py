@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from audit.server import authorization
 from audit.server.models import AuditQuery, StoredEvent
+from audit.server.queries import authorization
+from audit.server.queries.validation import validate_query
 from audit.server.repository import AuditRepository
-from audit.server.validation import validate_query
 from global_errors import ValidationFailed
 from global_utils.data.database import Database
 from global_utils.identity.principal import Principal

@@ -1,0 +1,1 @@
+"""Ingest: the consumer loop, a batch (parse, authenticate, store), the JetStream pull client."""
