@@ -106,6 +106,9 @@ def history_check_to_proto(check: HistoryCheck) -> audit_pb2.VerifyResult:
 
 
 class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
+    """audit.AuditSrv: the history queries (GetAuditRecords) and the history check
+    (VerifyAuditHistory)."""
+
     def __init__(self, service: AuditService, history: HistoryChecker) -> None:
         self._service = service
         self._history = history
