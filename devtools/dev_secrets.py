@@ -7,12 +7,18 @@ Audit event keys: per producing service, a key file (its AUDIT_SIGNING_KEY_FILE)
 for the audit service, one file listing `KEY_ID SERVICE KEY` for every producer
 (AUDIT_PRODUCER_KEYS_FILE).
 
-NATS nkeys: per NATS user (admin, user, promotion, audit) a seed file (its NATS_NKEY_SEED_FILE),
-and the public keys the server's configuration (nats/nats.conf) reads from its environment;
-for development they are nats/docker-compose.env."""
+NATS nkeys: per NATS user (admin, and every service of the suite) a seed file (its
+NATS_NKEY_SEED_FILE), and the public keys the server's configuration (nats/nats.conf) reads from
+its environment; for development they are nats/docker-compose.env.
+
+Which services, producers and databases there are comes from the suite (suite.toml). With
+--missing, `python -m devtools.dev_secrets` keeps every key and password that exists and makes
+only those a service new to the suite lacks (the producer key list and the NATS public keys
+are rewritten to name them all)."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import secrets
@@ -23,12 +29,15 @@ from pathlib import Path
 import nkeys
 
 from devtools.paths import REPO_ROOT
+from devtools.suite import load_suite
 from global_utils.config.secrets import nkey_seed
 from global_utils.messaging.broker import BrokerAccess
 from user.server.signing_keys import new_signing_key_pem
 
 DEV_SECRETS = REPO_ROOT / "secrets" / "dev"
-PRODUCERS = ("user", "promotion")
+_SUITE = load_suite()
+# The services that sign audit events (suite.toml: audit_events = "produces").
+PRODUCERS = tuple(service.name for service in _SUITE.producers)
 DEV_MARK = "DEVELOPMENT-ONLY"
 
 
@@ -76,8 +85,10 @@ def make_audit_keys(
     services: Iterable[str] = PRODUCERS,
     *,
     development: bool = False,
+    keep_existing: bool = False,
 ) -> AuditKeys:
-    """Writes a fresh key per service and the audit service's list of them into folder."""
+    """Writes a fresh key per service (keep_existing: only where it has none) and the audit
+    service's list of them into folder."""
     folder.mkdir(parents=True, exist_ok=True)
     keys = (
         AuditKeys(folder, suffix=f".{DEV_MARK}", id_tag="dev-1")
@@ -92,8 +103,11 @@ def make_audit_keys(
     )
     lines = [header, "# KEY_ID SERVICE KEY\n"]
     for service in services:
-        key = f"{mark}{secrets.token_hex(32)}"
-        keys.key_file(service).write_text(f"{key}\n")
+        if keep_existing and keys.key_file(service).exists():
+            key = keys.key(service)
+        else:
+            key = f"{mark}{secrets.token_hex(32)}"
+            keys.key_file(service).write_text(f"{key}\n")
         lines.append(f"{keys.key_id(service)} {service} {key}\n")
     keys.producer_keys_file.write_text("".join(lines))
     return keys
@@ -107,8 +121,10 @@ def development_keys() -> AuditKeys:
 DEV_JWT_SIGNING_KEY = DEV_SECRETS / f"jwt-signing-key.{DEV_MARK}.pem"
 
 
-def make_jwt_signing_key(path: Path = DEV_JWT_SIGNING_KEY) -> Path:
+def make_jwt_signing_key(path: Path = DEV_JWT_SIGNING_KEY, *, keep_existing: bool = False) -> Path:
     """A fresh Ed25519 token signing key (the user service's JWT_PRIVATE_KEY_FILE)."""
+    if keep_existing and path.exists():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     comment = f"{DEV_MARK}: token signing key (make secrets). Never use it elsewhere."
     path.write_text(new_signing_key_pem(comment))
@@ -125,19 +141,24 @@ def db_password_file(role: str, folder: Path = DEV_SECRETS) -> Path:
     return folder / f"db-password-{role.replace('_', '-')}.{DEV_MARK}"
 
 
-def make_db_passwords(roles: Iterable[str], folder: Path = DEV_SECRETS) -> list[Path]:
-    """A fresh random password per role (letters and digits: safe in any URL or shell)."""
+def make_db_passwords(
+    roles: Iterable[str], folder: Path = DEV_SECRETS, *, keep_existing: bool = False
+) -> list[Path]:
+    """A fresh random password per role (letters and digits: safe in any URL or shell);
+    keep_existing: only for roles that have none."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for role in roles:
         path = db_password_file(role, folder)
+        if keep_existing and path.exists():
+            continue
         path.write_text(f"{DEV_MARK}-{secrets.token_hex(16)}\n")
         written.append(path)
     return written
 
 
-# The NATS users of nats/nats.conf: the admin (provisioning) and one per service.
-NATS_USERS = ("admin", "user", "promotion", "audit")
+# The NATS users of nats/nats.conf: the admin (provisioning) and one per service of the suite.
+NATS_USERS = ("admin", *_SUITE.names)
 # The NATS server's development environment: the public keys (compose env file; the
 # Kubernetes dev overlay makes a ConfigMap of it).
 DEV_NATS_ENV = REPO_ROOT / "nats" / "docker-compose.env"
@@ -188,11 +209,16 @@ class NatsKeys:
         return b"CONNECT " + json.dumps(options).encode() + b"\r\n"
 
 
-def make_nats_keys(folder: Path, *, development: bool = False) -> NatsKeys:
-    """Writes a fresh nkey seed per NATS user into folder."""
+def make_nats_keys(
+    folder: Path, *, development: bool = False, keep_existing: bool = False
+) -> NatsKeys:
+    """Writes a fresh nkey seed per NATS user into folder (keep_existing: only where it has
+    none)."""
     folder.mkdir(parents=True, exist_ok=True)
     keys = NatsKeys(folder, suffix=f".{DEV_MARK}" if development else "")
     for user in NATS_USERS:
+        if keep_existing and keys.seed_file(user).exists():
+            continue
         seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode()
         header = (
             f"# {DEV_MARK}: development NATS nkey seed of {user} (make secrets)."
@@ -221,18 +247,29 @@ def write_dev_nats_env(keys: NatsKeys, path: Path = DEV_NATS_ENV) -> Path:
     return path
 
 
-if __name__ == "__main__":
+def main(argv: Iterable[str] | None = None) -> None:
     from provision.databases import ROLES
 
-    make_db_passwords((*DB_SUPERUSERS, *ROLES))
-    print(f"development database passwords written to {DEV_SECRETS.relative_to(REPO_ROOT)}/")
-    written = make_audit_keys(DEV_SECRETS, development=True)
-    print(f"development audit keys written to {written.folder.relative_to(REPO_ROOT)}/")
-    nats_keys = make_nats_keys(DEV_SECRETS, development=True)
-    print(
-        f"development NATS nkey seeds written to {nats_keys.folder.relative_to(REPO_ROOT)}/,"
-        f" their public keys to {write_dev_nats_env(nats_keys).relative_to(REPO_ROOT)}"
+    parser = argparse.ArgumentParser(prog="python -m devtools.dev_secrets", description=__doc__)
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="keep the existing keys and passwords; make only those the suite lacks",
     )
+    keep = parser.parse_args(None if argv is None else list(argv)).missing
+    made = "missing" if keep else "new"
+    make_db_passwords((*DB_SUPERUSERS, *ROLES), keep_existing=keep)
+    print(f"{made} development database passwords in {DEV_SECRETS.relative_to(REPO_ROOT)}/")
+    written = make_audit_keys(DEV_SECRETS, development=True, keep_existing=keep)
+    print(f"{made} development audit keys in {written.folder.relative_to(REPO_ROOT)}/")
+    nats_keys = make_nats_keys(DEV_SECRETS, development=True, keep_existing=keep)
     print(
-        f"development token signing key written to {make_jwt_signing_key().relative_to(REPO_ROOT)}"
+        f"{made} development NATS nkey seeds in {nats_keys.folder.relative_to(REPO_ROOT)}/,"
+        f" their public keys in {write_dev_nats_env(nats_keys).relative_to(REPO_ROOT)}"
     )
+    key = make_jwt_signing_key(keep_existing=keep)
+    print(f"{made} development token signing key: {key.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

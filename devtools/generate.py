@@ -39,6 +39,15 @@ def header(template: str, comment: str = "#") -> str:
     return f"{comment} {header_text(template)}"
 
 
+def python_header(template: str) -> str:
+    """The first lines of a generated Python module (two: the linter wants lines of at most
+    100 characters)."""
+    return (
+        "# Generated from suite.toml by `make generate`: edit suite.toml or the template\n"
+        f"# templates/{template}, not this file."
+    )
+
+
 @dataclass(frozen=True)
 class Renderer:
     """The templates folder with the suite: render(template, **context) is one file's text."""
@@ -57,13 +66,16 @@ class Renderer:
         )
 
     def render(self, template: str, comment: str = "#", **context: Any) -> str:
+        first_line = (
+            python_header(template) if template.endswith(".py.j2") else header(template, comment)
+        )
         return (
             self.environment()
             .get_template(template)
             .render(
                 suite=self.suite,
                 services=self.suite.services,
-                header=header(template, comment),
+                header=first_line,
                 **context,
             )
         )
@@ -111,7 +123,19 @@ def compose(renderer: Renderer) -> dict[str, str]:
     return files
 
 
-PARTS: tuple[Part, ...] = (dockerfiles, compose)
+def nats(renderer: Renderer) -> dict[str, str]:
+    """The NATS server's users and permissions (the public keys: make secrets)."""
+    return {"nats/nats.conf": renderer.render("nats/nats.conf.j2")}
+
+
+def provisioning(renderer: Renderer) -> dict[str, str]:
+    """The provisioning step's databases (its image reads them from a module, not the suite)."""
+    return {
+        "provision/suite_databases.py": renderer.render("provision/suite_databases.py.j2"),
+    }
+
+
+PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning)
 
 
 def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:

@@ -27,6 +27,7 @@ import asyncpg
 
 from provision.migrations import VERSIONS, Migration, PreviousRelease, load_migrations, migrate
 from provision.scram import scram_sha256_verifier
+from provision.suite_databases import SUITE_DATABASES
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ ADMIN_SQL = Path(__file__).resolve().parent / "admin"
 class ServiceDatabase:
     name: str
     cluster: str  # which server holds it: "postgres" (pgdb) or "timescaledb"
-    previous_release: PreviousRelease
+    # the previous release's tables, for a database that release made (None: a newer one)
+    previous_release: PreviousRelease | None = None
 
     @property
     def owner(self) -> str:
@@ -60,14 +62,16 @@ class ServiceDatabase:
         return path.read_text() if path.exists() else None
 
 
-DATABASES = (
-    ServiceDatabase(
-        "appuser",
-        "postgres",
-        PreviousRelease(("appuser", "login_throttle", "refresh_token", "audit_outbox")),
-    ),
-    ServiceDatabase("promotion", "postgres", PreviousRelease(("promotion", "audit_outbox"))),
-    ServiceDatabase("audit", "timescaledb", PreviousRelease(("audit", "audit_chain_heads"))),
+# The databases the previous release's init scripts made, recognised by their tables (a database
+# added since has none: its baseline migration made it).
+PREVIOUS_RELEASE = {
+    "appuser": PreviousRelease(("appuser", "login_throttle", "refresh_token", "audit_outbox")),
+    "promotion": PreviousRelease(("promotion", "audit_outbox")),
+    "audit": PreviousRelease(("audit", "audit_chain_heads")),
+}
+# Every database of the suite (suite.toml, through the generated provision/suite_databases.py).
+DATABASES = tuple(
+    ServiceDatabase(name, cluster, PREVIOUS_RELEASE.get(name)) for name, cluster in SUITE_DATABASES
 )
 ROLES = tuple(role for database in DATABASES for role in database.roles)
 

@@ -4,8 +4,9 @@ of every database role it manages (each from a secret file in compose and Kubern
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from global_utils.config.secrets import read_secret
@@ -13,7 +14,7 @@ from provision.broker import BrokerProvisioningSettings
 from provision.databases import ROLES, Credential, ServiceDatabase
 
 
-class ProvisionSettings(BrokerProvisioningSettings):
+class _DeclaredSettings(BrokerProvisioningSettings):
     """The databases' admin credentials and role passwords; the broker's (NATS admin nkey,
     MICRO_BROKER_ADDRESS, stream and consumer settings: BrokerProvisioningSettings)."""
 
@@ -28,22 +29,11 @@ class ProvisionSettings(BrokerProvisioningSettings):
     timescaledb_admin_connect: str = Field(min_length=1)
     timescaledb_admin_password: str = Field(default="", repr=False)
     timescaledb_admin_password_file: Path | None = None
-    # Each database role's password (provision/databases.py names the roles).
-    appuser_owner_password: str = Field(default="", repr=False)
-    appuser_owner_password_file: Path | None = None
-    appuser_runtime_password: str = Field(default="", repr=False)
-    appuser_runtime_password_file: Path | None = None
-    promotion_owner_password: str = Field(default="", repr=False)
-    promotion_owner_password_file: Path | None = None
-    promotion_runtime_password: str = Field(default="", repr=False)
-    promotion_runtime_password_file: Path | None = None
-    audit_owner_password: str = Field(default="", repr=False)
-    audit_owner_password_file: Path | None = None
-    audit_runtime_password: str = Field(default="", repr=False)
-    audit_runtime_password_file: Path | None = None
+    # Each database role's password: <ROLE>_PASSWORD or <ROLE>_PASSWORD_FILE, a pair of fields
+    # per role of provision/databases.py (added below, one pair per database of the suite).
 
     @model_validator(mode="after")
-    def _read_secrets(self) -> ProvisionSettings:
+    def _read_secrets(self) -> _DeclaredSettings:
         for cluster in ("postgres", "timescaledb"):
             field = f"{cluster}_admin_password"
             setattr(
@@ -74,3 +64,25 @@ class ProvisionSettings(BrokerProvisioningSettings):
     def passwords(self) -> dict[str, str]:
         """Every managed role's password, by role name."""
         return {role: str(getattr(self, f"{role}_password")) for role in ROLES}
+
+
+def _role_password_fields() -> dict[str, Any]:
+    """<role>_password and <role>_password_file for every managed role (appuser_owner, ...)."""
+    fields: dict[str, Any] = {}
+    for role in ROLES:
+        fields[f"{role}_password"] = (str, Field(default="", repr=False))
+        fields[f"{role}_password_file"] = (Path | None, None)
+    return fields
+
+
+if TYPE_CHECKING:
+    # What the checker sees; the role fields are read by name (passwords, the validator).
+    ProvisionSettings = _DeclaredSettings
+else:
+    ProvisionSettings = create_model(
+        "ProvisionSettings",
+        __base__=_DeclaredSettings,
+        __module__=__name__,
+        __doc__=_DeclaredSettings.__doc__,
+        **_role_password_fields(),
+    )

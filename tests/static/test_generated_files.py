@@ -3,17 +3,37 @@ to one, or a template or suite change without `make generate`, fails here."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nkeys
 import pytest
 import yaml
 
 from devtools import generate
 from devtools.paths import REPO_ROOT
+from devtools.stack import nats_server_binary
 from devtools.suite import parse_suite
+
+# Two services more: one with a database, audit events and calls, one with none and no CLI.
+GROWN = """
+[[service]]
+name = "shop"
+grpc_service = "shop.ShopSrv"
+port = 50061
+database = "shop"
+audit_events = "produces"
+calls = ["user", "widget"]
+
+[[service]]
+name = "widget"
+grpc_service = "widget.WidgetSrv"
+port = 50063
+cli = false
+"""
 
 
 @pytest.fixture(scope="module")
@@ -114,22 +134,7 @@ def test_check_lists_a_stale_file_and_fails(tmp_path: Path) -> None:
 def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
     """A suite with two more services (one with a database producing audit events and calling
     another, one with neither) renders compose files naming each of their parts."""
-    extra = """
-[[service]]
-name = "shop"
-grpc_service = "shop.ShopSrv"
-port = 50061
-database = "shop"
-audit_events = "produces"
-calls = ["user", "widget"]
-
-[[service]]
-name = "widget"
-grpc_service = "widget.WidgetSrv"
-port = 50063
-cli = false
-"""
-    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + extra)
+    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
     files = generate.rendered(suite)
     compose = yaml.safe_load(files["docker-compose.yml"])
     services, secrets = compose["services"], compose["secrets"]
@@ -157,3 +162,36 @@ cli = false
     )
     widget_env = files["widget/docker-compose.env"]
     assert "MICRO_SERVER_ADDRESS=:50063" in widget_env and "POSTGRES_CONNECT" not in widget_env
+
+
+def _public_nkey() -> str:
+    seed = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)
+    return str(nkeys.from_seed(bytearray(seed)).public_key.decode())
+
+
+def nats_server_test(
+    config: str, users: list[str], folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """nats-server -t (parse and check the configuration, then exit) with a public key per user."""
+    path = folder / "nats.conf"
+    path.write_text(config)
+    env = {f"NATS_{user.upper()}_PUBLIC_NKEY": _public_nkey() for user in users}
+    return subprocess.run(
+        [str(nats_server_binary()), "-c", str(path), "-t"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_nats_configuration_of_a_grown_suite_passes_nats_server_test(tmp_path: Path) -> None:
+    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
+    config = generate.rendered(suite)["nats/nats.conf"]
+    assert "$NATS_SHOP_PUBLIC_NKEY" in config and '"_INBOX.widget.>"' in config
+    result = nats_server_test(config, ["admin", *suite.names], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # a user it names without a key in the environment fails the check (the check checks)
+    result = nats_server_test(config, ["admin", *suite.names[:-1]], tmp_path)
+    assert result.returncode != 0
