@@ -413,7 +413,7 @@ def measure_hot_paths(load: Load) -> dict[str, dict[str, Any]]:
 # (spans, batching, encoding, the export call); {otlp} is its endpoint.
 TRACING_ON = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp}"}
 TRACING_OFF = {"OTEL_TRACES_EXPORTER": "none"}  # whatever the caller's environment says
-# The sampling the README recommends for production: 1% of the calls that start a trace,
+# The sampling docs/observability.md recommends for production: 1% of the calls that start a trace,
 # and every call of a trace a caller sampled.
 TRACES_SAMPLED = {
     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",

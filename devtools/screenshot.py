@@ -1,4 +1,4 @@
-"""`python -m devtools.screenshot`: Prometheus's own pages from a real run, for the README.
+"""`python -m devtools.screenshot`: Prometheus's own pages from a real run, for the docs.
 
 Starts the suite as `make run` does (embedded PostgreSQL and NATS, the three services with
 their HTTP side ports on free loopback ports), a real Prometheus scraping them

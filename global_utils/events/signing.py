@@ -2,8 +2,8 @@
 producer's signer with its settings (the audit service verifies in
 audit/server/events/authenticity.py).
 
-MAC input, version 2 (what producers sign; documented in README, "Event authentication"): the
-ASCII tag `gotemp-audit-mac-v2` and a newline, then the header values as they travel (UTF-8), in
+MAC input, version 2 (what producers sign; docs/security.md, "Audit events nobody can forge"):
+the ASCII tag `gotemp-audit-mac-v2` and a newline, then the header values as they travel (UTF-8), in
 the order producers write them: service, actionFunc, actionType, objectName, objectId,
 performedBy, actionTime, eventId, payloadType, each followed by a newline; then the payload
 bytes. No value may contain a newline (producers' values are printable text, a UUID and an ISO

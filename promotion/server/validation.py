@@ -1,6 +1,6 @@
 """The promotion rules: pure functions returning every failure.
 
-Limits (documented in the README): name 100 characters, description 1000, upc_code 64,
+Limits (documented in docs/architecture.md): name 100 characters, description 1000, upc_code 64,
 discount description 200, at most 100 products per promotion and 20 discounts per product.
 """
 

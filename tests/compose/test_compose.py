@@ -159,7 +159,7 @@ def test_cli_containers_find_their_service_over_mdns_and_pass(
 
 
 def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Engine) -> None:
-    # Under podman, `up <cli>` recreates the running dependencies (the README says more): a
+    # Under podman, `up <cli>` recreates the running dependencies (docs/operations.md says more): a
     # service whose database was just recreated is NOT_SERVING until it answers again.
     for service in SERVICES:
         eventually_true(functools.partial(serving, service), 60, f"{service} SERVING")

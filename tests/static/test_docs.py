@@ -13,6 +13,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
+# Pages linked before they land: docs/configuration.md is generated from the settings classes
+# by its own change (issue 24 point 5). test_pending_pages_are_still_missing fails as soon as one
+# exists, so it leaves this set with the change that adds it.
+PENDING_PAGES = {DOCS / "configuration.md"}
 # Folders that hold no documentation of ours (tools' output, caches, local data).
 SKIPPED_DIRS = {"node_modules", "__pycache__", "bench"}
 
@@ -92,11 +96,18 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(path: Path) 
     for target in relative_links(path):
         file_part, _, anchor = target.partition("#")
         linked = (path.parent / file_part).resolve() if file_part else path
+        if linked in PENDING_PAGES:
+            continue
         if not linked.exists():
             broken.append(f"{target}: no such file")
         elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
             broken.append(f"{target}: no heading #{anchor}")
     assert not broken, f"{path.relative_to(ROOT)}: {broken}"
+
+
+def test_pending_pages_are_still_missing() -> None:
+    landed = [str(page.relative_to(ROOT)) for page in PENDING_PAGES if page.exists()]
+    assert not landed, f"{landed} exist now: remove them from PENDING_PAGES in {__name__}"
 
 
 def cited_paths(path: Path) -> list[str]:
