@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from devtools.stack import REPO_ROOT, wait_until
 
 
 class ServiceProcess:
-    """A module started as its own process, output captured to log."""
+    """A module started as its own process (with args), output captured to log."""
 
-    def __init__(self, module: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, module: str, env: dict[str, str], log: Path, args: Sequence[str] = ()
+    ) -> None:
         self.module = module
         self.env = env
         self.log_path = log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log, "wb")  # noqa: SIM115 - closed in terminate()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             env=env,
             cwd=REPO_ROOT,
             stdout=self._log,

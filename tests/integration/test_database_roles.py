@@ -171,8 +171,30 @@ async def test_runtime_roles_cannot_change_the_schema(
             await conn.execute("DROP TABLE schema_migrations")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("DELETE FROM schema_migrations")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("UPDATE schema_migrations SET checksum = ''")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, how)"
+                " VALUES (9999, '9999_forged.sql', '', 'applied')"
+            )
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("service", sorted(SERVICE_DATABASES))
+async def test_runtime_roles_read_which_migrations_are_applied(
+    postgres: EmbeddedPostgres, service: str
+) -> None:
+    # what the pods' init container (python -m provision.wait) waits on, as this role
+    database = SERVICE_DATABASES[service]
+    conn = await connect_as(postgres, service, database)
+    try:
+        versions = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    finally:
+        await conn.close()
+    shipped = next(d for d in DATABASES if d.name == database).migrations()
+    assert [row["version"] for row in versions] == [m.version for m in shipped]
 
 
 async def test_every_database_is_closed_to_public(superuser: asyncpg.Connection) -> None:
