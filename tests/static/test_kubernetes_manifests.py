@@ -9,10 +9,12 @@ import ipaddress
 import re
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import nkeys
@@ -23,14 +25,17 @@ from pydantic_settings import BaseSettings
 
 from audit.server.settings import AuditSettings
 from devtools import certs
+from devtools.databases import SERVICE_DATABASES
 from devtools.stack import REPO_ROOT
 from global_utils.config.secrets import nkey_seed
 from global_utils.config.settings import RegistrySettings
 from global_utils.grpc.host import LIVENESS_HEALTH_NAME
 from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
+from provision.migrations import VERSIONS
 from provision.settings import ProvisionSettings
-from tests.static.test_deploy_files import final_stage
+from provision.wait import WaitSettings
+from tests.static.test_deploy_files import dockerfile_instructions, final_stage
 from user.server.settings import UserSettings
 from user.server.signing_keys import parse_signing_keys
 
@@ -403,6 +408,55 @@ def test_service_images_and_ports_are_the_dockerfiles(overlay: str, service: str
         )
         assert port["port"] == exposed
         assert container_port(container, port["targetPort"]) == exposed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_pods_start_only_once_their_database_is_provisioned(
+    overlay: str, service: str
+) -> None:
+    deployment = named(overlay, "Deployment", service)
+    container = service_container(overlay, service)
+    (waiter,) = pod_spec(deployment)["initContainers"]
+    # the service's own image (it carries provision and its migrations: the next test)
+    assert waiter["image"] == container["image"]
+    if "imagePullPolicy" in container:
+        assert waiter["imagePullPolicy"] == container["imagePullPolicy"]
+    database = SERVICE_DATABASES[service]
+    assert waiter["command"] == ["python", "-m", "provision.wait", database]
+    # as the service connects: its URL and password file, and only settings the waiter knows
+    dsn = DSN_VARIABLES[service]
+    password = dsn.replace("_CONNECT", "_PASSWORD_FILE")
+    assert env_value(waiter, dsn) == env_value(container, dsn)
+    assert env_value(waiter, password) == env_value(container, password)
+    unknown = [
+        e["name"] for e in waiter["env"] if e["name"].lower() not in WaitSettings.model_fields
+    ]
+    assert not unknown
+    path = Path(env_value(waiter, password)["value"])
+    (mount,) = [m for m in waiter["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    (own,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    assert mount == own
+    # and none of the service's other secrets
+    assert {m["name"] for m in waiter["volumeMounts"]} == {"tmp", mount["name"]}
+    if overlay.startswith("dev"):
+        # the database it waits for is the one the service's URL names
+        ref = env_value(waiter, dsn)["valueFrom"]["secretKeyRef"]
+        url = base64.b64decode(named(overlay, "Secret", ref["name"])["data"][ref["key"]]).decode()
+        assert urlsplit(url).path == f"/{database}"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_service_images_carry_the_migrations_the_waiter_compares(service: str) -> None:
+    build = dockerfile_instructions(REPO_ROOT / SERVICES[service].dockerfile)
+    assert ("COPY", "provision ./provision") in build
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["provision"]
+    provision = VERSIONS.parent
+    migrations = [PurePosixPath(p.relative_to(provision)) for p in VERSIONS.rglob("*.sql")]
+    assert migrations
+    for name in migrations:  # what setuptools puts in the wheel the image installs
+        assert any(name.match(pattern) for pattern in patterns), name
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
