@@ -33,7 +33,7 @@ def pytest_terminal_summary(
 
 @pytest.fixture(scope="session")
 def fault_stack() -> Iterator[Stack]:
-    """PostgreSQL (init scripts applied), NATS, and the user, promotion and audit services as
+    """PostgreSQL (provisioned), NATS, and the user, promotion and audit services as
     processes on free loopback ports, finding each other through a static registry."""
     with tempfile.TemporaryDirectory(prefix="gotemp-faults-") as folder:
         root = Path(folder)
