@@ -1,16 +1,18 @@
-"""Grafana dashboards as code: one per service and one for the audit pipeline, written to
-deploy/grafana/dashboards/ by `python -m devtools.dashboards` (a test checks the committed
-files are what this writes, and that every metric they query is one the services export)."""
+"""Grafana dashboards as code: one per service of the suite (suite.toml) and one for the audit
+pipeline, written to deploy/grafana/dashboards/ by `make generate` (devtools/generate.py; the
+drift test checks the committed files are what it writes, and a test that every metric they
+query is one the services export). JSON has no comments: each file says it is generated in a
+top-level "__generated__" key, which Grafana keeps and ignores."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from devtools.stack import REPO_ROOT
+from devtools.suite import Service, Suite, load_suite
 
 DASHBOARD_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 # The provisioned Prometheus data source (deploy/grafana/provisioning/datasources).
@@ -34,7 +36,7 @@ class Dashboard:
     description: str
     rows: list[tuple[str, list[Panel]]] = field(default_factory=list)
 
-    def model(self) -> dict[str, Any]:
+    def model(self, generated: str = "") -> dict[str, Any]:
         panels: list[dict[str, Any]] = []
         y = 0
         next_id = 1
@@ -60,6 +62,7 @@ class Dashboard:
                 next_id += 1
             y += 8
         return {
+            **({"__generated__": generated} if generated else {}),
             "uid": self.uid,
             "title": self.title,
             "description": self.description,
@@ -210,11 +213,12 @@ def outbox_panels(job: str) -> list[Panel]:
     ]
 
 
-def user_client_panels(job: str) -> list[Panel]:
-    calls = f'job="{job}", grpc_service="user.UserSrv"'
+def user_client_panels(job: str, issuer: Service) -> list[Panel]:
+    """job's calls to the token issuer (the user service)."""
+    calls = f'job="{job}", grpc_service="{issuer.grpc_service}"'
     return [
         Panel(
-            "Calls to the user service, by method and code",
+            f"Calls to the {issuer.name} service, by method and code",
             [
                 (
                     f"sum by (grpc_method, grpc_code) "
@@ -226,7 +230,7 @@ def user_client_panels(job: str) -> list[Panel]:
             "Token verification: GetPublicKeys (local) or ValidateToken (remote).",
         ),
         Panel(
-            "Latency of calls to the user service (p99)",
+            f"Latency of calls to the {issuer.name} service (p99)",
             [
                 (
                     "histogram_quantile(0.99, sum by (le, grpc_method) "
@@ -239,8 +243,14 @@ def user_client_panels(job: str) -> list[Panel]:
     ]
 
 
+def resource_panels(service: Service) -> list[Panel]:
+    """Its database pool (if it has a database) and its token cache."""
+    pool, tokens = pool_panels(service.name)
+    return [pool, tokens] if service.has_database else [tokens]
+
+
 def service_dashboard(
-    job: str, grpc_service: str, extra: list[tuple[str, list[Panel]]]
+    job: str, grpc_service: str, extra: list[tuple[str, list[Panel]]], resources: list[Panel]
 ) -> Dashboard:
     return Dashboard(
         uid=f"gotemp-{job}",
@@ -249,13 +259,13 @@ def service_dashboard(
         rows=[
             (f"gRPC ({grpc_service})", rpc_panels(job)),
             ("Process", process_panels(job)),
-            ("Resources", pool_panels(job)),
+            ("Resources", resources),
             *extra,
         ],
     )
 
 
-def audit_pipeline() -> Dashboard:
+def audit_pipeline(consumer: str) -> Dashboard:
     return Dashboard(
         uid="gotemp-audit-pipeline",
         title="goTemp audit pipeline",
@@ -323,7 +333,7 @@ def audit_pipeline() -> Dashboard:
                         [
                             (
                                 "sum by (grpc_method) (rate(grpc_server_handled_total"
-                                f'{{job="audit", grpc_type="unary"}}[{RATE}]))',
+                                f'{{job="{consumer}", grpc_type="unary"}}[{RATE}]))',
                                 "{{grpc_method}}",
                             )
                         ],
@@ -335,43 +345,61 @@ def audit_pipeline() -> Dashboard:
     )
 
 
-def dashboards() -> dict[str, Dashboard]:
-    """Every dashboard, by file name."""
-    hashing = (
-        "Password hashing",
-        [
-            Panel(
-                "bcrypt queue",
-                [
-                    ('sum(gotemp_bcrypt_in_flight{job="user"})', "being hashed"),
-                    ('sum(gotemp_bcrypt_queued{job="user"})', "waiting for a process"),
-                    ('sum(gotemp_bcrypt_workers{job="user"})', "hashing processes"),
-                ],
-            )
-        ],
-    )
-    return {
-        "user.json": service_dashboard(
-            "user", "user.UserSrv", [("Audit outbox", outbox_panels("user")), hashing]
-        ),
-        "promotion.json": service_dashboard(
-            "promotion",
-            "promotion.PromotionSrv",
+# Rows only one service has (its own metrics), after the rows the suite gives it.
+def own_rows(service: Service) -> list[tuple[str, list[Panel]]]:
+    if service.name != "user":
+        return []
+    return [
+        (
+            "Password hashing",
             [
-                ("Audit outbox", outbox_panels("promotion")),
-                ("Token checks", user_client_panels("promotion")),
+                Panel(
+                    "bcrypt queue",
+                    [
+                        ('sum(gotemp_bcrypt_in_flight{job="user"})', "being hashed"),
+                        ('sum(gotemp_bcrypt_queued{job="user"})', "waiting for a process"),
+                        ('sum(gotemp_bcrypt_workers{job="user"})', "hashing processes"),
+                    ],
+                )
             ],
-        ),
-        "audit.json": service_dashboard(
-            "audit", "audit.AuditSrv", [("Token checks", user_client_panels("audit"))]
-        ),
-        "audit-pipeline.json": audit_pipeline(),
+        )
+    ]
+
+
+def suite_rows(suite: Suite, service: Service) -> list[tuple[str, list[Panel]]]:
+    """The rows its place in the suite gives it: its outbox if it produces audit events, its
+    token checks if it calls the token issuer."""
+    rows: list[tuple[str, list[Panel]]] = []
+    if service.produces_audit:
+        rows.append(("Audit outbox", outbox_panels(service.name)))
+    issuer = suite.token_issuer
+    if issuer.name in service.calls:
+        rows.append(("Token checks", user_client_panels(service.name, issuer)))
+    return rows
+
+
+def dashboards(suite: Suite | None = None) -> dict[str, Dashboard]:
+    """Every dashboard, by file name."""
+    suite = load_suite() if suite is None else suite
+    boards = {
+        f"{service.name}.json": service_dashboard(
+            service.name,
+            service.grpc_service,
+            [*suite_rows(suite, service), *own_rows(service)],
+            resource_panels(service),
+        )
+        for service in suite.services
     }
+    if suite.consumer is not None:
+        boards["audit-pipeline.json"] = audit_pipeline(suite.consumer.name)
+    return boards
 
 
-def rendered() -> dict[str, str]:
+def rendered(suite: Suite | None = None, generated: str = "") -> dict[str, str]:
+    """Every dashboard's JSON, by file name (generated: the "__generated__" sentence)."""
     return {
-        name: json.dumps(board.model(), indent=2) + "\n" for name, board in dashboards().items()
+        name: json.dumps(board.model(generated), indent=2) + "\n"
+        for name, board in dashboards(suite).items()
     }
 
 
@@ -403,11 +431,3 @@ def dashboard_queries(model: dict[str, Any]) -> list[str]:
         for target in panel.get("targets", [])
         if "expr" in target
     ]
-
-
-if __name__ == "__main__":
-    DASHBOARD_DIR.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered().items():
-        (DASHBOARD_DIR / name).write_text(text)
-        print(DASHBOARD_DIR.relative_to(REPO_ROOT) / name)
-    sys.exit(0)

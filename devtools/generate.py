@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from devtools import dashboards
 from devtools.paths import REPO_ROOT
 from devtools.suite import Suite, SuiteError, load_suite
 
@@ -25,13 +26,14 @@ TEMPLATES = REPO_ROOT / "templates"
 # What every image copies in to build its wheel (all share these layers, so an engine builds
 # the dependencies once for the whole suite).
 SHARED_PACKAGES = ("global_errors", "global_utils")
+DASHBOARDS = "deploy/grafana/dashboards"
 
 
-def header_text(template: str) -> str:
-    return (
-        f"Generated from suite.toml by `make generate` (template templates/{template}):"
-        " edit those, not this file."
-    )
+def header_text(template: str, source: str = "") -> str:
+    """The sentence saying a file is generated from template (or from the Python module
+    source, for files written by code rather than a template)."""
+    origin = source or f"template templates/{template}"
+    return f"Generated from suite.toml by `make generate` ({origin}): edit those, not this file."
 
 
 def header(template: str, comment: str = "#") -> str:
@@ -135,7 +137,20 @@ def provisioning(renderer: Renderer) -> dict[str, str]:
     }
 
 
-PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning)
+def observability(renderer: Renderer) -> dict[str, str]:
+    """Prometheus' scrape jobs, the alert rules and their promtool tests, and the Grafana
+    dashboards (written by devtools/dashboards.py: JSON, built in code)."""
+    files = {
+        f"deploy/prometheus/{name}": renderer.render(f"prometheus/{name}.j2")
+        for name in ("prometheus.yml", "alerts.yml", "alerts_test.yml")
+    }
+    generated = header_text("", source="devtools/dashboards.py")
+    for name, text in dashboards.rendered(renderer.suite, generated).items():
+        files[f"{DASHBOARDS}/{name}"] = text
+    return files
+
+
+PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning, observability)
 
 
 def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:

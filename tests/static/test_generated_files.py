@@ -3,6 +3,7 @@ to one, or a template or suite change without `make generate`, fails here."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import subprocess
@@ -195,3 +196,30 @@ def test_the_nats_configuration_of_a_grown_suite_passes_nats_server_test(tmp_pat
     # a user it names without a key in the environment fails the check (the check checks)
     result = nats_server_test(config, ["admin", *suite.names[:-1]], tmp_path)
     assert result.returncode != 0
+
+
+def test_a_grown_suite_is_scraped_alerted_on_and_has_dashboards(tmp_path: Path) -> None:
+    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
+    files = generate.rendered(suite)
+    config = yaml.safe_load(files["deploy/prometheus/prometheus.yml"])
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert jobs["shop"] == ["shopsrv:8080"] and jobs["widget"] == ["widgetsrv:8080"]
+    rules = yaml.safe_load(files["deploy/prometheus/alerts.yml"])["groups"][0]["rules"]
+    assert "shop|widget" in rules[0]["expr"]
+    shop = json.loads(files["deploy/grafana/dashboards/shop.json"])
+    rows = [panel["title"] for panel in shop["panels"] if panel["type"] == "row"]
+    assert rows == ["gRPC (shop.ShopSrv)", "Process", "Resources", "Audit outbox", "Token checks"]
+    widget = json.loads(files["deploy/grafana/dashboards/widget.json"])
+    titles = [panel["title"] for panel in widget["panels"]]
+    assert "Database pool" not in titles and "Audit outbox" not in titles
+    for name in ("prometheus.yml", "alerts.yml", "alerts_test.yml"):
+        (tmp_path / name).write_text(files[f"deploy/prometheus/{name}"])
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool is not on PATH: apt-get install prometheus"
+    for args in (["check", "config", "prometheus.yml"], ["test", "rules", "alerts_test.yml"]):
+        result = subprocess.run(
+            [promtool, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

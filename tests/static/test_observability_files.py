@@ -12,17 +12,18 @@ from typing import Any
 
 import yaml
 
-from devtools import dashboards
+from devtools import dashboards, generate
 from devtools.stack import REPO_ROOT
+from devtools.suite import load_suite
 from tests.static.test_deploy_files import compose_cmd, read_env
 
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 # compose service -> (scrape job, the service's own env file)
+SUITE = load_suite()
 SCRAPED = {
-    "usersrv": ("user", REPO_ROOT / "user" / "docker-compose.env"),
-    "promotionsrv": ("promotion", REPO_ROOT / "promotion" / "docker-compose.env"),
-    "auditsrv": ("audit", REPO_ROOT / "audit" / "docker-compose.env"),
+    service.server: (service.name, REPO_ROOT / service.name / "docker-compose.env")
+    for service in SUITE.services
 }
 OBSERVABILITY = {"prometheus", "grafana", "jaeger"}
 
@@ -35,14 +36,19 @@ def observability_model() -> dict[str, Any]:
 
 def test_committed_dashboards_are_what_the_generator_writes() -> None:
     written = {path.name: path.read_text() for path in dashboards.DASHBOARD_DIR.glob("*.json")}
-    assert written == dashboards.rendered(), "run python -m devtools.dashboards"
+    expected = {
+        Path(path).name: text
+        for path, text in generate.rendered().items()
+        if path.startswith(generate.DASHBOARDS)
+    }
+    assert written == expected, "run make generate"
 
 
 def test_a_dashboard_per_service_and_one_for_the_audit_pipeline() -> None:
     models = [json.loads(text) for text in dashboards.rendered().values()]
     uids = [model["uid"] for model in models]
     assert sorted(uids) == sorted(
-        ["gotemp-user", "gotemp-promotion", "gotemp-audit", "gotemp-audit-pipeline"]
+        [*(f"gotemp-{name}" for name in SUITE.names), "gotemp-audit-pipeline"]
     )
     for model in models:
         panels = [p for p in model["panels"] if p["type"] != "row"]
