@@ -53,7 +53,7 @@ test-faults: $(STAMP)  ## changes under injected faults, ~30 rounds (FAULT_SEED=
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy global_errors global_utils user promotion audit devtools provision
+	$(BIN)/mypy global_errors global_utils user promotion audit devtools provision gateway
 
 run: $(STAMP)  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
 	$(BIN)/python -m devtools.run

@@ -150,7 +150,12 @@ def observability(renderer: Renderer) -> dict[str, str]:
     return files
 
 
-PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning, observability)
+def gateway(renderer: Renderer) -> dict[str, str]:
+    """The services the gateway fronts (its image reads them from a module, not the suite)."""
+    return {"gateway/suite_services.py": renderer.render("gateway/suite_services.py.j2")}
+
+
+PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning, observability, gateway)
 
 
 def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:

@@ -181,6 +181,11 @@ class ServiceMetrics:
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         return [ClientMetricsInterceptor(self._client)] if self.enabled else []
 
+    def server_method(self, service: str, method: str) -> _MethodMetrics | None:
+        """A unary method's server metrics, for a server that is not a grpc.aio one (the
+        gateway counts its Connect calls as go-grpc-prometheus would); None when disabled."""
+        return self._server.method("unary", service, method) if self.enabled else None
+
     def routes(self) -> dict[str, Callable[[], HttpResponse]]:
         return {METRICS_PATH: self.exposition} if self.enabled else {}
 
