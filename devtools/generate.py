@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
 
 from devtools import dashboards
 from devtools.paths import REPO_ROOT
-from devtools.suite import Suite, SuiteError, load_suite
+from devtools.suite import Resources, Suite, SuiteError, load_suite
 
 TEMPLATES = REPO_ROOT / "templates"
 # What every image copies in to build its wheel (all share these layers, so an engine builds
@@ -50,6 +51,62 @@ def python_header(template: str) -> str:
     )
 
 
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def in_words(number: int) -> str:
+    """A small count as a word ("three services"), a larger one in digits."""
+    return _NUMBER_WORDS[number] if 0 <= number < len(_NUMBER_WORDS) else str(number)
+
+
+def quantities(resources: Resources) -> str:
+    """A request or limit as a YAML flow mapping; whole cores quoted, as Kubernetes writes
+    them ({cpu: "2", memory: 512Mi})."""
+    cpu = f'"{resources.cpu}"' if resources.cpu.isdigit() else resources.cpu
+    return f"{{cpu: {cpu}, memory: {resources.memory}}}"
+
+
+def and_join(words: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def comment_wrap(text: str, first: str, rest: str, width: int = 99) -> str:
+    """text as comment lines of at most width characters: the first starting with first, the
+    others with rest."""
+    return "\n".join(
+        textwrap.wrap(
+            text,
+            width=width,
+            initial_indent=first,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
+
+
+def key_table(kind: str, name: str, keys: Sequence[str], about: str) -> str:
+    """One object of a comment table listing what an overlay supplies: its kind and name, its
+    keys one a line, and what they are beside them (wrapped)."""
+    key_column, about_column = 32, 62
+    about_lines = textwrap.wrap(about, width=99 - about_column, break_on_hyphens=False)
+    label = f"#   {kind:<9} {name} "
+    rows: list[str] = []
+    if len(label) > key_column:
+        rows.append(label.rstrip())
+        label = ""
+    for index in range(max(len(keys), len(about_lines))):
+        left = label if index == 0 and label else "#"
+        line = left.ljust(key_column) + (keys[index] if index < len(keys) else "")
+        if index < len(about_lines):
+            line = line.ljust(about_column) + about_lines[index]
+        rows.append(line.rstrip())
+    return "\n".join(rows)
+
+
 @dataclass(frozen=True)
 class Renderer:
     """The templates folder with the suite: render(template, **context) is one file's text."""
@@ -58,7 +115,7 @@ class Renderer:
     templates: Path = TEMPLATES
 
     def environment(self) -> jinja2.Environment:
-        return jinja2.Environment(
+        environment = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.templates),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
@@ -66,6 +123,15 @@ class Renderer:
             lstrip_blocks=True,
             autoescape=False,
         )
+        environment.filters.update(
+            in_words=in_words,
+            quantities=quantities,
+            comment_wrap=comment_wrap,
+            and_join=and_join,
+            basename=lambda path: PurePosixPath(path).name,
+        )
+        environment.globals.update(key_table=key_table)
+        return environment
 
     def render(self, template: str, comment: str = "#", **context: Any) -> str:
         first_line = (
@@ -155,7 +221,122 @@ def gateway(renderer: Renderer) -> dict[str, str]:
     return {"gateway/suite_services.py": renderer.render("gateway/suite_services.py.j2")}
 
 
-PARTS: tuple[Part, ...] = (dockerfiles, compose, nats, provisioning, observability, gateway)
+KUBE = "deploy/kubernetes"
+
+
+def supplied(suite: Suite) -> list[tuple[str, str, list[str], str]]:
+    """What an overlay supplies, or names, for the base: (kind, name, its keys, what they
+    are), in the order the comments of base/ and overlays/prod list them."""
+    databases = suite.with_database
+    return [
+        ("ConfigMap", "gotemp-endpoints", ["micro-broker-address"], "NATS, host:port"),
+        (
+            "ConfigMap",
+            "gotemp-audit-key-ids",
+            [s.name for s in suite.producers],
+            "the id of the key each producer signs its audit events with",
+        ),
+        (
+            "Secret",
+            "gotemp-database",
+            [s.connect_key for s in databases],
+            "the services' DSNs, as their runtime roles"
+            f" ({', '.join(s.runtime_role for s in databases)})",
+        ),
+        (
+            "Secret",
+            "gotemp-db-passwords",
+            [s.password_key(kind) for s in databases for kind in ("owner", "runtime")],
+            "each database role's password (the provisioning Job sets them; each service"
+            " mounts its runtime role's)",
+        ),
+        (
+            "Secret",
+            "gotemp-db-admin",
+            [
+                "postgres-admin-connect",
+                "postgres-admin-password",
+                "timescaledb-admin-connect",
+                "timescaledb-admin-password",
+            ],
+            "the provisioning Job's admin credential per server (creates roles and databases),"
+            " without the password in the URLs",
+        ),
+        (
+            "Secret",
+            "gotemp-jwt",
+            ["jwt-signing-keys.pem"],
+            "token signing keys: Ed25519 PEM, the first signs, all verify",
+        ),
+        (
+            "Secret",
+            "gotemp-audit-keys",
+            [*(s.signing_key_key for s in suite.producers), "producer-keys"],
+            "each producer's audit event signing key, and the audit service's list of them"
+            ' ("KEY_ID SERVICE KEY" per line)',
+        ),
+        (
+            "Secret",
+            "gotemp-nats",
+            [*(s.nats_seed_key for s in suite.services), "admin-nkey-seed"],
+            "each service's NATS nkey seed, and the provisioning Job's admin one (nsc/nk or"
+            " make secrets make them); NATS lists the public keys (nats/nats.conf)",
+        ),
+    ]
+
+
+def kubernetes(renderer: Renderer) -> dict[str, str]:
+    """What repeats per service under deploy/kubernetes (each service's Deployment, Services
+    and PodDisruptionBudget; the NetworkPolicies; the observability and TLS components' parts;
+    the dev overlay's patches, policies and key ids; the monitoring Prometheus' jobs) and the
+    development Secrets' kustomizations in secrets/dev/. The databases, NATS and Prometheus
+    themselves stay hand-written."""
+    suite = renderer.suite
+    rows = supplied(suite)
+    files = {
+        f"{KUBE}/base/kustomization.yaml": renderer.render(
+            "kubernetes/base/kustomization.yaml.j2", supplied=rows
+        ),
+        f"{KUBE}/overlays/prod/kustomization.yaml": renderer.render(
+            "kubernetes/overlays/prod/kustomization.yaml.j2", supplied=rows
+        ),
+    }
+    for service in suite.services:
+        files[f"{KUBE}/base/{service.name}.yaml"] = renderer.render(
+            "kubernetes/base/service.yaml.j2", s=service
+        )
+        files[f"{KUBE}/components/tls/{service.name}.yaml"] = renderer.render(
+            "kubernetes/components/tls/service.yaml.j2", s=service
+        )
+    for path in (
+        "base/networkpolicies.yaml",
+        "base/provision.yaml",
+        "components/observability/metrics-services.yaml",
+        "components/observability/networkpolicy.yaml",
+        "components/observability/scrape-annotations.yaml",
+        "components/tls/kustomization.yaml",
+        "overlays/dev/kustomization.yaml",
+        "overlays/dev/services-dev.yaml",
+        "overlays/dev/networkpolicies.yaml",
+        "monitoring/prometheus.yml",
+    ):
+        files[f"{KUBE}/{path}"] = renderer.render(f"kubernetes/{path}.j2")
+    files["secrets/dev/kustomization.yaml"] = renderer.render("secrets/dev/kustomization.yaml.j2")
+    files["secrets/dev/tls-DEVELOPMENT-ONLY/kustomization.yaml"] = renderer.render(
+        "secrets/dev/tls-kustomization.yaml.j2"
+    )
+    return files
+
+
+PARTS: tuple[Part, ...] = (
+    dockerfiles,
+    compose,
+    nats,
+    provisioning,
+    observability,
+    gateway,
+    kubernetes,
+)
 
 
 def rendered(suite: Suite | None = None, templates: Path = TEMPLATES) -> dict[str, str]:

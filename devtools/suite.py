@@ -28,6 +28,10 @@ _NAME = re.compile(r"[a-z][a-z0-9]*")
 _DATABASE = re.compile(r"[a-z][a-z0-9_]*")
 _GRPC_SERVICE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.[A-Z][A-Za-z0-9]*")
 _SETTINGS_PREFIX = re.compile(r"[A-Z][A-Z0-9_]*")
+# Kubernetes quantities as the manifests write them: cores or millicores, and bytes with a
+# binary suffix.
+_CPU = re.compile(r"[1-9][0-9]*m?")
+_MEMORY = re.compile(r"[1-9][0-9]*(Ki|Mi|Gi)")
 # Top-level folders and packages of the repository a service folder would collide with, and
 # names the wiring already uses for something else (the NATS admin user, the database servers).
 RESERVED_NAMES = frozenset(
@@ -48,6 +52,48 @@ RESERVED_NAMES = frozenset(
 )
 
 
+class Resources(BaseModel):
+    """A container's CPU and memory (a request or a limit), as Kubernetes quantities."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: str
+    memory: str
+
+    @field_validator("cpu")
+    @classmethod
+    def _valid_cpu(cls, value: str) -> str:
+        if not _CPU.fullmatch(value):
+            raise ValueError(f'cpu {value!r} must be whole cores ("2") or millicores ("500m")')
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _valid_memory(cls, value: str) -> str:
+        if not _MEMORY.fullmatch(value):
+            raise ValueError(f"memory {value!r} must be a number with Ki, Mi or Gi")
+        return value
+
+    @property
+    def whole_cpus(self) -> int:
+        """The CPUs a process pool may use under this limit (at least one)."""
+        if self.cpu.endswith("m"):
+            return max(1, int(self.cpu[:-1]) // 1000)
+        return int(self.cpu)
+
+
+class Kubernetes(BaseModel):
+    """Its server container's requests and limits on Kubernetes: the base's (what production
+    runs) and the development overlay's smaller ones. The defaults suit a small service."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: Resources = Resources(cpu="100m", memory="128Mi")
+    limits: Resources = Resources(cpu="1", memory="256Mi")
+    dev_requests: Resources = Resources(cpu="50m", memory="96Mi")
+    dev_limits: Resources = Resources(cpu="500m", memory="192Mi")
+
+
 class Service(BaseModel):
     """One service of the suite, as suite.toml describes it."""
 
@@ -65,6 +111,9 @@ class Service(BaseModel):
     issues_tokens: bool = False
     writers: tuple[str, ...] = ("admin",)
     cli: bool = True
+    # What it serves, in a few words (the Kubernetes manifests' opening comment).
+    description: str = ""
+    kubernetes: Kubernetes = Kubernetes()
 
     @field_validator("name")
     @classmethod
@@ -202,6 +251,42 @@ class Service(BaseModel):
         """Its development audit signing key's id."""
         return f"{self.name}-dev-1"
 
+    # --- Kubernetes ------------------------------------------------------------------------
+
+    @property
+    def image(self) -> str:
+        """Its server's image (compose builds it under the same name)."""
+        return f"gotemp/{self.server}:latest"
+
+    @property
+    def headless(self) -> str:
+        """Its headless Service: one DNS record per ready pod, the dns:/// registry's target."""
+        return f"{self.name}-headless"
+
+    @property
+    def connect_key(self) -> str:
+        """Its database URL's key in the Secret gotemp-database."""
+        return f"{self.name}-{self.database_settings.lower().replace('_', '-')}-connect"
+
+    def password_key(self, kind: Literal["owner", "runtime"]) -> str:
+        """Its database role's password's key in the Secret gotemp-db-passwords."""
+        return f"{self.database.replace('_', '-')}-{kind}"
+
+    @property
+    def nats_seed_key(self) -> str:
+        """Its NATS nkey seed's key in the Secret gotemp-nats."""
+        return f"{self.name}-nkey-seed"
+
+    @property
+    def signing_key_key(self) -> str:
+        """Its audit signing key's key in the Secret gotemp-audit-keys."""
+        return f"{self.name}-signing-key"
+
+    @property
+    def database_service(self) -> str:
+        """The Kubernetes Service (and app name) of its database server."""
+        return self.database_server
+
 
 class Suite(BaseModel):
     """Every service, in file order."""
@@ -262,6 +347,19 @@ class Suite(BaseModel):
     @property
     def with_cli(self) -> list[Service]:
         return [service for service in self.services if service.cli]
+
+    def callers(self, name: str) -> list[Service]:
+        """The services that call the service name, in file order."""
+        return [service for service in self.services if name in service.calls]
+
+    @property
+    def called(self) -> list[Service]:
+        """The services some other service calls, in file order."""
+        return [service for service in self.services if self.callers(service.name)]
+
+    def on_server(self, server: str) -> list[Service]:
+        """The services whose database is on server ("postgres" or "timescaledb")."""
+        return [s for s in self.with_database if s.database_server == server]
 
 
 def _refuse_duplicates(what: str, values: Sequence[object]) -> None:
