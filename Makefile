@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
 .PHONY: test-compose test-faults lint run demo clean
 help:  ## this list
-	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
+	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 
 
 install: $(STAMP)  ## the virtualenv .venv with everything the project needs
@@ -64,58 +64,22 @@ demo: $(STAMP)  ## the same stack, the CLI scenarios and an audit query, then st
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# Local runs without Docker. Development values come from the compose env files, the only
-# place they live.
-dev_value = $(shell sed -n 's/^$(1)=//p' $(2) | tail -n 1)
-LOCAL_ENV = MDNS_INTERFACES=127.0.0.1 \
-	JWT_PRIVATE_KEY_FILE=secrets/dev/jwt-signing-key.DEVELOPMENT-ONLY.pem
-# Each service's NATS credential (the make stack server lists their public keys).
-nats_seed = NATS_NKEY_SEED_FILE=secrets/dev/nats-seed-$(1).DEVELOPMENT-ONLY
-
-.PHONY: stack run-user run-usercli
+# Local runs without Docker: every service of suite.toml has make run-<name> (the service on its
+# port against `make stack`) and make run-<name>cli [ARGS=...] (its CLI scenario, finding it over
+# mDNS on 127.0.0.1); devtools/run_service.py gives them the settings compose does, development
+# values from the compose env files and secrets/dev/.
+# (No .PHONY for the run-% patterns: make skips pattern rules for phony targets.)
+.PHONY: stack
 stack: $(STAMP)  ## embedded PostgreSQL (5432) + NATS (4222, provisioned) until Ctrl-C; data in .run/
 	$(BIN)/python -m devtools.local_stack
 
-run-user: $(STAMP)  ## the user service on 127.0.0.1:50053 against `make stack`
-	$(LOCAL_ENV) $(call nats_seed,user) MICRO_SERVER_ADDRESS=127.0.0.1:50053 \
-	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,user/docker-compose.env)' \
-	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-user.DEVELOPMENT-ONLY \
-	POSTGRES_CONNECT=$${POSTGRES_CONNECT:-postgresql://appuser_runtime@127.0.0.1:5432/appuser} \
-	POSTGRES_PASSWORD_FILE=secrets/dev/db-password-appuser-runtime.DEVELOPMENT-ONLY \
-	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
-	$(BIN)/python -m user.server
+run-%cli: $(STAMP)  ## run-<name>cli [ARGS=...]: a service's CLI (run-usercli: the user scenario; run-auditcli: the audit history)
+	$(BIN)/python -m devtools.run_service $* --cli $(ARGS)
 
-run-usercli: $(STAMP)  ## the user CLI scenario, finding the service over mDNS on 127.0.0.1
-	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
-	$(BIN)/python -m user.client $(ARGS)
+run-%: $(STAMP)  ## run-<name>: a service of suite.toml on its port (run-user: 127.0.0.1:50053) against `make stack`
+	$(BIN)/python -m devtools.run_service $*
 
-.PHONY: run-promotion run-promotioncli
-run-promotion: $(STAMP)  ## the promotion service on 127.0.0.1:50051 against `make stack`
-	MDNS_INTERFACES=127.0.0.1 $(call nats_seed,promotion) MICRO_SERVER_ADDRESS=127.0.0.1:50051 \
-	AUDIT_SIGNING_KEY_ID='$(call dev_value,AUDIT_SIGNING_KEY_ID,promotion/docker-compose.env)' \
-	AUDIT_SIGNING_KEY_FILE=secrets/dev/audit-signing-key-promotion.DEVELOPMENT-ONLY \
-	POSTGRES_CONNECT=$${PROMOTION_POSTGRES_CONNECT:-postgresql://promotion_runtime@127.0.0.1:5432/promotion} \
-	POSTGRES_PASSWORD_FILE=secrets/dev/db-password-promotion-runtime.DEVELOPMENT-ONLY \
-	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
-	$(BIN)/python -m promotion.server
-
-run-promotioncli: $(STAMP)  ## the promotion CLI scenario (logs in through the user service)
-	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
-	$(BIN)/python -m promotion.client $(ARGS)
-
-.PHONY: run-audit run-auditcli bench bench-quick bench-audit bench-compare bench-tokens
-run-audit: $(STAMP)  ## the audit service on 127.0.0.1:50055 against `make stack`
-	MDNS_INTERFACES=127.0.0.1 $(call nats_seed,audit) MICRO_SERVER_ADDRESS=127.0.0.1:50055 \
-	AUDIT_PRODUCER_KEYS_FILE=secrets/dev/audit-producer-keys.DEVELOPMENT-ONLY \
-	DB_CONNECT=$${DB_CONNECT:-postgresql://audit_runtime@127.0.0.1:5432/audit} \
-	DB_PASSWORD_FILE=secrets/dev/db-password-audit-runtime.DEVELOPMENT-ONLY \
-	MICRO_BROKER_ADDRESS=$${MICRO_BROKER_ADDRESS:-127.0.0.1:4222} \
-	$(BIN)/python -m audit.server
-
-run-auditcli: $(STAMP)  ## the audit history, newest first (logs in through the user service)
-	MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD='$(call dev_value,CLI_PASSWORD,docker-compose-cli.env)' \
-	$(BIN)/python -m audit.client $(ARGS)
-
+.PHONY: bench bench-quick bench-audit bench-compare bench-tokens
 bench: $(STAMP)  ## every hot path against its ceiling (about 5 minutes); bench/results.json
 	$(BIN)/python -m devtools.bench
 

@@ -11,13 +11,16 @@ from typing import Any
 
 from devtools.dev_secrets import DEV_SECRETS, db_password_file
 from devtools.stack import EmbeddedPostgres
+from devtools.suite import load_suite
 from provision.__main__ import database_migrations, database_roles, provision
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
 
-# Which database each service uses, and the settings naming its URL and password file.
-SERVICE_DATABASES = {"user": "appuser", "promotion": "promotion", "audit": "audit"}
-_SETTING = {"user": "POSTGRES", "promotion": "POSTGRES", "audit": "DB"}
+# Which database each service of the suite uses, and the prefix of the settings naming its URL
+# and password file (suite.toml).
+_WITH_DATABASE = load_suite().with_database
+SERVICE_DATABASES = {service.name: service.database for service in _WITH_DATABASE}
+_SETTING = {service.name: service.database_settings for service in _WITH_DATABASE}
 
 
 def provision_settings(pg: EmbeddedPostgres, secrets: Path = DEV_SECRETS) -> ProvisionSettings:

@@ -11,6 +11,7 @@ import signal
 from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import development_nats_keys
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
+from devtools.suite import load_suite
 from provision.broker import provision_broker
 
 
@@ -37,12 +38,16 @@ def main() -> None:
         broker.start()
         asyncio.run(provision_broker(f"nats://{broker.address}", keys.access("admin")))
         print(f"PostgreSQL on 127.0.0.1:{pg.port}, NATS (JetStream) on {broker.address}")
-        print("In another terminal, with these variables, start a service (make run-user, ...):")
-        for service in ("user", "promotion", "audit"):
-            settings = " ".join(f"{k}={v}" for k, v in service_db_env(pg, service).items())
-            print(f"  {service}: {settings}")
+        suite = load_suite()
+        print("In another terminal, start a service: make run-<name> (make run-user, ...).")
+        print("It connects as these settings say (make run-<name> sets them when PG_PORT and")
+        print("NATS_PORT name the ports above):")
+        for service in suite.with_database:
+            settings = " ".join(f"{k}={v}" for k, v in service_db_env(pg, service.name).items())
+            print(f"  {service.name}: {settings}")
         print(f"  export MICRO_BROKER_ADDRESS={broker.address} MDNS_INTERFACES=127.0.0.1")
-        print(f"  export NATS_NKEY_SEED_FILE={keys.seed_file('user')}  # or -promotion, -audit")
+        others = ", ".join(f"-{name}" for name in suite.names[1:])
+        print(f"  export NATS_NKEY_SEED_FILE={keys.seed_file(suite.names[0])}  # or {others}")
         print("Ctrl-C stops both.", flush=True)
         # Blocked only now, so the servers started above keep their default signal mask.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -2,11 +2,11 @@
 (run the CLI scenarios and an audit query, then stop; exit 0 only if all of it worked).
 
 Embedded PostgreSQL and NATS (JetStream, the repository's nats/nats.conf with the development
-nkeys) on loopback, the init scripts applied once and the broker provisioned, then the user,
-promotion and audit services as processes on 127.0.0.1 with mDNS bound to 127.0.0.1, each
-with its own NATS credential.
-Data is kept in .run/ between runs. Ports: goTemp's where free; override with PG_PORT,
-NATS_PORT, USER_PORT, PROMOTION_PORT, AUDIT_PORT.
+nkeys) on loopback, provisioned (databases, roles, migrations, the stream), then every service
+of the suite (suite.toml) as a process on 127.0.0.1 with mDNS bound to 127.0.0.1, each with its
+own NATS credential.
+Data is kept in .run/ between runs. Ports: the suite's (goTemp's) where free; override with
+PG_PORT, NATS_PORT and <SERVICE>_PORT (USER_PORT, PROMOTION_PORT, AUDIT_PORT, ...).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from devtools.dev_secrets import (
 )
 from devtools.processes import ServiceProcess
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
+from devtools.suite import Suite, load_suite
 from global_utils.grpc.healthprobe import probe
 
 RUN_DIR = Path(os.environ.get("GOTEMP_RUN_DIR", REPO_ROOT / ".run"))
@@ -76,7 +77,9 @@ def plan(
     broker: EmbeddedNats,
     extra_env: dict[str, str] | None = None,
     nats_keys: NatsKeys | None = None,
+    suite: Suite | None = None,
 ) -> list[Service]:
+    """Every service of the suite as a process to start, with the settings compose gives it."""
     # The audit event keys and NATS seeds compose mounts as secrets (secrets/dev/,
     # DEVELOPMENT ONLY).
     keys = development_keys()
@@ -91,50 +94,21 @@ def plan(
         "JWT_PRIVATE_KEY_FILE": str(DEV_JWT_SIGNING_KEY),
         **(extra_env or {}),
     }
-    user_port = choose_port("USER_PORT", 50053)
-    promotion_port = choose_port("PROMOTION_PORT", 50051)
-    audit_port = choose_port("AUDIT_PORT", 50055)
-    return [
-        Service(
-            "user",
-            "user.server",
-            "user.UserSrv",
-            user_port,
-            base
-            | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{user_port}",
-                **service_db_env(pg, "user"),
-                **keys.producer_env("user"),
-                **nats_keys.client_env("user"),
-            },
-        ),
-        Service(
-            "promotion",
-            "promotion.server",
-            "promotion.PromotionSrv",
-            promotion_port,
-            base
-            | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{promotion_port}",
-                **service_db_env(pg, "promotion"),
-                **keys.producer_env("promotion"),
-                **nats_keys.client_env("promotion"),
-            },
-        ),
-        Service(
-            "audit",
-            "audit.server",
-            "audit.AuditSrv",
-            audit_port,
-            base
-            | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{audit_port}",
-                **service_db_env(pg, "audit"),
-                **keys.consumer_env(),
-                **nats_keys.client_env("audit"),
-            },
-        ),
-    ]
+    services = []
+    for described in (suite or load_suite()).services:
+        port = choose_port(f"{described.upper}_PORT", described.port)
+        env = base | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+        if described.has_database:
+            env |= service_db_env(pg, described.name)
+        if described.produces_audit:
+            env |= keys.producer_env(described.name)
+        if described.consumes_audit:
+            env |= keys.consumer_env()
+        env |= nats_keys.client_env(described.name)
+        services.append(
+            Service(described.name, f"{described.name}.server", described.grpc_service, port, env)
+        )
+    return services
 
 
 async def wait_serving(service: Service, process: ServiceProcess, timeout: float = 60) -> None:
@@ -164,12 +138,17 @@ def python_command() -> str:
     return _relative(Path(sys.prefix) / "bin" / "python")
 
 
+# A listing call per service for the "Try it" lines (others: grpcurl describe).
+EXAMPLE_CALLS = {"user": "GetUsers", "promotion": "GetPromotions", "audit": "GetAuditRecords"}
+
+
 def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
     print()
     print(f"{'service':<10} {'gRPC service':<24} {'address':<17} health")
     for s in services:
         print(f"{s.name:<10} {s.grpc_service:<24} {s.address:<17} SERVING")
-    print(f"{'postgres':<10} {'appuser/promotion/audit':<24} 127.0.0.1:{pg.port:<7} ready")
+    databases = "/".join(s.database for s in load_suite().with_database)
+    print(f"{'postgres':<10} {databases:<24} 127.0.0.1:{pg.port:<7} ready")
     print(f"{'nats':<10} {'JetStream, subject Audit':<24} {broker.address:<17} ready")
     user = services[0]
     print()
@@ -182,9 +161,10 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
         f'print(json.load(sys.stdin)["token"])\')'
     )
     for s in services:
-        method = {"user": "GetUsers", "promotion": "GetPromotions", "audit": "GetAuditRecords"}[
-            s.name
-        ]
+        method = EXAMPLE_CALLS.get(s.name)
+        if method is None:
+            print(f"  {grpcurl} -plaintext {s.address} describe {s.grpc_service}")
+            continue
         print(
             f"  {grpcurl} -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
             f"{s.address} {s.grpc_service}/{method}"
@@ -193,16 +173,27 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
     print(f"Logs: {RUN_DIR / 'logs'}. Ctrl-C stops everything.", flush=True)
 
 
+def client_runs(suite: Suite) -> list[list[str]]:
+    """Each CLI scenario of the suite in its order, the audit history (the consumer's CLI) last."""
+    runs = [[f"{s.name}.client"] for s in suite.with_cli if not s.consumes_audit]
+    consumer = suite.consumer
+    if consumer is not None and consumer.cli:
+        runs.append([f"{consumer.name}.client", "--limit", "12"])
+    return runs
+
+
 def run_clients(services: list[Service]) -> bool:
-    """The user and promotion CLI scenarios, then the audit history they left."""
+    """The CLI scenarios, then the audit history they left."""
     cli_env = {
         **os.environ,
         "MDNS_INTERFACES": "127.0.0.1",
         "CLI_PASSWORD": read_env_file(REPO_ROOT / "docker-compose-cli.env")["CLI_PASSWORD"],
     }
     ok = True
-    for args in (["user.client"], ["promotion.client"], ["audit.client", "--limit", "12"]):
-        if args[0] == "audit.client":
+    suite = load_suite()
+    consumer = suite.consumer
+    for args in client_runs(suite):
+        if consumer is not None and args[0] == f"{consumer.name}.client":
             print("\n== audit history, newest first", flush=True)
         result = subprocess.run([sys.executable, "-m", *args], env=cli_env, cwd=REPO_ROOT)
         ok = ok and result.returncode == 0
