@@ -154,7 +154,8 @@ Part = Callable[[Renderer], dict[str, str]]
 
 
 def dockerfiles(renderer: Renderer) -> dict[str, str]:
-    """Each service's Dockerfile and DockerfileCli, and the provisioning step's."""
+    """Each service's Dockerfile and DockerfileCli, the provisioning step's and the
+    gateway's."""
     packages = (*SHARED_PACKAGES, *renderer.suite.names, "provision")
     files: dict[str, str] = {}
 
@@ -173,6 +174,14 @@ def dockerfiles(renderer: Renderer) -> dict[str, str]:
         if service.cli:
             image(f"{service.name}/DockerfileCli", f"The {service.name} CLI", "cli", service)
     image("provision/Dockerfile", "The provisioning step (python -m provision)", "provision")
+    files["gateway/Dockerfile"] = renderer.render(
+        "docker/Dockerfile.j2",
+        path="gateway/Dockerfile",
+        title="The gateway (python -m gateway): Connect and gRPC-Web for every service",
+        kind="gateway",
+        service=None,
+        packages=(*packages, "gateway"),
+    )
     return files
 
 

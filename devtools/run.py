@@ -4,9 +4,11 @@
 Embedded PostgreSQL and NATS (JetStream, the repository's nats/nats.conf with the development
 nkeys) on loopback, provisioned (databases, roles, migrations, the stream), then every service
 of the suite (suite.toml) as a process on 127.0.0.1 with mDNS bound to 127.0.0.1, each with its
-own NATS credential.
+own NATS credential, and the gateway in front of them (Connect and gRPC-Web for curl and
+browsers; GATEWAY_STATIC_DIR, when set, is the web UI it serves).
 Data is kept in .run/ between runs. Ports: the suite's (goTemp's) where free; override with
-PG_PORT, NATS_PORT and <SERVICE>_PORT (USER_PORT, PROMOTION_PORT, AUDIT_PORT, ...).
+PG_PORT, NATS_PORT, <SERVICE>_PORT (USER_PORT, PROMOTION_PORT, AUDIT_PORT, ...) and
+GATEWAY_PORT (8080).
 """
 
 from __future__ import annotations
@@ -111,6 +113,42 @@ def plan(
     return services
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway process's plan: its public port and its environment."""
+
+    port: int
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def plan_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
+    """The gateway on GATEWAY_PORT (8080 when free), finding the services over mDNS on
+    127.0.0.1, its metrics on a free side port."""
+    port = choose_port("GATEWAY_PORT", 8080)
+    return Gateway(
+        port,
+        {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "MDNS_INTERFACES": "127.0.0.1",
+            "MICRO_REGISTRY": "mdns",
+            "MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}",
+            "HTTP_ADDRESS": "127.0.0.1:0",
+            **(extra_env or {}),
+        },
+    )
+
+
+def start_gateway(gateway: Gateway, log_dir: Path = RUN_DIR / "logs") -> ServiceProcess:
+    process = ServiceProcess("gateway", gateway.env, log_dir / "gateway.log")
+    process.wait_for_line("gateway ready", timeout=60)
+    return process
+
+
 async def wait_serving(service: Service, process: ServiceProcess, timeout: float = 60) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -142,11 +180,18 @@ def python_command() -> str:
 EXAMPLE_CALLS = {"user": "GetUsers", "promotion": "GetPromotions", "audit": "GetAuditRecords"}
 
 
-def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedNats) -> None:
+def print_table(
+    services: list[Service],
+    pg: EmbeddedPostgres,
+    broker: EmbeddedNats,
+    gateway: Gateway | None = None,
+) -> None:
     print()
     print(f"{'service':<10} {'gRPC service':<24} {'address':<17} health")
     for s in services:
         print(f"{s.name:<10} {s.grpc_service:<24} {s.address:<17} SERVING")
+    if gateway is not None:
+        print(f"{'gateway':<10} {'Connect and gRPC-Web':<24} {gateway.url:<17} SERVING")
     databases = "/".join(s.database for s in load_suite().with_database)
     print(f"{'postgres':<10} {databases:<24} 127.0.0.1:{pg.port:<7} ready")
     print(f"{'nats':<10} {'JetStream, subject Audit':<24} {broker.address:<17} ready")
@@ -168,6 +213,11 @@ def print_table(services: list[Service], pg: EmbeddedPostgres, broker: EmbeddedN
         print(
             f"  {grpcurl} -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' "
             f"{s.address} {s.grpc_service}/{method}"
+        )
+    if gateway is not None:
+        print(
+            "  curl -s -H 'content-type: application/json' "
+            f"""-d '{{"email":"duck@mymail.com","pwd":"1234"}}' {gateway.url}/user.UserSrv/Auth"""
         )
     print(f"  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 {python_command()} -m user.client")
     print(f"Logs: {RUN_DIR / 'logs'}. Ctrl-C stops everything.", flush=True)
@@ -254,7 +304,9 @@ def main() -> None:
         provision(pg, broker)
         services = plan(pg, broker)
         processes = asyncio.run(start_services(services))
-        print_table(services, pg, broker)
+        gateway = plan_gateway()
+        processes.append(start_gateway(gateway))
+        print_table(services, pg, broker, gateway)
         if args.demo:
             ok = run_clients(services)
         else:

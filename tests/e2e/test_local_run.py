@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -14,7 +15,14 @@ from tests.e2e.conftest import base_env
 def run_env(tmp_path: Path, mdns_type: str) -> dict[str, str]:
     ports = {
         name: str(free_port())
-        for name in ("PG_PORT", "NATS_PORT", "USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")
+        for name in (
+            "PG_PORT",
+            "NATS_PORT",
+            "USER_PORT",
+            "PROMOTION_PORT",
+            "AUDIT_PORT",
+            "GATEWAY_PORT",
+        )
     }
     return (
         base_env()
@@ -62,6 +70,22 @@ def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
             wait_until(
                 lambda: "Ctrl-C stops everything" in log.read_text(), 120, "the suite to be up"
             )
+            # the front door answers curl's form of a call
+            login = subprocess.run(
+                [
+                    "curl",
+                    "-sS",
+                    "-H",
+                    "content-type: application/json",
+                    "-d",
+                    '{"email": "duck@mymail.com", "pwd": "1234"}',
+                    f"http://127.0.0.1:{env['GATEWAY_PORT']}/user.UserSrv/Auth",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert json.loads(login.stdout)["token"], login.stdout + login.stderr
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=60) == 0
         finally:
@@ -69,5 +93,7 @@ def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
                 proc.kill()
     text = log.read_text()
     assert "grpcurl -plaintext" in text and text.rstrip().endswith("stopped")
-    for name in ("user", "promotion", "audit"):
+    assert "curl -s -H 'content-type: application/json'" in text
+    assert f"http://127.0.0.1:{env['GATEWAY_PORT']}/user.UserSrv/Auth" in text
+    for name in ("user", "promotion", "audit", "gateway"):
         assert f"{name} stopped" in (tmp_path / "run" / "logs" / f"{name}.log").read_text()

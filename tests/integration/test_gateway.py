@@ -19,6 +19,7 @@ from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from google.rpc import error_details_pb2
 
+from gateway import healthprobe
 from gateway.host import Gateway
 from gateway.settings import GatewaySettings
 from global_utils.grpc.host import MAX_MESSAGE_BYTES, ServiceHost
@@ -361,3 +362,15 @@ async def test_without_a_static_folder_only_the_api_is_served(
 def test_a_static_folder_without_index_html_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="index.html"):
         gateway_settings(gateway_static_dir=str(tmp_path))
+
+
+async def test_the_container_health_probe_follows_healthz(user_host: ServiceHost) -> None:
+    probed = Gateway(gateway_settings())
+    await probed.start()
+    assert probed.endpoint is not None
+    port = str(probed.endpoint.port)
+    try:
+        assert await asyncio.to_thread(healthprobe.main, ["healthprobe", port]) == 0
+    finally:
+        await probed.stop()
+    assert await asyncio.to_thread(healthprobe.main, ["healthprobe", port]) == 1

@@ -18,6 +18,7 @@ import pytest
 
 from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
+from gateway.settings import GatewaySettings
 from global_utils.config.secrets import nkey_seed
 from global_utils.grpc.client import ClientSettings
 from global_utils.observability.tracing_setup import TracingSettings
@@ -110,19 +111,25 @@ def test_compose_has_gotemps_services_ports_and_profiles() -> None:
         "usercli",
         "promotioncli",
         "auditcli",
+        "gateway",
     }
     for name, (_, _, port) in SERVICE_IMAGES.items():
         assert [p["published"] for p in services[name]["ports"]] == [str(port)]
+    assert [(p["published"], p["target"]) for p in services["gateway"]["ports"]] == [("8080", 8080)]
     for name in CLI_IMAGES:
         assert services[name]["profiles"] == ["cli"]
     plain = compose_cmd("config", "--services").stdout.split()
     assert not set(CLI_IMAGES) & set(plain)  # plain `docker compose up` runs no CLI
 
 
-def test_only_the_grpc_ports_are_published_by_default() -> None:
+def test_only_the_grpc_ports_and_the_gateway_are_published_by_default() -> None:
     published = {name: service.get("ports", []) for name, service in model()["services"].items()}
     exposed = {name for name, ports in published.items() if ports}
-    assert exposed == set(SERVICE_IMAGES)
+    assert exposed == {*SERVICE_IMAGES, "gateway"}
+    # the gateway's metrics side port stays on the compose network
+    assert [p["target"] for p in published["gateway"]] == [8080]
+    gateway_env = read_env(REPO_ROOT / "gateway" / "docker-compose.env")
+    assert (gateway_env["MICRO_SERVER_ADDRESS"], gateway_env["HTTP_ADDRESS"]) == (":8080", ":8081")
     for name in ("pgdb", "timescaledb", "nats"):
         assert published[name] == []
 
@@ -172,11 +179,14 @@ def test_up_usersrv_brings_exactly_what_the_user_service_needs() -> None:
     assert closure("usersrv") == {"usersrv", *stores}
     assert closure("usercli") == {"usercli", "usersrv", *stores}
     assert closure("auditsrv") == {"auditsrv", "usersrv", *stores}
+    # the front door waits for every service it fronts, healthy
+    assert closure("gateway") == {"gateway", *SERVICE_IMAGES, *stores}
 
 
 def test_stop_grace_is_longer_than_the_services_own() -> None:
     services = model()["services"]
-    for name, (_, settings_class, _) in SERVICE_IMAGES.items():
+    images = {**SERVICE_IMAGES, "gateway": ("gateway/Dockerfile", GatewaySettings, 8080)}
+    for name, (_, settings_class, _) in images.items():
         grace = settings_class.model_fields["shutdown_grace_seconds"].default
         seconds = int(str(services[name]["stop_grace_period"]).rstrip("s"))
         assert seconds > grace, name
@@ -189,6 +199,7 @@ def test_stop_grace_is_longer_than_the_services_own() -> None:
             *(p for p, _, _ in SERVICE_IMAGES.values()),
             *CLI_IMAGES.values(),
             "timescaledb/Dockerfile",
+            "gateway/Dockerfile",
         }
     ),
 )
@@ -226,6 +237,18 @@ def test_service_images_run_unprivileged_with_a_grpc_health_check(name: str) -> 
     assert not any(keyword in ("ARG", "ENV") and "JWT" in rest for keyword, rest in stage)
 
 
+def test_the_gateway_image_runs_unprivileged_with_an_http_health_check() -> None:
+    stage = final_stage(REPO_ROOT / "gateway" / "Dockerfile")
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    healthchecks = [rest for keyword, rest in stage if keyword == "HEALTHCHECK"]
+    assert healthchecks and "gateway.healthprobe" in healthchecks[-1]
+    assert [rest for keyword, rest in stage if keyword == "ENTRYPOINT"][-1] == (
+        '["python", "-m", "gateway"]'
+    )
+    assert ("EXPOSE", "8080 8081") in stage
+
+
 @pytest.mark.parametrize("name", sorted(CLI_IMAGES))
 def test_cli_images_run_unprivileged(name: str) -> None:
     stage = final_stage(REPO_ROOT / CLI_IMAGES[name])
@@ -239,6 +262,7 @@ def test_env_files_name_only_variables_their_services_read() -> None:
     known = {
         **{name: set(cls.model_fields) for name, (_, cls, _) in SERVICE_IMAGES.items()},
         **{name: set(ClientSettings.model_fields) for name in CLI_IMAGES},
+        "gateway": set(GatewaySettings.model_fields),
     }
     services = model()["services"]
     for name, fields in known.items():
