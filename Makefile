@@ -50,10 +50,13 @@ test-compose: $(STAMP)  ## the live docker compose test (needs a Docker API: Doc
 test-faults: $(STAMP)  ## changes under injected faults, ~30 rounds (FAULT_SEED=n replays one)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/faults
 
+# The services of suite.toml (their [[service]] names), for the targets that name each one.
+SERVICES := $(shell sed -n 's/^name = "\([a-z0-9]*\)".*/\1/p' suite.toml)
+
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy global_errors global_utils user promotion audit devtools provision gateway
+	$(BIN)/mypy global_errors global_utils $(SERVICES) devtools provision gateway
 
 run: $(STAMP)  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
 	$(BIN)/python -m devtools.run
@@ -103,20 +106,15 @@ secrets: $(STAMP)  ## new DEVELOPMENT ONLY keys in secrets/dev/: database passwo
 
 # docker compose shortcuts (goTemp's): need Docker with the compose plugin.
 COMPOSE ?= docker compose
-.PHONY: compose-up compose-down compose-build build-user build-promotion build-audit restart-usercli restart-promotioncli
+.PHONY: compose-up compose-down compose-build
 compose-up:  ## every service (no CLI), detached
 	$(COMPOSE) up -d
 compose-down:  ## stop and remove the containers (volumes are kept)
 	$(COMPOSE) down
 compose-build:  ## build every image
 	$(COMPOSE) --profile cli build
-build-user:  ## the user service image, as goTemp: docker build -t usersrv -f user/Dockerfile .
-	docker build -t usersrv -f user/Dockerfile .
-build-promotion:
-	docker build -t promotionsrv -f promotion/Dockerfile .
-build-audit:
-	docker build -t auditsrv -f audit/Dockerfile .
-restart-usercli:  ## run the user CLI scenario container again
-	$(COMPOSE) rm -fsv usercli && $(COMPOSE) up usercli
-restart-promotioncli:
-	$(COMPOSE) rm -fsv promotioncli && $(COMPOSE) up promotioncli
+# For every service of suite.toml (no .PHONY: make skips pattern rules for phony targets).
+build-%:  ## build-<name>: a service's image, as goTemp: docker build -t usersrv -f user/Dockerfile .
+	docker build -t $*srv -f $*/Dockerfile .
+restart-%cli:  ## restart-<name>cli: run a service's CLI scenario container again
+	$(COMPOSE) rm -fsv $*cli && $(COMPOSE) up $*cli
