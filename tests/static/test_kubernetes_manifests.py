@@ -5,6 +5,7 @@ rendered objects are checked against what the services, their images and DECISIO
 from __future__ import annotations
 
 import base64
+import importlib
 import ipaddress
 import re
 import shutil
@@ -23,20 +24,17 @@ import yaml
 from cryptography import x509
 from pydantic_settings import BaseSettings
 
-from audit.server.settings import AuditSettings
 from devtools import certs
-from devtools.databases import SERVICE_DATABASES
 from devtools.stack import REPO_ROOT
+from devtools.suite import Suite, load_suite
 from global_utils.config.secrets import nkey_seed
 from global_utils.config.settings import RegistrySettings
 from global_utils.grpc.host import LIVENESS_HEALTH_NAME
-from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.migrations import VERSIONS
 from provision.settings import ProvisionSettings
 from provision.wait import WaitSettings
 from tests.static.test_deploy_files import dockerfile_instructions, final_stage
-from user.server.settings import UserSettings
 from user.server.signing_keys import parse_signing_keys
 
 KUBE = REPO_ROOT / "deploy" / "kubernetes"
@@ -55,14 +53,23 @@ class ServiceImage:
     image: str
 
 
+def settings_class(service: str) -> type[BaseSettings]:
+    """A service's settings class: <name>.server.settings.<Name>Settings."""
+    module = importlib.import_module(f"{service}.server.settings")
+    found: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
+    return found
+
+
+# The services are suite.toml's: a service added there is checked here like the others.
+SUITE = load_suite()
 SERVICES = {
-    "user": ServiceImage("user/Dockerfile", UserSettings, "gotemp/usersrv:latest"),
-    "promotion": ServiceImage(
-        "promotion/Dockerfile", PromotionSettings, "gotemp/promotionsrv:latest"
-    ),
-    "audit": ServiceImage("audit/Dockerfile", AuditSettings, "gotemp/auditsrv:latest"),
+    s.name: ServiceImage(
+        f"{s.name}/Dockerfile", settings_class(s.name), f"gotemp/{s.name}srv:latest"
+    )
+    for s in SUITE.services
 }
-DSN_VARIABLES = {"user": "POSTGRES_CONNECT", "promotion": "POSTGRES_CONNECT", "audit": "DB_CONNECT"}
+WITH_DATABASE = [s.name for s in SUITE.with_database]
+DSN_VARIABLES = {s.name: f"{s.database_settings}_CONNECT" for s in SUITE.with_database}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 
@@ -87,8 +94,10 @@ def _kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
 
 
 @cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    return _documents(overlay, _kustomize(KUBE / "overlays" / overlay))
+def render(overlay: str, kube: Path = KUBE) -> tuple[dict[str, Any], ...]:
+    """The overlay's objects, rendered from the manifests under kube (the repository's, or a
+    copy generated for another suite)."""
+    return _documents(overlay, _kustomize(kube / "overlays" / overlay))
 
 
 @cache
@@ -104,18 +113,18 @@ def _documents(
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
-def objects(overlay: str, kind: str) -> list[dict[str, Any]]:
-    return [doc for doc in render(overlay) if doc["kind"] == kind]
+def objects(overlay: str, kind: str, kube: Path = KUBE) -> list[dict[str, Any]]:
+    return [doc for doc in render(overlay, kube) if doc["kind"] == kind]
 
 
-def named(overlay: str, kind: str, name: str) -> dict[str, Any]:
-    found = [doc for doc in objects(overlay, kind) if doc["metadata"]["name"] == name]
+def named(overlay: str, kind: str, name: str, kube: Path = KUBE) -> dict[str, Any]:
+    found = [doc for doc in objects(overlay, kind, kube) if doc["metadata"]["name"] == name]
     assert len(found) == 1, f"{overlay}: {kind}/{name}: {len(found)} found"
     return found[0]
 
 
-def workloads(overlay: str) -> list[dict[str, Any]]:
-    return [doc for doc in render(overlay) if doc["kind"] in WORKLOAD_KINDS]
+def workloads(overlay: str, kube: Path = KUBE) -> list[dict[str, Any]]:
+    return [doc for doc in render(overlay, kube) if doc["kind"] in WORKLOAD_KINDS]
 
 
 def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +140,8 @@ def all_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def service_container(overlay: str, name: str) -> dict[str, Any]:
-    deployment = named(overlay, "Deployment", name)
+def service_container(overlay: str, name: str, kube: Path = KUBE) -> dict[str, Any]:
+    deployment = named(overlay, "Deployment", name, kube)
     (container,) = [c for c in pod_spec(deployment)["containers"] if c["name"] == name]
     return container
 
@@ -186,8 +195,8 @@ class Endpoint:
         return dict(self.labels)
 
 
-def pod(overlay: str, name: str) -> Endpoint:
-    (workload,) = [w for w in workloads(overlay) if w["metadata"]["name"] == name]
+def pod(overlay: str, name: str, kube: Path = KUBE) -> Endpoint:
+    (workload,) = [w for w in workloads(overlay, kube) if w["metadata"]["name"] == name]
     ports = [
         (p["name"], p["containerPort"])
         for c in all_containers(workload)
@@ -236,22 +245,29 @@ def port_matches(rule: dict[str, Any], target: Endpoint, port: int, protocol: st
     return False
 
 
-def policies(overlay: str, endpoint: Endpoint, direction: str) -> list[dict[str, Any]]:
+def policies(
+    overlay: str, endpoint: Endpoint, direction: str, kube: Path = KUBE
+) -> list[dict[str, Any]]:
     if endpoint.namespace != NAMESPACE:
         return []
     return [
         policy
-        for policy in objects(overlay, "NetworkPolicy")
+        for policy in objects(overlay, "NetworkPolicy", kube)
         if direction in policy["spec"].get("policyTypes", ["Ingress"])
         and selects(policy["spec"]["podSelector"], endpoint.label_map)
     ]
 
 
 def allowed(
-    overlay: str, source: Endpoint, target: Endpoint, port: int, protocol: str = "TCP"
+    overlay: str,
+    source: Endpoint,
+    target: Endpoint,
+    port: int,
+    protocol: str = "TCP",
+    kube: Path = KUBE,
 ) -> bool:
     """Whether the overlay's NetworkPolicies let source open port on target (both ends)."""
-    egress = policies(overlay, source, "Egress")
+    egress = policies(overlay, source, "Egress", kube)
     if egress and not any(
         port_matches(rule, target, port, protocol)
         and ("to" not in rule or any(peer_matches(peer, target) for peer in rule["to"]))
@@ -259,7 +275,7 @@ def allowed(
         for rule in policy["spec"].get("egress", [])
     ):
         return False
-    ingress = policies(overlay, target, "Ingress")
+    ingress = policies(overlay, target, "Ingress", kube)
     return not ingress or any(
         port_matches(rule, target, port, protocol)
         and ("from" not in rule or any(peer_matches(peer, source) for peer in rule["from"]))
@@ -417,12 +433,15 @@ def test_service_pods_start_only_once_their_database_is_provisioned(
 ) -> None:
     deployment = named(overlay, "Deployment", service)
     container = service_container(overlay, service)
+    if service not in WITH_DATABASE:  # nothing to wait for
+        assert not pod_spec(deployment).get("initContainers")
+        return
     (waiter,) = pod_spec(deployment)["initContainers"]
     # the service's own image (it carries provision and its migrations: the next test)
     assert waiter["image"] == container["image"]
     if "imagePullPolicy" in container:
         assert waiter["imagePullPolicy"] == container["imagePullPolicy"]
-    database = SERVICE_DATABASES[service]
+    database = SUITE.service(service).database
     assert waiter["command"] == ["python", "-m", "provision.wait", database]
     # as the service connects: its URL and password file, and only settings the waiter knows
     dsn = DSN_VARIABLES[service]
@@ -500,7 +519,7 @@ def test_registry_names_the_headless_services(overlay: str, service: str) -> Non
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", sorted(WITH_DATABASE))
 def test_database_dsns_come_from_secret_keys(overlay: str, service: str) -> None:
     entry = env_value(service_container(overlay, service), DSN_VARIABLES[service])
     assert "value" not in entry
@@ -509,14 +528,15 @@ def test_database_dsns_come_from_secret_keys(overlay: str, service: str) -> None
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_jwt_key_file_is_a_mounted_secret(overlay: str) -> None:
-    container = service_container(overlay, "user")
+    issuer = SUITE.token_issuer.name
+    container = service_container(overlay, issuer)
     path = Path(env_value(container, "JWT_PRIVATE_KEY_FILE")["value"])
-    volumes = {v["name"]: v for v in pod_spec(named(overlay, "Deployment", "user"))["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec(named(overlay, "Deployment", issuer))["volumes"]}
     (mount,) = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
     assert mount.get("readOnly") is True
     secret = volumes[mount["name"]]["secret"]
     assert path.name in [item["path"] for item in secret.get("items", [])] or "items" not in secret
-    for other in ("promotion", "audit"):  # only the user service holds the signing key
+    for other in set(SERVICES) - {issuer}:  # only the token issuer holds the signing key
         names = {e["name"] for e in service_container(overlay, other).get("env", [])}
         assert not names & {"JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"}
 
@@ -597,57 +617,42 @@ def test_every_service_port_is_reached_by_a_policy(overlay: str) -> None:
                 assert reached, f"{service['metadata']['name']}:{port['name']} reached by no policy"
 
 
-def flows(
-    overlay: str,
-) -> tuple[list[tuple[Endpoint, Endpoint, int]], list[tuple[Endpoint, Endpoint, int]]]:
-    """(flows that must be allowed, flows that must be denied) in an overlay."""
+Flow = tuple[Endpoint, Endpoint, int]
+
+
+def flows(overlay: str, suite: Suite = SUITE, kube: Path = KUBE) -> tuple[list[Flow], list[Flow]]:
+    """(flows that must be allowed, flows that must be denied) in an overlay, from the suite:
+    a service reaches the services its `calls` name and no other, its own database server and
+    no other, and NATS; anyone reaches the gRPC ports."""
     client = OUTSIDE
-    user, promotion, audit = (pod(overlay, name) for name in ("user", "promotion", "audit"))
-    needed = [
-        (client, user, 50053),
-        (client, promotion, 50051),
-        (client, audit, 50055),
-        (promotion, user, 50053),
-        (audit, user, 50053),
-    ]
-    denied = [
-        (user, promotion, 50051),
-        (user, audit, 50055),
-        (promotion, audit, 50055),
-        (user, OUTSIDE, 443),
-    ]
-    provision = pod(overlay, "provision")
-    denied += [(provision, user, 50053), (client, provision, 8080)]
+    pods = {s.name: pod(overlay, s.name, kube) for s in suite.services}
+    provision = pod(overlay, "provision", kube)
+    needed: list[Flow] = []
+    denied: list[Flow] = [(client, provision, 8080)]
+    for service in suite.services:
+        source = pods[service.name]
+        needed.append((client, source, service.port))
+        for other in suite.services:
+            if other is not service:
+                flow = (source, pods[other.name], other.port)
+                (needed if other.name in service.calls else denied).append(flow)
+        denied += [(source, OUTSIDE, 443), (provision, source, service.port)]
     if overlay.startswith("dev"):
-        postgres, timescaledb, nats = (pod(overlay, n) for n in ("postgres", "timescaledb", "nats"))
-        needed += [
-            (provision, postgres, 5432),
-            (provision, timescaledb, 5432),
-            (provision, nats, 4222),
-        ]
-        needed += [
-            (user, postgres, 5432),
-            (promotion, postgres, 5432),
-            (audit, timescaledb, 5432),
-            (user, nats, 4222),
-            (promotion, nats, 4222),
-            (audit, nats, 4222),
-            (nats, nats, 6222),
-        ]
-        denied += [
-            (audit, postgres, 5432),
-            (user, timescaledb, 5432),
-            (promotion, timescaledb, 5432),
-            (client, postgres, 5432),
-            (client, timescaledb, 5432),
-            (client, nats, 4222),
-            (user, nats, 6222),
-            (nats, user, 50053),
-        ]
+        nats = pod(overlay, "nats", kube)
+        servers = {name: pod(overlay, name, kube) for name in ("postgres", "timescaledb")}
+        needed += [(provision, server, 5432) for server in servers.values()]
+        needed += [(provision, nats, 4222), (nats, nats, 6222)]
+        denied += [(client, server, 5432) for server in servers.values()]
+        denied.append((client, nats, 4222))
+        for service in suite.services:
+            source = pods[service.name]
+            needed.append((source, nats, 4222))
+            denied += [(source, nats, 6222), (nats, source, service.port)]
+            for name, server in servers.items():
+                own = service.has_database and service.database_server == name
+                (needed if own else denied).append((source, server, 5432))
     else:  # PostgreSQL and NATS are somewhere outside this namespace
-        needed += [
-            (s, OUTSIDE, p) for s in (user, promotion, audit, provision) for p in (5432, 4222)
-        ]
+        needed += [(s, OUTSIDE, p) for s in (*pods.values(), provision) for p in (5432, 4222)]
     return needed, denied
 
 
@@ -762,9 +767,10 @@ def test_development_secrets_hold_only_development_values() -> None:
 def test_development_audit_keys_match_what_the_audit_service_accepts() -> None:
     # each producer's key id (ConfigMap) and key (Secret) are one line of the audit's list
     # (generated names carry a hash suffix: take them from what the Deployment references)
-    user = service_container("dev", "user")
-    ids_name = env_value(user, "AUDIT_SIGNING_KEY_ID")["valueFrom"]["configMapKeyRef"]["name"]
-    volumes = pod_spec(named("dev", "Deployment", "user"))["volumes"]
+    producers = [s.name for s in SUITE.producers]
+    first = service_container("dev", producers[0])
+    ids_name = env_value(first, "AUDIT_SIGNING_KEY_ID")["valueFrom"]["configMapKeyRef"]["name"]
+    volumes = pod_spec(named("dev", "Deployment", producers[0]))["volumes"]
     (keys_name,) = [v["secret"]["secretName"] for v in volumes if v["name"] == "audit-key"]
     ids = named("dev", "ConfigMap", ids_name)["data"]
     data = named("dev", "Secret", keys_name)["data"]
@@ -773,7 +779,8 @@ def test_development_audit_keys_match_what_the_audit_service_accepts() -> None:
         for line in base64.b64decode(data["producer-keys"]).decode().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    for service in ("user", "promotion"):
+    assert set(ids) == set(producers)
+    for service in producers:
         key = base64.b64decode(data[f"{service}-signing-key"]).decode().strip()
         own_lines = [k for k in key.splitlines() if not k.startswith("#")]
         assert (ids[service], service, own_lines[-1].strip()) in listed, service
@@ -904,11 +911,8 @@ def test_the_provisioning_job_has_every_database_password_and_the_services_only_
     volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
     assert volumes["db-passwords"]["secret"]["secretName"].startswith("gotemp-db-passwords")
     assert volumes["db-admin"]["secret"]["secretName"].startswith("gotemp-db-admin")
-    for service, role in (
-        ("user", "appuser-runtime"),
-        ("promotion", "promotion-runtime"),
-        ("audit", "audit-runtime"),
-    ):
+    for service, database in ((s.name, s.database) for s in SUITE.with_database):
+        role = f"{database.replace('_', '-')}-runtime"
         deployment = named(overlay, "Deployment", service)
         volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
         secret = volumes["db-password"]["secret"]

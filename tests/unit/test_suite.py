@@ -139,3 +139,40 @@ def test_unknown_keys_bad_values_and_bad_toml_are_refused_with_the_file_name() -
     )
     assert refused("[[service]\n").startswith("suite.toml: ")
     assert "service" in refused("")
+
+
+def test_kubernetes_names_and_resources() -> None:
+    suite = parse_suite(
+        USER
+        + AUDIT
+        + service(
+            "shop",
+            50061,
+            'database = "shop_data"\ncalls = ["user"]\n'
+            '[service.kubernetes]\nlimits = {cpu = "2500m", memory = "1Gi"}',
+        )
+    )
+    shop, audit = suite.service("shop"), suite.service("audit")
+    assert shop.image == "gotemp/shopsrv:latest" and shop.headless == "shop-headless"
+    assert shop.connect_key == "shop-postgres-connect" and audit.connect_key == "audit-db-connect"
+    assert shop.password_key("runtime") == "shop-data-runtime"
+    assert shop.nats_seed_key == "shop-nkey-seed" and shop.signing_key_key == "shop-signing-key"
+    assert shop.kubernetes.limits.whole_cpus == 2
+    assert shop.kubernetes.requests.cpu == "100m"  # the default
+    assert shop.kubernetes.dev_limits.whole_cpus == 1  # 500m: still one process
+    assert [s.name for s in suite.callers("user")] == ["audit", "shop"]
+    assert [s.name for s in suite.called] == ["user"]
+    assert [s.name for s in suite.on_server("timescaledb")] == ["audit"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ('{cpu = "1.5", memory = "1Gi"}', "millicores"),
+        ('{cpu = "1", memory = "1GB"}', "Ki, Mi or Gi"),
+        ('{cpu = "1"}', "memory"),
+    ],
+)
+def test_bad_kubernetes_quantities_are_refused(resources: str, message: str) -> None:
+    text = USER + AUDIT + service("shop", 50061, f"[service.kubernetes]\nlimits = {resources}")
+    assert message in refused(text)
