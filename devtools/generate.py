@@ -327,6 +327,7 @@ def kubernetes(renderer: Renderer) -> dict[str, str]:
         "overlays/dev/kustomization.yaml",
         "overlays/dev/services-dev.yaml",
         "overlays/dev/networkpolicies.yaml",
+        "overlays/prod/networkpolicies.yaml",
         "monitoring/prometheus.yml",
     ):
         files[f"{KUBE}/{path}"] = renderer.render(f"kubernetes/{path}.j2")

@@ -652,7 +652,10 @@ def flows(overlay: str, suite: Suite = SUITE, kube: Path = KUBE) -> tuple[list[F
                 own = service.has_database and service.database_server == name
                 (needed if own else denied).append((source, server, 5432))
     else:  # PostgreSQL and NATS are somewhere outside this namespace
-        needed += [(s, OUTSIDE, p) for s in (*pods.values(), provision) for p in (5432, 4222)]
+        needed += [(s, OUTSIDE, 4222) for s in (*pods.values(), provision)]
+        needed.append((provision, OUTSIDE, 5432))
+        for service in suite.services:
+            (needed if service.has_database else denied).append((pods[service.name], OUTSIDE, 5432))
     return needed, denied
 
 
