@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -87,6 +88,18 @@ class AuditEvent(BaseModel):
     def _plain_text(cls, value: str) -> str:
         return plain_text(value)
 
+    # A time or id given as text is read by the rule of its header (what the audit consumer
+    # accepts), not by pydantic's own parsers (which take other spellings).
+    @field_validator("action_time", mode="before")
+    @classmethod
+    def _action_time_text(cls, value: object) -> object:
+        return parse_action_time(value) if isinstance(value, str) else value
+
+    @field_validator("event_id", mode="before")
+    @classmethod
+    def _event_id_text(cls, value: object) -> object:
+        return parse_event_id(value) if isinstance(value, str) else value
+
     @classmethod
     def for_record(
         cls,
@@ -132,11 +145,31 @@ FIELD_BY_HEADER: dict[AuditHeader, str] = {
 }
 
 
+# The rules of the header values, one function per kind of value: the model validates with
+# them, the audit consumer's general parser calls them, and its fast path (the producers'
+# canonical spelling, audit/server/events/wire.py) is tested against them value by value
+# (tests/unit/test_audit_event_rules.py).
+
+
 def plain_text(value: str) -> str:
     """Header values end up in text columns: bounded, and no NUL or other control bytes."""
     if len(value) > MAX_HEADER_CHARS or not value.isprintable():
         raise ValueError(f"must be at most {MAX_HEADER_CHARS} printable characters")
     return value
+
+
+def parse_action_time(value: str) -> datetime:
+    """An actionTime value: ISO 8601 as datetime.fromisoformat reads it, with a UTC offset."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return moment
+
+
+def parse_event_id(value: str) -> uuid.UUID:
+    """An eventId value: a UUID in any spelling uuid.UUID reads (producers write the canonical
+    one, lower-case with hyphens)."""
+    return uuid.UUID(value)
 
 
 class AuditEmitter(Protocol):
