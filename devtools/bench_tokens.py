@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -49,19 +50,21 @@ async def measure(
     folder: Path, pg: EmbeddedPostgres, broker: EmbeddedNats, nats_keys: NatsKeys
 ) -> dict[str, float]:
     port = free_port()
-    settings = UserSettings(
-        micro_server_address=f"127.0.0.1:{port}",
-        micro_registry="static",
-        micro_registry_address=f"user=127.0.0.1:{port}",
-        micro_broker_address=broker.address,
+    # flat variable names, each going to its group (GroupedSettings)
+    values: dict[str, Any] = {
+        "micro_server_address": f"127.0.0.1:{port}",
+        "micro_registry": "static",
+        "micro_registry_address": f"user=127.0.0.1:{port}",
+        "micro_broker_address": broker.address,
         **service_db_settings(pg, "user"),
-        jwt_private_key=new_signing_key_pem(),
-        audit_signing_key="bench-audit-key-" + "0" * 32,
-        audit_signing_key_id="user-bench",
-        bcrypt_rounds=4,
-        log_level="WARNING",
-        nats_nkey_seed_file=nats_keys.seed_file("user"),
-    )
+        "jwt_private_key": new_signing_key_pem(),
+        "audit_signing_key": "bench-audit-key-" + "0" * 32,
+        "audit_signing_key_id": "user-bench",
+        "bcrypt_rounds": 4,
+        "log_level": "WARNING",
+        "nats_nkey_seed_file": nats_keys.seed_file("user"),
+    }
+    settings = UserSettings(**values)
     host = build(settings)
     await host.start()
     await host.ready.wait()

@@ -26,7 +26,8 @@ _SETTING = {service.name: service.database_settings for service in _WITH_DATABAS
 def provision_settings(pg: EmbeddedPostgres, secrets: Path = DEV_SECRETS) -> ProvisionSettings:
     """Both admin credentials point at pg (one server holds all three databases here)."""
     values = {k.lower(): v for k, v in provision_env(pg, secrets).items()}
-    return ProvisionSettings(**values)  # type: ignore[arg-type]  # pydantic converts the strings
+    # flat names: each goes to its group (GroupedSettings), which converts the strings
+    return ProvisionSettings(**values)  # type: ignore[arg-type]  # see the line above
 
 
 def provision_env(pg: EmbeddedPostgres, secrets: Path = DEV_SECRETS) -> dict[str, str]:

@@ -55,17 +55,17 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.services = tuple(services)
-        self.metrics = ServiceMetrics(settings)
-        self.tracing = Tracing.configured(settings, NAME)
-        self.http = HttpSidePort(settings.http_address, self.metrics.routes())
-        self.registry = settings.create_registry()
+        self.metrics = ServiceMetrics(settings.metrics)
+        self.tracing = Tracing.configured(settings.tracing, NAME)
+        self.http = HttpSidePort(settings.server.http_address, self.metrics.routes())
+        self.registry = settings.registry.create_registry()
         interceptors = [*self.tracing.client_interceptors(), *self.metrics.client_interceptors()]
-        tls = settings.client_tls()
+        tls = settings.tls.client_tls()
         self.channels = {
             service.grpc_service: ServiceChannels(
                 self.registry,
                 service.name,
-                resolve_timeout=settings.discovery_timeout_seconds,
+                resolve_timeout=settings.server.discovery_timeout_seconds,
                 tls=tls,
                 interceptors=interceptors,
             )
@@ -74,8 +74,8 @@ class Gateway:
         self.health = HealthState()
         forwarder = Forwarder(
             self.channels,
-            call_timeout=settings.gateway_call_timeout_seconds,
-            language=settings.app_language,
+            call_timeout=settings.server.gateway_call_timeout_seconds,
+            language=settings.server.app_language,
             metrics=self.metrics,
             tracer=self.tracing.tracer,
         )
@@ -84,11 +84,11 @@ class Gateway:
             for service in self.services
         ]
         self.metrics.initialize_services(*(service.grpc_service for service in self.services))
-        static = settings.gateway_static_dir
+        static = settings.server.gateway_static_dir
         self.app = GatewayApp(
             [*applications, HealthApplication(self.health, self._service_health)],
             self.health,
-            max_timeout_ms=int(settings.gateway_call_timeout_seconds * 1000),
+            max_timeout_ms=int(settings.server.gateway_call_timeout_seconds * 1000),
             static=StaticFiles(static) if static is not None else None,
         )
         self.components: tuple[Lifecycle, ...] = (
@@ -106,7 +106,7 @@ class Gateway:
         # uvicorn's own start, stop and access lines would double the gateway's
         logging.getLogger("uvicorn").setLevel(logging.WARNING)
         # Bind first: a port in use ends the start before anything else runs.
-        listen = self.settings.listen
+        listen = self.settings.server.listen
         sock = socket.create_server((listen.host, listen.port), reuse_port=False)
         sock.setblocking(False)
         self.endpoint = Endpoint(listen.host, sock.getsockname()[1])
@@ -120,7 +120,7 @@ class Gateway:
             log_config=None,
             access_log=False,
             server_header=False,
-            timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
+            timeout_graceful_shutdown=math.ceil(self.settings.server.shutdown_grace_seconds),
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
         )
         self._server = _Server(config)
@@ -136,10 +136,10 @@ class Gateway:
             NAME,
             self.endpoint.target,
             ", ".join(service.grpc_service for service in self.services),
-            self.settings.micro_registry,
+            self.settings.registry.micro_registry,
             self.http.describe(),
-            f", static {self.settings.gateway_static_dir}"
-            if self.settings.gateway_static_dir is not None
+            f", static {self.settings.server.gateway_static_dir}"
+            if self.settings.server.gateway_static_dir is not None
             else "",
         )
 
@@ -170,7 +170,7 @@ class Gateway:
             stub = health_pb2_grpc.HealthStub(channel)
             return await stub.Check(
                 health_pb2.HealthCheckRequest(service=grpc_service),
-                timeout=self.settings.discovery_timeout_seconds,
+                timeout=self.settings.server.discovery_timeout_seconds,
             )
 
         try:
@@ -198,7 +198,9 @@ async def serve_until_signalled(gateway: Gateway) -> None:
 
 def run(settings: GatewaySettings) -> None:
     """The body of `python -m gateway`."""
-    configure_logging(settings.log_level, log_ids if settings.tracing_enabled else None)
+    configure_logging(
+        settings.server.log_level, log_ids if settings.tracing.tracing_enabled else None
+    )
     try:
         asyncio.run(serve_until_signalled(Gateway(settings)))
     except OSError as exc:

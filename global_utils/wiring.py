@@ -73,16 +73,18 @@ class ServiceParts(Generic[ClientT]):
         self,
         definition: ServiceDefinition,
         database: Database,
-        http_address: str,
         *,
         verifier: TokenVerifier,
         components: Sequence[Lifecycle],
         routes: Mapping[str, Handler] | None = None,
     ) -> Assembly:
         """Everything definition's host runs, in order, with zero series for its methods.
-        components: the service's own; routes: its own HTTP paths on the side port."""
+        components: the service's own; routes: its own HTTP paths on the side port
+        (HTTP_ADDRESS)."""
         self.metrics.initialize_services(definition.grpc_service)
-        http = HttpSidePort(http_address, {**(routes or {}), **self.metrics.routes()})
+        http = HttpSidePort(
+            self.settings.server.http_address, {**(routes or {}), **self.metrics.routes()}
+        )
         return Assembly(
             definition,
             database,
@@ -104,11 +106,11 @@ class ServiceParts(Generic[ClientT]):
                 *self.tracing.server_interceptors(),
                 *self.metrics.server_interceptors(),
                 RequestLoggingInterceptor(),
-                ErrorMappingInterceptor(self.settings.app_language),
+                ErrorMappingInterceptor(self.settings.server.app_language),
                 AuthInterceptor(verifier, definition.public_methods, definition.method_verifiers),
                 # parsing last: a body that does not parse is reported only to a caller
                 # authentication let in
-                RequestParsingInterceptor(self.settings.app_language),
+                RequestParsingInterceptor(self.settings.server.app_language),
             ),
         )
 
@@ -116,7 +118,6 @@ class ServiceParts(Generic[ClientT]):
         self,
         definition: ServiceDefinition,
         database: Database,
-        http_address: str,
         *,
         verifier: TokenVerifier,
         components: Sequence[Lifecycle],
@@ -126,7 +127,6 @@ class ServiceParts(Generic[ClientT]):
         return self.assemble(
             definition,
             database,
-            http_address,
             verifier=verifier,
             components=components,
             routes=routes,
@@ -159,7 +159,7 @@ class Assembly:
 
 @overload
 def service_parts(
-    name: str, settings: ServiceSettings, metrics: ServiceMetrics, exporter: SpanExporter | None
+    name: str, settings: ServiceSettings, exporter: SpanExporter | None
 ) -> ServiceParts[Client]: ...
 
 
@@ -167,7 +167,6 @@ def service_parts(
 def service_parts(
     name: str,
     settings: ServiceSettings,
-    metrics: ServiceMetrics,
     exporter: SpanExporter | None,
     *,
     client_class: type[ClientT],
@@ -178,20 +177,19 @@ def service_parts(
 def service_parts(
     name: str,
     settings: ServiceSettings,
-    metrics: ServiceMetrics,
     exporter: SpanExporter | None,
     *,
     client_class: type[Any] = Client,
 ) -> ServiceParts[Any]:
-    """The parts of the service called name. metrics: made by the caller from its settings
-    (ServiceSettings has no METRICS_*); exporter (tests): gets the spans whatever
-    OTEL_* say; client_class: a subclass of nats-py's Client for the broker to connect with
-    (the audit service's raw-bytes client)."""
-    tracing = Tracing.configured(settings, name, exporter)
+    """The parts of the service called name, from its settings; exporter (tests): gets the
+    spans whatever OTEL_* say; client_class: a subclass of nats-py's Client for the broker to
+    connect with (the audit service's raw-bytes client)."""
+    metrics = ServiceMetrics(settings.metrics)
+    tracing = Tracing.configured(settings.tracing, name, exporter)
     broker = Broker(
-        settings.broker_url,
+        settings.broker.broker_url,
         name=name,
         client_class=client_class,
-        access=settings.broker_access(name),
+        access=settings.broker.broker_access(name),
     )
-    return ServiceParts(settings, metrics, tracing, settings.create_registry(), broker)
+    return ServiceParts(settings, metrics, tracing, settings.registry.create_registry(), broker)

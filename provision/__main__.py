@@ -22,13 +22,19 @@ Step = Callable[[ProvisionSettings], Awaitable[None]]
 async def database_roles(settings: ProvisionSettings) -> None:
     """Roles, their passwords and the databases, with each server's admin credential."""
     for database in DATABASES:
-        await ensure_roles(settings.admin(database), database, settings.passwords)
+        await ensure_roles(
+            settings.databases.admin(database), database, settings.databases.passwords
+        )
 
 
 async def database_migrations(settings: ProvisionSettings) -> None:
     """Each database's pending migrations, as its owner."""
     for database in DATABASES:
-        await run_migrations(settings.admin(database), database, settings.passwords[database.owner])
+        await run_migrations(
+            settings.databases.admin(database),
+            database,
+            settings.databases.passwords[database.owner],
+        )
 
 
 async def broker(settings: ProvisionSettings) -> None:

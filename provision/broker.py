@@ -25,8 +25,10 @@ from nats.js.api import (
 )
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from pydantic import Field
+from pydantic_settings import BaseSettings
 
 import nats
+from global_utils.config.groups import GROUP_CONFIG, GroupedSettings
 from global_utils.config.loading import load_settings
 from global_utils.config.settings import BrokerSettings
 from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM, Subject
@@ -45,18 +47,27 @@ _NOT_READY = (ServiceUnavailableError, NatsTimeoutError, NoRespondersError, Time
 _NO_PEERS_YET = 10005
 
 
-class BrokerProvisioningSettings(BrokerSettings):
-    """MICRO_BROKER_ADDRESS and the admin's NATS_NKEY_SEED(_FILE), NATS_TLS_*; and what the
-    stream and the consumer are made with."""
+class StreamSettings(BaseSettings):
+    """What the AUDIT stream and the audit service's durable consumer are made with."""
 
-    # Servers of a NATS cluster holding the stream: 3 on a cluster, 1 alone.
+    model_config = GROUP_CONFIG
+
     audit_stream_replicas: int = Field(default=1, ge=1, le=5)
-    # JetStream redelivers an event not acknowledged within this long.
+    """Servers of a NATS cluster holding the stream: 3 on a cluster, 1 alone."""
     consumer_ack_wait_seconds: float = Field(default=30.0, ge=1, le=3600)
-    # Deliveries awaiting an ack at once, over every audit instance (20 default batches).
+    """JetStream redelivers an event not acknowledged within this long."""
     consumer_max_ack_pending: int = Field(default=10_000, ge=1, le=1_000_000)
-    # How long to wait for NATS (and a cluster's JetStream leaders) before giving up.
+    """Deliveries awaiting an ack at once, over every audit instance (20 default batches)."""
     provision_broker_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    """How long to wait for NATS (and a cluster's JetStream leaders) before giving up."""
+
+
+class BrokerProvisioningSettings(GroupedSettings):
+    """The broker side of provisioning: NATS (MICRO_BROKER_ADDRESS, the admin's
+    NATS_NKEY_SEED(_FILE), NATS_TLS_*) and what the stream and the consumer are made with."""
+
+    broker: BrokerSettings
+    stream: StreamSettings
 
 
 def stream_config(replicas: int = 1) -> StreamConfig:
@@ -166,12 +177,12 @@ async def _apply(client: Client, stream: StreamConfig, consumer: ConsumerConfig)
 async def run(settings: BrokerProvisioningSettings) -> str:
     """The step as `python -m provision` runs it."""
     done = await provision_broker(
-        settings.broker_url,
-        settings.broker_access("provision"),
-        replicas=settings.audit_stream_replicas,
-        ack_wait_seconds=settings.consumer_ack_wait_seconds,
-        max_ack_pending=settings.consumer_max_ack_pending,
-        timeout=settings.provision_broker_timeout_seconds,
+        settings.broker.broker_url,
+        settings.broker.broker_access("provision"),
+        replicas=settings.stream.audit_stream_replicas,
+        ack_wait_seconds=settings.stream.consumer_ack_wait_seconds,
+        max_ack_pending=settings.stream.consumer_max_ack_pending,
+        timeout=settings.stream.provision_broker_timeout_seconds,
     )
     logger.info("broker provisioned: %s", done)
     return done

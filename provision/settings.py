@@ -7,33 +7,39 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, create_model, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from global_utils.config.groups import GROUP_CONFIG
 from global_utils.config.secrets import read_secret
 from provision.broker import BrokerProvisioningSettings
 from provision.databases import ROLES, Credential, ServiceDatabase
 
 
-class _DeclaredSettings(BrokerProvisioningSettings):
-    """The databases' admin credentials and role passwords; the broker's (NATS admin nkey,
-    MICRO_BROKER_ADDRESS, stream and consumer settings: BrokerProvisioningSettings)."""
+class _DeclaredDatabaseAdmin(BaseSettings):
+    """The admin credential of each PostgreSQL server and every database role's password
+    (provision/databases.py names the roles). An admin is a role that may create roles and
+    databases (the superuser in development); any database of the server will do in its URL,
+    and sslmode/sslrootcert there apply to every connection."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
-    # A role that may create roles and databases (the superuser in development), on the server
-    # of appuser and promotion, and on the audit database's (TimescaleDB) server. Any database
-    # of the server will do in the URL; sslmode/sslrootcert there apply to every connection.
     postgres_admin_connect: str = Field(min_length=1)
+    """The admin's URL on the server of the appuser and promotion databases."""
     postgres_admin_password: str = Field(default="", repr=False)
+    """The password of POSTGRES_ADMIN_CONNECT's role; empty for a server that trusts it."""
     postgres_admin_password_file: Path | None = None
+    """A file holding POSTGRES_ADMIN_PASSWORD (a secret)."""
     timescaledb_admin_connect: str = Field(min_length=1)
+    """The admin's URL on the audit database's (TimescaleDB) server."""
     timescaledb_admin_password: str = Field(default="", repr=False)
+    """The password of TIMESCALEDB_ADMIN_CONNECT's role; empty for a server that trusts it."""
     timescaledb_admin_password_file: Path | None = None
+    """A file holding TIMESCALEDB_ADMIN_PASSWORD (a secret)."""
     # Each database role's password: <ROLE>_PASSWORD or <ROLE>_PASSWORD_FILE, a pair of fields
     # per role of provision/databases.py (added below, one pair per database of the suite).
 
     @model_validator(mode="after")
-    def _read_secrets(self) -> _DeclaredSettings:
+    def _read_secrets(self) -> _DeclaredDatabaseAdmin:
         for cluster in ("postgres", "timescaledb"):
             field = f"{cluster}_admin_password"
             setattr(
@@ -70,19 +76,37 @@ def _role_password_fields() -> dict[str, Any]:
     """<role>_password and <role>_password_file for every managed role (appuser_owner, ...)."""
     fields: dict[str, Any] = {}
     for role in ROLES:
-        fields[f"{role}_password"] = (str, Field(default="", repr=False))
-        fields[f"{role}_password_file"] = (Path | None, None)
+        variable = f"{role.upper()}_PASSWORD"
+        fields[f"{role}_password"] = (
+            str,
+            Field(
+                default="",
+                repr=False,
+                description=f"The password of database role {role}; this or {variable}_FILE"
+                " is required.",
+            ),
+        )
+        fields[f"{role}_password_file"] = (
+            Path | None,
+            Field(default=None, description=f"A file holding {variable} (a secret)."),
+        )
     return fields
 
 
 if TYPE_CHECKING:
     # What the checker sees; the role fields are read by name (passwords, the validator).
-    ProvisionSettings = _DeclaredSettings
+    DatabaseAdminSettings = _DeclaredDatabaseAdmin
 else:
-    ProvisionSettings = create_model(
-        "ProvisionSettings",
-        __base__=_DeclaredSettings,
+    DatabaseAdminSettings = create_model(
+        "DatabaseAdminSettings",
+        __base__=_DeclaredDatabaseAdmin,
         __module__=__name__,
-        __doc__=_DeclaredSettings.__doc__,
+        __doc__=_DeclaredDatabaseAdmin.__doc__,
         **_role_password_fields(),
     )
+
+
+class ProvisionSettings(BrokerProvisioningSettings):
+    """The provisioner's settings: the broker's (BrokerProvisioningSettings) and the databases'."""
+
+    databases: DatabaseAdminSettings

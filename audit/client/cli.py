@@ -51,7 +51,7 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
     if args.since:
         since = datetime.fromisoformat(args.since)
         params.from_time.FromDatetime(since if since.tzinfo else since.replace(tzinfo=UTC))
-    endpoint = await find_service(SERVICE, settings, settings.serveraddress)
+    endpoint = await find_service(SERVICE, settings, settings.cli.serveraddress)
     async with session_channel(endpoint, SERVICE, settings, session) as channel:
         reply = await audit_pb2_grpc.AuditSrvStub(channel).GetAuditRecords(params)
     if args.json:
@@ -99,7 +99,7 @@ async def verify_async(args: argparse.Namespace, settings: ClientSettings) -> No
         params.from_time.FromDatetime(_timestamp_of(args.from_time))
     if args.thru_time:
         params.thru_time.FromDatetime(_timestamp_of(args.thru_time))
-    endpoint = await find_service(SERVICE, settings, settings.serveraddress)
+    endpoint = await find_service(SERVICE, settings, settings.cli.serveraddress)
     async with session_channel(endpoint, SERVICE, settings, session) as channel:
         result = await audit_pb2_grpc.AuditSrvStub(channel).VerifyAuditHistory(params)
     print(to_json(result) if args.json else verdict(result))

@@ -28,18 +28,19 @@ GRPC_SERVICE = "audit.AuditSrv"
 
 def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
     """The audit service; span_exporter (tests) gets its spans whatever OTEL_* say."""
-    parts = service_parts(
-        SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter, client_class=RawClient
-    )
-    database = parts.database(settings.db_connect, settings.db_password, settings.db_pool_max_size)
+    parts = service_parts(SERVICE_NAME, settings, span_exporter, client_class=RawClient)
+    db = settings.db
+    database = parts.database(db.db_connect, db.db_password, db.db_pool_max_size)
     consumer = AuditConsumer(
         database,
         parts.broker,
-        EventAuthenticator(settings.producer_keys),
-        batch_size=settings.consumer_batch_size,
+        EventAuthenticator(settings.ingest.producer_keys),
+        batch_size=settings.ingest.consumer_batch_size,
         tracer=parts.tracing.tracer,
     )
-    verifier, users = user_service_verifier(parts.registry, settings, parts.client_interceptors())
+    verifier, users = user_service_verifier(
+        parts.registry, settings.auth, settings.tls.client_tls(), parts.client_interceptors()
+    )
     service = AuditService(database)
     servicer = AuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
@@ -52,9 +53,7 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
     )
     watch_token_cache(parts.metrics, verifier.cache)
     watch_consumer(parts.metrics, consumer)
-    return parts.host(
-        definition, database, settings.http_address, verifier=verifier, components=(consumer, users)
-    )
+    return parts.host(definition, database, verifier=verifier, components=(consumer, users))
 
 
 def watch_consumer(metrics: ServiceMetrics, consumer: AuditConsumer) -> None:

@@ -8,11 +8,14 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+from global_utils.config.groups import GroupedSettings
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings | GroupedSettings)
 
 
 def load_settings(cls: type[SettingsT]) -> SettingsT:
-    """Reads cls from the environment; a bad or missing value exits with one line naming it."""
+    """Reads cls from the environment; a bad or missing value exits with one line naming it
+    (for GroupedSettings: a group's error, whose location is the variable's name)."""
     try:
         return cls()
     except ValidationError as exc:

@@ -1,4 +1,5 @@
-"""Typed configuration from environment variables, validated once at start."""
+"""The settings groups every service shares (registry, broker, server, database, tokens) and
+ServiceSettings, the groups every service process reads."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Literal
 
 import nkeys
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from global_errors import Language
+from global_utils.config.groups import GROUP_CONFIG, GroupedSettings
 from global_utils.config.secrets import nkey_seed, read_secret
 from global_utils.discovery.registry import (
     DEFAULT_SERVICE_TYPE,
@@ -25,22 +27,27 @@ from global_utils.discovery.registry import (
 )
 from global_utils.grpc.tls import TlsSettings
 from global_utils.messaging.broker import BrokerAccess
+from global_utils.observability.metrics import MetricsSettings
 from global_utils.observability.tracing_setup import TracingSettings
 
 
-class RegistrySettings(TlsSettings):
-    """How a process finds others (and, for services, registers), and the TLS it speaks with
-    them: services and CLIs alike."""
+class RegistrySettings(BaseSettings):
+    """How a process finds others (and, for services, registers): services and CLIs alike."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     micro_registry: Literal["mdns", "static", "dns"] = "mdns"
-    # static: "user=host:port,user=host:port,promotion=host:port" (networks without multicast)
-    # dns: "user=dns:///user-headless:50053,promotion=ipv4:10.0.0.1:50051,10.0.0.2:50051"
+    """How services are found: mdns (multicast DNS on the local network), static (the
+    addresses in MICRO_REGISTRY_ADDRESS), dns (the gRPC targets in MICRO_REGISTRY_ADDRESS,
+    balanced over what DNS answers)."""
     micro_registry_address: str = ""
+    """static: `user=host:port,user=host:port,promotion=host:port` (networks without
+    multicast); dns: `user=dns:///user-headless:50053,promotion=ipv4:10.0.0.1:50051,10.0.0.2:50051`."""
     mdns_interfaces: str = ""
-    # Services see each other only within one type: suites sharing a network can keep apart.
+    """IPv4 addresses of the interfaces mDNS uses, comma-separated; empty: every one."""
     mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
+    """The mDNS service type: services see each other only within one type, so suites sharing
+    a network can keep apart."""
 
     @field_validator("mdns_interfaces")
     @classmethod
@@ -77,13 +84,19 @@ class BrokerSettings(BaseSettings):
     TLS verified with NATS_TLS_CA_FILE against NATS_TLS_SERVER_NAME (default: the host of
     the address dialled)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     micro_broker_address: str = "127.0.0.1:4222"
+    """NATS host:port (or nats:// URL); several comma-separated for the servers of a cluster."""
     nats_nkey_seed: str = Field(default="", repr=False)
+    """This process's NATS nkey seed (SU...); the server lists its public key."""
     nats_nkey_seed_file: Path | None = None
+    """A file holding NATS_NKEY_SEED (a secret); comment lines are skipped."""
     nats_tls_ca_file: Path | None = None
+    """The CA that NATS's certificate is verified with; set, the connection is TLS (the
+    handshake first, before the server speaks)."""
     nats_tls_server_name: str = ""
+    """The name NATS's certificate must carry; empty: the host of the address dialled."""
 
     @model_validator(mode="after")
     def _check_broker_access(self) -> BrokerSettings:
@@ -126,21 +139,38 @@ class BrokerSettings(BaseSettings):
         )
 
 
-class ServiceSettings(BrokerSettings, RegistrySettings, TracingSettings):
-    """What every service process reads: listen address, broker, registry, language, tracing."""
+class ServiceBrokerSettings(BrokerSettings):
+    """A service's connection to NATS (the provisioner's has no MICRO_BROKER)."""
+
+    micro_broker: Literal["nats"] = "nats"
+    """The message broker; NATS is the only one."""
+
+
+class ServerSettings(BaseSettings):
+    """How a service process serves: its gRPC address and side port, language, logs, shutdown,
+    health and connection age. Each service subclasses it for its own default address."""
+
+    model_config = GROUP_CONFIG
 
     micro_server_address: str = ":0"
-    micro_broker: Literal["nats"] = "nats"
+    """The gRPC listen address, host:port (host empty: every interface; port 0: any free one)."""
+    http_address: str = "127.0.0.1:0"
+    """The HTTP side port (/metrics; the user service's JWKS), host:port; port 0: any free one,
+    named in the ready line."""
     app_language: Language = Language.EN
+    """The language of error messages sent to clients (en, es)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The lowest level logged."""
     shutdown_grace_seconds: float = 5.0
-    # how often a ready service checks its database for its health status
+    """How long calls in flight may finish after a stop is asked (and after a connection's
+    maximum age)."""
     health_check_seconds: float = Field(default=2.0, gt=0, le=60)
-    # Clients' connections are closed (gracefully) after this long, so balanced clients
-    # re-resolve and spread over replicas started since (MICRO_REGISTRY=dns).
+    """How often a ready service checks its database for its health status."""
     max_connection_age_seconds: float = Field(default=60.0, gt=0, le=86400)
+    """Clients' connections are closed (gracefully) after this long, so balanced clients
+    re-resolve and spread over replicas started since (MICRO_REGISTRY=dns)."""
 
-    @field_validator("micro_server_address")
+    @field_validator("micro_server_address", "http_address")
     @classmethod
     def _check_address(cls, value: str) -> str:
         parse_endpoint(value, default_host="0.0.0.0")
@@ -151,56 +181,63 @@ class ServiceSettings(BrokerSettings, RegistrySettings, TracingSettings):
         return parse_endpoint(self.micro_server_address, default_host="0.0.0.0")
 
 
-class PostgresPasswordSettings(BaseSettings):
-    """The password of the role in POSTGRES_CONNECT (the user and promotion services' runtime
-    roles): POSTGRES_PASSWORD or, from a secret, POSTGRES_PASSWORD_FILE; none for a server that
-    trusts the connection. Kept out of the URL, which may appear in log lines."""
+class ServiceSettings(GroupedSettings):
+    """What every service process reads; each service's settings add their own groups."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    server: ServerSettings
+    tls: TlsSettings
+    registry: RegistrySettings
+    broker: ServiceBrokerSettings
+    tracing: TracingSettings
+    metrics: MetricsSettings
 
+
+class PostgresSettings(BaseSettings):
+    """The database of the user and promotion services: where it is, the password of the role in
+    POSTGRES_CONNECT (POSTGRES_PASSWORD or, from a secret, POSTGRES_PASSWORD_FILE; none for a
+    server that trusts the connection; kept out of the URL, which may appear in log lines), and
+    the pool's size."""
+
+    model_config = GROUP_CONFIG
+
+    postgres_connect: str = Field(min_length=1)
+    """The PostgreSQL URL of the service's database, as its runtime role (no password here)."""
     postgres_password: str = Field(default="", repr=False)
+    """The password of POSTGRES_CONNECT's role."""
     postgres_password_file: Path | None = None
+    """A file holding POSTGRES_PASSWORD (a secret)."""
+    db_pool_max_size: int = Field(default=10, ge=1, le=100)
+    """The most database connections the service holds at once."""
 
     @model_validator(mode="after")
-    def _read_postgres_password(self) -> PostgresPasswordSettings:
+    def _read_postgres_password(self) -> PostgresSettings:
         self.postgres_password = read_secret(
             "POSTGRES_PASSWORD", self.postgres_password, self.postgres_password_file
         )
         return self
 
 
-class HttpSideSettings(BaseSettings):
-    """The HTTP side port (global_utils.grpc.http_side): host:port, port 0 for any free one."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
-
-    http_address: str = "127.0.0.1:0"
-
-    @field_validator("http_address")
-    @classmethod
-    def _check_http_address(cls, value: str) -> str:
-        parse_endpoint(value, default_host="0.0.0.0")
-        return value
-
-
 class TokenCacheSettings(BaseSettings):
     """How verified tokens are remembered (never past their own expiry)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     token_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    """How long a verified token is remembered (never past its expiry); 0: not at all."""
     token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    """The most tokens remembered at once."""
 
 
-class RemoteAuthSettings(TokenCacheSettings, TlsSettings):
-    """For services whose callers' tokens come from the user service."""
+class RemoteAuthSettings(TokenCacheSettings):
+    """For services whose callers' tokens come from the user service: how they are verified and
+    remembered (the TLS spoken with the user service is the process's own, settings.tls)."""
 
-    # Deadline for finding and asking the user service.
     auth_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    # local: verify with the user service's published keys (fetched once, again for an
-    # unknown kid). remote: ask its ValidateToken for every token not cached, which refuses a
-    # deactivated or deleted user's token at once, at a round trip per check.
+    """Deadline for finding and asking the user service."""
     token_verification: Literal["local", "remote"] = "local"
+    """local: verify with the user service's published keys (fetched once, again for an
+    unknown kid). remote: ask its ValidateToken for every token not cached, which refuses a
+    deactivated or deleted user's token at once, at a round trip per check."""
 
 
 def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[Endpoint]]:

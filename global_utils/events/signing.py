@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from global_utils.config.groups import GROUP_CONFIG
 from global_utils.config.secrets import read_secret
 from global_utils.events.audit_event import FIELD_BY_HEADER, AuditHeader
 
@@ -151,14 +152,19 @@ class AuditSigningSettings(BaseSettings):
     (AUDIT_SIGNING_KEY_ID), which the audit service maps to this service, and the MAC
     encoding (AUDIT_MAC_VERSION)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     audit_signing_key_id: str = ""
+    """The id of this producer's audit signing key, sent with every event; the audit service
+    maps it to this service (AUDIT_PRODUCER_KEYS). Required."""
     audit_signing_key: str = Field(default="", repr=False)
+    """This producer's HMAC key for audit events, at least 32 bytes; this or
+    AUDIT_SIGNING_KEY_FILE is required."""
     audit_signing_key_file: Path | None = None
-    # The MAC encoding signed with: 1 during a rolling upgrade while audit instances of the
-    # previous release (which verify only version 1) may still be consuming; then 2.
+    """A file holding AUDIT_SIGNING_KEY (a secret)."""
     audit_mac_version: int = Field(default=2, ge=1, le=2)
+    """The MAC encoding signed with: 1 during a rolling upgrade while audit instances of the
+    previous release (which verify only version 1) may still be consuming; then 2."""
 
     @model_validator(mode="after")
     def _require_key(self) -> AuditSigningSettings:

@@ -12,25 +12,33 @@ from typing import TypeVar
 
 import grpc
 from pydantic import Field
+from pydantic_settings import BaseSettings
 
 from global_errors import MessageKey, Unavailable
+from global_utils.config.groups import GROUP_CONFIG, GroupedSettings
 from global_utils.config.settings import RegistrySettings
 from global_utils.discovery.registry import Endpoint, Registry, parse_endpoint, pick
-from global_utils.grpc.tls import ClientTls, secure_options
+from global_utils.grpc.tls import ClientTls, TlsSettings, secure_options
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class ClientSettings(RegistrySettings):
-    """What a CLI reads: a direct address, or how to discover the service."""
+class CliSettings(BaseSettings):
+    """Where a CLI finds its service and who it logs in as."""
+
+    model_config = GROUP_CONFIG
 
     serveraddress: str = ""
-    # Where CLIs of other services log in; empty = discover the user service.
+    """The service's host:port; empty: discover it through the registry."""
     user_serveraddress: str = ""
+    """Where CLIs of other services log in (the user service's host:port); empty: discover it."""
     discovery_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a CLI waits to discover a service."""
     cli_email: str = "duck@mymail.com"
+    """The email a CLI logs in with (--email overrides it)."""
     cli_password: str = ""
+    """The password a CLI logs in with (--password overrides it; no default)."""
 
     def login_password(self, given: str | None) -> str:
         """The password to log in with (--password, else CLI_PASSWORD); exits if there is none."""
@@ -42,14 +50,22 @@ class ClientSettings(RegistrySettings):
         return password
 
 
+class ClientSettings(GroupedSettings):
+    """What a CLI reads: its own settings, how to discover services, the TLS it speaks."""
+
+    cli: CliSettings
+    registry: RegistrySettings
+    tls: TlsSettings
+
+
 async def find_service(service: str, settings: ClientSettings, address: str = "") -> Endpoint:
     """address (e.g. SERVERADDRESS) if given, else one registered instance of service."""
     if address:
         return parse_endpoint(address)
-    registry = settings.create_registry()
+    registry = settings.registry.create_registry()
     await registry.start()
     try:
-        endpoints = await registry.resolve(service, timeout=settings.discovery_timeout_seconds)
+        endpoints = await registry.resolve(service, timeout=settings.cli.discovery_timeout_seconds)
     finally:
         await registry.stop()
     if not endpoints:

@@ -96,8 +96,8 @@ class ServiceHost:
     async def start(self) -> None:
         # Bind first: a port in use ends the start before anything connects anywhere.
         server = self._create_server()
-        listen = self.settings.listen
-        credentials = self.settings.server_credentials()
+        listen = self.settings.server.listen
+        credentials = self.settings.tls.server_credentials()
         if credentials is None:
             port = server.add_insecure_port(listen.target)
         else:
@@ -113,7 +113,7 @@ class ServiceHost:
         self._readiness = asyncio.create_task(self._become_ready(), name="readiness")
 
     async def stop(self) -> None:
-        grace = self.settings.shutdown_grace_seconds
+        grace = self.settings.server.shutdown_grace_seconds
         await self._health.enter_graceful_shutdown()
         await cancel_and_wait(self._readiness)
         with contextlib.suppress(Exception):
@@ -143,22 +143,22 @@ class ServiceHost:
             self.definition.grpc_service,
             self.endpoint.target,
             self._tls_mode(),
-            self.settings.micro_registry,
+            self.settings.registry.micro_registry,
             f", {self.http.describe()}" if self.http is not None else "",
             details,
         )
         await self._watch_database()
 
     def _tls_mode(self) -> str:
-        if not self.settings.serves_tls:
+        if not self.settings.tls.serves_tls:
             return ""
-        return " (mutual TLS)" if self.settings.tls_client_auth else " (TLS)"
+        return " (mutual TLS)" if self.settings.tls.tls_client_auth else " (TLS)"
 
     async def _watch_database(self) -> None:
         """Health follows the database after readiness: NOT_SERVING while it cannot be
         reached (calls answer UNAVAILABLE meanwhile), SERVING again once it answers; the
         process itself stays up throughout."""
-        interval = self.settings.health_check_seconds
+        interval = self.settings.server.health_check_seconds
         serving = True
         while True:
             await asyncio.sleep(interval)
@@ -196,12 +196,12 @@ class ServiceHost:
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 (
                     "grpc.max_connection_age_ms",
-                    int(self.settings.max_connection_age_seconds * 1000),
+                    int(self.settings.server.max_connection_age_seconds * 1000),
                 ),
                 # calls in flight when the age is reached get the shutdown grace to finish
                 (
                     "grpc.max_connection_age_grace_ms",
-                    int(self.settings.shutdown_grace_seconds * 1000),
+                    int(self.settings.server.shutdown_grace_seconds * 1000),
                 ),
                 ("grpc.so_reuseport", 0),
             ],
@@ -234,7 +234,9 @@ async def serve_until_signalled(host: ServiceHost) -> None:
 
 def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> None:
     """The body of every `python -m <service>.server`: log setup, build, serve, exit 0."""
-    configure_logging(settings.log_level, log_ids if settings.tracing_enabled else None)
+    configure_logging(
+        settings.server.log_level, log_ids if settings.tracing.tracing_enabled else None
+    )
 
     async def main() -> None:
         await serve_until_signalled(build())

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import grpc
 from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from global_utils.config.groups import GROUP_CONFIG
 
 
 class TlsSettings(BaseSettings):
@@ -16,12 +18,18 @@ class TlsSettings(BaseSettings):
     a client presents it for mutual TLS). TLS_CA_FILE: the CA that servers (and, with
     TLS_CLIENT_AUTH, clients) are verified with; a client with a CA speaks TLS."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     tls_cert_file: Path | None = None
+    """This process's certificate (PEM): a service serves TLS with it; a client presents it for
+    mutual TLS."""
     tls_key_file: Path | None = None
+    """The private key of TLS_CERT_FILE (PEM)."""
     tls_ca_file: Path | None = None
+    """The CA (PEM) that servers, and with TLS_CLIENT_AUTH clients, are verified with; a client
+    with a CA speaks TLS to the services it calls."""
     tls_client_auth: bool = False
+    """A service requires clients to show a certificate TLS_CA_FILE signed (mutual TLS)."""
 
     @model_validator(mode="after")
     def _check_tls(self) -> TlsSettings:

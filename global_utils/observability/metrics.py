@@ -29,8 +29,9 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from global_utils.config.groups import GROUP_CONFIG
 from global_utils.grpc.http_side import HttpResponse
 from global_utils.grpc.interceptors import HandlerInterceptor
 from global_utils.observability.gauges import Prober, StateCollector, unlabelled
@@ -58,12 +59,14 @@ GO_CODE_NAMES = {
 class MetricsSettings(BaseSettings):
     """Whether the service keeps and serves metrics, and how fresh the probed values are."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
-    # false: no gRPC metric interceptors, no probes, /metrics answers 404 (for measuring cost)
     metrics_enabled: bool = True
-    # how often the outbox backlog and the audit consumer's lag are read (a query each time)
+    """false: no gRPC metric interceptors, no probes, /metrics answers 404 (for measuring
+    their cost)."""
     metrics_refresh_seconds: float = Field(default=5.0, gt=0, le=300)
+    """How often the probed values (the outbox backlog, the audit consumer's lag) are read, a
+    query each time."""
 
 
 def grpc_type(client_streaming: bool, server_streaming: bool) -> str:

@@ -128,7 +128,9 @@ async def test_a_client_without_a_listed_key_is_refused(
     # A service left without NATS_NKEY_SEED (the setting's default) keeps retrying and says
     # why, once.
     settings = ServiceSettings(micro_broker_address=nats_server.address)
-    broker = Broker(settings.broker_url, name="no-credentials", access=settings.broker_access("x"))
+    broker = Broker(
+        settings.broker.broker_url, name="no-credentials", access=settings.broker.broker_access("x")
+    )
     with caplog.at_level(logging.WARNING, logger="global_utils.messaging.broker"):
         await broker.start()
         try:

@@ -187,7 +187,7 @@ def test_stop_grace_is_longer_than_the_services_own() -> None:
     services = model()["services"]
     images = {**SERVICE_IMAGES, "gateway": ("gateway/Dockerfile", GatewaySettings, 8080)}
     for name, (_, settings_class, _) in images.items():
-        grace = settings_class.model_fields["shutdown_grace_seconds"].default
+        grace = settings_class.groups()["server"].model_fields["shutdown_grace_seconds"].default
         seconds = int(str(services[name]["stop_grace_period"]).rstrip("s"))
         assert seconds > grace, name
 
@@ -260,9 +260,9 @@ def test_cli_images_run_unprivileged(name: str) -> None:
 
 def test_env_files_name_only_variables_their_services_read() -> None:
     known = {
-        **{name: set(cls.model_fields) for name, (_, cls, _) in SERVICE_IMAGES.items()},
-        **{name: set(ClientSettings.model_fields) for name in CLI_IMAGES},
-        "gateway": set(GatewaySettings.model_fields),
+        **{name: cls.variables() for name, (_, cls, _) in SERVICE_IMAGES.items()},
+        **{name: ClientSettings.variables() for name in CLI_IMAGES},
+        "gateway": GatewaySettings.variables(),
     }
     services = model()["services"]
     for name, fields in known.items():
@@ -347,7 +347,7 @@ def test_the_provision_service_gets_every_database_password_and_reads_its_env_fi
         *(f"db_password_{role}" for role in ROLES),
     }
     env = provision["environment"]
-    unknown = {key.lower() for key in env} - set(ProvisionSettings.model_fields)
+    unknown = {key.lower() for key in env} - ProvisionSettings.variables()
     assert not unknown, unknown
     for key, value in env.items():
         if key.endswith("_FILE"):

@@ -22,12 +22,12 @@ import nkeys
 import pytest
 import yaml
 from cryptography import x509
-from pydantic_settings import BaseSettings
 
 from devtools import certs
 from devtools.stack import REPO_ROOT
 from devtools.suite import Suite, load_suite
 from global_utils.config.secrets import nkey_seed
+from global_utils.config.groups import GroupedSettings
 from global_utils.config.settings import RegistrySettings
 from global_utils.grpc.host import LIVENESS_HEALTH_NAME
 from provision.databases import ROLES
@@ -49,14 +49,14 @@ NAMESPACE = "gotemp"
 @dataclass(frozen=True)
 class ServiceImage:
     dockerfile: str
-    settings: type[BaseSettings]
+    settings: type[GroupedSettings]
     image: str
 
 
-def settings_class(service: str) -> type[BaseSettings]:
+def settings_class(service: str) -> type[GroupedSettings]:
     """A service's settings class: <name>.server.settings.<Name>Settings."""
     module = importlib.import_module(f"{service}.server.settings")
-    found: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
+    found: type[GroupedSettings] = getattr(module, f"{service.capitalize()}Settings")
     return found
 
 
@@ -483,7 +483,7 @@ def test_service_images_carry_the_migrations_the_waiter_compares(service: str) -
 def test_service_sets_only_variables_its_settings_know(overlay: str, service: str) -> None:
     container = service_container(overlay, service)
     assert "envFrom" not in container  # every name is listed, so it can be checked here
-    known = set(SERVICES[service].settings.model_fields)
+    known = SERVICES[service].settings.variables()
     unknown = [e["name"] for e in container.get("env", []) if e["name"].lower() not in known]
     assert not unknown, f"{service}: {unknown} are not fields of its settings class"
 
@@ -906,7 +906,7 @@ def test_the_provisioning_job_has_every_database_password_and_the_services_only_
     assert container["image"] == "gotemp/provision:latest"
     env = {e["name"]: e for e in container["env"]}
     assert set(env) - {"POSTGRES_ADMIN_CONNECT", "TIMESCALEDB_ADMIN_CONNECT"} <= {
-        f"{name.upper()}" for name in ProvisionSettings.model_fields
+        f"{name.upper()}" for name in ProvisionSettings.variables()
     }
     for role in ROLES:
         path = Path(env[f"{role.upper()}_PASSWORD_FILE"]["value"])

@@ -281,7 +281,7 @@ def test_the_audit_service_needs_producer_keys(env: pytest.MonkeyPatch, tmp_path
     assert "entry 1: the key must be at least 32 bytes" in _exit_message(AuditSettings)
     (tmp_path / "keys").write_text(f"user-1 user {'k' * 32}\n")
     env.setenv("AUDIT_PRODUCER_KEYS_FILE", str(tmp_path / "keys"))
-    assert set(load_settings(AuditSettings).producer_keys) == {"user-1"}
+    assert set(load_settings(AuditSettings).ingest.producer_keys) == {"user-1"}
 
 
 def test_producers_can_sign_as_the_previous_release_during_an_upgrade(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from audit.server.settings import AuditSettings
 from devtools.dev_secrets import make_nats_keys
 from global_errors import Language
+from global_utils.config.groups import GroupedSettings
 from global_utils.config.loading import load_settings
 from global_utils.config.settings import parse_registry_address
 from global_utils.discovery.registry import Endpoint
+from global_utils.grpc.client import ClientSettings
+from promotion.server.settings import PromotionSettings
+from provision.databases import ROLES
+from provision.settings import ProvisionSettings
 from user.server.settings import UserSettings
 from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
 
@@ -55,17 +63,20 @@ def exit_message(env: pytest.MonkeyPatch) -> str:
 
 def test_defaults(env: pytest.MonkeyPatch) -> None:
     settings = load_settings(UserSettings)
-    assert settings.listen == Endpoint("0.0.0.0", 50053)
-    assert settings.app_language is Language.EN
-    assert settings.broker_url == "nats://127.0.0.1:4222"
-    assert [k.kid for k in settings.signing_keys] == [k.kid for k in parse_signing_keys(PEM)]
-    assert (settings.access_token_seconds, settings.refresh_token_seconds) == (900, 7 * 86_400)
-    assert settings.http_address == "127.0.0.1:0"
+    assert settings.server.listen == Endpoint("0.0.0.0", 50053)
+    assert settings.server.app_language is Language.EN
+    assert settings.broker.broker_url == "nats://127.0.0.1:4222"
+    assert [k.kid for k in settings.jwt.signing_keys] == [k.kid for k in parse_signing_keys(PEM)]
+    assert (settings.jwt.access_token_seconds, settings.jwt.refresh_token_seconds) == (
+        900,
+        7 * 86_400,
+    )
+    assert settings.server.http_address == "127.0.0.1:0"
 
 
 def test_broker_address_may_name_every_server_of_a_cluster(env: pytest.MonkeyPatch) -> None:
     env.setenv("MICRO_BROKER_ADDRESS", "127.0.0.1:4222, nats://127.0.0.1:4223,127.0.0.1:4224")
-    assert load_settings(UserSettings).broker_url == (
+    assert load_settings(UserSettings).broker.broker_url == (
         "nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224"
     )
 
@@ -75,7 +86,7 @@ def test_nats_seed_file_gives_the_credential_and_the_services_inbox(
 ) -> None:
     keys = make_nats_keys(tmp_path, development=True)  # with its DEVELOPMENT-ONLY comment
     env.setenv("NATS_NKEY_SEED_FILE", str(keys.seed_file("user")))
-    access = load_settings(UserSettings).broker_access("user")
+    access = load_settings(UserSettings).broker.broker_access("user")
     assert access.nkey_seed == keys.seed("user") and access.nkey_seed.startswith("SU")
     assert access.inbox_prefix == "_INBOX.user"
     assert access.connect_options()["nkeys_seed_str"] == keys.seed("user")
@@ -87,7 +98,8 @@ def test_without_a_nats_seed_the_service_connects_without_credentials(
     env: pytest.MonkeyPatch,
 ) -> None:
     assert (
-        "nkeys_seed_str" not in load_settings(UserSettings).broker_access("user").connect_options()
+        "nkeys_seed_str"
+        not in load_settings(UserSettings).broker.broker_access("user").connect_options()
     )
 
 
@@ -125,7 +137,7 @@ def test_key_file_with_two_keys_first_signs(env: pytest.MonkeyPatch, tmp_path) -
     second = new_signing_key_pem("previous key")
     (tmp_path / "keys.pem").write_text(PEM + second)
     env.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "keys.pem"))
-    kids = [k.kid for k in load_settings(UserSettings).signing_keys]
+    kids = [k.kid for k in load_settings(UserSettings).jwt.signing_keys]
     assert kids == [parse_signing_keys(PEM)[0].kid, parse_signing_keys(second)[0].kid]
     env.setenv("JWT_PRIVATE_KEY_FILE", str(tmp_path / "absent"))
     assert "cannot read" in exit_message(env)
@@ -188,3 +200,76 @@ def test_registry_address_must_fit_its_mode(
     env.setenv("MICRO_REGISTRY", mode)
     env.setenv("MICRO_REGISTRY_ADDRESS", address)
     assert exit_message(env).startswith("configuration error: MICRO_REGISTRY_ADDRESS: ")
+
+
+PROCESS_ENV = {
+    "DB_CONNECT": "postgresql://u@127.0.0.1/audit",
+    "AUDIT_PRODUCER_KEYS": f"user-1 user {KEY}",
+    "POSTGRES_ADMIN_CONNECT": "postgresql://admin@127.0.0.1/postgres",
+    "TIMESCALEDB_ADMIN_CONNECT": "postgresql://admin@127.0.0.1/postgres",
+    **{f"{role.upper()}_PASSWORD": "development only" for role in ROLES},
+}
+PROCESSES: list[type[GroupedSettings]] = [
+    UserSettings,
+    PromotionSettings,
+    AuditSettings,
+    ProvisionSettings,
+    ClientSettings,
+]
+
+
+def refuses_words(annotation: object) -> bool:
+    """Whether a field of this type refuses the value "not-a-value" (numbers, flags, choices)."""
+    if get_origin(annotation) is Literal:
+        return "not-a-value" not in get_args(annotation)
+    return annotation in (int, float, bool) or (
+        isinstance(annotation, type) and issubclass(annotation, Enum)
+    )
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda cls: cls.__name__)
+def test_a_bad_value_in_any_group_names_its_variable(
+    env: pytest.MonkeyPatch, process: type[GroupedSettings]
+) -> None:
+    for variable, value in PROCESS_ENV.items():
+        env.setenv(variable, value)
+    load_settings(process)  # the environment is complete
+    checked = []
+    for name, group in process.groups().items():
+        for field_name, field in group.model_fields.items():
+            if not refuses_words(field.annotation):
+                continue
+            variable = field_name.upper()
+            env.setenv(variable, "not-a-value")
+            with pytest.raises(SystemExit) as exc:
+                load_settings(process)
+            message = str(exc.value.code)
+            assert message.startswith(f"configuration error: {variable}: "), (name, message)
+            assert "\n" not in message
+            env.delenv(variable)
+            checked.append(name)
+    assert checked  # (variables holding text or paths take any word)
+
+
+def test_each_variable_is_read_by_one_group() -> None:
+    for process in PROCESSES:
+        seen: dict[str, str] = {}
+        for name, group in process.groups().items():
+            for variable in group.model_fields:
+                assert variable not in seen, (
+                    f"{process.__name__}: {variable} in {seen.get(variable)} and {name}"
+                )
+                seen[variable] = name
+
+
+def test_keyword_arguments_go_to_the_group_of_their_variable(env: pytest.MonkeyPatch) -> None:
+    settings = UserSettings(bcrypt_rounds=4, TLS_CLIENT_AUTH=False, micro_registry="static")
+    assert settings.passwords.bcrypt_rounds == 4
+    assert settings.registry.micro_registry == "static"
+    # what no keyword names still comes from the environment
+    assert settings.db.postgres_connect == "postgresql://u@127.0.0.1/appuser"
+    validated = UserSettings.model_validate(
+        {"postgres_connect": "postgresql://v@127.0.0.1/x", "jwt_private_key": PEM}
+        | {"audit_signing_key": KEY, "audit_signing_key_id": "user-1"}
+    )
+    assert validated.db.postgres_connect == "postgresql://v@127.0.0.1/x"

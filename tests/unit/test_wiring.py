@@ -25,9 +25,7 @@ from global_utils.identity.principal import Principal
 from global_utils.observability.gauges import Prober
 from global_utils.observability.metrics import (
     ClientMetricsInterceptor,
-    MetricsSettings,
     ServerMetricsInterceptor,
-    ServiceMetrics,
 )
 from global_utils.observability.rpc_tracing import (
     ClientTracingInterceptor,
@@ -75,9 +73,13 @@ def definition() -> ServiceDefinition:
 
 
 def parts(*, metrics_enabled: bool = True, traced: bool = True) -> ServiceParts[Client]:
-    settings = ServiceSettings(micro_registry="static", micro_server_address="127.0.0.1:0")
-    metrics = ServiceMetrics(MetricsSettings(metrics_enabled=metrics_enabled))
-    return service_parts("user", settings, metrics, InMemorySpanExporter() if traced else None)
+    settings = ServiceSettings(
+        micro_registry="static",
+        micro_server_address="127.0.0.1:0",
+        http_address="127.0.0.1:0",
+        metrics_enabled=metrics_enabled,
+    )
+    return service_parts("user", settings, InMemorySpanExporter() if traced else None)
 
 
 def assembly_of(
@@ -86,7 +88,6 @@ def assembly_of(
     return shared.assemble(
         definition(),
         shared.database(DSN, "", 3),
-        "127.0.0.1:0",
         verifier=NobodyVerifier(),
         components=(),
         routes=routes,
@@ -98,7 +99,7 @@ def test_the_services_own_components_start_after_the_broker_and_before_the_probe
     database = shared.database(DSN, "", 3)
     first, second = OwnComponent(), OwnComponent()
     assembly = shared.assemble(
-        definition(), database, "127.0.0.1:0", verifier=NobodyVerifier(), components=(first, second)
+        definition(), database, verifier=NobodyVerifier(), components=(first, second)
     )
     started = assembly.components
     assert started[:5] == (assembly.http, database, shared.registry, shared.tracing, shared.broker)
@@ -177,7 +178,6 @@ def test_the_host_lists_its_services_methods_at_zero_and_the_pools_gauges() -> N
 
 def test_the_broker_connects_with_the_client_class_named() -> None:
     settings = ServiceSettings(micro_registry="static")
-    metrics = ServiceMetrics(MetricsSettings())
-    assert service_parts("user", settings, metrics, None).broker._client_class is Client
-    own = service_parts("audit", settings, metrics, None, client_class=OwnClient)
+    assert service_parts("user", settings, None).broker._client_class is Client
+    own = service_parts("audit", settings, None, client_class=OwnClient)
     assert own.broker._client_class is OwnClient

@@ -13,6 +13,7 @@ from global_errors import MessageKey, Unauthenticated, Unavailable
 from global_utils.config.settings import RemoteAuthSettings
 from global_utils.discovery.registry import Endpoint, Registry
 from global_utils.grpc.client import ClientSettings, ServiceChannels, find_service, open_channel
+from global_utils.grpc.tls import ClientTls
 from global_utils.identity.principal import Principal, Role, TokenVerifier
 from global_utils.identity.token_cache import CachingVerifier, TokenCache
 from global_utils.identity.token_keys import LocalTokenVerifier, PublicKey
@@ -24,13 +25,15 @@ USER_SERVICE = "user"
 def user_service_verifier(
     registry: Registry,
     settings: RemoteAuthSettings,
+    tls: ClientTls | None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> tuple[CachingVerifier, ServiceChannels]:
     """A verifier checking tokens locally with the public keys of the user service found in
     registry (asked at the first token and again for an unknown key id), or with
     TOKEN_VERIFICATION=remote by asking it, and the channels it uses (a lifecycle component of
-    the host: it closes them on stop). interceptors see every call to the user service."""
-    users = user_service_channels(registry, settings, interceptors)
+    the host: it closes them on stop), speaking TLS with tls (None: plaintext). interceptors
+    see every call to the user service."""
+    users = user_service_channels(registry, settings, tls, interceptors)
     inner: TokenVerifier = (
         LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch)
         if settings.token_verification == "local"
@@ -45,6 +48,7 @@ def user_service_verifier(
 def user_service_channels(
     registry: Registry,
     settings: RemoteAuthSettings,
+    tls: ClientTls | None,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> ServiceChannels:
     return ServiceChannels(
@@ -53,7 +57,7 @@ def user_service_channels(
         resolve_timeout=settings.auth_timeout_seconds,
         # idempotent: safe to retry on another instance when one goes away mid-call
         retry_methods=("user.UserSrv/ValidateToken", "user.UserSrv/GetPublicKeys"),
-        tls=settings.client_tls(),
+        tls=tls,
         interceptors=interceptors,
     )
 
@@ -187,13 +191,13 @@ async def login_session(
     login through the user service (USER_SERVERADDRESS, or discovered) that renews itself."""
     if token:
         return Session(token)
-    endpoint = await find_service(USER_SERVICE, settings, settings.user_serveraddress)
+    endpoint = await find_service(USER_SERVICE, settings, settings.cli.user_serveraddress)
 
     async def call_user(
         ask: Callable[[user_pb2_grpc.UserSrvStub], Awaitable[user_pb2.Token]],
     ) -> user_pb2.Token:
         async with open_channel(
-            endpoint, tls=settings.client_tls(), server_name=USER_SERVICE
+            endpoint, tls=settings.tls.client_tls(), server_name=USER_SERVICE
         ) as channel:
             return await ask(user_pb2_grpc.UserSrvStub(channel))
 
@@ -202,7 +206,9 @@ async def login_session(
         return await call_user(lambda stub: stub.RefreshToken(request))
 
     session = Session(renew=renew)
-    login = user_pb2.User(email=email or settings.cli_email, pwd=settings.login_password(password))
+    login = user_pb2.User(
+        email=email or settings.cli.cli_email, pwd=settings.cli.login_password(password)
+    )
     session.started(await call_user(lambda stub: stub.Auth(login)))
     return session
 
@@ -214,7 +220,7 @@ def session_channel(
     token, refreshed when needed."""
     return open_channel(
         endpoint,
-        tls=settings.client_tls(),
+        tls=settings.tls.client_tls(),
         server_name=service,
         interceptors=[SessionInterceptor(session)],
     )

@@ -158,8 +158,8 @@ async def single(args: argparse.Namespace, stub: user_pb2_grpc.UserSrvStub, toke
 
 
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
-    email = args.email or settings.cli_email
-    endpoint = await find_service(SERVICE, settings, settings.serveraddress)
+    email = args.email or settings.cli.cli_email
+    endpoint = await find_service(SERVICE, settings, settings.cli.serveraddress)
 
     async def renew(refresh_token: str) -> user_pb2.Token:
         request = user_pb2.RefreshTokenRequest(refresh_token=refresh_token)
@@ -169,11 +169,11 @@ async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None
     async with session_channel(endpoint, SERVICE, settings, session) as channel:
         stub = user_pb2_grpc.UserSrvStub(channel)
         if args.command in (None, "scenario"):
-            await scenario(stub, email, settings.login_password(args.password), session)
+            await scenario(stub, email, settings.cli.login_password(args.password), session)
             return
         token = args.token
         if token is None and args.command != "validate":
-            token = await login(stub, email, settings.login_password(args.password), session)
+            token = await login(stub, email, settings.cli.login_password(args.password), session)
         print(await single(args, stub, token or ""))
 
 

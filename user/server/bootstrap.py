@@ -44,28 +44,29 @@ JWKS_MAX_AGE_SECONDS = 300
 
 def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
     """The user service; span_exporter (tests) gets its spans whatever OTEL_* say."""
-    parts = service_parts(SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter)
-    database = parts.database(
-        settings.postgres_connect, settings.postgres_password, settings.db_pool_max_size
+    parts = service_parts(SERVICE_NAME, settings, span_exporter)
+    db = settings.db
+    database = parts.database(db.postgres_connect, db.postgres_password, db.db_pool_max_size)
+    jwt = settings.jwt
+    tokens = TokenCodec(jwt.signing_keys, lifetime=timedelta(seconds=jwt.access_token_seconds))
+    passwords = settings.passwords
+    hasher = PasswordHasher(passwords.bcrypt_rounds, passwords.bcrypt_workers)
+    signatures = TokenCache(
+        settings.token_cache.token_cache_size, settings.token_cache.token_cache_seconds
     )
-    tokens = TokenCodec(
-        settings.signing_keys, lifetime=timedelta(seconds=settings.access_token_seconds)
-    )
-    hasher = PasswordHasher(settings.bcrypt_rounds, settings.bcrypt_workers)
-    signatures = TokenCache(settings.token_cache_size, settings.token_cache_seconds)
-    relay, emitter = parts.outbox(database, settings.audit_signer())
-    storage = UserStorage(database, emitter, settings.throttle_policy)
+    relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
+    storage = UserStorage(database, emitter, passwords.throttle_policy)
     accounts = Accounts(storage, hasher, user_to_proto)
     sessions = Sessions(
         storage,
         hasher,
         tokens,
         login_to_proto,
-        refresh_lifetime=timedelta(seconds=settings.refresh_token_seconds),
+        refresh_lifetime=timedelta(seconds=jwt.refresh_token_seconds),
         signatures=signatures,
     )
     jwks = jwks_document(tokens.public_keys)
-    servicer = UserServicer(accounts, sessions, settings.app_language)
+    servicer = UserServicer(accounts, sessions, settings.server.app_language)
     definition = ServiceDefinition(
         name=SERVICE_NAME,
         grpc_service=GRPC_SERVICE,
@@ -79,7 +80,6 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
     return parts.host(
         definition,
         database,
-        settings.http_address,
         # no token cache in front: a deactivated or deleted user's token is refused at once
         verifier=sessions,
         components=(relay, hasher),

@@ -6,16 +6,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from global_utils.config.groups import GROUP_CONFIG
 from global_utils.config.settings import (
-    HttpSideSettings,
-    PostgresPasswordSettings,
+    PostgresSettings,
+    ServerSettings,
     ServiceSettings,
     TokenCacheSettings,
 )
 from global_utils.events.signing import AuditSigningSettings
-from global_utils.observability.metrics import MetricsSettings
 from user.server.passwords import default_bcrypt_workers
 from user.server.repository import ThrottlePolicy
 from user.server.signing_keys import SigningKey, parse_signing_keys
@@ -28,14 +28,17 @@ class JwtSettings(BaseSettings):
     moved first once every instance publishes it, and the old one removed after its tokens
     have expired)."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     jwt_private_key: str = ""
+    """The token signing keys: Ed25519 private keys in PKCS#8 PEM, one after another; the first
+    signs, all verify and are published. This or JWT_PRIVATE_KEY_FILE is required."""
     jwt_private_key_file: Path | None = None
-    # access tokens' lifetime (promotion and audit accept a deactivated user's until then)
+    """A file holding JWT_PRIVATE_KEY (a secret)."""
     access_token_seconds: int = Field(default=900, ge=10, le=86_400)
-    # refresh tokens' lifetime; each refresh hands out a new one with a new lifetime
+    """Access tokens' lifetime (promotion and audit accept a deactivated user's until then)."""
     refresh_token_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+    """Refresh tokens' lifetime; each refresh hands out a new one with a new lifetime."""
 
     @model_validator(mode="after")
     def _require_signing_keys(self) -> JwtSettings:
@@ -62,28 +65,39 @@ class JwtSettings(BaseSettings):
         return parse_signing_keys(self.jwt_private_key)
 
 
-class UserSettings(
-    ServiceSettings,
-    PostgresPasswordSettings,
-    JwtSettings,
-    HttpSideSettings,
-    TokenCacheSettings,
-    AuditSigningSettings,
-    MetricsSettings,
-):
+class UserServerSettings(ServerSettings):
     micro_server_address: str = ":50053"
-    postgres_connect: str = Field(min_length=1)
+    """The gRPC listen address, host:port (host empty: every interface)."""
+
+
+class PasswordSettings(BaseSettings):
+    """How passwords are hashed, and how failed logins are throttled."""
+
+    model_config = GROUP_CONFIG
+
     bcrypt_rounds: int = Field(default=10, ge=4, le=16)
-    # Processes hashing passwords; by default one core stays free for the event loop.
+    """bcrypt's cost factor for new password hashes (each step doubles the work)."""
     bcrypt_workers: int = Field(default_factory=default_bcrypt_workers, ge=1, le=64)
-    db_pool_max_size: int = Field(default=10, ge=1, le=100)
-    # After this many failed logins for one email within the window, further attempts are
-    # refused (RESOURCE_EXHAUSTED, no bcrypt) until the window has passed.
+    """Processes hashing passwords; by default one core stays free for the event loop."""
     login_throttle_attempts: int = Field(default=5, ge=1, le=1_000_000)
+    """After this many failed logins for one email within the window, further attempts are
+    refused (RESOURCE_EXHAUSTED, no bcrypt) until the window has passed."""
     login_throttle_window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """The window of LOGIN_THROTTLE_ATTEMPTS."""
 
     @property
     def throttle_policy(self) -> ThrottlePolicy:
         return ThrottlePolicy(
             self.login_throttle_attempts, timedelta(seconds=self.login_throttle_window_seconds)
         )
+
+
+class UserSettings(ServiceSettings):
+    """The user service's settings."""
+
+    server: UserServerSettings
+    db: PostgresSettings
+    jwt: JwtSettings
+    passwords: PasswordSettings
+    token_cache: TokenCacheSettings
+    audit_signing: AuditSigningSettings
