@@ -26,8 +26,8 @@ from cryptography import x509
 from devtools import certs
 from devtools.stack import REPO_ROOT
 from devtools.suite import Suite, load_suite
-from global_utils.config.secrets import nkey_seed
 from global_utils.config.groups import GroupedSettings
+from global_utils.config.secrets import nkey_seed
 from global_utils.config.settings import RegistrySettings
 from global_utils.grpc.host import LIVENESS_HEALTH_NAME
 from provision.databases import ROLES
