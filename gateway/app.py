@@ -142,6 +142,12 @@ class GatewayApp:
             return
         segment = path.split("/", 2)[1] if path.count("/") >= 1 else ""
         app = self._apps.get(segment)
+        if app is not None and not _readable_headers(scope):
+            # the Connect application would fail on them with an error naming the codec
+            await _connect_error(
+                send, 400, ConnectError(Code.INVALID_ARGUMENT, "request headers must be UTF-8")
+            )
+            return
         if app is not None:
             await app(self._with_deadline(scope), receive, send)  # type: ignore[arg-type]  # asgiref's TypedDicts for a plain dict
             return
@@ -205,6 +211,15 @@ class GatewayApp:
             ],
             length=len(body),
         )
+
+
+def _readable_headers(scope: Scope) -> bool:
+    try:
+        for _, value in scope.get("headers", ()):
+            value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _timeout_ms(value: bytes, grpc_style: bool) -> int | None:

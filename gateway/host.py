@@ -10,7 +10,7 @@ import math
 import signal
 import socket
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import uvicorn
@@ -29,6 +29,9 @@ from global_utils.observability.logs import configure_logging
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.observability.propagation import log_ids
 from global_utils.observability.tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +54,17 @@ class Gateway:
     in between."""
 
     def __init__(
-        self, settings: GatewaySettings, services: Sequence[FrontedService] = SERVICES
+        self,
+        settings: GatewaySettings,
+        services: Sequence[FrontedService] = SERVICES,
+        *,
+        span_exporter: SpanExporter | None = None,
     ) -> None:
+        """span_exporter: where spans go whatever OTEL_* say (tests)."""
         self.settings = settings
         self.services = tuple(services)
         self.metrics = ServiceMetrics(settings.metrics)
-        self.tracing = Tracing.configured(settings.tracing, NAME)
+        self.tracing = Tracing.configured(settings.tracing, NAME, span_exporter)
         self.http = HttpSidePort(settings.server.http_address, self.metrics.routes())
         self.registry = settings.registry.create_registry()
         interceptors = [*self.tracing.client_interceptors(), *self.metrics.client_interceptors()]

@@ -374,3 +374,25 @@ async def test_the_container_health_probe_follows_healthz(user_host: ServiceHost
     finally:
         await probed.stop()
     assert await asyncio.to_thread(healthprobe.main, ["healthprobe", port]) == 1
+
+
+async def test_headers_it_cannot_read_get_a_connect_error(gateway: Gateway) -> None:
+    assert gateway.endpoint is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.endpoint.port)
+    writer.write(
+        b"POST /user.UserSrv/Auth HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+        b"content-type: application/json\r\nauthorization: Bearer \xff\xfe\r\n"
+        b"content-length: 2\r\n\r\n{}"
+    )
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 400 ")
+    assert json.loads(response.partition(b"\r\n\r\n")[2]) == {
+        "code": "invalid_argument",
+        "message": "request headers must be UTF-8",
+    }
+    status, _, reply = await connect_json(
+        gateway, "user.UserSrv/GetUsers", {}, authorization="Bearer caf\u00e9"
+    )
+    assert (status, reply["code"]) == (400, "invalid_argument")
