@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from devtools import dashboards
+from devtools import configdoc, dashboards
 from devtools.paths import REPO_ROOT
 from devtools.suite import Resources, Suite, SuiteError, load_suite
 
@@ -338,6 +338,13 @@ def kubernetes(renderer: Renderer) -> dict[str, str]:
     return files
 
 
+def configuration(renderer: Renderer) -> dict[str, str]:
+    """docs/configuration.md: every process's variables, written from its settings classes
+    (devtools/configdoc.py)."""
+    generated = header_text("", source="devtools/configdoc.py and the settings classes")
+    return {configdoc.PAGE: configdoc.render(renderer.suite, generated)}
+
+
 PARTS: tuple[Part, ...] = (
     dockerfiles,
     compose,
@@ -346,6 +353,7 @@ PARTS: tuple[Part, ...] = (
     observability,
     gateway,
     kubernetes,
+    configuration,
 )
 
 

@@ -28,9 +28,9 @@ class GatewayServerSettings(BaseSettings):
     http_address: str = "127.0.0.1:0"
     """The side port for /metrics, host:port (8081 in containers, never the public port)."""
     app_language: Language = Language.EN
-    """The language of error messages sent to clients (en, es)."""
+    """The language of error messages sent to clients."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """The lowest level logged."""
+    """The lowest level logged (DEBUG logs every call)."""
     shutdown_grace_seconds: float = Field(default=5.0, ge=0, le=300)
     """How long requests in flight may finish after a stop is asked."""
     discovery_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

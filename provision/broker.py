@@ -53,7 +53,8 @@ class StreamSettings(BaseSettings):
     model_config = GROUP_CONFIG
 
     audit_stream_replicas: int = Field(default=1, ge=1, le=5)
-    """Servers of a NATS cluster holding the stream: 3 on a cluster, 1 alone."""
+    """Servers of a NATS cluster holding the AUDIT stream: 3 on a cluster (the Kubernetes
+    Job), 1 alone."""
     consumer_ack_wait_seconds: float = Field(default=30.0, ge=1, le=3600)
     """JetStream redelivers an event not acknowledged within this long."""
     consumer_max_ack_pending: int = Field(default=10_000, ge=1, le=1_000_000)

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from global_utils.config.groups import GROUP_CONFIG
 from global_utils.config.secrets import read_secret
 from global_utils.runtime.backoff import Backoff
 from provision.databases import DATABASES, Credential, ServiceDatabase
@@ -44,18 +45,23 @@ class WaitSettings(BaseSettings):
     """The service's database settings (either pair, as the service names them) and how long
     to wait."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
-    # user and promotion
     postgres_connect: str = ""
+    """The database URL of a service whose settings name it so (user, promotion)."""
     postgres_password: str = Field(default="", repr=False)
+    """The password of POSTGRES_CONNECT's role."""
     postgres_password_file: Path | None = None
-    # audit
+    """A file holding POSTGRES_PASSWORD (a secret)."""
     db_connect: str = ""
+    """The database URL of a service whose settings name it so (audit)."""
     db_password: str = Field(default="", repr=False)
+    """The password of DB_CONNECT's role."""
     db_password_file: Path | None = None
-    # Then it gives up (exit 1); Kubernetes restarts the init container with its back-off.
+    """A file holding DB_PASSWORD (a secret)."""
     provision_wait_timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """How long to wait for the database to be provisioned; then it gives up (exit 1) and
+    Kubernetes restarts the init container with its back-off."""
 
     @model_validator(mode="after")
     def _one_database(self) -> WaitSettings:

@@ -25,7 +25,8 @@ class AuditDatabaseSettings(BaseSettings):
     model_config = GROUP_CONFIG
 
     db_connect: str = Field(min_length=1)
-    """The PostgreSQL URL of the audit database, as the audit runtime role (no password here)."""
+    """The PostgreSQL URL of the audit database (TimescaleDB or plain PostgreSQL) as the audit
+    runtime role (no password here); TLS as for POSTGRES_CONNECT."""
     db_password: str = Field(default="", repr=False)
     """The password of DB_CONNECT's role."""
     db_password_file: Path | None = None

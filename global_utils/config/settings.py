@@ -42,7 +42,8 @@ class RegistrySettings(BaseSettings):
     balanced over what DNS answers)."""
     micro_registry_address: str = ""
     """static: `user=host:port,user=host:port,promotion=host:port` (networks without
-    multicast); dns: `user=dns:///user-headless:50053,promotion=ipv4:10.0.0.1:50051,10.0.0.2:50051`."""
+    multicast); dns: one gRPC target per service, balanced round robin with health checks,
+    `user=dns:///user-headless:50053,promotion=ipv4:10.0.0.1:50051,10.0.0.2:50051`."""
     mdns_interfaces: str = ""
     """IPv4 addresses of the interfaces mDNS uses, comma-separated; empty: every one."""
     mdns_service_type: str = Field(default=DEFAULT_SERVICE_TYPE, pattern=SERVICE_TYPE_PATTERN)
@@ -89,9 +90,10 @@ class BrokerSettings(BaseSettings):
     micro_broker_address: str = "127.0.0.1:4222"
     """NATS host:port (or nats:// URL); several comma-separated for the servers of a cluster."""
     nats_nkey_seed: str = Field(default="", repr=False)
-    """This process's NATS nkey seed (SU...); the server lists its public key."""
+    """This process's NATS nkey seed (`SU...`; the server lists its public key); empty: no
+    credential, which the repository's NATS refuses."""
     nats_nkey_seed_file: Path | None = None
-    """A file holding NATS_NKEY_SEED (a secret); comment lines are skipped."""
+    """A file holding NATS_NKEY_SEED (a secret); `#` comment lines are skipped."""
     nats_tls_ca_file: Path | None = None
     """The CA that NATS's certificate is verified with; set, the connection is TLS (the
     handshake first, before the server speaks)."""
@@ -155,12 +157,13 @@ class ServerSettings(BaseSettings):
     micro_server_address: str = ":0"
     """The gRPC listen address, host:port (host empty: every interface; port 0: any free one)."""
     http_address: str = "127.0.0.1:0"
-    """The HTTP side port (/metrics; the user service's JWKS), host:port; port 0: any free one,
-    named in the ready line."""
+    """The HTTP side port serving /metrics (and on the user service /.well-known/jwks.json),
+    host:port; port 0: any free one, named in the ready line (containers: `:8080`, never
+    published)."""
     app_language: Language = Language.EN
-    """The language of error messages sent to clients (en, es)."""
+    """The language of error messages sent to clients."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """The lowest level logged."""
+    """The lowest level logged (DEBUG logs every call)."""
     shutdown_grace_seconds: float = 5.0
     """How long calls in flight may finish after a stop is asked (and after a connection's
     maximum age)."""
@@ -201,7 +204,8 @@ class PostgresSettings(BaseSettings):
     model_config = GROUP_CONFIG
 
     postgres_connect: str = Field(min_length=1)
-    """The PostgreSQL URL of the service's database, as its runtime role (no password here)."""
+    """The PostgreSQL URL of the service's database as its runtime role (no password here);
+    add `?sslmode=verify-full&sslrootcert=<CA file>` for TLS."""
     postgres_password: str = Field(default="", repr=False)
     """The password of POSTGRES_CONNECT's role."""
     postgres_password_file: Path | None = None
@@ -223,7 +227,8 @@ class TokenCacheSettings(BaseSettings):
     model_config = GROUP_CONFIG
 
     token_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
-    """How long a verified token is remembered (never past its expiry); 0: not at all."""
+    """How long a verified token is remembered (never past its expiry); 0: not at all. The
+    user service remembers only signatures: it still checks the stored user on every call."""
     token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
     """The most tokens remembered at once."""
 

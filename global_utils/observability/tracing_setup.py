@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from global_utils.config.groups import GROUP_CONFIG
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -43,19 +45,28 @@ class TracingSettings(BaseSettings):
     """The OpenTelemetry variables this suite reads (their standard meanings). Tracing is on
     when OTEL_TRACES_EXPORTER names an exporter, or it is unset and an OTLP endpoint is set."""
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = GROUP_CONFIG
 
     otel_sdk_disabled: bool = False
+    """true turns tracing off whatever else is set."""
     otel_traces_exporter: Literal["", "otlp", "console", "none"] = ""
+    """Where spans go; empty: OTLP when an endpoint is set, else tracing is off."""
     otel_exporter_otlp_endpoint: str = ""
+    """The OTLP receiver (`http://` is plaintext); setting it turns tracing on. Over HTTP it is
+    a base URL, traces going to its `v1/traces`."""
     otel_exporter_otlp_traces_endpoint: str = ""
-    # the traces one wins; neither set: DEFAULT_OTLP_PROTOCOL
+    """The OTLP receiver of traces alone (wins over OTEL_EXPORTER_OTLP_ENDPOINT; over HTTP the
+    full URL); setting it turns tracing on."""
     otel_exporter_otlp_protocol: Literal["", "grpc", "http/protobuf"] = ""
+    """The OTLP transport; empty: grpc."""
     otel_exporter_otlp_traces_protocol: Literal["", "grpc", "http/protobuf"] = ""
+    """The OTLP transport of traces (wins over OTEL_EXPORTER_OTLP_PROTOCOL)."""
     otel_service_name: str = ""
+    """The resource's service.name; empty: the process's own name (user, promotion, ...)."""
     otel_traces_sampler: Sampling = "parentbased_always_on"
-    # the ratio of the *traceidratio samplers, 0..1
+    """The standard sampler deciding which traces are kept."""
     otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The ratio the *traceidratio samplers keep, 0..1 (0.01 is the recommended 1 %)."""
 
     @field_validator("otel_traces_exporter", "otel_traces_sampler", mode="before")
     @classmethod

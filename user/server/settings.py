@@ -78,7 +78,8 @@ class PasswordSettings(BaseSettings):
     bcrypt_rounds: int = Field(default=10, ge=4, le=16)
     """bcrypt's cost factor for new password hashes (each step doubles the work)."""
     bcrypt_workers: int = Field(default_factory=default_bcrypt_workers, ge=1, le=64)
-    """Processes hashing passwords; by default one core stays free for the event loop."""
+    """Processes hashing passwords, about 24 MB each; by default one per core but one (which
+    stays free for the event loop), at most 4."""
     login_throttle_attempts: int = Field(default=5, ge=1, le=1_000_000)
     """After this many failed logins for one email within the window, further attempts are
     refused (RESOURCE_EXHAUSTED, no bcrypt) until the window has passed."""
