@@ -147,17 +147,19 @@ def table(group: type[BaseSettings]) -> list[str]:
 
 
 def anchor(group: type[BaseSettings]) -> str:
-    return f"group-{group.__qualname__.lower()}"
+    """The link target of a shared group's heading (its class name, lower-cased)."""
+    return group.__qualname__.lower()
 
 
-def group_heading(attribute: str, group: type[BaseSettings]) -> list[str]:
+def group_heading(attribute: str, group: type[BaseSettings], shared: bool) -> list[str]:
+    """A shared group's heading is its class name (the target of the processes' links); a
+    process's own group's is its attribute name."""
     summary = one_line((inspect.getdoc(group) or "").split("\n\n")[0])
+    title = group.__qualname__ if shared else f"`{attribute}`"
     return [
-        f'<a id="{anchor(group)}"></a>',
+        f"### {title}",
         "",
-        f"### `{attribute}`: {group.__module__}.{group.__qualname__}",
-        "",
-        summary,
+        f"`settings.{attribute}`, {group.__module__}.{group.__qualname__}: {summary}",
         "",
     ]
 
@@ -207,10 +209,10 @@ def render(suite: Suite | None = None, generated: str = "") -> str:
                 own.append((attribute, group))
         lines.append("")
         for attribute, group in own:
-            lines += [*group_heading(attribute, group), *table(group), ""]
+            lines += [*group_heading(attribute, group, shared=False), *table(group), ""]
     lines += ["## Groups several processes read", ""]
     for group, attribute in shared.items():
-        lines += [*group_heading(attribute, group), *table(group), ""]
+        lines += [*group_heading(attribute, group, shared=True), *table(group), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
