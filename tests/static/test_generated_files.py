@@ -3,11 +3,13 @@ to one, or a template or suite change without `make generate`, fails here."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import secrets
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nkeys
@@ -17,7 +19,7 @@ import yaml
 from devtools import generate
 from devtools.paths import REPO_ROOT
 from devtools.stack import nats_server_binary
-from devtools.suite import parse_suite
+from devtools.suite import load_suite, parse_suite
 
 # Two services more: one with a database, audit events and calls, one with none and no CLI.
 GROWN = """
@@ -223,3 +225,14 @@ def test_a_grown_suite_is_scraped_alerted_on_and_has_dashboards(tmp_path: Path) 
             [promtool, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_service_of_the_suite_is_a_package_of_the_distribution() -> None:
+    """pyproject.toml's package list is hand-written: a service missing from it would build
+    images without its code, so this names the one line to edit."""
+    find = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = find["packages"]["find"]["include"]
+    for name in load_suite().names:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), (
+            f"add {name + '*'!r} to [tool.setuptools.packages.find] include in pyproject.toml"
+        )
