@@ -127,6 +127,8 @@ class GatewayApp:
         self._health = health
         self._max_timeout_ms = max_timeout_ms
         self._static = static
+        # calls being answered now (a stop waits for them, up to its grace)
+        self.calls_in_flight = 0
 
     @property
     def service_names(self) -> list[str]:
@@ -149,7 +151,11 @@ class GatewayApp:
             )
             return
         if app is not None:
-            await app(self._with_deadline(scope), receive, send)  # type: ignore[arg-type]  # asgiref's TypedDicts for a plain dict
+            self.calls_in_flight += 1
+            try:
+                await app(self._with_deadline(scope), receive, send)  # type: ignore[arg-type]  # asgiref's TypedDicts for a plain dict
+            finally:
+                self.calls_in_flight -= 1
             return
         if _RPC_SEGMENT.fullmatch(segment) and scope["method"] == "POST":
             await _connect_error(

@@ -25,7 +25,7 @@ from gateway.settings import GatewaySettings
 from global_utils.grpc.host import MAX_MESSAGE_BYTES, ServiceHost
 from promotion.proto import promotion_pb2
 from promotion.proto.promotion_connect import PromotionSrvClient
-from tests.helpers import http_get, parse_metrics, sample
+from tests.helpers import eventually, http_get, parse_metrics, sample
 from tests.integration.conftest import SEED_EMAIL, SEED_PASSWORD, SESSION_MDNS_TYPE
 from user.proto import user_pb2
 from user.proto.user_connect import UserSrvClient
@@ -396,3 +396,35 @@ async def test_headers_it_cannot_read_get_a_connect_error(gateway: Gateway) -> N
         gateway, "user.UserSrv/GetUsers", {}, authorization="Bearer caf\u00e9"
     )
     assert (status, reply["code"]) == (400, "invalid_argument")
+
+
+async def test_a_stop_lets_the_call_in_flight_finish(user_host: ServiceHost) -> None:
+    stopping = Gateway(gateway_settings(shutdown_grace_seconds=5))
+    await stopping.start()
+    assert stopping.endpoint is not None
+    body = json.dumps({"email": SEED_EMAIL, "pwd": SEED_PASSWORD}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", stopping.endpoint.port)
+    # the request's head and part of its body: the call has begun but cannot finish yet
+    writer.write(
+        b"POST /user.UserSrv/Auth HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body[:10]
+    )
+    await writer.drain()
+    await eventually(lambda: _true(stopping.app.calls_in_flight == 1), 10, "the call to begin")
+    stop = asyncio.create_task(stopping.stop())
+    await eventually(lambda: _true(not stopping.health.serving), 10, "the stop to begin")
+    writer.write(body[10:])
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    await asyncio.wait_for(stop, 10)
+    assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+    assert b'"token"' in response
+    # and nothing is served any more
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", stopping.endpoint.port)
+
+
+async def _true(value: bool) -> bool:
+    return value
