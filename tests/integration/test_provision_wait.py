@@ -81,8 +81,10 @@ async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
 async def roles_and_migrations(pg: EmbeddedPostgres, migrations: list[Migration]) -> None:
     """The provisioning's roles step for appuser, then only these of its migrations."""
     settings = provision_settings(pg)
-    await ensure_roles(settings.admin(APPUSER), APPUSER, settings.passwords)
-    owner = settings.admin(APPUSER).as_role(APPUSER.owner, settings.passwords[APPUSER.owner])
+    await ensure_roles(settings.databases.admin(APPUSER), APPUSER, settings.databases.passwords)
+    owner = settings.databases.admin(APPUSER).as_role(
+        APPUSER.owner, settings.databases.passwords[APPUSER.owner]
+    )
     conn = await owner.connect(APPUSER.name)
     try:
         await migrate(conn, migrations, database=APPUSER.name)
@@ -145,7 +147,9 @@ async def test_it_waits_while_the_database_is_older_than_the_image(
     await logged(caplog, f"waiting for appuser: {reason}")
     assert not waiting.done()
     settings = provision_settings(unprovisioned)
-    await run_migrations(settings.admin(APPUSER), APPUSER, settings.passwords[APPUSER.owner])
+    await run_migrations(
+        settings.databases.admin(APPUSER), APPUSER, settings.databases.passwords[APPUSER.owner]
+    )
     await asyncio.wait_for(waiting, 30)
     assert await not_ready_because(credential, target) is None
 
