@@ -329,21 +329,21 @@ class SinkProcess:
 
 @contextmanager
 def sink_process() -> Iterator[SinkProcess]:
-    """`python -m devtools.otlp_sink` on a free loopback port until the block ends."""
-    from devtools.stack import REPO_ROOT, free_port
+    """`python -m devtools.otlp_sink` on a loopback port of the system's choosing (its ready
+    line names its endpoint) until the block ends."""
+    from devtools.stack import REPO_ROOT
 
-    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.otlp_sink", str(port)],
+        [sys.executable, "-m", "devtools.otlp_sink", "0"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
-    sink = SinkProcess(f"http://127.0.0.1:{port}")
+    assert process.stdout is not None
+    ready, _, endpoint = process.stdout.readline().strip().partition(" on ")
+    sink = SinkProcess(endpoint)
     try:
-        assert process.stdout is not None and process.stdout.readline().strip() == (
-            "otlp sink ready"
-        )
+        assert ready == "otlp sink ready", ready
         yield sink
     finally:
         process.terminate()
@@ -359,7 +359,7 @@ async def _serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print("otlp sink ready", flush=True)
+    print(f"otlp sink ready on {sink.endpoint}", flush=True)
     await stop.wait()
     await sink.stop()
     print(f"spans received: {sink.count}", flush=True)

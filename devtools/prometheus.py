@@ -5,6 +5,7 @@ devtools/screenshot.py. Its HTTP API answers from a thread, never the caller's e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -14,7 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devtools.stack import REPO_ROOT, free_port
+from devtools.stack import REPO_ROOT
+
+# The line prometheus logs once its web listener is bound, with the port it got.
+_LISTENING = re.compile(r'msg="Listening on" address=127\.0\.0\.1:(\d+)')
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
 
@@ -43,11 +47,12 @@ def scrape_config(jobs: Mapping[str, list[str]], interval: str = "1s") -> str:
 
 
 class LocalPrometheus:
-    """prometheus on 127.0.0.1:<free port> with its data in folder; start() / stop()."""
+    """prometheus on 127.0.0.1 with its data in folder; start() / stop(). Its port is one the
+    system chooses on the first start (read from its log), the same on later starts."""
 
     def __init__(self, folder: Path, jobs: Mapping[str, list[str]], interval: str = "1s") -> None:
         self.folder = folder
-        self.port = free_port()
+        self.port = 0
         self._jobs = dict(jobs)
         self._interval = interval
         self._process: subprocess.Popen[bytes] | None = None
@@ -74,7 +79,7 @@ class LocalPrometheus:
                 cwd=self.folder,
             )
         deadline = time.monotonic() + timeout
-        while not self._ready():
+        while not self._listening() or not self._ready():
             if self._process.poll() is not None:
                 raise RuntimeError(f"prometheus exited:\n{self.log_path.read_text()[-3000:]}")
             if time.monotonic() > deadline:
@@ -91,6 +96,13 @@ class LocalPrometheus:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def _listening(self) -> bool:
+        """Whether the log says where this start listens (its port, when it had none yet)."""
+        found = _LISTENING.findall(self.log_path.read_text(errors="replace"))
+        if found:
+            self.port = int(found[-1])
+        return bool(found)
 
     def _ready(self) -> bool:
         try:

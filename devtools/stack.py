@@ -154,8 +154,9 @@ def _let_user_traverse(path: Path) -> None:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL cluster in data_dir, listening only on 127.0.0.1:port; with tls (a
-    certificate and its key) it also serves TLS."""
+    """A PostgreSQL cluster in data_dir, listening only on 127.0.0.1:port (without a port, or
+    with 0: a free one picked here, another if it is taken at start); with tls (a certificate
+    and its key) it also serves TLS."""
 
     def __init__(
         self,
@@ -168,7 +169,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         # a port picked here, until a start has bound it: moved when it was taken
-        self._port_picked = port is None
+        self._port_picked = not port
         self._durable = durable
         self._tls = tls
         self._bin = postgres_bin_dir() if tls is None else postgres_bin_dir_with_tls()

@@ -3,26 +3,43 @@ served over UDP and TCP (dnslib) on 127.0.0.1 and a free port."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import threading
 
 from dnslib import QTYPE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
-from devtools.stack import free_port
+from devtools.stack import BIND_ATTEMPTS
+
+logger = logging.getLogger(__name__)
 
 
 class LoopbackDns(BaseResolver):
     """Answers A queries from a name → addresses map; nothing else, no forwarding."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self._records: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self.port, self._servers = self._bind()
+
+    def _bind(self) -> tuple[int, list[DNSServer]]:
+        """UDP on a port the system chooses, TCP on the same number; another UDP port when a
+        process holds that number for TCP (up to BIND_ATTEMPTS times)."""
         quiet = DNSLogger(log="-request,-reply,-truncated,-error", prefix=False)
-        self._servers = [
-            DNSServer(self, port=self.port, address="127.0.0.1", tcp=tcp, logger=quiet)
-            for tcp in (False, True)
-        ]
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            udp = DNSServer(self, port=0, address="127.0.0.1", tcp=False, logger=quiet)
+            port = int(udp.server.server_address[1])
+            try:
+                tcp = DNSServer(self, port=port, address="127.0.0.1", tcp=True, logger=quiet)
+            except OSError as exc:
+                udp.server.server_close()
+                if exc.errno != errno.EADDRINUSE or attempt == BIND_ATTEMPTS:
+                    raise
+                logger.warning("DNS on 127.0.0.1: TCP port %s taken, retrying on another", port)
+                continue
+            return port, [udp, tcp]
+        raise AssertionError("unreachable")
 
     def set(self, name: str, addresses: list[str]) -> None:
         with self._lock:

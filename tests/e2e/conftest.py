@@ -12,7 +12,7 @@ import pytest
 from devtools.databases import service_db_env
 from devtools.dev_secrets import AuditKeys, NatsKeys
 from devtools.processes import ServiceProcess
-from devtools.stack import EmbeddedNats, EmbeddedPostgres, free_port
+from devtools.stack import EmbeddedNats, EmbeddedPostgres
 
 
 def base_env() -> dict[str, str]:
@@ -41,11 +41,12 @@ def user_env(
     mdns_type: str,
     audit_keys: AuditKeys,
 ) -> dict[str, str]:
-    """Environment for a user service process on a free port, mDNS on 127.0.0.1."""
+    """Environment for a user service process on a port of the system's choosing (its ready
+    line says which: ServiceProcess.address), mDNS on 127.0.0.1."""
     env = base_env() | {"MDNS_SERVICE_TYPE": mdns_type}
     env.update(
         {
-            "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "MICRO_SERVER_ADDRESS": "127.0.0.1:0",
             **service_db_env(postgres, "user"),
             "MICRO_BROKER_ADDRESS": nats_server.address,
             "JWT_PRIVATE_KEY_FILE": str(jwt_key_file),
@@ -65,10 +66,11 @@ def promotion_env(
     mdns_type: str,
     audit_keys: AuditKeys,
 ) -> dict[str, str]:
-    """Environment for a promotion service process on a free port, mDNS on 127.0.0.1."""
+    """Environment for a promotion service process on a port of the system's choosing (its
+    ready line says which: ServiceProcess.address), mDNS on 127.0.0.1."""
     return base_env() | {
         "MDNS_SERVICE_TYPE": mdns_type,
-        "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "MICRO_SERVER_ADDRESS": "127.0.0.1:0",
         **service_db_env(postgres, "promotion"),
         "MICRO_BROKER_ADDRESS": nats_server.address,
         **audit_keys.producer_env("promotion"),

@@ -13,7 +13,6 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from devtools.processes import ServiceProcess
-from devtools.stack import free_port
 from global_utils.discovery.registry import StaticRegistry, balanced_endpoint
 from global_utils.grpc.client import ServiceChannels
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
@@ -43,7 +42,7 @@ def validate_calls(process: ServiceProcess) -> int:
 def test_promotion_spreads_token_checks_over_user_replicas_behind_one_dns_name(
     dns: LoopbackDns, user_env, promotion_env, start_process
 ) -> None:
-    port = free_port()
+    port = 0  # the first replica's: the system chooses it, the others share it
     dns.set(NAME, ADDRESSES)
 
     def start_user(address: str) -> ServiceProcess:
@@ -57,7 +56,9 @@ def test_promotion_spreads_token_checks_over_user_replicas_behind_one_dns_name(
         process.wait_for_line("user ready")
         return process
 
-    users = {address: start_user(address) for address in ADDRESSES}
+    users = {ADDRESSES[0]: start_user(ADDRESSES[0])}
+    port = int(users[ADDRESSES[0]].address.rsplit(":", 1)[1])
+    users |= {address: start_user(address) for address in ADDRESSES[1:]}
     promotion = start_process(
         "promotion.server",
         promotion_env
@@ -77,7 +78,7 @@ def test_promotion_spreads_token_checks_over_user_replicas_behind_one_dns_name(
             .Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))
             .token
         )
-    with grpc.insecure_channel(promotion_env["MICRO_SERVER_ADDRESS"]) as channel:
+    with grpc.insecure_channel(promotion.address) as channel:
         stub = promotion_pb2_grpc.PromotionSrvStub(channel)
         metadata = (("authorization", f"Bearer {token}"),)
 
@@ -136,32 +137,33 @@ class _CountingHealth(health.aio.HealthServicer):
         return await super().Check(request, context)
 
 
-async def _instances(port: int) -> tuple[list[grpc.aio.Server], list[_CountingHealth]]:
+async def _instances() -> tuple[int, list[grpc.aio.Server], list[_CountingHealth]]:
+    """One health server on each of ADDRESSES, all on the port the system chose for the first."""
+    port = 0
     servers, healths = [], []
     for address in ADDRESSES:
         server = grpc.aio.server()
         servicer = _CountingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-        server.add_insecure_port(f"{address}:{port}")
+        port = server.add_insecure_port(f"{address}:{port}")
         await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         await server.start()
         servers.append(server)
         healths.append(servicer)
-    return servers, healths
+    return port, servers, healths
 
 
 @pytest.mark.parametrize("kind", ["ipv4 list", "dns name"])
 async def test_a_not_serving_instance_gets_no_calls_until_it_serves_again(
     kind: str, dns: LoopbackDns
 ) -> None:
-    port = free_port()
     dns.set(NAME, ADDRESSES)
+    port, servers, healths = await _instances()
     target = (
         "ipv4:" + ",".join(f"{a}:{port}" for a in ADDRESSES)
         if kind == "ipv4 list"
         else dns.target(NAME, port)
     )
-    servers, healths = await _instances(port)
     channels = ServiceChannels(StaticRegistry({"user": [balanced_endpoint(target)]}), "user")
     try:
         # Check("probe") names no registered service: NOT_FOUND, but answered and counted

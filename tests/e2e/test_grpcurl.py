@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools.databases import service_db_env
-from devtools.stack import EmbeddedPostgres, free_port
+from devtools.stack import EmbeddedPostgres
 from tests.e2e.conftest import base_env
 
 GRPCURL = shutil.which("grpcurl") or str(Path(sys.prefix) / "bin" / "grpcurl")
@@ -37,7 +37,7 @@ def suite(
     """user, promotion and audit as processes; their addresses by service name."""
     audit_env = base_env() | {
         "MDNS_SERVICE_TYPE": mdns_type,
-        "MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "MICRO_SERVER_ADDRESS": "127.0.0.1:0",
         **service_db_env(postgres, "audit"),
         "MICRO_BROKER_ADDRESS": user_env["MICRO_BROKER_ADDRESS"],
         **audit_keys.consumer_env(),
@@ -50,11 +50,7 @@ def suite(
     }
     for name, process in processes.items():
         process.wait_for_line(f"{name} ready")
-    return {
-        "user": user_env["MICRO_SERVER_ADDRESS"],
-        "promotion": promotion_env["MICRO_SERVER_ADDRESS"],
-        "audit": audit_env["MICRO_SERVER_ADDRESS"],
-    }
+    return {name: process.address for name, process in processes.items()}
 
 
 def login(address: str) -> str:

@@ -6,7 +6,6 @@ import uuid
 
 import grpc
 
-from devtools.stack import free_port
 from user.proto import user_pb2, user_pb2_grpc
 
 
@@ -21,12 +20,10 @@ async def attempt(address: str, email: str, pwd: str) -> grpc.StatusCode:
 
 async def test_failures_on_two_processes_add_up(user_env, start_process) -> None:
     first = start_process("user.server", user_env)
-    second = start_process(
-        "user.server", user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
-    )
+    second = start_process("user.server", user_env)
     first.wait_for_line("user ready")
     second.wait_for_line("user ready")
-    a, b = user_env["MICRO_SERVER_ADDRESS"], second.env["MICRO_SERVER_ADDRESS"]
+    a, b = first.address, second.address
     email = f"shared-{uuid.uuid4().hex[:8]}@example.com"
     for address in (a, b, a, b, a):  # five failures, spread over both
         assert await attempt(address, email, "guess") == grpc.StatusCode.UNAUTHENTICATED

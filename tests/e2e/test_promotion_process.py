@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from devtools.stack import REPO_ROOT, free_port
+from devtools.stack import REPO_ROOT
 from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
@@ -51,9 +51,7 @@ def test_cli_scenario_passes_through_mdns_discovery(
 async def test_killed_user_instance_is_failed_over(user_env, promotion_env, start_process) -> None:
     # Two user instances; one is killed without unregistering (its mDNS record goes stale).
     survivor = start_process("user.server", user_env)
-    doomed = start_process(
-        "user.server", user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
-    )
+    doomed = start_process("user.server", user_env)
     # remote verification: every fresh token is a ValidateToken call (local verification
     # would ask a user instance for keys once)
     promotion = start_process("promotion.server", promotion_env | {"TOKEN_VERIFICATION": "remote"})
@@ -65,8 +63,8 @@ async def test_killed_user_instance_is_failed_over(user_env, promotion_env, star
         await asyncio.to_thread(process.wait_for_line, line)
 
     async with (
-        grpc.aio.insecure_channel(user_env["MICRO_SERVER_ADDRESS"]) as user_channel,
-        grpc.aio.insecure_channel(promotion_env["MICRO_SERVER_ADDRESS"]) as channel,
+        grpc.aio.insecure_channel(survivor.address) as user_channel,
+        grpc.aio.insecure_channel(promotion.address) as channel,
     ):
         users = user_pb2_grpc.UserSrvStub(user_channel)
         stub = promotion_pb2_grpc.PromotionSrvStub(channel)
@@ -113,7 +111,7 @@ def test_discount_types_are_numbers_in_and_names_out(
     promotion = start_process("promotion.server", promotion_env)
     user.wait_for_line("user ready")
     promotion.wait_for_line("promotion ready")
-    address = promotion_env["MICRO_SERVER_ADDRESS"]
+    address = promotion.address
 
     described = grpcurl(address, "describe", "promotion.DiscountType")
     assert described.returncode == 0, described.stderr
@@ -123,7 +121,7 @@ def test_discount_types_are_numbers_in_and_names_out(
     login = grpcurl(
         "-d",
         '{"email": "duck@mymail.com", "pwd": "1234"}',
-        user_env["MICRO_SERVER_ADDRESS"],
+        user.address,
         "user.UserSrv/Auth",
     )
     token = json.loads(login.stdout)["token"]

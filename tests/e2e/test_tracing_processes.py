@@ -109,7 +109,7 @@ async def test_a_service_process_exports_its_spans_over_otlp(
             "login",
             env=env
             | {
-                "SERVERADDRESS": env["MICRO_SERVER_ADDRESS"],
+                "SERVERADDRESS": server.address,
                 "MICRO_REGISTRY": "static",
                 "CLI_PASSWORD": "wrong",
             },

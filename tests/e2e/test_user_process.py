@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
 
 import psutil
+import pytest
 
-from devtools.stack import REPO_ROOT
+import devtools.processes
+from devtools.processes import ServiceProcess, started_on_free_port
+from devtools.stack import REPO_ROOT, free_port
 from global_utils.identity.token_keys import keys_from_jwks
 from tests.e2e.conftest import base_env
 from user.server.signing_keys import parse_signing_keys
@@ -51,7 +56,7 @@ def test_cli_reaches_serveraddress_directly(user_env, start_process) -> None:
     server = start_process("user.server", user_env)
     server.wait_for_line("user ready")
     env = base_env() | {
-        "SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"],
+        "SERVERADDRESS": server.address,
         "MICRO_REGISTRY": "static",
         "CLI_PASSWORD": "1234",
     }
@@ -64,7 +69,7 @@ def test_cli_reaches_serveraddress_directly(user_env, start_process) -> None:
 def test_cli_with_wrong_password_fails_cleanly(user_env, start_process) -> None:
     server = start_process("user.server", user_env)
     server.wait_for_line("user ready")
-    env = base_env() | {"SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"]}
+    env = base_env() | {"SERVERADDRESS": server.address}
     result = run_cli(env, "--password", "nope", "login")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: UNAUTHENTICATED: invalid email or password"
@@ -114,9 +119,7 @@ def test_signing_key_given_directly_and_jwks_served_on_the_reported_http_port(
         assert response.headers["Content-Type"] == "application/jwk-set+json"
         keys = keys_from_jwks(response.read())
     assert list(keys) == [k.kid for k in parse_signing_keys(jwt_key)]
-    cli = run_cli(
-        base_env() | {"SERVERADDRESS": env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}, "login"
-    )
+    cli = run_cli(base_env() | {"SERVERADDRESS": server.address, "CLI_PASSWORD": "1234"}, "login")
     assert cli.returncode == 0, cli.stderr
     assert server.terminate() == 0
 
@@ -137,6 +140,49 @@ def test_port_in_use_is_a_clear_exit(user_env, start_process) -> None:
     assert "database not ready" not in server.output  # it stopped before connecting anywhere
 
 
+def test_a_service_asked_for_port_0_serves_on_the_port_its_ready_line_names(
+    user_env, start_process
+) -> None:
+    server = start_process("user.server", user_env | {"MICRO_SERVER_ADDRESS": "127.0.0.1:0"})
+    host, port = server.address.rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    listening = {c.laddr.port for c in psutil.Process(server.proc.pid).net_connections("tcp")}
+    assert int(port) in listening
+    env = base_env() | {"SERVERADDRESS": server.address, "CLI_PASSWORD": "1234"}
+    assert run_cli(env, "login").returncode == 0
+    assert server.terminate() == 0
+
+
+def test_a_service_whose_picked_port_is_taken_starts_again_on_another(
+    user_env, start_process, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        taken_port = taken.getsockname()[1]
+        picks = [taken_port]  # the first pick is the taken port, the next ones are free
+        monkeypatch.setattr(
+            devtools.processes, "free_port", lambda: picks.pop() if picks else free_port()
+        )
+        launched = []
+
+        def launch(port: int) -> ServiceProcess:
+            env = user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}"}
+            launched.append(start_process("user.server", env))
+            return launched[-1]
+
+        with caplog.at_level(logging.WARNING, logger="devtools.processes"):
+            server = started_on_free_port(launch, "user ready")
+    first, second = launched
+    assert first.proc.returncode == 1 and second is server
+    [line] = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert f"Failed to bind to address 127.0.0.1:{taken_port}" in line
+    assert server.env["MICRO_SERVER_ADDRESS"] == server.address != f"127.0.0.1:{taken_port}"
+    env = base_env() | {"SERVERADDRESS": server.address, "CLI_PASSWORD": "1234"}
+    assert run_cli(env, "login").returncode == 0
+    assert server.terminate() == 0
+
+
 def _hashing_processes(server_pid: int) -> list[psutil.Process]:
     return [
         child
@@ -150,7 +196,7 @@ def test_password_hashing_processes_are_small_and_die_with_the_service(
 ) -> None:
     server = start_process("user.server", user_env)
     server.wait_for_line("user ready")
-    env = base_env() | {"SERVERADDRESS": user_env["MICRO_SERVER_ADDRESS"], "CLI_PASSWORD": "1234"}
+    env = base_env() | {"SERVERADDRESS": server.address, "CLI_PASSWORD": "1234"}
     assert run_cli(env, "login").returncode == 0  # a hash has run
     workers = _hashing_processes(server.proc.pid)
     assert workers

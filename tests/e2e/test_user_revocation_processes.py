@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import grpc
 
-from devtools.stack import free_port
 from global_utils.identity.principal import bearer_metadata
 from tests.helpers import new_user
 from user.proto import user_pb2, user_pb2_grpc
@@ -36,12 +35,10 @@ async def test_a_change_through_one_process_is_refused_by_the_other_at_once(
     user_env, start_process
 ) -> None:
     first = start_process("user.server", user_env)
-    second = start_process(
-        "user.server", user_env | {"MICRO_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
-    )
+    second = start_process("user.server", user_env)
     first.wait_for_line("user ready")
     second.wait_for_line("user ready")
-    a_address, b_address = user_env["MICRO_SERVER_ADDRESS"], second.env["MICRO_SERVER_ADDRESS"]
+    a_address, b_address = first.address, second.address
     async with (
         grpc.aio.insecure_channel(a_address) as a_channel,
         grpc.aio.insecure_channel(b_address) as b_channel,

@@ -3,6 +3,7 @@ servers), and the report printed at the end of the run."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -13,13 +14,43 @@ import pytest
 from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import make_audit_keys, make_nats_keys
 from devtools.nats_stack import start_nats
-from devtools.stack import EmbeddedPostgres, free_port
+from devtools.stack import BIND_ATTEMPTS, EmbeddedPostgres, PortTaken, free_port
 from tests.faults.chaos import Stack, wait_ready
 from user.server.signing_keys import new_signing_key_pem
 
+logger = logging.getLogger(__name__)
 REPORT = pytest.StashKey[str]()
 SERVICES = ("user", "promotion", "audit")
 POOL_MAX = 10  # the services' default DB_POOL_MAX_SIZE
+
+
+def place(envs: dict[str, dict[str, str]], ports: dict[str, int]) -> None:
+    """Each service on its port, and every service's static registry listing them all."""
+    registry = ",".join(f"{s}=127.0.0.1:{p}" for s, p in ports.items())
+    for service, env in envs.items():
+        env["MICRO_SERVER_ADDRESS"] = f"127.0.0.1:{ports[service]}"
+        env["MICRO_REGISTRY_ADDRESS"] = registry
+
+
+def launch_on_free_ports(stack: Stack) -> None:
+    """The three services on picked ports (known before any starts: the registry lists them,
+    and a restarted service comes back on its own). When one finds its port taken by the time
+    it binds, all start again, that one on a new port (up to BIND_ATTEMPTS times)."""
+    ports = {service: free_port() for service in SERVICES}
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        place(stack.envs, ports)
+        for service in SERVICES:
+            stack.launch(service)
+        try:
+            for service in SERVICES:
+                wait_ready(stack.processes[service], service)
+            return
+        except PortTaken as taken:
+            stack.stop()
+            if attempt == BIND_ATTEMPTS:
+                raise
+            ports[service] = free_port()
+            logger.warning("%s; all three start again, %s on %s", taken, service, ports[service])
 
 
 def pytest_terminal_summary(
@@ -45,8 +76,6 @@ def fault_stack() -> Iterator[Stack]:
         # Unacknowledged events of a killed audit process come back within seconds.
         nats = start_nats(root / "nats", nats_keys, ack_wait_seconds=2)
         keys = make_audit_keys(root / "audit-keys")
-        ports = {service: free_port() for service in SERVICES}
-        registry = ",".join(f"{s}=127.0.0.1:{p}" for s, p in ports.items())
         common = {
             **{
                 k: v
@@ -58,14 +87,12 @@ def fault_stack() -> Iterator[Stack]:
             "PYTHONUNBUFFERED": "1",
             "APP_LANGUAGE": "en",
             "MICRO_REGISTRY": "static",
-            "MICRO_REGISTRY_ADDRESS": registry,
             "MICRO_BROKER_ADDRESS": nats.address,
             "SHUTDOWN_GRACE_SECONDS": "1",
         }
         envs = {
             "user": common
             | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['user']}",
                 **service_db_env(pg, "user"),
                 "JWT_PRIVATE_KEY": new_signing_key_pem("token signing key of a fault run"),
                 "BCRYPT_ROUNDS": "4",
@@ -80,7 +107,6 @@ def fault_stack() -> Iterator[Stack]:
             # service fault reaches promotion and audit callers.
             "promotion": common
             | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['promotion']}",
                 **service_db_env(pg, "promotion"),
                 "TOKEN_CACHE_SECONDS": "0",
                 **keys.producer_env("promotion"),
@@ -88,7 +114,6 @@ def fault_stack() -> Iterator[Stack]:
             },
             "audit": common
             | {
-                "MICRO_SERVER_ADDRESS": f"127.0.0.1:{ports['audit']}",
                 **service_db_env(pg, "audit"),
                 "TOKEN_CACHE_SECONDS": "0",
                 **keys.consumer_env(),
@@ -99,10 +124,7 @@ def fault_stack() -> Iterator[Stack]:
         logs = Path(os.environ.get("FAULT_LOG_DIR", "") or root / "logs")
         stack = Stack(pg, nats, envs, logs, POOL_MAX)
         try:
-            for service in SERVICES:
-                stack.launch(service)
-            for service in SERVICES:
-                wait_ready(stack.processes[service], service)
+            launch_on_free_ports(stack)
             yield stack
         finally:
             stack.stop()

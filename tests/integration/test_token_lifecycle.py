@@ -13,7 +13,6 @@ import jwt
 import pytest
 from google.protobuf.message_factory import GetMessageClass
 
-from devtools.stack import free_port
 from global_utils.identity.principal import bearer_metadata
 from global_utils.identity.token_keys import keys_from_jwks
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
@@ -142,10 +141,9 @@ async def test_promotion_keeps_verifying_while_the_user_service_is_down(
     user_settings_factory: Callable[..., UserSettings],
     promotion_settings_factory: Callable[..., PromotionSettings],
 ) -> None:
-    port = free_port()
-    user = await started(
-        build_user(user_settings_factory(micro_server_address=f"127.0.0.1:{port}"))
-    )
+    # a port the system chooses; the user service comes back on it later
+    user = await started(build_user(user_settings_factory(micro_server_address="127.0.0.1:0")))
+    port = user.port
     try:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         token = (await login_seed(user_pb2_grpc.UserSrvStub(channel))).token
@@ -184,8 +182,9 @@ async def test_key_rollover_two_keys_valid_and_promotion_refetches_on_the_new_ki
     promotion_settings_factory: Callable[..., PromotionSettings],
     jwt_key: str,
 ) -> None:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
+    # before: the old key alone, on a port the system chooses (the next instances reuse it)
+    old = await started(build_user(user_settings_factory(micro_server_address="127.0.0.1:0")))
+    address = f"127.0.0.1:{old.port}"
     new_key = new_signing_key_pem("the next key")
     promotion = build_promotion(
         promotion_settings_factory(
@@ -198,8 +197,6 @@ async def test_key_rollover_two_keys_valid_and_promotion_refetches_on_the_new_ki
         async def accepted(token: str) -> None:
             await stub.GetPromotions(promotion_pb2.SearchParams(), metadata=bearer_metadata(token))
 
-        # before: the old key alone
-        old = await started(build_user(user_settings_factory(micro_server_address=address)))
         try:
             old_token = (await login_at(address)).token
             await accepted(old_token)
