@@ -10,13 +10,14 @@ import signal
 
 from devtools.databases import provision_databases, service_db_env
 from devtools.dev_secrets import development_nats_keys
-from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
+from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, port_open
 from devtools.suite import load_suite
 from provision.broker import provision_broker
 
 
-def _port_or_free(preferred: int) -> int:
-    return free_port() if port_open(preferred) else preferred
+def _preferred_or_any(preferred: int) -> int:
+    """preferred while it is free, else 0: a port the server chooses as it binds."""
+    return 0 if port_open(preferred) else preferred
 
 
 def main() -> None:
@@ -24,12 +25,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     run_dir = REPO_ROOT / ".run"
     pg = EmbeddedPostgres(
-        run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _port_or_free(5432)
+        run_dir / "pg", port=int(os.environ.get("PG_PORT", 0)) or _preferred_or_any(5432)
     )
     keys = development_nats_keys()
     broker = EmbeddedNats(
         run_dir / "nats",
-        port=int(os.environ.get("NATS_PORT", 0)) or _port_or_free(4222),
+        port=int(os.environ.get("NATS_PORT", 0)) or _preferred_or_any(4222),
         env=keys.server_env(),
     )
     pg.start()

@@ -6,9 +6,10 @@ nkeys) on loopback, provisioned (databases, roles, migrations, the stream), then
 of the suite (suite.toml) as a process on 127.0.0.1 with mDNS bound to 127.0.0.1, each with its
 own NATS credential, and the gateway in front of them (Connect and gRPC-Web for curl and
 browsers; GATEWAY_STATIC_DIR, when set, is the web UI it serves).
-Data is kept in .run/ between runs. Ports: the suite's (goTemp's) where free; override with
+Data is kept in .run/ between runs. Ports: the suite's (goTemp's) where free, else ones the
+servers or the system choose as they bind (the table at start shows them); override with
 PG_PORT, NATS_PORT, <SERVICE>_PORT (USER_PORT, PROMOTION_PORT, AUDIT_PORT, ...) and
-GATEWAY_PORT (8080).
+GATEWAY_PORT (8080); 0 leaves the choice to them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devtools.databases import provision_env, service_db_env
@@ -31,7 +33,7 @@ from devtools.dev_secrets import (
     development_nats_keys,
 )
 from devtools.processes import ServiceProcess
-from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port, port_open
+from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, port_open
 from devtools.suite import Suite, load_suite
 from global_utils.grpc.healthprobe import probe
 
@@ -50,9 +52,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def choose_port(variable: str, preferred: int) -> int:
+    """The port variable names, else preferred while it is free, else 0: a port the server or
+    the system chooses as it binds (no pick that another process could take first)."""
     if os.environ.get(variable):
         return int(os.environ[variable])
-    return preferred if not port_open(preferred) else free_port()
+    return preferred if not port_open(preferred) else 0
 
 
 @dataclass(frozen=True)
@@ -143,10 +147,28 @@ def plan_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
     )
 
 
-def start_gateway(gateway: Gateway, log_dir: Path = RUN_DIR / "logs") -> ServiceProcess:
+# What the gateway's ready line says about its port (the one it got, for port 0).
+_GATEWAY_ADDRESS = re.compile(r"gateway ready: Connect and gRPC-Web on [^\s,]*:(\d+)")
+
+
+def start_gateway(
+    gateway: Gateway, log_dir: Path = RUN_DIR / "logs"
+) -> tuple[Gateway, ServiceProcess]:
+    """The gateway started and ready, with the port it serves on (its ready line's)."""
     process = ServiceProcess("gateway", gateway.env, log_dir / "gateway.log")
     process.wait_for_line("gateway ready", timeout=60)
-    return process
+    found = _GATEWAY_ADDRESS.search(process.output)
+    assert found is not None, process.output
+    return replace(gateway, port=int(found[1])), process
+
+
+def on_its_port(service: Service, process: ServiceProcess, timeout: float = 60) -> Service:
+    """service with the port its process serves on: the one its ready line names (waited for
+    up to timeout seconds, as wait_serving waits) when it asked for port 0."""
+    if service.port != 0:
+        return service
+    process.wait_for_line(" ready: gRPC ", timeout)
+    return replace(service, port=int(process.address.rsplit(":", 1)[1]))
 
 
 async def wait_serving(service: Service, process: ServiceProcess, timeout: float = 60) -> None:
@@ -259,7 +281,11 @@ async def start_services(
         processes.append(
             ServiceProcess(service.module, service.env, log_dir / f"{service.name}.log")
         )
-    await asyncio.gather(*(wait_serving(s, p) for s, p in zip(services, processes, strict=True)))
+
+    async def serving(service: Service, process: ServiceProcess) -> None:
+        await wait_serving(await asyncio.to_thread(on_its_port, service, process), process)
+
+    await asyncio.gather(*(serving(s, p) for s, p in zip(services, processes, strict=True)))
     return processes
 
 
@@ -304,8 +330,9 @@ def main() -> None:
         provision(pg, broker)
         services = plan(pg, broker)
         processes = asyncio.run(start_services(services))
-        gateway = plan_gateway()
-        processes.append(start_gateway(gateway))
+        services = [on_its_port(s, p) for s, p in zip(services, processes, strict=True)]
+        gateway, gateway_process = start_gateway(plan_gateway())
+        processes.append(gateway_process)
         print_table(services, pg, broker, gateway)
         if args.demo:
             ok = run_clients(services)
