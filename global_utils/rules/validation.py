@@ -3,10 +3,12 @@ raising."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from global_errors import FailedPrecondition, Failure, MessageKey, NotFound, ValidationFailed
 
@@ -79,3 +81,37 @@ def check_validity_range(
         check_required("valid_thru", valid_thru, failures)
     if valid_from and valid_thru and valid_thru <= valid_from:
         failures.append(Failure("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM))
+
+
+def json_text(value: dict[str, Any]) -> str:
+    """value as the compact JSON a jsonb column stores; ValueError for NaN or infinities."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def check_json_object(
+    name: str, value: object, max_bytes: int, failures: list[Failure]
+) -> None:
+    """A free-form JSON object (jsonb): an object, finite numbers only, no NUL character (jsonb
+    cannot hold one), at most max_bytes as UTF-8 JSON."""
+    if not isinstance(value, dict):
+        failures.append(Failure(name, MessageKey.FIELD_NOT_ALLOWED))
+        return
+    try:
+        text = json_text(value)
+    except ValueError:
+        failures.append(Failure(name, MessageKey.FIELD_NOT_NUMBER))
+        return
+    if len(text.encode()) > max_bytes:
+        failures.append(Failure(name, MessageKey.FIELD_TOO_LONG_BYTES, {"max": max_bytes}))
+    elif _holds_nul(value):
+        failures.append(Failure(name, MessageKey.FIELD_BAD_CHARACTERS))
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
