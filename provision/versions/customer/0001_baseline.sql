@@ -1,5 +1,5 @@
--- The customer service's database: customers (goTemp's fields, on PostgreSQL), time-ordered ids
--- and the transactional outbox its audit events wait in until the relay publishes them.
+-- The customer service's database: customers, time-ordered ids and the transactional outbox its
+-- audit events wait in until the relay publishes them.
 
 -- ---- time-ordered ids: milliseconds since a custom epoch << 23 | shard << 10 | sequence % 1024
 CREATE SEQUENCE IF NOT EXISTS global_id_sequence;
