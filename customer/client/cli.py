@@ -50,9 +50,9 @@ def sample(now: datetime) -> customer_pb2.Customer:
     return message
 
 
-def summary(customer: customer_pb2.Customer) -> str:
-    extra = to_json(customer.extra_fields).replace("\n", "").replace("  ", "")
-    return f"{customer.name!r} (id {customer.id}) extra fields {extra}"
+def summary(record: customer_pb2.Customer) -> str:
+    extra = to_json(record.extra_fields).replace("\n", "").replace("  ", "")
+    return f"{record.name!r} (id {record.id}) extra fields {extra}"
 
 
 async def scenario(stub: customer_pb2_grpc.CustomerSrvStub, token: str) -> None:
@@ -66,7 +66,9 @@ async def scenario(stub: customer_pb2_grpc.CustomerSrvStub, token: str) -> None:
     change.CopyFrom(created.customer)
     change.name = f"{created.customer.name} (updated)"
     change.extra_fields.update({"tier": 2})
-    updated = await run.step("update its name and extra fields", stub.UpdateCustomer(change, metadata=md))
+    updated = await run.step(
+        "update its name and extra fields", stub.UpdateCustomer(change, metadata=md)
+    )
     run.show(summary(updated.customer))
     got = await run.step(
         "get it by id", stub.GetCustomerById(customer_pb2.SearchId(id=customer_id), metadata=md)
@@ -92,7 +94,9 @@ async def single(
     md = bearer_metadata(token)
     match args.command:
         case "get":
-            return to_json(await stub.GetCustomerById(customer_pb2.SearchId(id=args.id), metadata=md))
+            return to_json(
+                await stub.GetCustomerById(customer_pb2.SearchId(id=args.id), metadata=md)
+            )
         case "search":
             params = customer_pb2.SearchParams(
                 id=args.id, name=args.name, page_size=args.page_size, page_token=args.page_token
@@ -102,7 +106,9 @@ async def single(
                 params.valid_date.FromDatetime(day if day.tzinfo else day.replace(tzinfo=UTC))
             return to_json(await stub.GetCustomers(params, metadata=md))
         case "delete":
-            return to_json(await stub.DeleteCustomer(customer_pb2.SearchId(id=args.id), metadata=md))
+            return to_json(
+                await stub.DeleteCustomer(customer_pb2.SearchId(id=args.id), metadata=md)
+            )
     raise ValueError(args.command)
 
 

@@ -45,9 +45,7 @@ def customer_to_proto(customer: Customer) -> customer_pb2.Customer:
 
 
 def draft_from_proto(msg: customer_pb2.Customer) -> CustomerDraft:
-    draft = CustomerDraft(
-        id=msg.id, name=msg.name, extra_fields=MessageToDict(msg.extra_fields)
-    )
+    draft = CustomerDraft(id=msg.id, name=msg.name, extra_fields=MessageToDict(msg.extra_fields))
     draft.valid_from = read_time(msg.validity_dates, "valid_from", draft.invalid)
     draft.valid_thru = read_time(msg.validity_dates, "valid_thru", draft.invalid)
     return draft

@@ -5,6 +5,7 @@ Limits: name 100 characters; extra_fields a JSON object of at most 16 KiB as JSO
 
 from __future__ import annotations
 
+from customer.server.models import Customer, CustomerDraft, CustomerQuery
 from global_errors import Failure, MessageKey, NotFound
 from global_utils.rules.validation import (
     Refusal,
@@ -14,7 +15,6 @@ from global_utils.rules.validation import (
     check_text,
     check_validity_range,
 )
-from customer.server.models import Customer, CustomerDraft, CustomerQuery
 
 ENTITY = "customer"
 MAX_NAME_CHARS = 100

@@ -1,0 +1,15 @@
+"""Entry point: `python -m product.server`."""
+
+from global_utils.config.loading import load_settings
+from global_utils.grpc.host import run_service
+from product.server.bootstrap import build
+from product.server.settings import ProductSettings
+
+
+def main() -> None:
+    settings = load_settings(ProductSettings)
+    run_service(lambda: build(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

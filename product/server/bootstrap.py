@@ -1,0 +1,48 @@
+"""Composition root of the product service: builds every dependency and hands it in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from global_utils.grpc.host import ServiceDefinition, ServiceHost
+from global_utils.observability.gauges import watch_outbox, watch_token_cache
+from global_utils.observability.metrics import ServiceMetrics
+from global_utils.wiring import service_parts
+from product.proto import product_pb2_grpc
+from product.server.service import SERVICE_NAME, ProductService
+from product.server.servicer import ProductServicer, product_to_proto
+from product.server.settings import ProductSettings
+from product.server.unit_of_work import ProductStorage
+from user.client.auth import user_service_verifier
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
+GRPC_SERVICE = "product.ProductSrv"
+
+
+def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
+    """The product service; span_exporter (tests) gets its spans whatever OTEL_* say."""
+    parts = service_parts(SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter)
+    database = parts.database(
+        settings.postgres_connect, settings.postgres_password, settings.db_pool_max_size
+    )
+    relay, emitter = parts.outbox(database, settings.audit_signer())
+    verifier, users = user_service_verifier(parts.registry, settings, parts.client_interceptors())
+    servicer = ProductServicer(
+        ProductService(ProductStorage(database, emitter), product_to_proto),
+        settings.app_language,
+    )
+    definition = ServiceDefinition(
+        name=SERVICE_NAME,
+        grpc_service=GRPC_SERVICE,
+        add_to_server=lambda server: product_pb2_grpc.add_ProductSrvServicer_to_server(
+            servicer, server
+        ),
+    )
+    watch_outbox(parts.metrics, relay)
+    watch_token_cache(parts.metrics, verifier.cache)
+    return parts.host(
+        definition, database, settings.http_address, verifier=verifier, components=(relay, users)
+    )
