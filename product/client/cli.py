@@ -42,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
 def sample(now: datetime) -> product_pb2.Product:
     message = product_pb2.Product(
         name=f"CLI product {uuid.uuid4().hex[:6]}",
+        hierarchy_level="SKU",
         validity_dates=product_pb2.ValidityDates(
             valid_from=to_timestamp(now), valid_thru=to_timestamp(now + timedelta(days=365))
         ),
@@ -52,7 +53,8 @@ def sample(now: datetime) -> product_pb2.Product:
 
 def summary(record: product_pb2.Product) -> str:
     extra = to_json(record.extra_fields).replace("\n", "").replace("  ", "")
-    return f"{record.name!r} (id {record.id}) extra fields {extra}"
+    level = record.hierarchy_level
+    return f"{record.name!r} (id {record.id}, level {level}) extra fields {extra}"
 
 
 async def scenario(stub: product_pb2_grpc.ProductSrvStub, token: str) -> None:
@@ -65,9 +67,10 @@ async def scenario(stub: product_pb2_grpc.ProductSrvStub, token: str) -> None:
     change = product_pb2.Product()
     change.CopyFrom(created.product)
     change.name = f"{created.product.name} (updated)"
+    change.hierarchy_level = "brand"
     change.extra_fields.update({"tier": 2})
     updated = await run.step(
-        "update its name and extra fields", stub.UpdateProduct(change, metadata=md)
+        "update its name, hierarchy level and extra fields", stub.UpdateProduct(change, metadata=md)
     )
     run.show(summary(updated.product))
     got = await run.step(

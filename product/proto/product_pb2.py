@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bproduct/proto/product.proto\x12\x07product\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\rValidityDates\x12.\n\nvalid_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x01\n\rModifications\x12/\n\x0b\x63reate_date\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmodified_by\x18\x03 \x01(\t\"\xc8\x01\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x04 \x01(\t\x12.\n\x0evalidity_dates\x18\x05 \x01(\x0b\x32\x16.product.ValidityDates\x12-\n\rmodifications\x18\x06 \x01(\x0b\x32\x16.product.Modifications\x12-\n\x0c\x65xtra_fields\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x03_idR\x04_rev\"F\n\x08Products\x12!\n\x07product\x18\x01 \x03(\x0b\x32\x10.product.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x7f\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nvalid_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"u\n\x08Response\x12!\n\x07product\x18\x01 \x01(\x0b\x32\x10.product.Product\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12.\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x16.product.ValidationErr2\xe2\x03\n\nProductSrv\x12\x35\n\x0eGetProductById\x12\x11.product.SearchId\x1a\x10.product.Product\x12\x37\n\x0bGetProducts\x12\x15.product.SearchParams\x1a\x11.product.Products\x12\x34\n\rCreateProduct\x12\x10.product.Product\x1a\x11.product.Response\x12\x34\n\rUpdateProduct\x12\x10.product.Product\x1a\x11.product.Response\x12\x35\n\rDeleteProduct\x12\x11.product.SearchId\x1a\x11.product.Response\x12?\n\x13\x42\x65\x66oreCreateProduct\x12\x10.product.Product\x1a\x16.product.ValidationErr\x12?\n\x13\x42\x65\x66oreUpdateProduct\x12\x10.product.Product\x1a\x16.product.ValidationErr\x12?\n\x13\x42\x65\x66oreDeleteProduct\x12\x10.product.Product\x1a\x16.product.ValidationErrb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bproduct/proto/product.proto\x12\x07product\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\rValidityDates\x12.\n\nvalid_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nvalid_thru\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x86\x01\n\rModifications\x12/\n\x0b\x63reate_date\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_date\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmodified_by\x18\x03 \x01(\t\"\xca\x01\n\x07Product\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0fhierarchy_level\x18\x03 \x01(\t\x12.\n\x0evalidity_dates\x18\x04 \x01(\x0b\x32\x16.product.ValidityDates\x12-\n\rmodifications\x18\x05 \x01(\x0b\x32\x16.product.Modifications\x12-\n\x0c\x65xtra_fields\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"F\n\x08Products\x12!\n\x07product\x18\x01 \x03(\x0b\x32\x10.product.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x7f\n\x0cSearchParams\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nvalid_date\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\x16\n\x08SearchId\x12\n\n\x02id\x18\x01 \x01(\x03\"%\n\rValidationErr\x12\x14\n\x0c\x66\x61ilure_desc\x18\x01 \x03(\t\"u\n\x08Response\x12!\n\x07product\x18\x01 \x01(\x0b\x32\x10.product.Product\x12\x16\n\x0e\x61\x66\x66\x65\x63ted_count\x18\x02 \x01(\x03\x12.\n\x0evalidation_err\x18\x03 \x01(\x0b\x32\x16.product.ValidationErr2\xe2\x03\n\nProductSrv\x12\x35\n\x0eGetProductById\x12\x11.product.SearchId\x1a\x10.product.Product\x12\x37\n\x0bGetProducts\x12\x15.product.SearchParams\x1a\x11.product.Products\x12\x34\n\rCreateProduct\x12\x10.product.Product\x1a\x11.product.Response\x12\x34\n\rUpdateProduct\x12\x10.product.Product\x1a\x11.product.Response\x12\x35\n\rDeleteProduct\x12\x11.product.SearchId\x1a\x11.product.Response\x12?\n\x13\x42\x65\x66oreCreateProduct\x12\x10.product.Product\x1a\x16.product.ValidationErr\x12?\n\x13\x42\x65\x66oreUpdateProduct\x12\x10.product.Product\x1a\x16.product.ValidationErr\x12?\n\x13\x42\x65\x66oreDeleteProduct\x12\x10.product.Product\x1a\x16.product.ValidationErrb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODIFICATIONS']._serialized_start=217
   _globals['_MODIFICATIONS']._serialized_end=351
   _globals['_PRODUCT']._serialized_start=354
-  _globals['_PRODUCT']._serialized_end=554
-  _globals['_PRODUCTS']._serialized_start=556
-  _globals['_PRODUCTS']._serialized_end=626
-  _globals['_SEARCHPARAMS']._serialized_start=628
-  _globals['_SEARCHPARAMS']._serialized_end=755
-  _globals['_SEARCHID']._serialized_start=757
-  _globals['_SEARCHID']._serialized_end=779
-  _globals['_VALIDATIONERR']._serialized_start=781
-  _globals['_VALIDATIONERR']._serialized_end=818
-  _globals['_RESPONSE']._serialized_start=820
-  _globals['_RESPONSE']._serialized_end=937
-  _globals['_PRODUCTSRV']._serialized_start=940
-  _globals['_PRODUCTSRV']._serialized_end=1422
+  _globals['_PRODUCT']._serialized_end=556
+  _globals['_PRODUCTS']._serialized_start=558
+  _globals['_PRODUCTS']._serialized_end=628
+  _globals['_SEARCHPARAMS']._serialized_start=630
+  _globals['_SEARCHPARAMS']._serialized_end=757
+  _globals['_SEARCHID']._serialized_start=759
+  _globals['_SEARCHID']._serialized_end=781
+  _globals['_VALIDATIONERR']._serialized_start=783
+  _globals['_VALIDATIONERR']._serialized_end=820
+  _globals['_RESPONSE']._serialized_start=822
+  _globals['_RESPONSE']._serialized_end=939
+  _globals['_PRODUCTSRV']._serialized_start=942
+  _globals['_PRODUCTSRV']._serialized_end=1424
 # @@protoc_insertion_point(module_scope)

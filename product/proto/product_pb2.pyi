@@ -29,18 +29,20 @@ class Modifications(_message.Message):
     def __init__(self, create_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., modified_by: _Optional[str] = ...) -> None: ...
 
 class Product(_message.Message):
-    __slots__ = ("id", "name", "validity_dates", "modifications", "extra_fields")
+    __slots__ = ("id", "name", "hierarchy_level", "validity_dates", "modifications", "extra_fields")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    HIERARCHY_LEVEL_FIELD_NUMBER: _ClassVar[int]
     VALIDITY_DATES_FIELD_NUMBER: _ClassVar[int]
     MODIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_FIELDS_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
+    hierarchy_level: str
     validity_dates: ValidityDates
     modifications: Modifications
     extra_fields: _struct_pb2.Struct
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., validity_dates: _Optional[_Union[ValidityDates, _Mapping]] = ..., modifications: _Optional[_Union[Modifications, _Mapping]] = ..., extra_fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., hierarchy_level: _Optional[str] = ..., validity_dates: _Optional[_Union[ValidityDates, _Mapping]] = ..., modifications: _Optional[_Union[Modifications, _Mapping]] = ..., extra_fields: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Products(_message.Message):
     __slots__ = ("product", "next_page_token")

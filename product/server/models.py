@@ -14,6 +14,7 @@ from global_utils.rules.validation import MAX_PAGE_SIZE
 class Product:
     id: int
     name: str
+    hierarchy_level: str
     valid_from: datetime
     valid_thru: datetime
     extra_fields: dict[str, Any]
@@ -28,6 +29,7 @@ class ProductDraft:
 
     id: int = 0
     name: str = ""
+    hierarchy_level: str = ""
     valid_from: datetime | None = None
     valid_thru: datetime | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)

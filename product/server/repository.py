@@ -11,7 +11,10 @@ from global_utils.data.sql import Filters
 from global_utils.rules.validation import json_text
 from product.server.models import Product, ProductDraft, ProductQuery
 
-_COLUMNS = "id, name, validfrom, validthru, extrafields, createdate, updatedate, modifiedby"
+_COLUMNS = (
+    "id, name, hierarchylevel, validfrom, validthru, extrafields, createdate, updatedate,"
+    " modifiedby"
+)
 
 
 def build_search(query: ProductQuery) -> tuple[str, list[Any]]:
@@ -35,6 +38,7 @@ def to_product(row: asyncpg.Record) -> Product:
     return Product(
         id=row["id"],
         name=row["name"],
+        hierarchy_level=row["hierarchylevel"],
         valid_from=row["validfrom"],
         valid_thru=row["validthru"],
         extra_fields=json.loads(row["extrafields"]),
@@ -64,9 +68,11 @@ class ProductRepository:
 
     async def insert(self, draft: ProductDraft, modified_by: str) -> Product:
         row = await self._conn.fetchrow(
-            "INSERT INTO product (name, validfrom, validthru, extrafields, modifiedby)"
-            f" VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING {_COLUMNS}",
+            "INSERT INTO product"
+            " (name, hierarchylevel, validfrom, validthru, extrafields, modifiedby)"
+            f" VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING {_COLUMNS}",
             draft.name,
+            draft.hierarchy_level,
             draft.valid_from,
             draft.valid_thru,
             json_text(draft.extra_fields),
@@ -76,11 +82,12 @@ class ProductRepository:
 
     async def update(self, draft: ProductDraft, modified_by: str) -> Product | None:
         row = await self._conn.fetchrow(
-            "UPDATE product SET name = $2, validfrom = $3, validthru = $4,"
-            " extrafields = $5::jsonb, modifiedby = $6, updatedate = now()"
+            "UPDATE product SET name = $2, hierarchylevel = $3, validfrom = $4, validthru = $5,"
+            " extrafields = $6::jsonb, modifiedby = $7, updatedate = now()"
             f" WHERE id = $1 RETURNING {_COLUMNS}",
             draft.id,
             draft.name,
+            draft.hierarchy_level,
             draft.valid_from,
             draft.valid_thru,
             json_text(draft.extra_fields),

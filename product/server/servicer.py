@@ -30,6 +30,7 @@ def product_to_proto(product: Product) -> product_pb2.Product:
     message = product_pb2.Product(
         id=product.id,
         name=product.name,
+        hierarchy_level=product.hierarchy_level,
         validity_dates=product_pb2.ValidityDates(
             valid_from=to_timestamp(product.valid_from),
             valid_thru=to_timestamp(product.valid_thru),
@@ -45,7 +46,12 @@ def product_to_proto(product: Product) -> product_pb2.Product:
 
 
 def draft_from_proto(msg: product_pb2.Product) -> ProductDraft:
-    draft = ProductDraft(id=msg.id, name=msg.name, extra_fields=MessageToDict(msg.extra_fields))
+    draft = ProductDraft(
+        id=msg.id,
+        name=msg.name,
+        hierarchy_level=msg.hierarchy_level,
+        extra_fields=MessageToDict(msg.extra_fields),
+    )
     draft.valid_from = read_time(msg.validity_dates, "valid_from", draft.invalid)
     draft.valid_thru = read_time(msg.validity_dates, "valid_thru", draft.invalid)
     return draft

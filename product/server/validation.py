@@ -1,6 +1,7 @@
 """The product rules: pure functions returning every failure.
 
-Limits: name 100 characters; extra_fields a JSON object of at most 16 KiB as JSON.
+Limits: name 100 characters; hierarchy_level 50; extra_fields a JSON object of at most 16 KiB
+as JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from product.server.models import Product, ProductDraft, ProductQuery
 
 ENTITY = "product"
 MAX_NAME_CHARS = 100
+MAX_HIERARCHY_LEVEL_CHARS = 50
 MAX_EXTRA_FIELDS_BYTES = 16 * 1024
 
 
@@ -27,6 +29,7 @@ def validate_draft(draft: ProductDraft, *, creating: bool) -> list[Failure]:
         failures.append(Failure("id", MessageKey.FIELD_REQUIRED))
     check_required("name", draft.name, failures)
     check_text("name", draft.name, MAX_NAME_CHARS, failures)
+    check_text("hierarchy_level", draft.hierarchy_level, MAX_HIERARCHY_LEVEL_CHARS, failures)
     check_validity_range(draft.valid_from, draft.valid_thru, draft.invalid, failures)
     check_json_object("extra_fields", draft.extra_fields, MAX_EXTRA_FIELDS_BYTES, failures)
     return failures

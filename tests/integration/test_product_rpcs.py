@@ -57,6 +57,7 @@ def new_product(**overrides: object) -> product_pb2.Product:
     now = datetime.now(UTC).replace(microsecond=0)
     message = product_pb2.Product(
         name=f"Product-{uuid.uuid4().hex[:8]}",
+        hierarchy_level="SKU",
         validity_dates=product_pb2.ValidityDates(
             valid_from=to_timestamp(now - timedelta(days=1)),
             valid_thru=to_timestamp(now + timedelta(days=30)),
@@ -79,9 +80,11 @@ async def test_create_get_update_delete_round_trip(stub, auth, duck_token) -> No
     change = product_pb2.Product()
     change.CopyFrom(got)
     change.name = got.name + " (renamed)"
+    change.hierarchy_level = "brand"
     change.extra_fields.update({"score": 9})
     updated = (await stub.UpdateProduct(change, metadata=auth)).product
     assert updated.name == change.name
+    assert (made.hierarchy_level, updated.hierarchy_level) == ("SKU", "brand")
     assert updated.extra_fields["score"] == 9
     assert (
         updated.modifications.update_date.ToDatetime() >= got.modifications.update_date.ToDatetime()

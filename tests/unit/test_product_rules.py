@@ -83,11 +83,12 @@ def test_search_sql_takes_values_as_parameters_only() -> None:
 
 
 def test_proto_round_trip_keeps_every_field() -> None:
-    stored = Product(1, "Acme", T0, T1, {"tier": 2.0, "tags": ["x"]}, T0, T1, "42")
+    stored = Product(1, "Acme", "SKU", T0, T1, {"tier": 2.0, "tags": ["x"]}, T0, T1, "42")
     message = product_to_proto(stored)
     assert message.modifications.modified_by == "42"
     back = draft_from_proto(message)
     assert (back.id, back.name, back.valid_from, back.valid_thru) == (1, "Acme", T0, T1)
+    assert back.hierarchy_level == "SKU"
     assert back.extra_fields == {"tier": 2.0, "tags": ["x"]}
     assert back.invalid == []
 
@@ -96,3 +97,10 @@ def test_missing_validity_dates_are_reported_not_defaulted() -> None:
     back = draft_from_proto(product_pb2.Product(name="Acme"))
     assert (back.valid_from, back.valid_thru) == (None, None)
     assert [f.field for f in validate_draft(back, creating=True)] == ["valid_from", "valid_thru"]
+
+
+def test_hierarchy_level_is_optional_and_limited() -> None:
+    assert validate_draft(draft(hierarchy_level=""), creating=True) == []
+    assert keyed(validate_draft(draft(hierarchy_level="x" * 51), creating=True)) == [
+        ("hierarchy_level", MessageKey.FIELD_TOO_LONG)
+    ]

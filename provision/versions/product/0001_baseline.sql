@@ -1,4 +1,4 @@
--- The product service's database: products, time-ordered ids and the transactional outbox its
+-- The product service's database: products (goTemp's fields), time-ordered ids and the transactional outbox its
 -- audit events wait in until the relay publishes them.
 
 -- ---- time-ordered ids: milliseconds since a custom epoch << 23 | shard << 10 | sequence % 1024
@@ -21,6 +21,8 @@ $$ LANGUAGE plpgsql;
 CREATE TABLE product (
     id           bigint      PRIMARY KEY DEFAULT next_id(),
     name         text        NOT NULL,
+    -- where the product sits in the catalog (goTemp's hierarchyLevel)
+    hierarchylevel text      NOT NULL DEFAULT '',
     validfrom    timestamptz NOT NULL,
     validthru    timestamptz NOT NULL,
     -- free-form attributes: a JSON object (the service limits its size)
