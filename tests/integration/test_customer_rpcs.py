@@ -83,7 +83,9 @@ async def test_create_get_update_delete_round_trip(stub, auth, duck_token) -> No
     updated = (await stub.UpdateCustomer(change, metadata=auth)).customer
     assert updated.name == change.name
     assert updated.extra_fields["score"] == 9
-    assert updated.modifications.update_date.ToDatetime() >= got.modifications.update_date.ToDatetime()
+    assert (
+        updated.modifications.update_date.ToDatetime() >= got.modifications.update_date.ToDatetime()
+    )
     deleted = await stub.DeleteCustomer(customer_pb2.SearchId(id=made.id), metadata=auth)
     assert deleted.affected_count == 1
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -96,7 +98,9 @@ async def test_search_by_name_and_valid_date_with_paging(stub, auth) -> None:
     name = f"Paged-{uuid.uuid4().hex[:6]}"
     for _ in range(3):
         await stub.CreateCustomer(new_customer(name=name), metadata=auth)
-    first = await stub.GetCustomers(customer_pb2.SearchParams(name=name, page_size=2), metadata=auth)
+    first = await stub.GetCustomers(
+        customer_pb2.SearchParams(name=name, page_size=2), metadata=auth
+    )
     assert len(first.customer) == 2 and first.next_page_token
     rest = await stub.GetCustomers(
         customer_pb2.SearchParams(name=name, page_size=2, page_token=first.next_page_token),

@@ -41,9 +41,7 @@ def test_required_fields_all_reported() -> None:
 
 
 def test_valid_thru_after_valid_from_and_name_limits() -> None:
-    failures = validate_draft(
-        draft(name="x" * (MAX_NAME_CHARS + 1), valid_thru=T0), creating=True
-    )
+    failures = validate_draft(draft(name="x" * (MAX_NAME_CHARS + 1), valid_thru=T0), creating=True)
     assert keyed(failures) == [
         ("name", MessageKey.FIELD_TOO_LONG),
         ("valid_thru", MessageKey.VALID_THRU_NOT_AFTER_FROM),
