@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
+.PHONY: new-service help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
 .PHONY: test-compose test-faults lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -25,6 +25,10 @@ generate: $(STAMP)  ## rewrite every file generated from suite.toml (templates/)
 	$(BIN)/python -m devtools.generate $(if $(CHECK),--check)
 
 dockerfiles: generate  ## the Dockerfiles are part of make generate
+
+new-service: $(STAMP)  ## NAME=<name>: a new service like the others, added to suite.toml, every wiring file regenerated
+	$(if $(NAME),,$(error give the service a name: make new-service NAME=<name>))
+	$(BIN)/python -m devtools.new_service '$(NAME)'
 
 certs: $(STAMP)  ## DEVELOPMENT-ONLY TLS: a CA and a certificate per component in secrets/dev/tls-DEVELOPMENT-ONLY
 	$(BIN)/python -m devtools.certs

@@ -9,8 +9,6 @@ is not a valid service name is refused with one line, and nothing is changed.
 from __future__ import annotations
 
 import argparse
-import keyword
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,20 +17,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from devtools.paths import REPO_ROOT
-from devtools.suite import Suite, load_suite
+from devtools.suite import Suite, SuiteError, parse_suite
 
 TEMPLATES = Path("templates") / "service"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,29}$")
 FIRST_NEW_PORT = 50061
-# Names a service folder may not take: the repository's own top-level folders and packages,
-# and names Python, protobuf or the tools give a meaning of their own.
-RESERVED = frozenset(
-    {
-        "deploy", "devtools", "docs", "gateway", "global", "grpc", "nats", "postgres",
-        "provision", "secrets", "suite", "templates", "tests", "timescaledb", "web",
-        "google", "proto", "server", "client", "test", "site", "admin",
-    }
-)  # fmt: skip
+# Folders a service may not take though none exists yet (the web UI and its gateway).
+PLANNED_FOLDERS = frozenset({"gateway", "web"})
 
 
 class Refused(Exception):
@@ -57,22 +47,20 @@ class NewService:
         }
 
 
-def check_name(name: str, suite: Suite, root: Path) -> None:
-    """Raises Refused unless name can be a new service of the suite in root."""
-    if not NAME_PATTERN.match(name):
-        raise Refused(
-            f"{name!r} is not a valid service name: 2 to 30 characters, lowercase letters and"
-            " digits, starting with a letter (it names a folder, a Python package, a proto"
-            " package, compose services and Kubernetes objects)"
-        )
-    if keyword.iskeyword(name) or name in RESERVED or name.startswith("global"):
-        raise Refused(f"{name!r} is reserved: choose another name")
-    if name in {service.name for service in suite.services}:
+def check_name(name: str, suite_text: str, root: Path) -> Suite:
+    """The suite with a service called name added; Refused (saying why) when name cannot be one:
+    suite.toml's own rules (devtools/suite.py) decide what a service name may be."""
+    suite = parse_suite(suite_text)
+    if name in suite.names:
         raise Refused(f"a service named {name!r} is already in suite.toml")
-    if (root / name).exists():
-        raise Refused(f"{name}/ already exists in the repository")
+    if name in PLANNED_FOLDERS or (root / name).exists():
+        raise Refused(f"{name}/ is taken in the repository: choose another name")
     if name in sys.stdlib_module_names:
         raise Refused(f"{name!r} is a module of Python's standard library: choose another name")
+    try:
+        return parse_suite(suite_text + suite_entry(NewService(name, next_port(suite))))
+    except SuiteError as error:
+        raise Refused(str(error).partition(": ")[2] or str(error)) from None
 
 
 def next_port(suite: Suite) -> int:
@@ -145,16 +133,16 @@ def tidy(paths: list[Path], root: Path) -> None:
 
 
 def create(name: str, root: Path = REPO_ROOT) -> NewService:
-    suite = load_suite(root / "suite.toml")
-    check_name(name, suite, root)
-    service = NewService(name, next_port(suite))
+    suite_file = root / "suite.toml"
+    suite_text = suite_file.read_text()
+    suite = check_name(name, suite_text, root)
+    service = NewService(name, suite.service(name).port)
     files = render(service, root)
     clashes = [str(path) for path in files if (root / path).exists()]
     if clashes:
-        raise Refused(f"these files exist already: {', '.join(clashes)}")
+        raise Refused(f"these files exist already: {', '.join(map(str, clashes))}")
     write(files, root)
-    with (root / "suite.toml").open("a") as suite_file:
-        suite_file.write(suite_entry(service))
+    suite_file.write_text(suite_text + suite_entry(service))
     tidy(list(files), root)
     for module in ("devtools.protogen", "devtools.generate"):
         subprocess.run([sys.executable, "-m", module], cwd=root, check=True)
