@@ -88,9 +88,7 @@ def json_text(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def check_json_object(
-    name: str, value: object, max_bytes: int, failures: list[Failure]
-) -> None:
+def check_json_object(name: str, value: object, max_bytes: int, failures: list[Failure]) -> None:
     """A free-form JSON object (jsonb): an object, finite numbers only, no NUL character (jsonb
     cannot hold one), at most max_bytes as UTF-8 JSON."""
     if not isinstance(value, dict):
