@@ -54,7 +54,7 @@ class Tracing:
             provider.get_tracer(INSTRUMENTATION_NAME) if provider is not None else None
         )
         # the sampler's decisions known beforehand, when the provider lets the interceptor
-        # choose trace ids (tracing_config.tracer_provider's do)
+        # choose trace ids (tracing_setup.tracer_provider's do)
         ids = provider.id_generator if provider is not None else None
         self._shortcut = (
             Shortcut(sampling, ids)
