@@ -137,17 +137,26 @@ def make_leaf(
     return key, cert
 
 
-def write(folder: Path = DEFAULT_DIR) -> list[Path]:
+def write(folder: Path = DEFAULT_DIR, *, missing: bool = False) -> list[Path]:
     """A fresh CA and a key + certificate per component in folder: ca.pem (and ca.key),
-    <name>.pem and <name>.key. Returns the files written."""
+    <name>.pem and <name>.key. With missing, the CA in folder (if there is one) and every
+    existing certificate stay, and only components without one get theirs (a service new to the
+    suite). Returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    ca_key, ca_cert = make_ca(now)
-    files = {
-        "ca.pem": _cert_pem(ca_cert),
-        "ca.key": _key_pem(ca_key),
-    }
+    files: dict[str, bytes] = {}
+    if missing and (folder / "ca.pem").is_file() and (folder / "ca.key").is_file():
+        ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+        loaded = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise SystemExit(f"{folder / 'ca.key'} is not the EC key make certs writes")
+        ca_key = loaded
+    else:
+        ca_key, ca_cert = make_ca(now)
+        files = {"ca.pem": _cert_pem(ca_cert), "ca.key": _key_pem(ca_key)}
     for component in COMPONENTS:
+        if missing and (folder / f"{component.name}.pem").is_file():
+            continue
         key, cert = make_leaf(component, ca_key, ca_cert, now)
         files[f"{component.name}.pem"] = _cert_pem(cert)
         files[f"{component.name}.key"] = _key_pem(key)
@@ -171,8 +180,13 @@ def write(folder: Path = DEFAULT_DIR) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="keep the CA and every certificate there is; make only those components lack",
+    )
     args = parser.parse_args()
-    for path in write(args.out):
+    for path in write(args.out, missing=args.missing):
         print(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
     sys.exit(0)
 

@@ -230,6 +230,11 @@ def gateway(renderer: Renderer) -> dict[str, str]:
     return {"gateway/suite_services.py": renderer.render("gateway/suite_services.py.j2")}
 
 
+def audit_payloads(renderer: Renderer) -> dict[str, str]:
+    """The producers' record types the audit service shows as JSON."""
+    return {"audit/server/payload_types.py": renderer.render("audit/payload_types.py.j2")}
+
+
 KUBE = "deploy/kubernetes"
 
 
@@ -352,6 +357,7 @@ PARTS: tuple[Part, ...] = (
     provisioning,
     observability,
     gateway,
+    audit_payloads,
     kubernetes,
     configuration,
 )

@@ -144,8 +144,16 @@ def create(name: str, root: Path = REPO_ROOT) -> NewService:
     write(files, root)
     suite_file.write_text(suite_text + suite_entry(service))
     tidy(list(files), root)
-    for module in ("devtools.protogen", "devtools.generate"):
-        subprocess.run([sys.executable, "-m", module], cwd=root, check=True)
+    # generate twice: the development secrets follow the generated databases list, and the
+    # NATS public keys and certificates they add are read by generated files
+    for command in (
+        ["devtools.protogen"],
+        ["devtools.generate"],
+        ["devtools.dev_secrets", "--missing"],
+        ["devtools.certs", "--missing"],
+        ["devtools.generate"],
+    ):
+        subprocess.run([sys.executable, "-m", *command], cwd=root, check=True)
     return service
 
 

@@ -6,7 +6,9 @@ applications (make proto writes <name>/proto/<name>_connect.py)."""
 from __future__ import annotations
 
 from audit.proto.audit_connect import AuditSrvASGIApplication
+from customer.proto.customer_connect import CustomerSrvASGIApplication
 from gateway.fronted import FrontedService
+from product.proto.product_connect import ProductSrvASGIApplication
 from promotion.proto.promotion_connect import PromotionSrvASGIApplication
 from user.proto.user_connect import UserSrvASGIApplication
 
@@ -25,5 +27,15 @@ SERVICES: tuple[FrontedService, ...] = (
         "audit",
         "audit.AuditSrv",
         AuditSrvASGIApplication,
+    ),
+    FrontedService(
+        "customer",
+        "customer.CustomerSrv",
+        CustomerSrvASGIApplication,
+    ),
+    FrontedService(
+        "product",
+        "product.ProductSrv",
+        ProductSrvASGIApplication,
     ),
 )

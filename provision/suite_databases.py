@@ -10,4 +10,6 @@ SUITE_DATABASES: tuple[tuple[str, str], ...] = (
     ("appuser", "postgres"),
     ("promotion", "postgres"),
     ("audit", "timescaledb"),
+    ("customer", "postgres"),
+    ("product", "postgres"),
 )

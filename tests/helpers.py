@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic_settings import BaseSettings
 
 from global_utils.grpc.host import ServiceHost
 from global_utils.runtime.timeutil import to_timestamp
@@ -122,3 +124,9 @@ async def serving(host: ServiceHost) -> AsyncIterator[grpc.aio.Channel]:
             yield channel
     finally:
         await host.stop()
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    """The settings class of a service of the suite: <name>.server.settings.<Name>Settings."""
+    module = importlib.import_module(f"{service}.server.settings")
+    return cast(type[BaseSettings], getattr(module, f"{service.capitalize()}Settings"))

@@ -11,10 +11,8 @@ from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.json_format import MessageToJson
 from google.protobuf.message import DecodeError
 
-# Imported so their types are in the default pool: their records are shown as JSON too.
-import promotion.proto.promotion_pb2  # noqa: F401
-import user.proto.user_pb2  # noqa: F401
 from audit.proto import audit_pb2, audit_pb2_grpc
+from audit.server import payload_types
 from audit.server.models import AuditQuery, HistoryCheck, StoredEvent
 from audit.server.queries.history_check import HistoryChecker
 from audit.server.queries.service import AuditService
@@ -110,6 +108,8 @@ class AuditServicer(audit_pb2_grpc.AuditSrvServicer):
     (VerifyAuditHistory)."""
 
     def __init__(self, service: AuditService, history: HistoryChecker) -> None:
+        # the producers' record types, so their records are shown as JSON too
+        payload_types.register()
         self._service = service
         self._history = history
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -53,10 +54,10 @@ async def stub(
     await host.stop()
 
 
-def new_customer(**overrides: object) -> customer_pb2.Customer:
+def new_customer(**overrides: Any) -> customer_pb2.Customer:
     now = datetime.now(UTC).replace(microsecond=0)
     message = customer_pb2.Customer(
-        name=f"Customer-{uuid.uuid4().hex[:8]}",
+        name=str(overrides.pop("name", f"Customer-{uuid.uuid4().hex[:8]}")),
         validity_dates=customer_pb2.ValidityDates(
             valid_from=to_timestamp(now - timedelta(days=1)),
             valid_thru=to_timestamp(now + timedelta(days=30)),

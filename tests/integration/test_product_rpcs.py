@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -53,10 +54,10 @@ async def stub(
     await host.stop()
 
 
-def new_product(**overrides: object) -> product_pb2.Product:
+def new_product(**overrides: Any) -> product_pb2.Product:
     now = datetime.now(UTC).replace(microsecond=0)
     message = product_pb2.Product(
-        name=f"Product-{uuid.uuid4().hex[:8]}",
+        name=str(overrides.pop("name", f"Product-{uuid.uuid4().hex[:8]}")),
         hierarchy_level="SKU",
         validity_dates=product_pb2.ValidityDates(
             valid_from=to_timestamp(now - timedelta(days=1)),

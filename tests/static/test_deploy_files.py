@@ -16,28 +16,25 @@ import compose
 import nkeys
 import pytest
 
-from audit.server.settings import AuditSettings
 from devtools.stack import REPO_ROOT
+from devtools.suite import load_suite
 from gateway.settings import GatewaySettings
 from global_utils.config.secrets import nkey_seed
 from global_utils.grpc.client import ClientSettings
 from global_utils.observability.tracing_setup import TracingSettings
-from promotion.server.settings import PromotionSettings
 from provision.databases import ROLES
 from provision.settings import ProvisionSettings
-from user.server.settings import UserSettings
+from tests.helpers import settings_class
 
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
+SUITE = load_suite()
+
+
+# Every service of the suite: its compose server, Dockerfile, settings and published port.
 SERVICE_IMAGES = {
-    "usersrv": ("user/Dockerfile", UserSettings, 50053),
-    "promotionsrv": ("promotion/Dockerfile", PromotionSettings, 50051),
-    "auditsrv": ("audit/Dockerfile", AuditSettings, 50055),
+    s.server: (f"{s.name}/Dockerfile", settings_class(s.name), s.port) for s in SUITE.services
 }
-CLI_IMAGES = {
-    "usercli": "user/DockerfileCli",
-    "promotioncli": "promotion/DockerfileCli",
-    "auditcli": "audit/DockerfileCli",
-}
+CLI_IMAGES = {s.client: f"{s.name}/DockerfileCli" for s in SUITE.with_cli}
 # Env files of the official database images: their variables belong to those images.
 IMAGE_ENV_FILES = {"postgres/docker-compose.env", "timescaledb/docker-compose.env"}
 
@@ -105,14 +102,11 @@ def test_compose_has_gotemps_services_ports_and_profiles() -> None:
         "timescaledb",
         "nats",
         "provision",
-        "usersrv",
-        "promotionsrv",
-        "auditsrv",
-        "usercli",
-        "promotioncli",
-        "auditcli",
         "gateway",
+        *SERVICE_IMAGES,
+        *CLI_IMAGES,
     }
+    assert {"usersrv", "promotionsrv", "auditsrv", "customersrv", "productsrv"} <= set(services)
     for name, (_, _, port) in SERVICE_IMAGES.items():
         assert [p["published"] for p in services[name]["ports"]] == [str(port)]
     assert [(p["published"], p["target"]) for p in services["gateway"]["ports"]] == [("8080", 8080)]
@@ -186,8 +180,8 @@ def test_up_usersrv_brings_exactly_what_the_user_service_needs() -> None:
 def test_stop_grace_is_longer_than_the_services_own() -> None:
     services = model()["services"]
     images = {**SERVICE_IMAGES, "gateway": ("gateway/Dockerfile", GatewaySettings, 8080)}
-    for name, (_, settings_class, _) in images.items():
-        grace = settings_class.groups()["server"].model_fields["shutdown_grace_seconds"].default
+    for name, (_, settings, _) in images.items():
+        grace = settings.groups()["server"].model_fields["shutdown_grace_seconds"].default
         seconds = int(str(services[name]["stop_grace_period"]).rstrip("s"))
         assert seconds > grace, name
 

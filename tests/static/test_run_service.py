@@ -81,9 +81,7 @@ def test_make_run_name_and_run_namecli_run_it(name: str) -> None:
 
 def test_make_demo_runs_every_cli_and_the_audit_history_last() -> None:
     grown = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
-    assert client_runs(grown) == [
-        ["user.client"],
-        ["promotion.client"],
-        ["shop.client"],
-        ["audit.client", "--limit", "12"],
-    ]
+    runs = client_runs(grown)
+    assert runs[:2] == [["user.client"], ["promotion.client"]]
+    assert runs[-2:] == [["shop.client"], ["audit.client", "--limit", "12"]]
+    assert {"customer", "product"} <= {run[0].split(".")[0] for run in runs}
