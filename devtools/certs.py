@@ -155,7 +155,7 @@ def write(folder: Path = DEFAULT_DIR, *, missing: bool = False) -> list[Path]:
         ca_key, ca_cert = make_ca(now)
         files = {"ca.pem": _cert_pem(ca_cert), "ca.key": _key_pem(ca_key)}
     for component in COMPONENTS:
-        if missing and (folder / f"{component.name}.pem").is_file():
+        if missing and _current(folder / f"{component.name}.pem", component):
             continue
         key, cert = make_leaf(component, ca_key, ca_cert, now)
         files[f"{component.name}.pem"] = _cert_pem(cert)
@@ -175,6 +175,16 @@ def write(folder: Path = DEFAULT_DIR, *, missing: bool = False) -> list[Path]:
         "compose variant. The CA key is public, so these prove nothing outside development.\n"
     )
     return written
+
+
+def _current(path: Path, component: Component) -> bool:
+    """Whether path holds a certificate for exactly the names component needs now (the CLI's
+    grows with every CLI of the suite)."""
+    if not path.is_file():
+        return False
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(names.get_values_for_type(x509.DNSName)) == set(component.dns_names())
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import pytest
 from devtools.paths import REPO_ROOT
 from devtools.suite import load_suite
 
-NAME = "widget"
+NAME = "gizmo"
 
 
 def repository_files() -> list[str]:
@@ -41,39 +41,45 @@ def run(copy: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the repository with the widget service made by make new-service."""
+    """A copy of the repository with the gizmo service made by make new-service."""
     copy = tmp_path_factory.mktemp("grown") / "repo"
     for name in repository_files():
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
+    # a repository of its own, as a clone is (some checks ask git which files are tracked)
+    git = ["git", "-c", "user.name=grow test", "-c", "user.email=grow@test.invalid"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the suite"]):
+        assert run(copy, *git, *command).returncode == 0
     made = run(copy, sys.executable, "-m", "devtools.new_service", NAME)
     assert made.returncode == 0, made.stdout + made.stderr
     assert f"made the {NAME} service" in made.stdout
+    # what its author commits next
+    assert run(copy, *git, "add", "-A").returncode == 0
     yield copy
 
 
 def test_the_new_service_is_in_the_suite_with_its_files(grown: Path) -> None:
     suite = load_suite(grown / "suite.toml")
-    widget = suite.service(NAME)
-    assert widget.grpc_service == "widget.WidgetSrv" and widget.port >= 50061
+    gizmo = suite.service(NAME)
+    assert gizmo.grpc_service == "gizmo.GizmoSrv" and gizmo.port >= 50061
     for path in (
-        "widget/proto/widget_pb2.py",
-        "widget/server/bootstrap.py",
-        "widget/client/cli.py",
-        "provision/versions/widget/0001_baseline.sql",
-        "widget/Dockerfile",
-        "widget/docker-compose.env",
+        "gizmo/proto/gizmo_pb2.py",
+        "gizmo/server/bootstrap.py",
+        "gizmo/client/cli.py",
+        "provision/versions/gizmo/0001_baseline.sql",
+        "gizmo/Dockerfile",
+        "gizmo/docker-compose.env",
     ):
         assert (grown / path).is_file(), path
     compose = (grown / "docker-compose.yml").read_text()
-    assert "widgetsrv:" in compose and "widgetcli:" in compose
-    assert "nats_seed_widget" in compose
+    assert "gizmosrv:" in compose and "gizmocli:" in compose
+    assert "nats_seed_gizmo" in compose
 
 
 def test_the_new_services_unit_tests_pass(grown: Path) -> None:
     result = run(grown, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 "tests/unit/test_widget_rules.py", "tests/unit/test_import_graph.py")  # fmt: skip
+                 "tests/unit/test_gizmo_rules.py")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 
@@ -84,7 +90,7 @@ def test_every_wiring_file_check_passes_with_it(grown: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     drift = run(grown, sys.executable, "-m", "devtools.generate", "--check")
     assert drift.returncode == 0, drift.stdout + drift.stderr
-    lint = run(grown, sys.executable, "-m", "ruff", "check", "widget", "tests")
+    lint = run(grown, sys.executable, "-m", "ruff", "check", "gizmo", "tests")
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -94,7 +100,7 @@ def test_nats_server_accepts_the_configuration_with_the_new_user(grown: Path) ->
         for line in (grown / "nats" / "docker-compose.env").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    assert "NATS_WIDGET_PUBLIC_NKEY" in keys
+    assert "NATS_GIZMO_PUBLIC_NKEY" in keys
     server = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or "nats-server"
     result = subprocess.run(
         [server, "-t", "-c", str(grown / "nats" / "nats.conf")],
@@ -105,4 +111,4 @@ def test_nats_server_accepts_the_configuration_with_the_new_user(grown: Path) ->
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "$NATS_WIDGET_PUBLIC_NKEY" in (grown / "nats" / "nats.conf").read_text()
+    assert "$NATS_GIZMO_PUBLIC_NKEY" in (grown / "nats" / "nats.conf").read_text()

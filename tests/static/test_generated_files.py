@@ -27,7 +27,7 @@ GROWN = """
 [[service]]
 name = "shop"
 grpc_service = "shop.ShopSrv"
-port = 50061
+port = 50991
 database = "shop"
 audit_events = "produces"
 calls = ["user", "widget"]
@@ -35,7 +35,7 @@ calls = ["user", "widget"]
 [[service]]
 name = "widget"
 grpc_service = "widget.WidgetSrv"
-port = 50063
+port = 50993
 cli = false
 """
 
@@ -143,7 +143,7 @@ def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
     compose = yaml.safe_load(files["docker-compose.yml"])
     services, secrets = compose["services"], compose["secrets"]
     shop = services["shopsrv"]
-    assert shop["ports"] == ["50061:50061"]
+    assert shop["ports"] == ["50991:50991"]
     assert shop["secrets"] == [
         "audit_signing_key_shop",
         "db_password_shop_runtime",
@@ -165,7 +165,7 @@ def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
         in files["provision/docker-compose.env"].splitlines()
     )
     widget_env = files["widget/docker-compose.env"]
-    assert "MICRO_SERVER_ADDRESS=:50063" in widget_env and "POSTGRES_CONNECT" not in widget_env
+    assert "MICRO_SERVER_ADDRESS=:50993" in widget_env and "POSTGRES_CONNECT" not in widget_env
 
 
 def _public_nkey() -> str:

@@ -12,6 +12,12 @@ from devtools.paths import REPO_ROOT
 from devtools.suite import parse_suite
 
 SUITE_TEXT = (REPO_ROOT / "suite.toml").read_text()
+# a name this repository has not used yet (a grown copy may already have a widget)
+FRESH = next(
+    name
+    for name in ("widget", "gizmo", "sprocket", "doohickey")
+    if name not in parse_suite(SUITE_TEXT).names and not (REPO_ROOT / name).exists()
+)
 
 
 @pytest.mark.parametrize(
@@ -36,17 +42,18 @@ def test_refused_names_say_why(name: str, why: str) -> None:
 
 
 def test_a_new_service_takes_the_next_free_odd_port_from_50061() -> None:
-    suite = check_name("widget", SUITE_TEXT, REPO_ROOT)
-    widget = suite.service("widget")
-    taken = {s.port for s in suite.services if s.name != "widget"}
-    assert widget.port >= 50061 and widget.port % 2 == 1 and widget.port not in taken
-    assert (widget.grpc_service, widget.database, widget.calls) == (
-        "widget.WidgetSrv",
-        "widget",
+    suite = check_name(FRESH, SUITE_TEXT, REPO_ROOT)
+    fresh = suite.service(FRESH)
+    taken = {s.port for s in suite.services if s.name != FRESH}
+    assert fresh.port >= 50061 and fresh.port % 2 == 1 and fresh.port not in taken
+    assert (fresh.grpc_service, fresh.database, fresh.calls) == (
+        f"{FRESH}.{FRESH.capitalize()}Srv",
+        FRESH,
         ("user",),
     )
-    busy = parse_suite(SUITE_TEXT + suite_entry(NewService("gadget", 50061)))
-    assert next_port(busy) == 50063
+    base = parse_suite(SUITE_TEXT)
+    busy = parse_suite(SUITE_TEXT + suite_entry(NewService(FRESH, next_port(base))))
+    assert next_port(busy) == next_port(base) + 2
 
 
 def test_a_refused_name_changes_nothing(tmp_path: Path) -> None:
