@@ -115,11 +115,11 @@ async def single(
 async def main_async(args: argparse.Namespace, settings: ClientSettings) -> None:
     session = await login_session(settings, args.email, args.password, args.token)
     token = session.access_token
-    endpoint = await find_service(SERVICE, settings, settings.serveraddress)
+    endpoint = await find_service(SERVICE, settings, settings.cli.serveraddress)
     async with session_channel(endpoint, SERVICE, settings, session) as channel:
         stub = customer_pb2_grpc.CustomerSrvStub(channel)
         if args.command in (None, "scenario"):
-            print(f"logged in as {args.email or settings.cli_email}")
+            print(f"logged in as {args.email or settings.cli.cli_email}")
             await scenario(stub, token)
         else:
             print(await single(args, stub, token))

@@ -11,7 +11,6 @@ from customer.server.settings import CustomerSettings
 from customer.server.unit_of_work import CustomerStorage
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
 from global_utils.observability.gauges import watch_outbox, watch_token_cache
-from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
 
@@ -24,15 +23,16 @@ GRPC_SERVICE = "customer.CustomerSrv"
 
 def build(settings: CustomerSettings, *, span_exporter: SpanExporter | None = None) -> ServiceHost:
     """The customer service; span_exporter (tests) gets its spans whatever OTEL_* say."""
-    parts = service_parts(SERVICE_NAME, settings, ServiceMetrics(settings), span_exporter)
-    database = parts.database(
-        settings.postgres_connect, settings.postgres_password, settings.db_pool_max_size
+    parts = service_parts(SERVICE_NAME, settings, span_exporter)
+    db = settings.db
+    database = parts.database(db.postgres_connect, db.postgres_password, db.db_pool_max_size)
+    relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
+    verifier, users = user_service_verifier(
+        parts.registry, settings.auth, settings.tls.client_tls(), parts.client_interceptors()
     )
-    relay, emitter = parts.outbox(database, settings.audit_signer())
-    verifier, users = user_service_verifier(parts.registry, settings, parts.client_interceptors())
     servicer = CustomerServicer(
         CustomerService(CustomerStorage(database, emitter), customer_to_proto),
-        settings.app_language,
+        settings.server.app_language,
     )
     definition = ServiceDefinition(
         name=SERVICE_NAME,
@@ -43,6 +43,4 @@ def build(settings: CustomerSettings, *, span_exporter: SpanExporter | None = No
     )
     watch_outbox(parts.metrics, relay)
     watch_token_cache(parts.metrics, verifier.cache)
-    return parts.host(
-        definition, database, settings.http_address, verifier=verifier, components=(relay, users)
-    )
+    return parts.host(definition, database, verifier=verifier, components=(relay, users))

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from global_utils.config.settings import (
-    HttpSideSettings,
-    PostgresPasswordSettings,
+    PostgresSettings,
     RemoteAuthSettings,
+    ServerSettings,
     ServiceSettings,
 )
 from global_utils.events.signing import AuditSigningSettings
-from global_utils.observability.metrics import MetricsSettings
 
 
-class CustomerSettings(
-    ServiceSettings,
-    PostgresPasswordSettings,
-    RemoteAuthSettings,
-    AuditSigningSettings,
-    HttpSideSettings,
-    MetricsSettings,
-):
+class CustomerServerSettings(ServerSettings):
     micro_server_address: str = ":50057"
-    postgres_connect: str = Field(min_length=1)
-    db_pool_max_size: int = Field(default=10, ge=1, le=100)
+    """The gRPC listen address, host:port (host empty: every interface)."""
+
+
+class CustomerSettings(ServiceSettings):
+    """The customer service's settings."""
+
+    server: CustomerServerSettings
+    db: PostgresSettings
+    auth: RemoteAuthSettings
+    audit_signing: AuditSigningSettings

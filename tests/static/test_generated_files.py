@@ -3,7 +3,6 @@ to one, or a template or suite change without `make generate`, fails here."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import secrets
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 import compose
 import nkeys
 import pytest
+import setuptools
 import yaml
 
 from devtools import generate
@@ -229,14 +229,18 @@ def test_a_grown_suite_is_scraped_alerted_on_and_has_dashboards(tmp_path: Path) 
 
 
 def test_every_service_of_the_suite_is_a_package_of_the_distribution() -> None:
-    """pyproject.toml's package list is hand-written: a service missing from it would build
-    images without its code, so this names the one line to edit."""
+    """The images install the wheel pyproject.toml describes: every service of the suite (and a
+    service make new-service adds, with nothing to edit) is a package of it, the tests are not."""
     find = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    patterns = find["packages"]["find"]["include"]
-    for name in load_suite().names:
-        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), (
-            f"add {name + '*'!r} to [tool.setuptools.packages.find] include in pyproject.toml"
-        )
+    options = find["packages"]["find"]
+    packages = setuptools.find_packages(
+        where=str(REPO_ROOT),
+        include=options.get("include", ("*",)),
+        exclude=options.get("exclude", ()),
+    )
+    for name in [*load_suite().names, "gateway", "global_utils", "global_errors", "provision"]:
+        assert name in packages, f"{name} would not be in the images"
+    assert not [p for p in packages if p == "tests" or p.startswith("tests.")]
 
 
 def test_a_grown_suites_compose_files_pass_a_real_compose_implementation(tmp_path: Path) -> None:
