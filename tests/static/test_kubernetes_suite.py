@@ -44,7 +44,7 @@ GROWN = """
 [[service]]
 name = "shop"
 grpc_service = "shop.ShopSrv"
-port = 50061
+port = 50981
 database = "shop_data"
 audit_events = "produces"
 calls = ["user", "widget"]
@@ -52,13 +52,13 @@ calls = ["user", "widget"]
 [[service]]
 name = "widget"
 grpc_service = "widget.WidgetSrv"
-port = 50063
+port = 50983
 cli = false
 
 [[service]]
 name = "ledger"
 grpc_service = "ledger.LedgerSrv"
-port = 50065
+port = 50985
 database = "ledger"
 database_server = "timescaledb"
 database_settings = "LEDGER_DB"
