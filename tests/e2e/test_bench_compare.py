@@ -1,4 +1,5 @@
-"""`make bench-compare`: the audit bench of a revision and of the working tree, alternated."""
+"""`make bench-compare`: the audit and read benches of a revision and of the working tree,
+alternated."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ def test_compare_runs_both_trees_and_removes_the_checkout(tmp_path: Path) -> Non
     out = tmp_path / "compare.json"
     result = subprocess.run(
         [sys.executable, "-m", "devtools.bench_compare", "HEAD"]
-        + ["--rounds", "1", "--events", "500", "--out", str(out)],
+        + ["--rounds", "1", "--events", "500", "--read-seconds", "0.5", "--out", str(out)],
         env=base_env(),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(out.read_text())
@@ -47,6 +48,18 @@ def test_compare_runs_both_trees_and_removes_the_checkout(tmp_path: Path) -> Non
     assert summary["new_over_old"]["median"]["ingest_events_per_s"] > 0
     assert len(summary["new_over_old"]["pairwise_events_per_s"]) == 1
     assert "events/s, median" in result.stdout
+    # A tiny read round on each side: every read path called through the real services.
+    for side in SIDES:
+        [reads] = summary["read_runs"][side]
+        assert set(reads) == {"GetUserById", "GetUsers", "GetPromotionById"}
+        for path, row in reads.items():
+            assert row["calls"] > 0, path
+            assert row["errors"] == 0, path
+            assert row["cpu_us_per_call"] > 0, path
+    for path in ("GetUserById", "GetUsers", "GetPromotionById"):
+        assert summary["reads"][path]["new_over_old"]["calls_per_s"] > 0
+        assert len(summary["reads"][path]["pairwise"]["cpu_us_per_call"]) == 1
+        assert f"{path} calls/s" in result.stdout
     # The temporary checkout is gone, from the disk and from git's list of worktrees.
     old_tree = Path(summary["old_tree"])
     assert not old_tree.exists()

@@ -1,12 +1,25 @@
-"""The bench comparison: medians, bests and new/old ratios of alternated runs; the import check."""
+"""The bench comparison: medians, bests and new/old ratios of alternated runs (ingest and the
+read paths); the checks that each side ran its own tree."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from devtools.bench_compare import IMPORT_MARK, MISSING, Side, check_imports, summarize, table
+from devtools.bench_compare import (
+    IMPORT_MARK,
+    MISSING,
+    Side,
+    check_imports,
+    check_services,
+    reads_table,
+    summarize,
+    summarize_reads,
+    table,
+)
+from devtools.bench_reads import PROCESS_MARK
 
 
 def run(rate: float, audit_cpu: float, **more: float) -> dict[str, float]:
@@ -91,3 +104,98 @@ def test_a_bench_that_imported_its_tree_passes(tmp_path: Path) -> None:
         f"{IMPORT_MARK}{tmp_path}/old/{package}/__init__.py" for package in ("audit", "devtools")
     )
     check_imports(side, f"some output\n{own}\nmore output")
+
+
+def read_run(**paths: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """A read bench's result: per path (calls/s, CPU µs per call); p99 fixed."""
+    return {
+        path: {"calls_per_s": rate, "cpu_us_per_call": cpu, "p99_ms": 10.0}
+        for path, (rate, cpu) in paths.items()
+    }
+
+
+OLD_READS = [
+    read_run(GetUserById=(1000, 400), GetPromotionById=(800, 500)),
+    read_run(GetUserById=(1200, 380), GetPromotionById=(900, 520)),
+    read_run(GetUserById=(900, 420), GetPromotionById=(700, 480)),
+]
+NEW_READS = [
+    read_run(GetUserById=(1100, 360), GetPromotionById=(800, 500)),
+    read_run(GetUserById=(1200, 380), GetPromotionById=(990, 468)),
+    read_run(GetUserById=(810, 400), GetPromotionById=(700, 480)),
+]
+
+
+def test_reads_are_summarized_per_path_by_medians_and_their_ratio() -> None:
+    summary = summarize_reads(OLD_READS, NEW_READS)
+    assert list(summary) == ["GetUserById", "GetPromotionById"]
+    by_id = summary["GetUserById"]
+    assert by_id["old"]["calls_per_s"] == 1000
+    assert by_id["new"]["calls_per_s"] == 1100
+    assert by_id["new_over_old"]["calls_per_s"] == pytest.approx(1.1)
+    assert by_id["old"]["cpu_us_per_call"] == 400
+    assert by_id["new"]["cpu_us_per_call"] == 380
+    assert by_id["new_over_old"]["cpu_us_per_call"] == pytest.approx(0.95)
+
+
+def test_reads_ratios_per_round_pair_each_old_run_with_the_new_run_of_its_round() -> None:
+    promo = summarize_reads(OLD_READS, NEW_READS)["GetPromotionById"]
+    assert promo["pairwise"]["calls_per_s"] == pytest.approx([1.0, 1.1, 1.0])
+    assert promo["pairwise"]["cpu_us_per_call"] == pytest.approx([1.0, 0.9, 1.0])
+    assert promo["pairwise_median"]["calls_per_s"] == pytest.approx(1.0)
+    by_id = summarize_reads(OLD_READS, NEW_READS)["GetUserById"]
+    assert by_id["pairwise"]["calls_per_s"] == pytest.approx([1.1, 1.0, 0.9])
+
+
+def test_a_read_path_one_side_lacks_has_no_ratios() -> None:
+    old = [read_run(GetUserById=(1000, 400), GetUsers=(500, 700))]
+    new = [read_run(GetUserById=(1000, 400))]
+    users = summarize_reads(old, new)["GetUsers"]
+    assert users["new"]["calls_per_s"] is None
+    assert users["new_over_old"]["calls_per_s"] is None
+    assert users["pairwise"]["calls_per_s"] == [None]
+    assert users["pairwise_median"]["calls_per_s"] is None
+    row = next(
+        line
+        for line in reads_table(summarize_reads(old, new)).splitlines()
+        if line.startswith("GetUsers calls/s")
+    )
+    assert row.split()[2:5] == ["500", MISSING, MISSING]
+
+
+def test_the_reads_table_shows_each_path_and_measure_with_rounds() -> None:
+    lines = reads_table(summarize_reads(OLD_READS, NEW_READS)).splitlines()
+    rate = next(line for line in lines if line.startswith("GetUserById calls/s"))
+    assert rate.split()[2:5] == ["1000", "1100", "1.100"]
+    assert rate.endswith("1.100 1.000 0.900 (median 1.000)")
+    cpu = next(line for line in lines if line.startswith("GetPromotionById CPU µs/call"))
+    assert cpu.split()[3:6] == ["500.0", "480.0", "0.960"]
+
+
+def origin_line(cwd: Path, pythonpath: Path) -> str:
+    return PROCESS_MARK + json.dumps({"cwd": str(cwd), "pythonpath": str(pythonpath)})
+
+
+def test_read_services_that_ran_another_tree_fail_loudly(tmp_path: Path) -> None:
+    side = Side("old", tmp_path / "old")
+    output = "\n".join(
+        [
+            origin_line(tmp_path / "old", tmp_path / "old"),
+            origin_line(tmp_path / "main", tmp_path / "old"),
+        ]
+    )
+    with pytest.raises(RuntimeError, match="services did not run the code of"):
+        check_services(side, output)
+
+
+def test_read_services_of_their_own_tree_pass(tmp_path: Path) -> None:
+    side = Side("new", tmp_path / "new")
+    line = origin_line(tmp_path / "new", tmp_path / "new")
+    check_services(side, f"starting\n{line}\n{line}\ndone")
+
+
+def test_a_read_bench_that_imported_fewer_packages_than_it_names_fails(tmp_path: Path) -> None:
+    side = Side("new", tmp_path / "new")
+    own = f"{IMPORT_MARK}{tmp_path}/new/user/__init__.py"
+    with pytest.raises(RuntimeError, match="did not run the code of"):
+        check_imports(side, own, expected=4)
