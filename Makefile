@@ -97,7 +97,7 @@ bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,00
 	$(BIN)/python -m devtools.bench_audit
 
 ROUNDS ?= 6
-bench-compare: $(STAMP)  ## REV=<revision> [ROUNDS=6]: audit ingest of REV vs the working tree, runs alternated; bench/compare-results.json
+bench-compare: $(STAMP)  ## REV=<revision> [ROUNDS=6]: audit ingest and the read paths of REV vs the working tree, runs alternated; bench/compare-results.json
 	$(if $(REV),,$(error give the older revision: make bench-compare REV=<revision>))
 	$(BIN)/python -m devtools.bench_compare '$(REV)' --rounds $(ROUNDS)
 
