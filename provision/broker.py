@@ -1,6 +1,7 @@
 """The broker's provisioning step: the AUDIT stream and the audit service's durable consumer,
-made or brought up to date with the admin credential. Running it again changes nothing
-unless the settings changed (replicas, ack wait, ack-pending limit), which it then applies.
+and the REVOCATIONS key-value bucket of token revocations, made or brought up to date with the
+admin credential. Running it again changes nothing unless the settings changed (replicas, ack
+wait, ack-pending limit, how long revocations are kept), which it then applies.
 
 The services never create either: their NATS users may not (nats/nats.conf). Standalone:
 `python -m provision.broker` with MICRO_BROKER_ADDRESS and the admin's NATS_NKEY_SEED_FILE.
@@ -19,10 +20,12 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
+from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -32,6 +35,7 @@ from global_utils.config.groups import GROUP_CONFIG, GroupedSettings
 from global_utils.config.loading import load_settings
 from global_utils.config.settings import BrokerSettings
 from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM, Subject
+from global_utils.identity.revocations import REVOCATIONS_STREAM, REVOCATIONS_SUBJECT_PREFIX
 from global_utils.messaging.broker import BrokerAccess
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,13 @@ logger = logging.getLogger(__name__)
 # audit table's unique (eventid, actiontime) catches anything older.
 DUPLICATE_WINDOW_SECONDS = 600.0
 MAX_AGE_SECONDS = 7 * 24 * 3600.0
+# A revocation matters while a token issued before it may still be presented: at least the
+# longest access token lifetime (ACCESS_TOKEN_SECONDS allows up to a day).
+REVOCATIONS_KEEP_SECONDS = 24 * 3600.0
+# Values kept per user: a verifier takes the latest not-before time of those it sees, so two
+# revocations of one user published out of order cannot leave the earlier one in force.
+REVOCATIONS_HISTORY = 5
+REVOCATIONS_DUPLICATE_WINDOW_SECONDS = 120.0
 # What a server (or a cluster still electing its JetStream leaders) answers while not ready.
 _NOT_READY = (ServiceUnavailableError, NatsTimeoutError, NoRespondersError, TimeoutError)
 # "no suitable peers for placement": a cluster whose servers have not all joined yet cannot
@@ -59,6 +70,10 @@ class StreamSettings(BaseSettings):
     """JetStream redelivers an event not acknowledged within this long."""
     consumer_max_ack_pending: int = Field(default=10_000, ge=1, le=1_000_000)
     """Deliveries awaiting an ack at once, over every audit instance (20 default batches)."""
+    revocations_keep_seconds: float = Field(
+        default=REVOCATIONS_KEEP_SECONDS, ge=60, le=366 * 86_400
+    )
+    """How long token revocations are kept: at least the user service's ACCESS_TOKEN_SECONDS."""
     provision_broker_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     """How long to wait for NATS (and a cluster's JetStream leaders) before giving up."""
 
@@ -80,6 +95,27 @@ def stream_config(replicas: int = 1) -> StreamConfig:
         retention=RetentionPolicy.LIMITS,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
         max_age=MAX_AGE_SECONDS,
+        num_replicas=replicas,
+    )
+
+
+def revocations_config(
+    replicas: int = 1, keep_seconds: float = REVOCATIONS_KEEP_SECONDS
+) -> StreamConfig:
+    """The REVOCATIONS key-value bucket (user id -> not-before time) as JetStream keeps one:
+    the stream KV_REVOCATIONS, on replicas servers, each value kept keep_seconds."""
+    return StreamConfig(
+        name=REVOCATIONS_STREAM,
+        subjects=[f"{REVOCATIONS_SUBJECT_PREFIX}>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.NEW,
+        max_msgs_per_subject=REVOCATIONS_HISTORY,
+        max_age=keep_seconds,
+        duplicate_window=REVOCATIONS_DUPLICATE_WINDOW_SECONDS,
+        allow_rollup_hdrs=True,
+        deny_delete=True,
+        allow_direct=True,
         num_replicas=replicas,
     )
 
@@ -106,6 +142,7 @@ async def provision_broker(
     replicas: int = 1,
     ack_wait_seconds: float = 30.0,
     max_ack_pending: int = 10_000,
+    revocations_keep_seconds: float = REVOCATIONS_KEEP_SECONDS,
     timeout: float = 120.0,
 ) -> str:
     """Makes or updates the stream and the consumer on the NATS at url (comma-separated for a
@@ -120,6 +157,7 @@ async def provision_broker(
                     client,
                     stream_config(replicas),
                     consumer_config(ack_wait_seconds, max_ack_pending),
+                    revocations_config(replicas, revocations_keep_seconds),
                 )
             except Exception as exc:
                 if not _not_ready(exc):
@@ -156,23 +194,32 @@ async def _connect(url: str, access: BrokerAccess, deadline: float) -> Client:
             await asyncio.sleep(1.0)
 
 
-async def _apply(client: Client, stream: StreamConfig, consumer: ConsumerConfig) -> str:
+async def _apply(
+    client: Client, stream: StreamConfig, consumer: ConsumerConfig, revocations: StreamConfig
+) -> str:
     js = client.jetstream()
-    try:
-        await js.stream_info(AUDIT_STREAM)
-    except NotFoundError:
-        await js.add_stream(stream)
-        stream_done = "created"
-    else:
-        await js.update_stream(stream)  # the same config changes nothing
-        stream_done = "up to date"
+    stream_done = await _put_stream(js, stream)
     # A durable's create is create-or-update: the same config changes nothing.
     await js.add_consumer(AUDIT_STREAM, consumer)
+    revocations_done = await _put_stream(js, revocations)
     return (
         f"stream {AUDIT_STREAM} {stream_done} ({stream.num_replicas} replicas), consumer"
         f" {AUDIT_CONSUMER} (ack wait {consumer.ack_wait:g} s, max ack pending"
-        f" {consumer.max_ack_pending})"
+        f" {consumer.max_ack_pending}), revocations bucket {REVOCATIONS_STREAM}"
+        f" {revocations_done} ({revocations.num_replicas} replicas, kept"
+        f" {revocations.max_age:g} s)"
     )
+
+
+async def _put_stream(js: JetStreamContext, config: StreamConfig) -> str:
+    assert config.name is not None  # every config above names its stream
+    try:
+        await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(config)
+        return "created"
+    await js.update_stream(config)  # the same config changes nothing
+    return "up to date"
 
 
 async def run(settings: BrokerProvisioningSettings) -> str:
@@ -183,6 +230,7 @@ async def run(settings: BrokerProvisioningSettings) -> str:
         replicas=settings.stream.audit_stream_replicas,
         ack_wait_seconds=settings.stream.consumer_ack_wait_seconds,
         max_ack_pending=settings.stream.consumer_max_ack_pending,
+        revocations_keep_seconds=settings.stream.revocations_keep_seconds,
         timeout=settings.stream.provision_broker_timeout_seconds,
     )
     logger.info("broker provisioned: %s", done)

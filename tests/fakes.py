@@ -34,6 +34,7 @@ from user.server.repository import (
     ThrottlePolicy,
     UserRepository,
 )
+from user.server.revocations import TokenRevocations
 from user.server.unit_of_work import UserStorage, UserUnitOfWork
 
 _ids = itertools.count(1_000_001)
@@ -303,6 +304,16 @@ class _FakeTransaction:
                 repository.rows = rows
 
 
+class FakeTokenRevocations(TokenRevocations):
+    """The users whose tokens were revoked, in order (`rows`, put back with a rollback)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, int] = {}  # user id -> revocations so far
+
+    async def revoke(self, user_id: int) -> None:
+        self.rows = {**self.rows, user_id: self.rows.get(user_id, 0) + 1}
+
+
 class FakeUserUnitOfWork(_FakeTransaction, UserUnitOfWork):
     def __init__(
         self,
@@ -310,11 +321,13 @@ class FakeUserUnitOfWork(_FakeTransaction, UserUnitOfWork):
         throttle: FakeLoginThrottle,
         events: list[AuditEvent],
         refresh_tokens: FakeRefreshTokens,
+        revocations: FakeTokenRevocations,
     ) -> None:
         self.users = users
         self.throttle = throttle
         self.refresh_tokens = refresh_tokens
-        self._repositories = (users, refresh_tokens)
+        self.revocations = revocations
+        self._repositories = (users, refresh_tokens, revocations)
         self._committed_events = events
         self.committed = False
 
@@ -338,12 +351,15 @@ class FakeUserStorage(UserStorage):
         self.users = users or FakeUserRepository()
         self.throttle = FakeLoginThrottle(policy)
         self.refresh_tokens = FakeRefreshTokens()
+        self.revocations = FakeTokenRevocations()
         self.events: list[AuditEvent] = []
         self.units: list[FakeUserUnitOfWork] = []
 
     def unit_of_work(self) -> FakeUserUnitOfWork:
         self.units.append(
-            FakeUserUnitOfWork(self.users, self.throttle, self.events, self.refresh_tokens)
+            FakeUserUnitOfWork(
+                self.users, self.throttle, self.events, self.refresh_tokens, self.revocations
+            )
         )
         return self.units[-1]
 

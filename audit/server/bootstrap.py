@@ -13,7 +13,7 @@ from audit.server.queries.service import AuditService
 from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.gauges import watch_token_cache
+from global_utils.observability.gauges import watch_revocations, watch_token_cache
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
@@ -38,8 +38,12 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         batch_size=settings.ingest.consumer_batch_size,
         tracer=parts.tracing.tracer,
     )
-    verifier, users = user_service_verifier(
-        parts.registry, settings.auth, settings.tls.client_tls(), parts.client_interceptors()
+    tokens = user_service_verifier(
+        parts.registry,
+        settings.auth,
+        settings.tls.client_tls(),
+        parts.broker,
+        parts.client_interceptors(),
     )
     service = AuditService(database)
     servicer = AuditServicer(service, HistoryChecker(database))
@@ -51,9 +55,15 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         ),
         ready_details=service.storage_mode,
     )
-    watch_token_cache(parts.metrics, verifier.cache)
+    watch_token_cache(parts.metrics, tokens.cached.cache)
+    watch_revocations(parts.metrics, tokens.feed, tokens.verifier)
     watch_consumer(parts.metrics, consumer)
-    return parts.host(definition, database, verifier=verifier, components=(consumer, users))
+    return parts.host(
+        definition,
+        database,
+        verifier=tokens.verifier,
+        components=(consumer, *tokens.components),
+    )
 
 
 def watch_consumer(metrics: ServiceMetrics, consumer: AuditConsumer) -> None:

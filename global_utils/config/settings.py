@@ -243,6 +243,9 @@ class RemoteAuthSettings(TokenCacheSettings):
     """local: verify with the user service's published keys (fetched once, again for an
     unknown kid). remote: ask its ValidateToken for every token not cached, which refuses a
     deactivated or deleted user's token at once, at a round trip per check."""
+    revocation_feed_max_age_seconds: float = Field(default=3.0, ge=0.5, le=60)
+    """Revoked users' tokens are refused as the REVOCATIONS bucket says; without news from it
+    for longer than this, every token is checked with the user service until it is back."""
 
 
 def parse_registry_address(value: str, mode: str = "static") -> dict[str, list[Endpoint]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -40,6 +40,10 @@ class Principal:
     active: bool = True
     # Least privilege unless the token says otherwise.
     role: Role = Role.MEMBER
+    # When the token was issued (its iat, seconds since the epoch; 0: not known): a token
+    # issued before its user's revocation is refused (global_utils.identity.revocations).
+    # Not part of who the caller is: two tokens of one user describe the same principal.
+    issued_at: float = field(default=0.0, compare=False)
 
 
 class TokenVerifier(Protocol):

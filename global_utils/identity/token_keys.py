@@ -111,6 +111,7 @@ def decode_access_token(token: str, keys: Mapping[str, PublicKey]) -> Principal:
         company=str(claims.get("company", "")),
         active=bool(claims.get("active", True)),
         role=Role.parse(claims.get("role")),
+        issued_at=float(claims["iat"]),
     )
 
 

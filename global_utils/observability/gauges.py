@@ -16,6 +16,7 @@ from global_utils.runtime.tasks import cancel_and_wait
 
 if TYPE_CHECKING:  # types only: the watched components are handed in, never imported to run
     from global_utils.data.database import Database, PoolUse
+    from global_utils.identity.revocations import RevocationCheckingVerifier, RevocationFeed
     from global_utils.identity.token_cache import TokenCache
     from global_utils.messaging.outbox import OutboxRelay
     from global_utils.observability.metrics import ServiceMetrics
@@ -174,3 +175,41 @@ def watch_token_cache(metrics: ServiceMetrics, cache: TokenCache) -> None:
         lambda: cache.misses,
     )
     metrics.gauge("gotemp_token_cache_entries", "Verified tokens cached.", lambda: len(cache))
+
+
+def watch_revocations(
+    metrics: ServiceMetrics, feed: RevocationFeed, verifier: RevocationCheckingVerifier
+) -> None:
+    """The revocation feed: entries applied, how old the state is, and what the verifier did
+    with it (tokens refused as revoked, checks that asked the user service instead)."""
+    metrics.counter(
+        "gotemp_token_revocations_applied_total",
+        "Token revocations this process applied from the REVOCATIONS bucket.",
+        lambda: feed.applied,
+    )
+    metrics.gauge(
+        "gotemp_token_revocations_users",
+        "Users with a revocation in force here (a not-before time).",
+        lambda: feed.revoked_users,
+    )
+    metrics.gauge(
+        "gotemp_token_revocation_feed_age_seconds",
+        "Seconds since the revocation state was last known complete (past the bound, tokens"
+        " are checked with the user service).",
+        lambda: feed.age,
+    )
+    metrics.counter(
+        "gotemp_token_revocation_feed_restarts_total",
+        "Times the feed's consumer was lost and made again.",
+        lambda: feed.resubscribed,
+    )
+    metrics.counter(
+        "gotemp_tokens_refused_revoked_total",
+        "Tokens refused because their user was revoked after they were issued.",
+        lambda: verifier.refused,
+    )
+    metrics.counter(
+        "gotemp_token_revocation_fallbacks_total",
+        "Token checks sent to the user service because the revocation feed was stale.",
+        lambda: verifier.fallbacks,
+    )

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -72,7 +73,8 @@ def test_issued_token_is_eddsa_with_kid_and_verifies_locally() -> None:
     principal = decode_access_token(issued.token, KEYS)
     assert (principal.user_id, principal.company, principal.active) == ("42", "Co", True)
     payload = jwt.decode(issued.token, KEY.public.key, algorithms=["EdDSA"], issuer=ISSUER)
-    assert payload["exp"] - payload["iat"] == 15 * 60
+    assert payload["exp"] - math.floor(payload["iat"]) == 15 * 60
+    assert principal.issued_at == payload["iat"] < payload["exp"]
     assert datetime.fromtimestamp(payload["exp"], UTC) == issued.expires_at.replace(microsecond=0)
 
 

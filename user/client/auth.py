@@ -5,6 +5,7 @@ import this module, never user.server."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -15,8 +16,10 @@ from global_utils.discovery.registry import Endpoint, Registry
 from global_utils.grpc.client import ClientSettings, ServiceChannels, find_service, open_channel
 from global_utils.grpc.tls import ClientTls
 from global_utils.identity.principal import Principal, Role, TokenVerifier
+from global_utils.identity.revocations import RevocationCheckingVerifier, RevocationFeed
 from global_utils.identity.token_cache import CachingVerifier, TokenCache
 from global_utils.identity.token_keys import LocalTokenVerifier, PublicKey
+from global_utils.messaging.broker import Broker
 from user.proto import user_pb2, user_pb2_grpc
 
 USER_SERVICE = "user"
@@ -26,23 +29,45 @@ def user_service_verifier(
     registry: Registry,
     settings: RemoteAuthSettings,
     tls: ClientTls | None,
+    broker: Broker[Any],
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> tuple[CachingVerifier, ServiceChannels]:
+) -> UserServiceVerifier:
     """A verifier checking tokens locally with the public keys of the user service found in
     registry (asked at the first token and again for an unknown key id), or with
-    TOKEN_VERIFICATION=remote by asking it, and the channels it uses (a lifecycle component of
-    the host: it closes them on stop), speaking TLS with tls (None: plaintext). interceptors
-    see every call to the user service."""
+    TOKEN_VERIFICATION=remote by asking it; either way refusing revoked users' tokens as the
+    REVOCATIONS bucket says (followed on broker), and asking the user service while that feed
+    is stale. The user service is spoken to with tls (None: plaintext); interceptors see every
+    call to it. Its components (the feed; the channels, closed on stop) go to the host."""
     users = user_service_channels(registry, settings, tls, interceptors)
+    remote = RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds)
     inner: TokenVerifier = (
         LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch)
         if settings.token_verification == "local"
-        else RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds)
+        else remote
     )
-    verifier = CachingVerifier(
+    cached = CachingVerifier(
         inner, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
     )
-    return verifier, users
+    feed = RevocationFeed(broker, max_age_seconds=settings.revocation_feed_max_age_seconds)
+    return UserServiceVerifier(
+        RevocationCheckingVerifier(cached, feed, remote), cached, feed, users
+    )
+
+
+@dataclass(frozen=True)
+class UserServiceVerifier:
+    """What user_service_verifier builds: the verifier a host checks tokens with, the cache
+    and the feed behind it (metrics watch them), and the channels to the user service."""
+
+    verifier: RevocationCheckingVerifier
+    cached: CachingVerifier
+    feed: RevocationFeed
+    users: ServiceChannels
+
+    @property
+    def components(self) -> tuple[RevocationFeed, ServiceChannels]:
+        """Lifecycle components, in start order: the feed loads before the host serves."""
+        return self.feed, self.users
 
 
 def user_service_channels(

@@ -119,10 +119,13 @@ class Accounts:
             user = await uow.users.update(draft, pwd_hash)
             if user is None:
                 raise not_found(draft.id)
-            # A new password or a deactivation ends every login's refreshes (access tokens
-            # already out are refused here at once, elsewhere when they expire).
+            # A new password or a deactivation ends every login's refreshes.
             if pwd_hash is not None or (stored.active and not user.active):
                 await uow.refresh_tokens.revoke_user(user.id)
+            # A deactivation, a new role or validity window ends the access tokens already
+            # out, everywhere (the other services hear it through the outbox).
+            if revokes_tokens(stored, user):
+                await uow.revocations.revoke(user.id)
             uow.emit(self._event(user, ActionType.UPDATE, "AfterUpdateUser", actor))
             await uow.commit()
         return user
@@ -135,6 +138,7 @@ class Accounts:
             if isinstance(user, Refusal):
                 raise user.error
             await uow.users.delete(user_id)
+            await uow.revocations.revoke(user_id)
             uow.emit(self._event(user, ActionType.DELETE, "AfterDeleteUser", actor))
             await uow.commit()
         return user
@@ -143,3 +147,13 @@ class Accounts:
         self, user: User, action: ActionType, action_func: str, actor: Principal
     ) -> AuditEvent:
         return user_event(user, action, action_func, actor.user_id, self._to_record)
+
+
+def revokes_tokens(stored: User, changed: User) -> bool:
+    """Whether a change ends the user's access tokens: what they say (role) or what lets them
+    count (active, the validity window) is no longer so."""
+    return (
+        (stored.active and not changed.active)
+        or stored.role != changed.role
+        or (stored.valid_from, stored.valid_thru) != (changed.valid_from, changed.valid_thru)
+    )

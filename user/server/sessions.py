@@ -150,6 +150,8 @@ class Sessions:
                 return None
             if stored.used:
                 revoked = await uow.refresh_tokens.revoke_family(stored.family_id)
+                # the access tokens handed out with the family may be the thief's too
+                await uow.revocations.revoke(stored.user_id)
                 await uow.commit()
                 logger.warning(
                     "refresh token reused: user %s, family %s revoked (%d tokens)",

@@ -61,7 +61,9 @@ class TokenCodec:
             "company": user.company,
             "active": user.active,
             "role": user.role.value,
-            "iat": issued,
+            # to the microsecond (a NumericDate may have a fraction): a revocation refuses
+            # the tokens issued before it, and only those, even within one second
+            "iat": issued.timestamp(),
             "exp": expires,
         }
         token = jwt.encode(

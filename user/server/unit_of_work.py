@@ -1,5 +1,5 @@
 """Where the user use cases reach stored users: a unit of work (uow.users, uow.throttle,
-uow.refresh_tokens) for changes, a plain pooled connection for reads."""
+uow.refresh_tokens, uow.revocations) for changes, a plain pooled connection for reads."""
 
 from __future__ import annotations
 
@@ -16,15 +16,18 @@ from user.server.repository import (
     ThrottlePolicy,
     UserRepository,
 )
+from user.server.revocations import TokenRevocations
 
 
 class UserUnitOfWork(UnitOfWork):
     """One transaction of the user service, with its repositories on it: uow.users and the
-    failed-login counts, uow.throttle, and the refresh tokens, uow.refresh_tokens."""
+    failed-login counts, uow.throttle, the refresh tokens, uow.refresh_tokens, and the
+    revocation of a user's access tokens, uow.revocations."""
 
     users: UserRepository
     throttle: LoginThrottle
     refresh_tokens: RefreshTokens
+    revocations: TokenRevocations
 
     def __init__(self, database: Database, emitter: AuditEmitter, policy: ThrottlePolicy) -> None:
         super().__init__(database, emitter)
@@ -34,6 +37,7 @@ class UserUnitOfWork(UnitOfWork):
         self.users = UserRepository(conn)
         self.throttle = LoginThrottle(conn, self._policy)
         self.refresh_tokens = RefreshTokens(conn)
+        self.revocations = TokenRevocations(conn)
 
 
 class UserStorage:
