@@ -68,7 +68,9 @@ class FakeUserRepository(UserRepository):
 
     async def standing(self, user_id: int) -> Standing | None:
         row = self.rows.get(user_id)
-        return Standing(row[0].active, row[0].valid_from, row[0].valid_thru) if row else None
+        if row is None:
+            return None
+        return Standing(row[0].active, row[0].valid_from, row[0].valid_thru, row[0].role)
 
     async def get_for(self, user_id: int, caller_id: int) -> tuple[Standing | None, User | None]:
         standing = await self.standing(caller_id)

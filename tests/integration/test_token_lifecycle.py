@@ -18,7 +18,7 @@ from global_utils.identity.token_keys import keys_from_jwks
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
-from tests.helpers import http_get, new_user, serving, started
+from tests.helpers import eventually, http_get, new_user, serving, started
 from user.proto import user_pb2, user_pb2_grpc
 from user.server.bootstrap import JWKS_PATH
 from user.server.bootstrap import build as build_user
@@ -97,8 +97,19 @@ async def test_deactivation_revokes_refresh_and_the_user_service_refuses_at_once
         await refused(user_stub.GetUserById(user_pb2.SearchId(id=user.id), metadata=mine))
         == grpc.StatusCode.UNAUTHENTICATED
     )
-    # promotion verifies locally: it accepts the token until it expires (DECISIONS)
-    await promotion_stub.GetPromotions(promotion_pb2.SearchParams(name="Promo1"), metadata=mine)
+    # promotion verifies locally, and hears of the deactivation through the revocation feed
+    # (tests/integration/test_token_revocations.py: every verifier, every kind of revocation)
+
+    async def promotion_refuses() -> bool:
+        try:
+            await promotion_stub.GetPromotions(
+                promotion_pb2.SearchParams(name="Promo1"), metadata=mine
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAUTHENTICATED
+        return False
+
+    await eventually(promotion_refuses, timeout=5, what="promotion to refuse the token")
 
 
 async def test_password_change_and_deletion_revoke_refresh_tokens(user_stub, auth) -> None:

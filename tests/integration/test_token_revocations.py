@@ -257,3 +257,51 @@ async def test_only_the_user_service_writes_revocations(
             await eventually(refused_all, timeout=5, what=f"{service}'s writes refused")
         finally:
             await client.close()
+
+
+async def test_a_reused_refresh_token_ends_its_users_access_tokens_everywhere(
+    verifiers: list[Verifier], user_stub: user_pb2_grpc.UserSrvStub, auth: Any
+) -> None:
+    user, _ = await sign_up(user_stub, auth)
+    first = await user_stub.Auth(user_pb2.User(email=user.email, pwd=PASSWORD))
+    second = await user_stub.RefreshToken(
+        user_pb2.RefreshTokenRequest(refresh_token=first.refresh_token)
+    )
+    for verifier in verifiers:
+        assert await verifier.served(second.token), verifier.name
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await user_stub.RefreshToken(
+            user_pb2.RefreshTokenRequest(refresh_token=first.refresh_token)
+        )
+    assert reused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    for token in (first.token, second.token):
+        await refused_everywhere(verifiers, token)
+
+    async def user_service_refuses() -> bool:
+        try:
+            await user_stub.ValidateToken(user_pb2.Token(token=second.token))
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() is grpc.StatusCode.UNAUTHENTICATED
+        return False
+
+    # the user service follows the feed too (its stored user shows nothing of the reuse)
+    await eventually(user_service_refuses, timeout=REFUSED_WITHIN, what="ValidateToken to refuse")
+    # a new login is served everywhere
+    again = (await user_stub.Auth(user_pb2.User(email=user.email, pwd=PASSWORD))).token
+    for verifier in verifiers:
+        assert await verifier.served(again), verifier.name
+
+
+async def test_the_user_service_refuses_a_demoted_admins_token_at_once(
+    user_stub: user_pb2_grpc.UserSrvStub, auth: Any
+) -> None:
+    user, token = await sign_up(user_stub, auth, user_pb2.ROLE_ADMIN)
+    assert (await user_stub.ValidateToken(user_pb2.Token(token=token))).role == user_pb2.ROLE_ADMIN
+    await revoke("demoted", user_stub, auth, user)
+    # its stored user decides, without waiting for any feed
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await user_stub.ValidateToken(user_pb2.Token(token=token))
+    assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as read:
+        await user_stub.GetUserById(user_pb2.SearchId(id=user.id), metadata=bearer_metadata(token))
+    assert read.value.code() is grpc.StatusCode.UNAUTHENTICATED

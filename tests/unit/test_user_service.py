@@ -248,3 +248,59 @@ async def test_a_caller_who_may_log_in_reads(accounts: Accounts) -> None:
         await accounts.get(0, READER)
     users, more = await accounts.search(UserQuery(limit=10), READER)
     assert [u.id for u in users] == [1, 2, 3] and not more
+
+
+# revocations: what ends a user's access tokens everywhere goes out with the change
+
+
+@pytest.mark.parametrize(
+    ("change", "revoked"),
+    [
+        ({"active": False}, True),
+        ({"role": Role.ADMIN}, True),
+        ({"valid_thru": datetime(2031, 1, 1, tzinfo=UTC)}, True),
+        ({"firstname": "Augusta"}, False),
+        ({"pwd": "another"}, False),
+    ],
+)
+async def test_an_update_revokes_tokens_when_it_changes_what_they_stand_on(
+    accounts: Accounts, storage: FakeUserStorage, change: dict[str, Any], revoked: bool
+) -> None:
+    before = await storage.users.get(1)
+    assert before is not None
+    same = draft(
+        id=1,
+        firstname=before.firstname,
+        lastname=before.lastname,
+        email=before.email,
+        company=before.company,
+        active=True,
+        pwd="",
+    )
+    for field, value in change.items():
+        setattr(same, field, value)
+    await accounts.update(same, ACTOR)
+    assert storage.revocations.rows == ({1: 1} if revoked else {})
+
+
+async def test_a_delete_revokes_and_a_refused_one_does_not(
+    accounts: Accounts, storage: FakeUserStorage
+) -> None:
+    with pytest.raises(FailedPrecondition):
+        await accounts.delete(1, ACTOR)  # active
+    assert storage.revocations.rows == {}
+    await accounts.delete(2, ACTOR)
+    assert storage.revocations.rows == {2: 1}
+
+
+async def test_a_reused_refresh_token_revokes_its_users_access_tokens(
+    accounts: Accounts, sessions: Sessions, storage: FakeUserStorage
+) -> None:
+    await accounts.create(draft(active=True, email="reuse@example.com"), ACTOR)
+    first = await sessions.login("reuse@example.com", "pw")
+    await sessions.refresh(first.refresh_token)
+    assert storage.revocations.rows == {}
+    with pytest.raises(Unauthenticated):
+        await sessions.refresh(first.refresh_token)  # used already: copied
+    [user_id] = storage.revocations.rows
+    assert storage.revocations.rows == {user_id: 1}

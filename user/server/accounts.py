@@ -41,7 +41,7 @@ class Accounts:
             raise ValidationFailed(failures)
         async with self._storage.reading() as users:
             standing, user = await users.get_for(user_id, caller_id(caller))
-        require_may_log_in(standing)
+        require_may_log_in(standing, caller)
         if user is None:
             raise not_found(user_id)
         return user
@@ -52,7 +52,7 @@ class Accounts:
             raise ValidationFailed(failures)
         async with self._storage.reading() as users:
             standing, found, more = await users.search_for(query, caller_id(caller))
-        require_may_log_in(standing)
+        require_may_log_in(standing, caller)
         return found, more
 
     # dry runs: refused to whoever the change itself would be refused to

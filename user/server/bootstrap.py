@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
 from global_utils.grpc.http_side import HttpResponse
+from global_utils.identity.revocations import RevocationFeed
 from global_utils.identity.token_cache import TokenCache
 from global_utils.identity.token_keys import jwks_document
-from global_utils.observability.gauges import watch_outbox, watch_token_cache
+from global_utils.observability.gauges import watch_outbox, watch_revocations, watch_token_cache
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
@@ -56,6 +57,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
     )
     relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
     storage = UserStorage(database, emitter, passwords.throttle_policy)
+    revocations = RevocationFeed(parts.broker, max_age_seconds=jwt.revocation_feed_max_age_seconds)
     accounts = Accounts(storage, hasher, user_to_proto)
     sessions = Sessions(
         storage,
@@ -64,6 +66,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         login_to_proto,
         refresh_lifetime=timedelta(seconds=jwt.refresh_token_seconds),
         signatures=signatures,
+        revocations=revocations,
     )
     jwks = jwks_document(tokens.public_keys)
     servicer = UserServicer(accounts, sessions, settings.server.app_language)
@@ -76,13 +79,14 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
     )
     watch_outbox(parts.metrics, relay)
     watch_token_cache(parts.metrics, signatures)
+    watch_revocations(parts.metrics, revocations)
     watch_hashing(parts.metrics, hasher)
     return parts.host(
         definition,
         database,
         # no token cache in front: a deactivated or deleted user's token is refused at once
         verifier=sessions,
-        components=(relay, hasher),
+        components=(relay, revocations, hasher),
         routes={
             JWKS_PATH: lambda: HttpResponse(jwks, "application/jwk-set+json", JWKS_MAX_AGE_SECONDS)
         },

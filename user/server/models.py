@@ -13,11 +13,13 @@ from user.server.authorization import AccountTerms
 
 
 class Standing(NamedTuple):
-    """What decides whether a stored user may log in, and so whether their tokens count."""
+    """What decides whether a stored user may log in, and so whether their tokens count (a
+    token counts only with the role it was issued with: a changed role refuses it)."""
 
     active: bool
     valid_from: datetime
     valid_thru: datetime
+    role: Role = Role.MEMBER
 
     def may_log_in(self, moment: datetime) -> bool:
         """Active, and moment within the validity dates."""

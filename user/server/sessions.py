@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from global_errors import MessageKey, ResourceExhausted, Unauthenticated
 from global_utils.identity.principal import Principal, TokenVerifier
+from global_utils.identity.revocations import RevocationFeed
 from global_utils.identity.token_cache import TokenCache
 from global_utils.identity.token_keys import PublicKey
 from global_utils.runtime.timeutil import now
@@ -55,6 +56,7 @@ class Sessions:
         to_login_record: Callable[[LoginAttempt], Message],
         refresh_lifetime: timedelta = REFRESH_LIFETIME,
         signatures: TokenCache | None = None,
+        revocations: RevocationFeed | None = None,
     ) -> None:
         self._storage = storage
         self._hasher = hasher
@@ -64,6 +66,9 @@ class Sessions:
         # (`is None`, not `or`: an empty cache has length 0 and is falsy, and would be replaced)
         self._signatures = signatures if signatures is not None else TokenCache(max_entries=0)
         self._refresh_lifetime = refresh_lifetime
+        # What the stored user does not show: a revocation by refresh-token reuse (the feed
+        # every verifier follows; while it is stale, the stored standing alone decides).
+        self._revocations = revocations
         # The audit payloads are protobuf records (the servicer owns those conversions).
         self._to_login_record = to_login_record
 
@@ -182,6 +187,11 @@ class Sessions:
         token is refused at once."""
         principal = self.verify_signature(token)
         await require_standing(self._storage, principal)
+        feed = self._revocations
+        if feed is not None and feed.fresh:
+            not_before = feed.not_before(principal.user_id)
+            if not_before is not None and principal.issued_at < not_before:
+                raise Unauthenticated(MessageKey.TOKEN_INVALID)
         return principal
 
     def verify_signature(self, token: str) -> Principal:

@@ -36,9 +36,13 @@ class JwtSettings(BaseSettings):
     jwt_private_key_file: Path | None = None
     """A file holding JWT_PRIVATE_KEY (a secret)."""
     access_token_seconds: int = Field(default=900, ge=10, le=86_400)
-    """Access tokens' lifetime (promotion and audit accept a deactivated user's until then)."""
+    """Access tokens' lifetime (a revoked user's are refused before: the REVOCATIONS bucket
+    keeps revocations at least this long)."""
     refresh_token_seconds: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
     """Refresh tokens' lifetime; each refresh hands out a new one with a new lifetime."""
+    revocation_feed_max_age_seconds: float = Field(default=3.0, ge=0.5, le=60)
+    """The user service follows the REVOCATIONS bucket too (for revocations its stored users do
+    not show: a refresh token's reuse); past this without news, its stored users alone decide."""
 
     @model_validator(mode="after")
     def _require_signing_keys(self) -> JwtSettings:

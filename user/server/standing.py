@@ -1,4 +1,5 @@
-"""Whether a caller's token still counts: their stored user exists and may log in now."""
+"""Whether a caller's token still counts: their stored user exists, may log in now, and still
+has the role the token was issued with."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ def caller_id(principal: Principal) -> int:
     return int(principal.user_id)
 
 
-def require_may_log_in(standing: Standing | None) -> None:
-    """A token counts only while its user exists and may log in."""
-    if standing is None or not standing.may_log_in(now()):
+def require_may_log_in(standing: Standing | None, principal: Principal) -> None:
+    """A token counts only while its user exists and may log in, with the role it names (a
+    demoted admin's token is refused at once, here as by every verifier)."""
+    if standing is None or not standing.may_log_in(now()) or standing.role != principal.role:
         raise Unauthenticated(MessageKey.TOKEN_INVALID)
 
 
@@ -24,4 +26,4 @@ async def require_standing(storage: UserStorage, principal: Principal) -> None:
     """Unauthenticated unless principal's user exists and may log in (one read)."""
     async with storage.reading() as users:
         standing = await users.standing(caller_id(principal))
-    require_may_log_in(standing)
+    require_may_log_in(standing, principal)
