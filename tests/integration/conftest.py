@@ -33,15 +33,17 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def factory(
-    cls: type[SettingsT], nats_server: EmbeddedNats, **own: Any
+    cls: type[SettingsT], nats_server: EmbeddedNats | str, **own: Any
 ) -> Callable[..., SettingsT]:
     """Settings of cls for an in-process service on a free loopback port, talking to the
-    session's NATS, mDNS on 127.0.0.1; keyword overrides win."""
+    session's NATS (or the one at the address given), mDNS on 127.0.0.1; keyword overrides
+    win."""
+    address = nats_server if isinstance(nats_server, str) else nats_server.address
 
     def make(**overrides: Any) -> SettingsT:
         values = {
             "micro_server_address": "127.0.0.1:0",
-            "micro_broker_address": nats_server.address,
+            "micro_broker_address": address,
             "micro_registry": "mdns",
             "mdns_interfaces": "127.0.0.1",
             # this session's own: services of another test session on the machine stay apart
