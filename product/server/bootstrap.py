@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.gauges import watch_outbox, watch_token_cache
+from global_utils.observability.gauges import watch_outbox, watch_revocations, watch_token_cache
 from global_utils.wiring import service_parts
 from product.proto import product_pb2_grpc
 from product.server.service import SERVICE_NAME, ProductService
@@ -27,8 +27,12 @@ def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = Non
     db = settings.db
     database = parts.database(db.postgres_connect, db.postgres_password, db.db_pool_max_size)
     relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
-    verifier, users = user_service_verifier(
-        parts.registry, settings.auth, settings.tls.client_tls(), parts.client_interceptors()
+    tokens = user_service_verifier(
+        parts.registry,
+        settings.auth,
+        settings.tls.client_tls(),
+        parts.broker,
+        parts.client_interceptors(),
     )
     servicer = ProductServicer(
         ProductService(ProductStorage(database, emitter), product_to_proto),
@@ -42,5 +46,8 @@ def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = Non
         ),
     )
     watch_outbox(parts.metrics, relay)
-    watch_token_cache(parts.metrics, verifier.cache)
-    return parts.host(definition, database, verifier=verifier, components=(relay, users))
+    watch_token_cache(parts.metrics, tokens.cached.cache)
+    watch_revocations(parts.metrics, tokens.feed, tokens.verifier)
+    return parts.host(
+        definition, database, verifier=tokens.verifier, components=(relay, *tokens.components)
+    )
