@@ -347,6 +347,7 @@ def compare(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         kind: {"old": [], "new": []} for kind in kinds
     }
+    failed: list[dict[str, Any]] = []
     with (
         tempfile.TemporaryDirectory(prefix="gotemp-bench-compare-runs-") as results,
         worktree_at(commit) as old_tree,
@@ -356,13 +357,17 @@ def compare(
             # old-new, then new-old: a host getting slower or faster favours neither side.
             for kind in kinds:
                 for side in sides if round_ % 2 == 0 else sides[::-1]:
-                    result = run_bench(
-                        side,
-                        kind,
-                        Path(results) / f"{kind}-{side.name}-{round_}.json",
-                        events,
-                        read_seconds,
-                    )
+                    out_file = Path(results) / f"{kind}-{side.name}-{round_}.json"
+                    try:
+                        result = run_bench(side, kind, out_file, events, read_seconds)
+                    except RuntimeError as error:
+                        # A shared machine sometimes loses a run (a server killed, a port
+                        # taken): it is said, recorded and run once more, fresh; twice is real.
+                        last = str(error).strip().splitlines()[-1]
+                        where = {"round": round_ + 1, "kind": kind, "side": side.name}
+                        print(f"{where} failed, running it again: {last}", flush=True)
+                        failed.append({**where, "error": last})
+                        result = run_bench(side, kind, out_file, events, read_seconds)
                     runs[kind][side.name].append(result)
                     print(
                         f"round {round_ + 1}/{rounds} {kind} {side.name}: {progress(kind, result)}",
@@ -378,6 +383,8 @@ def compare(
         "new_label": new_label,
         # Where the old revision was checked out (gone by now), for the record.
         "old_tree": str(old_tree),
+        # runs that failed once and were run again (their retry is in the runs)
+        "failed_runs": failed,
     }
     if "ingest" in runs:
         summary = summarize(runs["ingest"]["old"], runs["ingest"]["new"])
