@@ -13,7 +13,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,13 +21,28 @@ import jinja2
 
 from devtools import configdoc, dashboards
 from devtools.paths import REPO_ROOT
-from devtools.suite import Resources, Suite, SuiteError, load_suite
+from devtools.suite import Kubernetes, Resources, Suite, SuiteError, load_suite
 
 TEMPLATES = REPO_ROOT / "templates"
 # What every image copies in to build its wheel (all share these layers, so an engine builds
 # the dependencies once for the whole suite).
 SHARED_PACKAGES = ("global_errors", "global_utils")
 DASHBOARDS = "deploy/grafana/dashboards"
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the Kubernetes templates say about the gateway (one for the whole suite, so not
+    in suite.toml): its image, its public port and side port (DECISIONS: 8080 and 8081), and
+    its container's requests and limits (a forwarder: a small service's)."""
+
+    image: str = "gotemp/gateway:latest"
+    port: int = 8080
+    metrics_port: int = 8081
+    kubernetes: Kubernetes = field(default_factory=Kubernetes)
+
+
+GATEWAY = Gateway()
 
 
 def header_text(template: str, source: str = "") -> str:
@@ -130,7 +145,7 @@ class Renderer:
             and_join=and_join,
             basename=lambda path: PurePosixPath(path).name,
         )
-        environment.globals.update(key_table=key_table)
+        environment.globals.update(key_table=key_table, gateway=GATEWAY)
         return environment
 
     def render(self, template: str, comment: str = "#", **context: Any) -> str:
@@ -301,10 +316,10 @@ def supplied(suite: Suite) -> list[tuple[str, str, list[str], str]]:
 
 def kubernetes(renderer: Renderer) -> dict[str, str]:
     """What repeats per service under deploy/kubernetes (each service's Deployment, Services
-    and PodDisruptionBudget; the NetworkPolicies; the observability and TLS components' parts;
-    the dev overlay's patches, policies and key ids; the monitoring Prometheus' jobs) and the
-    development Secrets' kustomizations in secrets/dev/. The databases, NATS and Prometheus
-    themselves stay hand-written."""
+    and PodDisruptionBudget; the gateway's, which fronts them all; the NetworkPolicies; the
+    observability and TLS components' parts; the dev overlay's patches, policies and key ids;
+    the monitoring Prometheus' jobs) and the development Secrets' kustomizations in
+    secrets/dev/. The databases, NATS and Prometheus themselves stay hand-written."""
     suite = renderer.suite
     rows = supplied(suite)
     files = {
@@ -323,12 +338,14 @@ def kubernetes(renderer: Renderer) -> dict[str, str]:
             "kubernetes/components/tls/service.yaml.j2", s=service
         )
     for path in (
+        "base/gateway.yaml",
         "base/networkpolicies.yaml",
         "base/provision.yaml",
         "components/observability/metrics-services.yaml",
         "components/observability/networkpolicy.yaml",
         "components/observability/scrape-annotations.yaml",
         "components/tls/kustomization.yaml",
+        "components/tls/gateway.yaml",
         "overlays/dev/kustomization.yaml",
         "overlays/dev/services-dev.yaml",
         "overlays/dev/networkpolicies.yaml",

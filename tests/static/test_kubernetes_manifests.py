@@ -26,6 +26,7 @@ from cryptography import x509
 from devtools import certs
 from devtools.stack import REPO_ROOT
 from devtools.suite import Suite, load_suite
+from gateway.settings import GatewaySettings
 from global_utils.config.groups import GroupedSettings
 from global_utils.config.secrets import nkey_seed
 from global_utils.config.settings import RegistrySettings
@@ -69,6 +70,10 @@ SERVICES = {
     for s in SUITE.services
 }
 WITH_DATABASE = [s.name for s in SUITE.with_database]
+# The gateway: one for the whole suite, in front of every service (not in suite.toml).
+GATEWAY = "gateway"
+GATEWAY_IMAGE = "gotemp/gateway:latest"
+GATEWAY_DOCKERFILE = REPO_ROOT / "gateway" / "Dockerfile"
 DSN_VARIABLES = {s.name: f"{s.database_settings}_CONNECT" for s in SUITE.with_database}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
@@ -377,7 +382,7 @@ def test_service_has_native_grpc_probes_on_its_grpc_port(overlay: str, service: 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", [*sorted(SERVICES), GATEWAY])
 def test_service_runs_at_least_two_replicas_with_a_disruption_budget(
     overlay: str, service: str
 ) -> None:
@@ -489,7 +494,7 @@ def test_service_sets_only_variables_its_settings_know(overlay: str, service: st
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", sorted(SERVICES))
+@pytest.mark.parametrize("service", [*sorted(SERVICES), GATEWAY])
 def test_registry_names_the_headless_services(overlay: str, service: str) -> None:
     container = service_container(overlay, service)
     assert env_value(container, "MICRO_REGISTRY")["value"] == "dns"
@@ -539,6 +544,81 @@ def test_jwt_key_file_is_a_mounted_secret(overlay: str) -> None:
     for other in set(SERVICES) - {issuer}:  # only the token issuer holds the signing key
         names = {e["name"] for e in service_container(overlay, other).get("env", [])}
         assert not names & {"JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"}
+
+
+# --- the gateway ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_probes_ask_healthz_on_its_public_port(overlay: str) -> None:
+    container = service_container(overlay, GATEWAY)
+    public = env_value(container, "MICRO_SERVER_ADDRESS")["value"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        check = container[probe]["httpGet"]
+        assert check["path"] == "/healthz", probe
+        assert f":{container_port(container, check['port'])}" == public, probe
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_image_ports_and_user_are_its_dockerfiles_and_composes(overlay: str) -> None:
+    stage = final_stage(GATEWAY_DOCKERFILE)
+    (exposed,) = [[int(p) for p in rest.split()] for keyword, rest in stage if keyword == "EXPOSE"]
+    (uid,) = [
+        int(m.group(1)) for k, rest in stage if (m := re.search(r"useradd .*--uid (\d+)", rest))
+    ]
+    container = service_container(overlay, GATEWAY)
+    assert container["image"] == GATEWAY_IMAGE
+    public, side = container_port(container, "http"), container_port(container, "metrics")
+    assert [public, side] == exposed
+    # the addresses compose gives it: the public port and the side port for /metrics
+    compose = {
+        line.partition("=")[0]: line.partition("=")[2]
+        for line in (REPO_ROOT / "gateway" / "docker-compose.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    for variable, port in (("MICRO_SERVER_ADDRESS", public), ("HTTP_ADDRESS", side)):
+        assert env_value(container, variable)["value"] == compose[variable] == f":{port}"
+    assert pod_spec(named(overlay, "Deployment", GATEWAY))["securityContext"]["runAsUser"] == uid
+    (port,) = named(overlay, "Service", GATEWAY)["spec"]["ports"]
+    assert port["port"] == public
+    assert container_port(container, port["targetPort"]) == public
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_sets_only_variables_its_settings_know_and_holds_no_secret(overlay: str) -> None:
+    container = service_container(overlay, GATEWAY)
+    assert "envFrom" not in container
+    known = GatewaySettings.variables()
+    unknown = [e["name"] for e in container["env"] if e["name"].lower() not in known]
+    assert not unknown, f"{unknown} are not fields of GatewaySettings"
+    # no database, broker or signing credential: at most the CA it verifies the services with
+    deployment = named(overlay, "Deployment", GATEWAY)
+    assert not pod_spec(deployment).get("initContainers")
+    assert not [e for e in container["env"] if "valueFrom" in e]
+    secrets = [v["secret"] for v in pod_spec(deployment)["volumes"] if "secret" in v]
+    if overlay in TLS_OVERLAYS:
+        (secret,) = secrets
+        assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    else:
+        assert not secrets
+    labels = pod_labels(deployment)
+    # not a service: the policies to NATS (by component) leave it out
+    assert labels["app.kubernetes.io/component"] == GATEWAY
+
+
+def test_the_tls_component_gives_the_gateway_the_ca_only() -> None:
+    container = service_container("dev-tls", GATEWAY)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert not {"TLS_CERT_FILE", "TLS_KEY_FILE"} & set(env)  # it serves plain HTTP
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert env["TLS_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+    volumes = pod_spec(named("dev-tls", "Deployment", GATEWAY))["volumes"]
+    (secret,) = [v["secret"]["secretName"] for v in volumes if v["name"] == "tls"]
+    data = named("dev-tls", "Secret", secret)["data"]
+    assert set(data) == {"ca.crt"}
+    assert base64.b64decode(data["ca.crt"]) == (certs.DEFAULT_DIR / "ca.pem").read_bytes()
+    # the probes stay HTTP: the gateway's own port serves no TLS
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 # --- every container -------------------------------------------------------------------------
@@ -623,12 +703,22 @@ Flow = tuple[Endpoint, Endpoint, int]
 def flows(overlay: str, suite: Suite = SUITE, kube: Path = KUBE) -> tuple[list[Flow], list[Flow]]:
     """(flows that must be allowed, flows that must be denied) in an overlay, from the suite:
     a service reaches the services its `calls` name and no other, its own database server and
-    no other, and NATS; anyone reaches the gRPC ports."""
+    no other, and NATS; the gateway reaches every service on its gRPC port and nothing else;
+    anyone reaches the gRPC ports and the gateway's public port."""
     client = OUTSIDE
     pods = {s.name: pod(overlay, s.name, kube) for s in suite.services}
     provision = pod(overlay, "provision", kube)
-    needed: list[Flow] = []
-    denied: list[Flow] = [(client, provision, 8080)]
+    gateway = pod(overlay, GATEWAY, kube)
+    needed: list[Flow] = [(client, gateway, 8080)]
+    denied: list[Flow] = [(client, provision, 8080), (client, gateway, 8081)]
+    denied += [(gateway, OUTSIDE, port) for port in (443, 5432, 4222)]
+    ports = [s.port for s in suite.services]
+    for index, service in enumerate(suite.services):
+        needed.append((gateway, pods[service.name], service.port))
+        # not its side port, nor another service's port
+        another = ports[(index + 1) % len(ports)]
+        denied += [(gateway, pods[service.name], 8080), (gateway, pods[service.name], another)]
+        denied.append((pods[service.name], gateway, 8080))
     for service in suite.services:
         source = pods[service.name]
         needed.append((client, source, service.port))
@@ -644,6 +734,8 @@ def flows(overlay: str, suite: Suite = SUITE, kube: Path = KUBE) -> tuple[list[F
         needed += [(provision, nats, 4222), (nats, nats, 6222)]
         denied += [(client, server, 5432) for server in servers.values()]
         denied.append((client, nats, 4222))
+        denied += [(gateway, server, 5432) for server in servers.values()]
+        denied += [(gateway, nats, 4222), (gateway, provision, 8080)]
         for service in suite.services:
             source = pods[service.name]
             needed.append((source, nats, 4222))
@@ -978,8 +1070,8 @@ def test_prometheus_finds_every_pod_of_each_service_on_its_side_port(overlay: st
     (config_map,) = [d for d in render_monitoring() if d["kind"] == "ConfigMap"]
     config = yaml.safe_load(config_map["data"]["prometheus.yml"])
     jobs = {job["job_name"]: job["dns_sd_configs"] for job in config["scrape_configs"]}
-    assert set(jobs) == set(SERVICES)
-    for name in SERVICES:
+    assert set(jobs) == {*SERVICES, GATEWAY}
+    for name in [*SERVICES, GATEWAY]:
         ((sd,),) = [jobs[name]]
         (dns_name,) = sd["names"]
         service_name, namespace = dns_name.split(".")[:2]
@@ -1005,9 +1097,11 @@ def test_only_prometheus_in_the_monitoring_namespace_reaches_the_side_port(overl
     prometheus = monitoring_prometheus()
     stranger = Endpoint(MONITORING, (("app.kubernetes.io/name", "grafana"),))
     elsewhere = Endpoint("default", prometheus.labels)
-    for name in SERVICES:
+    # the side ports: the services' "http", the gateway's "metrics" (its "http" is public)
+    side_ports = {name: "http" for name in SERVICES} | {GATEWAY: "metrics"}
+    for name, side in side_ports.items():
         target = pod(overlay, name)
-        port = container_port(service_container(overlay, name), "http")
+        port = container_port(service_container(overlay, name), side)
         scraped = allowed(overlay, prometheus, target, port)
         assert scraped == (overlay in OBSERVED_OVERLAYS), (overlay, name)
         for source in (stranger, elsewhere, OUTSIDE, pod(overlay, "user")):

@@ -1,6 +1,7 @@
 """A service added to suite.toml is wired into every Kubernetes overlay by `make generate`:
 its Deployment, Services, PodDisruptionBudget, NetworkPolicies, TLS and metrics parts and
-development Secrets, and the policies let it reach what its `calls` name and nothing else.
+development Secrets, and the policies let it reach what its `calls` name and nothing else;
+the gateway fronts it too (its registry names it, its policies reach it).
 The manifests of a grown suite are generated into a copy of deploy/, secrets/ and nats/."""
 
 from __future__ import annotations
@@ -210,6 +211,22 @@ def test_a_new_service_reads_its_own_secrets(grown: tuple[Suite, Path], overlay:
             for kind in ("owner", "runtime"):
                 path = env[service.password_env(kind)]
                 assert path == f"/var/run/secrets/gotemp/db/{service.password_key(kind)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_fronts_every_service_of_a_grown_suite(
+    grown: tuple[Suite, Path], overlay: str
+) -> None:
+    suite, kube = grown
+    container = service_container(overlay, "gateway", kube)
+    registry = env_value(container, "MICRO_REGISTRY_ADDRESS")["value"].split(",")
+    targets = dict(entry.split("=", 1) for entry in registry)
+    assert list(targets) == suite.names
+    gateway = pod(overlay, "gateway", kube)
+    for service in new_services(grown):
+        assert targets[service.name] == f"dns:///{service.headless}:{service.port}"
+        assert allowed(overlay, gateway, pod(overlay, service.name, kube), service.port, kube=kube)
+        assert not allowed(overlay, gateway, pod(overlay, service.name, kube), 8080, kube=kube)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
