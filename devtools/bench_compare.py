@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -318,6 +319,14 @@ def check_services(side: Side, output: str) -> None:
         raise RuntimeError(f"the {side.name} services did not run the code of {tree}: {origins}")
 
 
+def last_error(output: str) -> str:
+    """The last line of output that names an exception (else its last line): what a failed
+    run died of, without the noise an event loop prints after it."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^(?:[a-z_]\w*\.)*[A-Z]\w*: ", line)]
+    return (named or lines or [""])[-1]
+
+
 def progress(kind: str, result: Mapping[str, Any]) -> str:
     """One run's headline numbers."""
     if kind == "ingest":
@@ -363,7 +372,7 @@ def compare(
                     except RuntimeError as error:
                         # A shared machine sometimes loses a run (a server killed, a port
                         # taken): it is said, recorded and run once more, fresh; twice is real.
-                        last = str(error).strip().splitlines()[-1]
+                        last = last_error(str(error))
                         where = {"round": round_ + 1, "kind": kind, "side": side.name}
                         print(f"{where} failed, running it again: {last}", flush=True)
                         failed.append({**where, "error": last})

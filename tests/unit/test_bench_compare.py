@@ -14,6 +14,7 @@ from devtools.bench_compare import (
     Side,
     check_imports,
     check_services,
+    last_error,
     reads_table,
     summarize,
     summarize_reads,
@@ -199,3 +200,21 @@ def test_a_read_bench_that_imported_fewer_packages_than_it_names_fails(tmp_path:
     own = f"{IMPORT_MARK}{tmp_path}/new/user/__init__.py"
     with pytest.raises(RuntimeError, match="did not run the code of"):
         check_imports(side, own, expected=4)
+
+
+def test_a_failed_run_is_named_by_its_last_exception_not_the_loops_noise() -> None:
+    output = "\n".join(
+        [
+            "the old ingest bench exited 1:",
+            "Traceback (most recent call last):",
+            "ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 47871)",
+            "global_errors.errors.Unavailable: database unavailable",
+            "asyncpg.exceptions.TooManyConnectionsError: sorry, too many clients",
+            "Task was destroyed but it is pending!",
+            "task: <Task pending name='Task-1876' coro=<Pool._maintain_min_size()>>",
+        ]
+    )
+    assert (
+        last_error(output) == "asyncpg.exceptions.TooManyConnectionsError: sorry, too many clients"
+    )
+    assert last_error("just one line\n") == "just one line"
