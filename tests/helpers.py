@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic_settings import BaseSettings
 
 from global_utils.grpc.host import ServiceHost
+from global_utils.observability.metrics import METRICS_PATH
 from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2
 from user.proto import user_pb2
@@ -33,6 +34,14 @@ async def http_get(port: int, path: str) -> tuple[str, bytes]:
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(host: ServiceHost) -> Samples:
+    """host's metrics, read from its HTTP side port."""
+    assert host.http is not None and host.http.endpoint is not None
+    status, body = await http_get(host.http.endpoint.port, METRICS_PATH)
+    assert status == "HTTP/1.1 200 OK", status
+    return parse_metrics(body.decode())
 
 
 def parse_metrics(text: str) -> Samples:

@@ -13,6 +13,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from global_errors import MessageKey, Unauthenticated
 from global_utils.identity.principal import Principal, TokenVerifier
@@ -137,7 +138,13 @@ class RevocationFeed:
                 raise
             except Exception as exc:
                 if not failing:
-                    logger.warning("token revocation feed interrupted (%s); resuming", exc)
+                    logger.warning(
+                        "token revocation feed interrupted (%s); tokens are checked with the"
+                        " user service until it resumes",
+                        "no REVOCATIONS bucket on NATS: provisioning makes it (python -m provision)"
+                        if isinstance(exc, NotFoundError)
+                        else exc,
+                    )
                 failing = True
                 await asyncio.sleep(next(delays))
                 continue

@@ -91,8 +91,9 @@ def _failure_text(exc: Exception) -> str:
     """A publish failure in words; a missing stream is a deployment step left out."""
     if isinstance(exc, NoStreamResponseError):
         return (
-            f"no {AUDIT_STREAM} stream on NATS: provisioning makes it (python -m provision),"
-            " events stay in the outbox until then"
+            f"no stream on NATS for the outbox's subjects (the {AUDIT_STREAM} stream, the"
+            " REVOCATIONS bucket): provisioning makes them (python -m provision), rows stay"
+            " in the outbox until then"
         )
     return str(exc) or type(exc).__name__
 

@@ -27,12 +27,12 @@ from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
 from provision.migrations import VERSIONS, load_migrations, migrate
 from tests.helpers import (
-    Samples,
     eventually,
     http_get,
     new_promotion,
     parse_metrics,
     sample,
+    scrape,
     started,
 )
 from user.proto import user_pb2, user_pb2_grpc
@@ -42,13 +42,6 @@ from user.server.settings import UserSettings
 USER = {"grpc_service": "user.UserSrv", "grpc_type": "unary"}
 PROMOTION = {"grpc_service": "promotion.PromotionSrv", "grpc_type": "unary"}
 WATCH = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
-
-
-async def scrape(host: ServiceHost) -> Samples:
-    assert host.http is not None and host.http.endpoint is not None
-    status, body = await http_get(host.http.endpoint.port, METRICS_PATH)
-    assert status == "HTTP/1.1 200 OK", status
-    return parse_metrics(body.decode())
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from global_utils.identity.revocations import (
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
-from tests.helpers import eventually, new_user, started
+from tests.helpers import eventually, new_user, sample, scrape, started
 from user.proto import user_pb2, user_pb2_grpc
 
 PASSWORD = "s3cret-pw"
@@ -305,3 +305,26 @@ async def test_the_user_service_refuses_a_demoted_admins_token_at_once(
     with pytest.raises(grpc.aio.AioRpcError) as read:
         await user_stub.GetUserById(user_pb2.SearchId(id=user.id), metadata=bearer_metadata(token))
     assert read.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_the_feed_is_measured(
+    verifiers: list[Verifier],
+    user_host: ServiceHost,
+    user_stub: user_pb2_grpc.UserSrvStub,
+    auth: Any,
+) -> None:
+    user, token = await sign_up(user_stub, auth)
+    await revoke("deactivated", user_stub, auth, user)
+    await refused_everywhere(verifiers, token)
+    for verifier in verifiers:
+        got = await scrape(verifier.host)
+        assert (sample(got, "gotemp_token_revocations_applied_total") or 0) >= 1, verifier.name
+        assert (sample(got, "gotemp_token_revocations_users") or 0) >= 1, verifier.name
+        age = sample(got, "gotemp_token_revocation_feed_age_seconds")
+        assert age is not None and 0 <= age <= verifier.feed.max_age_seconds, verifier.name
+        assert (sample(got, "gotemp_tokens_refused_revoked_total") or 0) >= 1, verifier.name
+        assert sample(got, "gotemp_token_revocation_fallbacks_total") == verifier.checker.fallbacks
+    # the user service follows the feed too
+    got = await scrape(user_host)
+    assert (sample(got, "gotemp_token_revocations_applied_total") or 0) >= 1
+    assert sample(got, "gotemp_token_revocation_feed_age_seconds") is not None
