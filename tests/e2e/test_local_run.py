@@ -7,13 +7,17 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from devtools.stack import REPO_ROOT, wait_until
 from tests.e2e.conftest import base_env
 
 
-def run_env(tmp_path: Path, mdns_type: str) -> dict[str, str]:
+def run_env(folder: Path, mdns_type: str) -> dict[str, str]:
     """make run's environment with every port left to the servers' (and the system's) choice,
     so the run never meets a developer's own stack on goTemp's ports."""
     ports = {
@@ -28,22 +32,28 @@ def run_env(tmp_path: Path, mdns_type: str) -> dict[str, str]:
         )
     }
     return (
-        base_env()
-        | ports
-        | {"GOTEMP_RUN_DIR": str(tmp_path / "run"), "MDNS_SERVICE_TYPE": mdns_type}
+        base_env() | ports | {"GOTEMP_RUN_DIR": str(folder / "run"), "MDNS_SERVICE_TYPE": mdns_type}
     )
 
 
-def reported_port(tmp_path: Path, name: str, serving: str) -> str:
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A folder for the run outside pytest's root-only tmp: another pytest session on the
+    machine resets that one's mode, and PostgreSQL (its own user under root) must reach in."""
+    with tempfile.TemporaryDirectory(prefix="gotemp-run-") as folder:
+        yield Path(folder)
+
+
+def reported_port(folder: Path, name: str, serving: str) -> str:
     """The port a process of the run named in its ready line ("<name> ready: <serving> on
     127.0.0.1:<port>")."""
-    log = (tmp_path / "run" / "logs" / f"{name}.log").read_text()
+    log = (folder / "run" / "logs" / f"{name}.log").read_text()
     [port] = re.findall(rf"{name} ready: {serving} on 127\.0\.0\.1:(\d+)", log)
     return str(port)
 
 
-def test_demo_runs_every_scenario_and_stops_cleanly(tmp_path: Path, mdns_type: str) -> None:
-    env = run_env(tmp_path, mdns_type)
+def test_demo_runs_every_scenario_and_stops_cleanly(scratch: Path, mdns_type: str) -> None:
+    env = run_env(scratch, mdns_type)
     result = subprocess.run(
         [sys.executable, "-m", "devtools.run", "--demo"],
         env=env,
@@ -56,17 +66,17 @@ def test_demo_runs_every_scenario_and_stops_cleanly(tmp_path: Path, mdns_type: s
     out = result.stdout
     for service in ("user", "promotion", "audit"):
         # the table shows the port each service reported in its ready line
-        port = reported_port(tmp_path, service, "gRPC \\S+")
+        port = reported_port(scratch, service, "gRPC \\S+")
         assert re.search(rf"^{service} +\S+ +127\.0\.0\.1:{port} +SERVING$", out, re.M), out
     assert "== all 10 steps passed" in out and "== all 6 steps passed" in out
     assert "== audit history, newest first" in out and "goTemp.api.user" in out
     assert out.rstrip().endswith("stopped")
-    assert (tmp_path / "run" / "pg" / "data" / "PG_VERSION").exists()  # data kept for next time
+    assert (scratch / "run" / "pg" / "data" / "PG_VERSION").exists()  # data kept for next time
 
 
-def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
-    env = run_env(tmp_path, mdns_type)
-    log = tmp_path / "run.log"
+def test_run_serves_until_interrupted(scratch: Path, mdns_type: str) -> None:
+    env = run_env(scratch, mdns_type)
+    log = scratch / "run.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "devtools.run"],
@@ -79,7 +89,7 @@ def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
             wait_until(
                 lambda: "Ctrl-C stops everything" in log.read_text(), 120, "the suite to be up"
             )
-            gateway_port = reported_port(tmp_path, "gateway", "Connect and gRPC-Web")
+            gateway_port = reported_port(scratch, "gateway", "Connect and gRPC-Web")
             # the front door answers curl's form of a call
             login = subprocess.run(
                 [
@@ -106,4 +116,4 @@ def test_run_serves_until_interrupted(tmp_path: Path, mdns_type: str) -> None:
     assert "curl -s -H 'content-type: application/json'" in text
     assert f"http://127.0.0.1:{gateway_port}/user.UserSrv/Auth" in text
     for name in ("user", "promotion", "audit", "gateway"):
-        assert f"{name} stopped" in (tmp_path / "run" / "logs" / f"{name}.log").read_text()
+        assert f"{name} stopped" in (scratch / "run" / "logs" / f"{name}.log").read_text()
