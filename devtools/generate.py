@@ -367,6 +367,11 @@ def configuration(renderer: Renderer) -> dict[str, str]:
     return {configdoc.PAGE: configdoc.render(renderer.suite, generated)}
 
 
+def web(renderer: Renderer) -> dict[str, str]:
+    """The web UI's list of services (their clients are `make proto`'s, in web/src/gen/)."""
+    return {"web/src/lib/suite.ts": renderer.render("web/suite.ts.j2", comment="//")}
+
+
 PARTS: tuple[Part, ...] = (
     dockerfiles,
     compose,
@@ -377,6 +382,7 @@ PARTS: tuple[Part, ...] = (
     audit_payloads,
     kubernetes,
     configuration,
+    web,
 )
 
 
