@@ -10,7 +10,7 @@ WEB_DEPS := web/node_modules/.package-lock.json
 WEB_SOURCES := $(shell find web/src web/static -type f 2>/dev/null) \
 	web/package.json web/svelte.config.js web/vite.config.ts web/tsconfig.json
 
-.PHONY: new-service help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e
+.PHONY: new-service help install proto generate dockerfiles certs test test-unit test-static test-integration test-e2e test-browser
 .PHONY: test-compose test-faults lint run demo clean
 help:  ## this list
 	@grep -hE '^[a-z0-9%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -67,6 +67,9 @@ test-integration: $(STAMP)  ## tests/integration: in-process services against a 
 
 test-e2e: $(STAMP)  ## tests/e2e: whole processes and their CLIs, grpcurl, make run
 	$(BIN)/python -m pytest tests/e2e
+
+test-browser: $(STAMP) web  ## tests/browser: the web UI in headless chromium against make run's suite
+	$(BIN)/python -m pytest tests/browser
 
 test-compose: $(STAMP)  ## the live docker compose test (needs a Docker API: Docker, or podman's)
 	$(BIN)/python -m pytest -p no:cacheprovider --timeout=1800 -s tests/compose

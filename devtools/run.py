@@ -5,7 +5,8 @@ Embedded PostgreSQL and NATS (JetStream, the repository's nats/nats.conf with th
 nkeys) on loopback, provisioned (databases, roles, migrations, the stream), then every service
 of the suite (suite.toml) as a process on 127.0.0.1 with mDNS bound to 127.0.0.1, each with its
 own NATS credential, and the gateway in front of them (Connect and gRPC-Web for curl and
-browsers; GATEWAY_STATIC_DIR, when set, is the web UI it serves).
+browsers) serving the web UI: web/build, which `make run` builds first (GATEWAY_STATIC_DIR
+names another folder; empty, no UI).
 Data is kept in .run/ between runs. Ports: the suite's (goTemp's) where free, else ones the
 servers or the system choose as they bind (the table at start shows them); override with
 PG_PORT, NATS_PORT, <SERVICE>_PORT (USER_PORT, PROMOTION_PORT, AUDIT_PORT, ...) and
@@ -38,6 +39,8 @@ from devtools.suite import Suite, load_suite
 from global_utils.grpc.healthprobe import probe
 
 RUN_DIR = Path(os.environ.get("GOTEMP_RUN_DIR", REPO_ROOT / ".run"))
+# The web UI's build (`make web`; `make run` builds it when missing or stale).
+WEB_BUILD = REPO_ROOT / "web" / "build"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -133,6 +136,8 @@ def plan_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
     """The gateway on GATEWAY_PORT (8080 when free), finding the services over mDNS on
     127.0.0.1, its metrics on a free side port."""
     port = choose_port("GATEWAY_PORT", 8080)
+    built = (WEB_BUILD / "index.html").is_file() and "GATEWAY_STATIC_DIR" not in os.environ
+    web = {"GATEWAY_STATIC_DIR": str(WEB_BUILD)} if built else {}
     return Gateway(
         port,
         {
@@ -142,6 +147,7 @@ def plan_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
             "MICRO_REGISTRY": "mdns",
             "MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}",
             "HTTP_ADDRESS": "127.0.0.1:0",
+            **web,
             **(extra_env or {}),
         },
     )
@@ -242,6 +248,8 @@ def print_table(
             f"""-d '{{"email":"duck@mymail.com","pwd":"1234"}}' {gateway.url}/user.UserSrv/Auth"""
         )
     print(f"  MDNS_INTERFACES=127.0.0.1 CLI_PASSWORD=1234 {python_command()} -m user.client")
+    if gateway is not None and gateway.env.get("GATEWAY_STATIC_DIR"):
+        print(f"Web UI: {gateway.url}/ (duck@mymail.com, password 1234)")
     print(f"Logs: {RUN_DIR / 'logs'}. Ctrl-C stops everything.", flush=True)
 
 

@@ -10,7 +10,11 @@ const config = {
     adapter: adapter({ pages: 'build', assets: 'build', fallback: 'index.html', strict: true }),
     alias: { $gen: 'src/gen' },
     // Nothing from another origin: scripts, styles and fonts are all in the build.
-    csp: { mode: 'hash', directives: { 'default-src': ['self'], 'object-src': ['none'] } }
+    // Inline style attributes (SvelteKit's route announcer) are allowed; scripts are not.
+    csp: {
+      mode: 'hash',
+      directives: { 'default-src': ['self'], 'style-src': ['self', 'unsafe-inline'], 'object-src': ['none'] }
+    }
   }
 };
 

@@ -27,9 +27,7 @@ def test_committed_web_clients_are_fresh(tmp_path: Path) -> None:
     written = webgen.generate(tmp_path)
     committed_dir = REPO_ROOT / webgen.OUT
     # one TypeScript client per service proto, and google.rpc's error details
-    assert {p.with_name(p.name.replace("_pb.ts", ".proto")) for p in written} >= set(
-        proto_files()
-    )
+    assert {p.with_name(p.name.replace("_pb.ts", ".proto")) for p in written} >= set(proto_files())
     assert webgen.generated_files(committed_dir) == written, "stale files; run make proto"
     for relative in written:
         committed = committed_dir / relative

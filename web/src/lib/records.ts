@@ -71,9 +71,17 @@ export function kindByName(name: string): RecordKind | undefined {
   return recordKinds.find((kind) => kind.service.name === name);
 }
 
+const LABELS: Record<string, string> = {
+  pwd: 'Password',
+  firstname: 'First name',
+  lastname: 'Last name',
+  e_uid: 'User id'
+};
+
 /** "validity_dates" -> "Validity dates", "upc_code" -> "UPC code". */
 export function label(field: DescField | string): string {
   const name = typeof field === 'string' ? field : field.name;
+  if (name in LABELS) return LABELS[name];
   const words = name.split('_').map((w) => (['upc', 'id'].includes(w) ? w.toUpperCase() : w));
   const text = words.join(' ');
   return text.charAt(0).toUpperCase() + text.slice(1);
@@ -106,7 +114,7 @@ export function isSecret(field: DescField): boolean {
 export function columns(record: DescMessage): DescField[] {
   return record.fields
     .filter((f) => !isSecret(f) && (f.fieldKind === 'scalar' || f.fieldKind === 'enum' || isTimestamp(f)))
-    .slice(0, 7);
+    .slice(0, 8);
 }
 
 /** The search form's filters: the search message's fields except paging. */
@@ -129,5 +137,6 @@ export function enumLabel(field: DescField, number: number): string {
     return String(number);
   }
   const value = field.enum.values.find((v) => v.number === number);
+  if (number === 0 && value?.localName === 'UNSPECIFIED') return 'default';
   return value ? value.localName.toLowerCase().replace(/_/g, ' ') : String(number);
 }
