@@ -108,14 +108,16 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
                     proc.wait()
 
 
-@pytest.fixture(scope="session")
+# Module scope: the sync driver runs an event loop of its own in this thread until it stops,
+# which the asyncio tests of any later module could not run beside.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver (one for the session)."""
+    """Playwright's driver (one per module)."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """One headless chromium for every test, used one test at a time (two cores)."""
     launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True)
