@@ -46,7 +46,7 @@ generate: $(STAMP)  ## rewrite every file generated from suite.toml (templates/)
 
 dockerfiles: generate  ## the Dockerfiles are part of make generate
 
-new-service: $(STAMP)  ## NAME=<name>: a new service like the others, added to suite.toml, every wiring file regenerated
+new-service: $(STAMP) $(WEB_DEPS)  ## NAME=<name>: a new service like the others, added to suite.toml, every wiring file regenerated
 	$(if $(NAME),,$(error give the service a name: make new-service NAME=<name>))
 	$(BIN)/python -m devtools.new_service '$(NAME)'
 

@@ -148,6 +148,7 @@ def create(name: str, root: Path = REPO_ROOT) -> NewService:
     # NATS public keys and certificates they add are read by generated files
     for command in (
         ["devtools.protogen"],
+        ["devtools.webgen"],
         ["devtools.generate"],
         ["devtools.dev_secrets", "--missing"],
         ["devtools.certs", "--missing"],

@@ -47,6 +47,8 @@ def grown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
+    # the web UI's packages, as `make new-service` installs them first (npm ci; offline here)
+    (copy / "web" / "node_modules").symlink_to(REPO_ROOT / "web" / "node_modules")
     # a repository of its own, as a clone is (some checks ask git which files are tracked)
     git = ["git", "-c", "user.name=grow test", "-c", "user.email=grow@test.invalid"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the suite"]):

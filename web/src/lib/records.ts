@@ -3,7 +3,7 @@
 // Get<X>ById(SearchId) -> X, a search Get<X>s(SearchParams with page_size/page_token) returning
 // a repeated X and next_page_token, Create<X>(X), Update<X>(X), Delete<X>(SearchId), and the
 // dry runs Before{Create,Update,Delete}<X>(X) -> ValidationErr.
-import type { DescField, DescMessage, DescMethod, DescService } from '@bufbuild/protobuf';
+import { create, type DescField, type DescMessage, type DescMethod, type DescService } from '@bufbuild/protobuf';
 import type { SuiteService } from './suite';
 import { suite } from './suite';
 
@@ -139,4 +139,15 @@ export function enumLabel(field: DescField, number: number): string {
   const value = field.enum.values.find((v) => v.number === number);
   if (number === 0 && value?.localName === 'UNSPECIFIED') return 'default';
   return value ? value.localName.toLowerCase().replace(/_/g, ' ') : String(number);
+}
+
+/** value with every nested message a form edits present (ValidityDates and the like), so the
+ * form binds to them; Timestamp and Struct fields stay unset until given. */
+export function withNested<T extends Record<string, any>>(desc: DescMessage, value: T): T {
+  for (const field of desc.fields) {
+    if (field.fieldKind !== 'message' || isTimestamp(field) || isStruct(field) || field.oneof) continue;
+    const current = (value as Record<string, any>)[field.localName];
+    (value as Record<string, any>)[field.localName] = withNested(field.message, current ?? create(field.message));
+  }
+  return value;
 }

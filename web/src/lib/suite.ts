@@ -6,6 +6,8 @@ import type { DescService } from '@bufbuild/protobuf';
 import { UserSrv as userService } from '$gen/user/proto/user_pb';
 import { PromotionSrv as promotionService } from '$gen/promotion/proto/promotion_pb';
 import { AuditSrv as auditService } from '$gen/audit/proto/audit_pb';
+import { CustomerSrv as customerService } from '$gen/customer/proto/customer_pb';
+import { ProductSrv as productService } from '$gen/product/proto/product_pb';
 
 export interface SuiteService {
   /** Its name in suite.toml (the URL segment of its pages). */
@@ -40,5 +42,19 @@ export const suite: readonly SuiteService[] = [
     writers: [],
     issuesTokens: false,
     consumesAudit: true
+  },
+  {
+    name: 'customer',
+    descriptor: customerService,
+    writers: ['admin'],
+    issuesTokens: false,
+    consumesAudit: false
+  },
+  {
+    name: 'product',
+    descriptor: productService,
+    writers: ['admin'],
+    issuesTokens: false,
+    consumesAudit: false
   },
 ];
