@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools.stack import REPO_ROOT, wait_until
+from devtools.suite import load_suite
 from tests.e2e.conftest import base_env
 
 
@@ -69,7 +70,12 @@ def test_demo_runs_every_scenario_and_stops_cleanly(scratch: Path, mdns_type: st
         port = reported_port(scratch, service, "gRPC \\S+")
         assert re.search(rf"^{service} +\S+ +127\.0\.0\.1:{port} +SERVING$", out, re.M), out
     assert "== all 10 steps passed" in out and "== all 6 steps passed" in out
-    assert "== audit history, newest first" in out and "goTemp.api.user" in out
+    # every CLI scenario of the suite ran, and the audit history shows the last one's changes
+    scenarios = re.findall(r"^== (\w+) service scenario$", out, re.M)
+    assert scenarios == [s.name for s in load_suite().with_cli if s.name != "audit"], scenarios
+    assert out.count("== all ") == len(scenarios)
+    assert "== audit history, newest first" in out
+    assert re.search(rf"^\S+ +{scenarios[-1]} +delete {scenarios[-1]} ", out, re.M), out
     assert out.rstrip().endswith("stopped")
     assert (scratch / "run" / "pg" / "data" / "PG_VERSION").exists()  # data kept for next time
 
