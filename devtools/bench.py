@@ -33,6 +33,7 @@ from devtools.otlp_sink import sink_process
 from devtools.processes import ServiceProcess
 from devtools.run import Service, plan, start_services, stop_all, wait_serving
 from devtools.stack import REPO_ROOT, EmbeddedNats, EmbeddedPostgres, free_port
+from devtools.suite import load_suite
 from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
@@ -234,7 +235,10 @@ def running_suite(folder: Path) -> Iterator[Suite]:
         "LOG_LEVEL": "WARNING",
         "MDNS_SERVICE_TYPE": f"_gtb-{uuid.uuid4().hex[:8]}._tcp.local.",
     }
-    os.environ.update({k: str(free_port()) for k in ("USER_PORT", "PROMOTION_PORT", "AUDIT_PORT")})
+    # Every service of the suite on a port of its own: one left to its goTemp port, taken
+    # (make run elsewhere on the machine), would bind port 0 and name its port only in a ready
+    # line, which LOG_LEVEL=WARNING leaves unwritten.
+    os.environ.update({f"{s.upper}_PORT": str(free_port()) for s in load_suite().services})
     services = plan(pg, broker, env, nats_keys)
     processes = asyncio.run(start_services(services, folder / "logs"))
     pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
