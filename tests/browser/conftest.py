@@ -143,6 +143,18 @@ def page(browser: Browser, suite: Suite, request: pytest.FixtureRequest) -> Iter
     context = browser.new_context(base_url=suite.url, viewport={"width": 1280, "height": 860})
     context.set_default_timeout(15_000)
     tab = context.new_page()
+    # what the page said, printed when the test fails
+    said: list[str] = []
+    tab.on("pageerror", lambda error: said.append(f"page error: {error}"))
+    tab.on(
+        "console",
+        lambda m: (
+            said.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None
+        ),
+    )
+    tab.on(
+        "requestfailed", lambda r: said.append(f"request failed: {r.method} {r.url} {r.failure}")
+    )
     try:
         yield tab
     finally:
@@ -150,13 +162,15 @@ def page(browser: Browser, suite: Suite, request: pytest.FixtureRequest) -> Iter
             FAILURES.mkdir(parents=True, exist_ok=True)
             shot = FAILURES / f"{request.node.name}.png"
             tab.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot of the failure: {shot}")
+            print(f"screenshot of the failure: {shot} (at {tab.url})")
+            print("\n".join(said))
         context.close()
 
 
 def document(page: Page, name: str) -> None:
     """With WEB_UI_SCREENSHOTS set, the page as it is now, for the docs."""
     if DOC_SHOTS:
+        page.wait_for_load_state("networkidle")
         folder = Path(DOC_SHOTS)
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / f"{name}.png"))

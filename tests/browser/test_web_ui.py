@@ -61,6 +61,7 @@ def test_sign_in_survives_a_reload_and_sign_out_ends_it(page: Page) -> None:
     expect(page.get_by_test_id("signed-in-as")).to_have_text(ADMIN_NAME)
     expect(page.get_by_test_id("results")).to_contain_text("duck@mymail.com")
     page.goto("/")
+    expect(page.get_by_role("heading", name=f"Welcome, {ADMIN_NAME}")).to_be_visible()
     document(page, "home")
 
     page.get_by_role("button", name="Sign out").click()
