@@ -80,6 +80,9 @@ class RevocationFeed:
         self._lost = asyncio.Event()
         self._last_activity = 0.0
         self._confirmed_at: float | None = None
+        # (the stream's last sequence when asked, when asked) while entries up to it are on
+        # their way: the state is complete as of that moment once they have been applied
+        self._catching_up: tuple[int, float] | None = None
         self._loaded = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.applied = 0  # entries applied (metrics)
@@ -158,6 +161,7 @@ class RevocationFeed:
         js = client.jetstream(timeout=self._timeout)
         inbox = client.new_inbox()
         self._lost.clear()
+        self._catching_up = None
         self._delivered = 0
         self._last_activity = time.monotonic()
         subscription = await client.subscribe(inbox, cb=self._on_message)
@@ -206,15 +210,22 @@ class RevocationFeed:
         # Entries below the first retained one are gone (expired with the tokens they
         # revoked, or replaced by a later value of their key): nothing to wait for.
         self._seen_seq = max(self._seen_seq, state.first_seq - 1)
-        if self._seen_seq >= state.last_seq:
-            self._confirmed_at = asked
-            if not self._loaded.is_set():
-                self._loaded.set()
-                logger.info(
-                    "token revocations loaded: %d users revoked (%d entries applied)",
-                    len(self._not_before),
-                    self.applied,
-                )
+        self._catching_up = (state.last_seq, asked)
+        self._caught_up()
+
+    def _caught_up(self) -> None:
+        """Marks the state complete as of the last check once everything it saw is applied."""
+        if self._catching_up is None or self._seen_seq < self._catching_up[0]:
+            return
+        self._confirmed_at = max(self._confirmed_at or 0.0, self._catching_up[1])
+        self._catching_up = None
+        if not self._loaded.is_set():
+            self._loaded.set()
+            logger.info(
+                "token revocations loaded: %d users revoked (%d entries applied)",
+                len(self._not_before),
+                self.applied,
+            )
 
     async def _on_message(self, msg: Msg) -> None:
         self._last_activity = time.monotonic()
@@ -234,6 +245,7 @@ class RevocationFeed:
         self._delivered = meta.sequence.consumer
         self._apply(msg.subject, msg.data)
         self._seen_seq = max(self._seen_seq, meta.sequence.stream)
+        self._caught_up()
 
     def _apply(self, subject: str, data: bytes) -> None:
         if not subject.startswith(REVOCATIONS_SUBJECT_PREFIX):

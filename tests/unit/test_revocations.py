@@ -111,3 +111,16 @@ async def test_a_stale_feed_sends_every_token_to_the_user_service(feed: Revocati
     confirmed(feed)  # back: local again
     await verifier.verify(token(9, 1.0))
     assert (remote.calls, local.calls) == (2, 1)
+
+
+def test_the_state_is_complete_once_every_entry_the_stream_reported_is_applied(
+    feed: RevocationFeed,
+) -> None:
+    asked = time.monotonic()
+    feed._catching_up = (5, asked)  # the last check saw entries up to 5
+    feed._seen_seq = 4
+    feed._caught_up()
+    assert not feed.fresh  # entry 5 not applied yet
+    feed._seen_seq = 5
+    feed._caught_up()
+    assert feed.fresh and feed._confirmed_at == asked and feed._loaded.is_set()
