@@ -286,6 +286,11 @@ async def test_a_reused_refresh_token_ends_its_users_access_tokens_everywhere(
 
     # the user service follows the feed too (its stored user shows nothing of the reuse)
     await eventually(user_service_refuses, timeout=REFUSED_WITHIN, what="ValidateToken to refuse")
+    with pytest.raises(grpc.aio.AioRpcError) as read:  # its reads too
+        await user_stub.GetUserById(
+            user_pb2.SearchId(id=user.id), metadata=bearer_metadata(second.token)
+        )
+    assert read.value.code() is grpc.StatusCode.UNAUTHENTICATED
     # a new login is served everywhere
     again = (await user_stub.Auth(user_pb2.User(email=user.email, pwd=PASSWORD))).token
     for verifier in verifiers:

@@ -187,22 +187,28 @@ class Sessions:
         token is refused at once."""
         principal = self.verify_signature(token)
         await require_standing(self._storage, principal)
-        feed = self._revocations
-        if feed is not None and feed.fresh:
-            not_before = feed.not_before(principal.user_id)
-            if not_before is not None and principal.issued_at < not_before:
-                raise Unauthenticated(MessageKey.TOKEN_INVALID)
         return principal
 
     def verify_signature(self, token: str) -> Principal:
-        """The principal of a token we signed (cached); its user's standing is not checked."""
+        """The principal of a token we signed (cached) and not revoked since; its user's
+        standing is not checked."""
         principal = self._signatures.get(token)
         if principal is None:
             principal = self._tokens.decode(token)
             self._signatures.put(token, principal)
         if not principal.user_id.isdecimal():  # signed by us, so never; but never trusted
             raise Unauthenticated(MessageKey.TOKEN_INVALID)
+        self._require_not_revoked(principal)
         return principal
+
+    def _require_not_revoked(self, principal: Principal) -> None:
+        """Refuses a token issued before its user's revocation, as the feed says (while it is
+        fresh; otherwise the stored user, checked by every use case, decides alone)."""
+        feed = self._revocations
+        if feed is not None and feed.fresh:
+            not_before = feed.not_before(principal.user_id)
+            if not_before is not None and principal.issued_at < not_before:
+                raise Unauthenticated(MessageKey.TOKEN_INVALID)
 
     async def verify(self, token: str) -> Principal:
         """TokenVerifier for the user service's own RPCs: signature and standing."""
