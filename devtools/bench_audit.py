@@ -1,14 +1,26 @@
 """Audit ingest benchmark (`make bench-audit`): the audit service as its own process on
-embedded PostgreSQL and NATS, measured against a bulk COPY into the same table in the same run.
+embedded PostgreSQL and NATS, fed by the real outbox relays of the user and promotion services
+(their processes, with their keys and NATS users), measured against a bulk COPY into the same
+table in the same run.
 
-1. COPY ceiling: N audit rows written with COPY (rows/s).
-2. Ingest: a burst of N events published to JetStream; time until all are stored (events/s).
-3. Lag: changes committed through the outbox (relay included) at a steady rate; for each,
-   change committed -> audit row stored (p50/p99).
-4. Per-event cost of event authentication and the hash chain, in this process: signing (the
+1. COPY ceiling: the best of three COPYs of N audit rows (rows/s).
+2. Relayed backlog: N events written into the user and promotion services' outboxes by the
+   services' outbox emitter in units of work (signed with each service's key), published by
+   the services' own relays while the audit consumer is paused; then the consumer resumes and
+   the backlog is drained (events/s, the headline `ingest_events_per_s`). CPU per event of each
+   relay (its service process), NATS and PostgreSQL while publishing; of audit, NATS and
+   PostgreSQL while draining.
+3. Relayed burst: N more events committed into both outboxes at once with the consumer running:
+   both relays publish while audit consumes (events/s from the commit to the last row stored,
+   CPU per event of every process).
+4. Lag: changes committed through the user service's outbox at a steady rate, relayed by the
+   service's relay; for each, change committed -> audit row stored (p50/p99).
+5. Per-event cost of event authentication and the hash chain, in this process: signing (the
    producer), parsing with the MAC input built, verifying the MAC, hashing into the chain.
 
-Events are signed and verified, and stored rows chained, as in production.
+Before this bench published through the relays (up to d8f2072), `ingest_events_per_s` was a
+burst of hand-made protocol frames in the signer's header order, a path relayed events did not
+take then; `make bench-compare` against such a revision compares that with the relayed backlog.
 """
 
 from __future__ import annotations
@@ -17,44 +29,54 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import psutil
 
+import nats
 from audit.server.events.authenticity import EventAuthenticator, ProducerKey
 from audit.server.events.chain import GENESIS, chained
 from audit.server.events.wire import COLUMNS, header_block, parse_delivery
-from devtools.databases import provision_databases, service_db_env
+from devtools.databases import provision_databases, runtime_dsn, runtime_password
 from devtools.dev_secrets import (
-    AuditKeys,
     NatsKeys,
     development_keys,
-    make_audit_keys,
     make_nats_keys,
 )
 from devtools.nats_stack import start_nats
+from devtools.processes import ServiceProcess
+from devtools.run import plan, start_services, stop_all
 from devtools.stack import (
     REPO_ROOT,
     EmbeddedNats,
     EmbeddedPostgres,
     free_port,
-    port_open,
-    wait_until,
 )
 from global_utils.data.database import Database, UnitOfWork
-from global_utils.events.audit_event import ActionType, AuditEvent, Subject
+from global_utils.events.audit_event import (
+    AUDIT_CONSUMER,
+    AUDIT_STREAM,
+    ActionType,
+    AuditEvent,
+    AuditHeader,
+    Subject,
+)
 from global_utils.events.signing import EventSigner
 from global_utils.messaging.broker import Broker
 from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
+from promotion.proto import promotion_pb2
 from user.proto import user_pb2
 
 PAYLOAD = user_pb2.User(
@@ -76,9 +98,14 @@ def make_event(tag: str) -> AuditEvent:
     )
 
 
-async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dict[str, float]:
-    """Rows/s of one bulk COPY of n audit rows, and the CPU per row (µs) of the copying client
-    and of PostgreSQL."""
+async def copy_ceiling(
+    dsn: str,
+    n: int,
+    postgres_pid: int | None = None,
+    events: Sequence[AuditEvent] | None = None,
+) -> dict[str, float]:
+    """Rows/s of one bulk COPY of n audit rows (events' rows when given), and the CPU per row
+    (µs) of the copying client and of PostgreSQL."""
     rows = [
         (
             uuid.uuid4(),
@@ -94,7 +121,7 @@ async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dic
             e.payload_type,
             None,  # traceid: an untraced event
         )
-        for e in (make_event(str(i)) for i in range(n))
+        for e in (events if events is not None else [make_event(str(i)) for i in range(n)])
     ]
     conn = await asyncpg.connect(dsn)
     try:
@@ -105,11 +132,30 @@ async def copy_ceiling(dsn: str, n: int, postgres_pid: int | None = None) -> dic
             records=rows,
             columns=COLUMNS,
         )
-        rate = n / (time.perf_counter() - started)
+        rate = len(rows) / (time.perf_counter() - started)
         cpu = meter.used()
     finally:
         await conn.close()
-    return {"rate": rate, **{f"{k}_cpu_us_per_row": v / n * 1e6 for k, v in cpu.items()}}
+    return {
+        "rate": rate,
+        **{f"{k}_cpu_us_per_row": v / len(rows) * 1e6 for k, v in cpu.items()},
+    }
+
+
+async def best_copy(
+    dsn: str, n: int, producers: Sequence[str], postgres_pid: int | None, tries: int = 3
+) -> dict[str, float]:
+    """The best of tries COPYs of n rows like the relayed events (the producers' kinds, in
+    equal shares), each a fresh set of event ids: its rows/s and CPU per row."""
+    runs = []
+    for _ in range(tries):
+        events = [
+            producer_event(name, "bench-copy", str(i))
+            for name, share in zip(producers, split(n, producers), strict=True)
+            for i in range(share)
+        ]
+        runs.append(await copy_ceiling(dsn, n, postgres_pid, events))
+    return max(runs, key=lambda run: run["rate"])
 
 
 async def count(dsn: str, object_name: str) -> int:
@@ -164,65 +210,372 @@ def per_event_costs(signer: EventSigner, key: bytes, n: int) -> dict[str, float]
     }
 
 
-async def ingest_burst(
-    nats_address: str,
-    dsn: str,
-    n: int,
-    pids: Mapping[str, int | None] | None = None,
-    signer: EventSigner | None = None,
-    *,
-    nats_keys: NatsKeys,
-) -> dict[str, float]:
-    """Writes n events to the Audit subject at once; returns events/s from the first byte sent
-    until the last batch was stored (its insert's start, the table's recordedtime), and the
-    CPU each process in pids (with its children) spent per event meanwhile (µs).
-
-    The burst goes out as pre-built protocol frames over a plain socket, so the publishing
-    client costs next to no CPU: the rate is the consumer's (and the servers'), not a Python
-    publisher's."""
-    events = [
-        make_event(str(i)).model_copy(update={"object_name": "bench-burst"}) for i in range(n)
-    ]
-    sign = (signer or development_signer()).sign
-    frames = b"".join(
-        _hpub(Subject.AUDIT.value, sign(e.headers(), e.payload), e.payload) for e in events
-    )
-    host, port = nats_address.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
-    # A producer's credential (the stream was provisioned with the admin's)
-    writer.write(nats_keys.connect_frame("user", await reader.readline()) + b"PING\r\n")
-    await _until_pong(reader)
-    meter = CpuMeter(pids or {})
-    started = time.time()
-    writer.write(frames + b"PING\r\n")
-    await writer.drain()
-    await _until_pong(reader)
-    writer.close()
-    conn = await asyncpg.connect(dsn)
-    try:
-        # Cheap to ask (one index probe) until the last event is in; then the exact count.
-        last = events[-1].object_id
-        deadline = time.monotonic() + 300
-        while not await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM audit WHERE objectname = 'bench-burst'"
-            " AND objectid = $1)",
-            last,
-        ):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the burst was not stored within 300 s")
-            await asyncio.sleep(0.02)
-        cpu = meter.used()
-        await wait_count(dsn, "bench-burst", n, timeout=300)
-        stored_until = await conn.fetchval(
-            "SELECT extract(epoch FROM max(recordedtime)) FROM audit"
-            " WHERE objectname = 'bench-burst'"
+PRODUCERS = ("user", "promotion")
+SERVICES = (*PRODUCERS, "audit")
+PROMOTION = promotion_pb2.Promotion(
+    id=1,
+    name="Bench promo",
+    customer_id=3308341401806443521,
+    active=True,
+    product=[
+        promotion_pb2.Product(
+            id=7001,
+            upc_code="036000291452",
+            discount=[promotion_pb2.Discount(value=10, description="10% off")],
         )
+    ],
+).SerializeToString()
+# Events per unit of work when a backlog is written: about a relay's batch (it claims 500).
+CHANGES_PER_UNIT = 500
+
+
+def producer_event(service: str, object_name: str, tag: str) -> AuditEvent:
+    """An update event of the kind service writes for a change (its payload type and size)."""
+    payload, payload_type = (
+        (PAYLOAD, "user.User") if service == "user" else (PROMOTION, "promotion.Promotion")
+    )
+    return AuditEvent(
+        service=service,
+        action_func="AfterUpdateUser" if service == "user" else "AfterUpdatePromotion",
+        action_type=ActionType.UPDATE,
+        object_name=object_name,
+        object_id=tag,
+        performed_by="1",
+        payload_type=payload_type,
+        payload=payload,
+    )
+
+
+@dataclass(frozen=True)
+class Producer:
+    """A running producing service: its database (as its runtime role), the signer it uses
+    (its key), and its process, whose outbox relay publishes what lands in its outbox."""
+
+    name: str
+    dsn: str
+    password: str
+    signer: EventSigner
+    pid: int
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.dsn, password=self.password)
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """What the relay-driven phases run against."""
+
+    producers: tuple[Producer, ...]
+    audit_dsn: str
+    audit_pid: int
+    nats_address: str
+    nats_pid: int | None
+    postgres_pid: int | None
+    nats_keys: NatsKeys
+
+    def pids(self, *names: str) -> dict[str, int | None]:
+        every: dict[str, int | None] = {
+            "audit": self.audit_pid,
+            "nats": self.nats_pid,
+            "postgres": self.postgres_pid,
+            **{f"{p.name}_relay": p.pid for p in self.producers},
+        }
+        return {name: every[name] for name in names}
+
+
+def split(n: int, among: Sequence[object]) -> list[int]:
+    """n events shared out among the producers as evenly as they go."""
+    return [n // len(among) + (i < n % len(among)) for i in range(len(among))]
+
+
+async def write_outbox(
+    producer: Producer, object_name: str, n: int, per_unit: int, *, commit_times: list[float]
+) -> list[str]:
+    """n events of producer written into its outbox by its outbox emitter, per_unit events per
+    unit of work (each commit wakes the service's relay); each commit's start goes into
+    commit_times. Returns the event ids."""
+    database = Database(producer.dsn, password=producer.password, min_size=1, max_size=1)
+    await database.start()
+    await database.wait_ready()
+    emitter = OutboxAuditEmitter(producer.signer)  # no relay here: the service's publishes
+    ids: list[str] = []
+    try:
+        for first in range(0, n, per_unit):
+            events = [
+                producer_event(producer.name, object_name, f"{producer.name}-{i}")
+                for i in range(first, min(n, first + per_unit))
+            ]
+            async with UnitOfWork(database, emitter) as uow:
+                for event in events:
+                    uow.emit(event)
+                commit_times.append(time.time())
+                await uow.commit()
+            ids.extend(str(e.event_id) for e in events)
+    finally:
+        await database.stop()
+    return ids
+
+
+async def unsent(producer: Producer) -> int:
+    conn = await producer.connect()
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM audit_outbox WHERE sentat IS NULL"))
     finally:
         await conn.close()
+
+
+async def wait_relayed(producers: Sequence[Producer], timeout: float) -> float:
+    """Waits until every producer's relay has marked its whole outbox sent; returns when."""
+    deadline = time.monotonic() + timeout
+    for producer in producers:
+        while (left := await unsent(producer)) > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{producer.name}'s relay left {left} events unsent")
+            await asyncio.sleep(0.01)
+    return time.time()
+
+
+class AdminNats:
+    """The NATS admin's connection (the provisioning credential): pauses and resumes the audit
+    service's durable consumer, reads the stream."""
+
+    def __init__(self, address: str, keys: NatsKeys) -> None:
+        self._address = address
+        self._keys = keys
+        self._client: nats.NATS | None = None
+
+    async def __aenter__(self) -> AdminNats:
+        self._client = await nats.connect(
+            f"nats://{self._address}",
+            name="bench-admin",
+            allow_reconnect=False,
+            **self._keys.access("admin").connect_options(),
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    @property
+    def client(self) -> nats.NATS:
+        assert self._client is not None, "not connected"
+        return self._client
+
+    async def pause_consumer(self, until: datetime | None) -> None:
+        """Pauses the audit consumer until then (None: resumes it now)."""
+        body = {"pause_until": until.isoformat().replace("+00:00", "Z")} if until else {}
+        reply = await self.client.request(
+            f"$JS.API.CONSUMER.PAUSE.{AUDIT_STREAM}.{AUDIT_CONSUMER}",
+            json.dumps(body).encode(),
+            timeout=5,
+        )
+        answer = json.loads(reply.data)
+        if "error" in answer:
+            raise RuntimeError(f"NATS refused to pause the audit consumer: {answer['error']}")
+
+    async def last_event_id(self) -> str:
+        """The event id of the last message in the stream."""
+        message = await self.client.jetstream().get_last_msg(AUDIT_STREAM, Subject.AUDIT.value)
+        return str((message.headers or {})[AuditHeader.EVENT_ID.value])
+
+    async def key_ids(self, samples: int) -> dict[str, list[str]]:
+        """The keyId headers of up to samples messages spread over the stream, per service
+        header: {service: [keyId, ...]} (each keyId once)."""
+        js = self.client.jetstream()
+        state = (await js.stream_info(AUDIT_STREAM)).state
+        step = max(1, (state.last_seq - state.first_seq + 1) // samples)
+        seen: dict[str, list[str]] = {}
+        for seq in range(state.first_seq, state.last_seq + 1, step):
+            headers = (await js.get_msg(AUDIT_STREAM, seq)).headers or {}
+            ids = seen.setdefault(headers.get(AuditHeader.SERVICE.value, ""), [])
+            if (key_id := headers.get(AuditHeader.KEY_ID.value, "")) not in ids:
+                ids.append(key_id)
+        return seen
+
+
+async def wait_stored(audit_dsn: str, event_id: str, timeout: float) -> None:
+    """Waits until the event is in the audit table (one index probe per look)."""
+    conn = await asyncpg.connect(audit_dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE eventid = $1::uuid)", event_id
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"event {event_id} not stored within {timeout} s")
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+async def wait_any_stored(audit_dsn: str, object_name: str, timeout: float) -> None:
+    """Waits until a first row of object_name is in the audit table."""
+    conn = await asyncpg.connect(audit_dsn)
+    try:
+        deadline = time.monotonic() + timeout
+        while not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE objectname = $1)", object_name
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {object_name} row stored within {timeout} s")
+            await asyncio.sleep(0.005)
+    finally:
+        await conn.close()
+
+
+async def stored_batches(audit_dsn: str, object_name: str) -> tuple[float, float, int]:
+    """When the first and the last batch of object_name's rows were stored (their inserts'
+    starts, epoch s: a batch's rows share it), and how many rows the first batch held."""
+    conn = await asyncpg.connect(audit_dsn)
+    try:
+        row = await conn.fetchrow(
+            "WITH rows AS (SELECT recordedtime FROM audit WHERE objectname = $1)"
+            " SELECT extract(epoch FROM min(recordedtime)) AS first,"
+            " extract(epoch FROM max(recordedtime)) AS last,"
+            " count(*) FILTER (WHERE recordedtime = (SELECT min(recordedtime) FROM rows))"
+            " AS in_first FROM rows",
+            object_name,
+        )
+        assert row is not None  # an aggregate always answers one row
+        return float(row["first"]), float(row["last"]), int(row["in_first"])
+    finally:
+        await conn.close()
+
+
+def relay_cpu_per_event(cpu: Mapping[str, float], shares: Mapping[str, int]) -> dict[str, float]:
+    """Each relay's CPU per event it published (its process's CPU over its share)."""
     return {
-        "rate": n / (float(stored_until) - started),
-        **{f"{name}_cpu_us_per_event": seconds / n * 1e6 for name, seconds in cpu.items()},
+        f"{name}_cpu_us_per_event": cpu[name] / max(share, 1) * 1e6
+        for name, share in shares.items()
     }
+
+
+def per_event(cpu: Mapping[str, float], n: int, prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}{name}_cpu_us_per_event": s / n * 1e6 for name, s in cpu.items()}
+
+
+async def relayed_backlog(setup: Relayed, n: int, timeout: float = 300) -> dict[str, float]:
+    """The audit consumer paused, n events written into the producers' outboxes and published
+    by their relays; then the consumer resumed and the backlog drained. Returns the drain's
+    events/s (from the resume until the last batch was stored) with the CPU per event of
+    audit, NATS and PostgreSQL meanwhile, and the publishing's events/s with the CPU per event
+    of each relay, NATS and PostgreSQL (outbox writes included)."""
+    object_name = "bench-backlog"
+    producers = setup.producers
+    async with AdminNats(setup.nats_address, setup.nats_keys) as admin:
+        await admin.pause_consumer(datetime.now(UTC) + timedelta(hours=1))
+        try:
+            relays = [f"{p.name}_relay" for p in producers]
+            meter = CpuMeter(setup.pids(*relays, "nats", "postgres"))
+            commits: list[float] = []
+            await asyncio.gather(
+                *(
+                    write_outbox(p, object_name, share, CHANGES_PER_UNIT, commit_times=commits)
+                    for p, share in zip(producers, split(n, producers), strict=True)
+                )
+            )
+            relayed_at = await wait_relayed(producers, timeout)
+            publish_cpu = meter.used()
+            last = await admin.last_event_id()
+        finally:
+            # Resumed also when something failed, or the consumer stays paused for an hour.
+            await admin.pause_consumer(None)
+    # A resumed consumer serves the pull requests it held while paused only once they expire
+    # (the audit service's after 5 s) and are asked again, so the drain is timed from the
+    # first batch stored, not from the resume: the rows after that batch over the time from
+    # its insert to the last one's.
+    await wait_any_stored(setup.audit_dsn, object_name, timeout)
+    meter = CpuMeter(setup.pids("audit", "nats", "postgres"))
+    await wait_stored(setup.audit_dsn, last, timeout)
+    drain_cpu = meter.used()
+    seen_last = time.time()
+    await wait_count(setup.audit_dsn, object_name, n, timeout=timeout)
+    first, until, in_first = await stored_batches(setup.audit_dsn, object_name)
+    after_first = n - in_first
+    # A backlog that fits in the first batch (tiny runs) is timed until the bench saw it all.
+    drain = (
+        (after_first, until - first) if after_first and until > first else (n, seen_last - first)
+    )
+    shares = dict(zip(relays, split(n, producers), strict=True))
+    return {
+        "rate": drain[0] / drain[1],
+        **per_event(drain_cpu, drain[0]),
+        "publish_events_per_s": n / (relayed_at - min(commits)),
+        **relay_cpu_per_event(publish_cpu, shares),
+        **per_event({k: publish_cpu[k] for k in ("nats", "postgres")}, n, "publish_"),
+    }
+
+
+async def relayed_burst(setup: Relayed, n: int, timeout: float = 300) -> dict[str, float]:
+    """n events committed at once into the producers' outboxes (one unit of work each) with
+    the audit consumer running: both relays publish while audit consumes. Returns events/s
+    from the first commit until the last batch was stored, and the CPU per event of every
+    process meanwhile (each relay's per event it published)."""
+    object_name = "bench-burst"
+    producers = setup.producers
+    relays = [f"{p.name}_relay" for p in producers]
+    commits: list[float] = []
+    meter = CpuMeter(setup.pids("audit", "nats", "postgres", *relays))
+    shares = split(n, producers)
+    await asyncio.gather(
+        *(
+            write_outbox(p, object_name, share, max(share, 1), commit_times=commits)
+            for p, share in zip(producers, shares, strict=True)
+        )
+    )
+    await wait_relayed(producers, timeout)
+    async with AdminNats(setup.nats_address, setup.nats_keys) as admin:
+        last = await admin.last_event_id()
+    await wait_stored(setup.audit_dsn, last, timeout)
+    cpu = meter.used()
+    await wait_count(setup.audit_dsn, object_name, n, timeout=timeout)
+    first, until, _ = await stored_batches(setup.audit_dsn, object_name)
+    return {
+        "rate": n / (until - min(commits)),
+        "first_batch_ms": (first - min(commits)) * 1000,
+        **per_event({k: cpu[k] for k in ("audit", "nats", "postgres")}, n),
+        **relay_cpu_per_event(cpu, dict(zip(relays, shares, strict=True))),
+    }
+
+
+async def relay_evidence(setup: Relayed) -> dict[str, object]:
+    """That the events went through the relays: per producer its outbox rows sent and unsent,
+    and how many of the sent ones the audit table holds; the keyId headers of messages
+    sampled over the stream, per service."""
+    evidence: dict[str, object] = {}
+    audit = await asyncpg.connect(setup.audit_dsn)
+    try:
+        for producer in setup.producers:
+            conn = await producer.connect()
+            try:
+                sent = [
+                    r["eventid"]
+                    for r in await conn.fetch(
+                        "SELECT eventid FROM audit_outbox WHERE sentat IS NOT NULL"
+                    )
+                ]
+                pending = await conn.fetchval(
+                    "SELECT count(*) FROM audit_outbox WHERE sentat IS NULL"
+                )
+            finally:
+                await conn.close()
+            stored = await audit.fetchval(
+                "SELECT count(*) FROM audit WHERE eventid = ANY($1::uuid[]) AND service = $2",
+                sent,
+                producer.name,
+            )
+            evidence[producer.name] = {
+                "outbox_sent": len(sent),
+                "outbox_unsent": int(pending),
+                "sent_and_stored": int(stored),
+                "key_id": producer.signer.key_id,
+            }
+    finally:
+        await audit.close()
+    async with AdminNats(setup.nats_address, setup.nats_keys) as admin:
+        evidence["stream_key_ids"] = await admin.key_ids(samples=50)
+    return evidence
 
 
 class CpuMeter:
@@ -249,18 +602,6 @@ class CpuMeter:
         return total
 
 
-def _hpub(subject: str, headers: Mapping[str, str], payload: bytes) -> bytes:
-    block = header_block(headers)
-    total = len(block) + len(payload)
-    return b"HPUB %s %d %d\r\n%s%s\r\n" % (subject.encode(), len(block), total, block, payload)
-
-
-async def _until_pong(reader: asyncio.StreamReader) -> None:
-    while (line := await reader.readline()) != b"PONG\r\n":
-        if not line or line.startswith(b"-ERR"):
-            raise RuntimeError(f"NATS refused the burst: {line!r}")
-
-
 async def lag_at_rate(
     user_dsn: str,
     audit_dsn: str,
@@ -270,15 +611,25 @@ async def lag_at_rate(
     signer: EventSigner | None = None,
     *,
     nats_keys: NatsKeys,
+    own_relay: bool = True,
+    user_password: str | None = None,
 ) -> dict[str, float]:
-    database = Database(user_dsn, max_size=20)
-    broker = Broker(f"nats://{nats_address}", name="bench", access=nats_keys.access("user"))
-    relay = OutboxRelay(database, broker)
+    """Changes committed at rate for seconds into the user service's outbox (user_dsn), relayed
+    by a relay of this process (own_relay) or else by the running user service's; for each,
+    change committed -> audit row stored."""
+    database = Database(user_dsn, password=user_password, max_size=20)
+    parts: list[Database | Broker | OutboxRelay] = [database]
+    relay = None
+    if own_relay:
+        broker = Broker(f"nats://{nats_address}", name="bench", access=nats_keys.access("user"))
+        relay = OutboxRelay(database, broker)
+        parts += [broker, relay]
     emitter = OutboxAuditEmitter(signer or development_signer(), relay)
-    for part in (database, broker, relay):
+    for part in parts:
         await part.start()
     await database.wait_ready()
-    await broker.wait_connected()
+    if own_relay:
+        await broker.wait_connected()
     committed: dict[str, float] = {}
     total = int(rate * seconds)
     interval = 1.0 / rate
@@ -309,7 +660,7 @@ async def lag_at_rate(
     finally:
         await conn.close()
     lags = sorted(float(r["stored"]) - committed[r["objectid"]] for r in rows)
-    for part in (relay, broker, database):
+    for part in reversed(parts):
         await part.stop()
     return {
         "offered_per_s": rate,
@@ -319,98 +670,140 @@ async def lag_at_rate(
     }
 
 
-def start_audit(
-    pg: EmbeddedPostgres,
-    broker: EmbeddedNats,
-    folder: Path,
-    keys: AuditKeys,
-    nats_keys: NatsKeys,
-) -> subprocess.Popen[bytes]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **service_db_env(pg, "audit"),
-        "MICRO_SERVER_ADDRESS": f"127.0.0.1:{port}",
-        "MICRO_BROKER_ADDRESS": broker.address,
-        "MICRO_REGISTRY": "static",
-        "LOG_LEVEL": "WARNING",
-        **keys.consumer_env(),
-        **nats_keys.client_env("audit"),
-    }
-    log = open(folder / "audit.log", "wb")  # noqa: SIM115 - closed when the process ends
-    command = os.environ.get("BENCH_AUDIT_WRAPPER", "").split() + [
-        sys.executable,
-        "-m",
-        "audit.server",
-    ]
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_until(lambda: port_open(port), 30, "the audit service")
-    return proc
-
-
-async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
-    with tempfile.TemporaryDirectory(prefix="gotemp-bench-audit-") as tmp:
-        folder = Path(tmp)
-        pg = EmbeddedPostgres(folder / "pg").start()
+@contextmanager
+def running_producers_and_audit(folder: Path) -> Iterator[Relayed]:
+    """PostgreSQL and NATS provisioned, and the user, promotion and audit services as `make
+    run` starts them (development keys, each its NATS user and runtime database role)."""
+    pg = EmbeddedPostgres(folder / "pg").start()
+    processes: list[ServiceProcess] = []
+    broker: EmbeddedNats | None = None
+    try:
         provision_databases(pg)
         nats_keys = make_nats_keys(folder / "nats-keys")
         broker = start_nats(folder / "nats", nats_keys)
-        keys = make_audit_keys(folder / "keys", ("user",))
-        signing_key = keys.key("user").encode()
-        signer = EventSigner(keys.key_id("user"), signing_key)
-        costs = per_event_costs(signer, signing_key, n)
-        audit = start_audit(pg, broker, folder, keys, nats_keys)
-        try:
-            ceiling = await copy_ceiling(pg.dsn("audit"), n, pg.pid)
-            ingest = await ingest_burst(
-                broker.address,
-                pg.dsn("audit"),
-                n,
-                {"audit": audit.pid, "nats": broker.pid, "postgres": pg.pid},
-                signer,
-                nats_keys=nats_keys,
-            )
-            lag = await lag_at_rate(
-                pg.dsn("appuser"),
-                pg.dsn("audit"),
-                broker.address,
-                rate,
-                seconds,
-                signer,
-                nats_keys=nats_keys,
-            )
-        finally:
-            audit.terminate()
-            audit.wait(timeout=30)
+        env = {
+            "LOG_LEVEL": "WARNING",
+            "MDNS_SERVICE_TYPE": f"_gtba-{uuid.uuid4().hex[:8]}._tcp.local.",
+        }
+        # Ports of their own: never the suite's defaults, which a `make run` may hold.
+        os.environ.update({f"{name.upper()}_PORT": str(free_port()) for name in SERVICES})
+        services = [s for s in plan(pg, broker, env, nats_keys) if s.name in SERVICES]
+        processes = asyncio.run(start_services(services, folder / "logs"))
+        pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
+        keys = development_keys()  # what plan() gives the services
+        yield Relayed(
+            producers=tuple(
+                Producer(
+                    name,
+                    runtime_dsn(pg, name),
+                    runtime_password(name),
+                    EventSigner(keys.key_id(name), keys.key(name).encode()),
+                    pids[name],
+                )
+                for name in PRODUCERS
+            ),
+            audit_dsn=pg.dsn("audit"),
+            audit_pid=pids["audit"],
+            nats_address=broker.address,
+            nats_pid=broker.pid,
+            postgres_pid=pg.pid,
+            nats_keys=nats_keys,
+        )
+    finally:
+        stop_all(processes)
+        if broker is not None:
             broker.stop()
-            pg.stop()
+        pg.stop()
+
+
+async def measure_relayed(setup: Relayed, n: int, postgres_pid: int | None) -> dict[str, Any]:
+    """The COPY ceiling, the relayed backlog's drain and the relayed burst, in one run."""
+    copy = await best_copy(setup.audit_dsn, n, PRODUCERS, postgres_pid)
+    backlog = await relayed_backlog(setup, n)
+    burst = await relayed_burst(setup, n)
+    return {"copy": copy, "backlog": backlog, "burst": burst}
+
+
+def relayed_results(measured: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The flat keys bench-audit writes (and bench-compare reads) from measure_relayed's."""
+    copy, backlog, burst = measured["copy"], measured["backlog"], measured["burst"]
+    return {
+        "copy_rows_per_s": round(copy["rate"]),
+        "ingest_events_per_s": round(backlog["rate"]),
+        "ingest_vs_copy": round(backlog["rate"] / copy["rate"], 3),
+        "burst_events_per_s": round(burst["rate"]),
+        "burst_vs_copy": round(burst["rate"] / copy["rate"], 3),
+        **{k: round(v, 1) for k, v in copy.items() if k != "rate"},
+        **{k: round(v, 1) for k, v in backlog.items() if k != "rate"},
+        **{f"burst_{k}": round(v, 1) for k, v in burst.items() if k != "rate"},
+    }
+
+
+def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="gotemp-bench-audit-") as tmp:
+        folder = Path(tmp)
+        keys = development_keys()
+        signing_key = keys.key("user").encode()
+        costs = per_event_costs(EventSigner(keys.key_id("user"), signing_key), signing_key, n)
+        with running_producers_and_audit(folder) as setup:
+            measured = asyncio.run(measure_relayed(setup, n, setup.postgres_pid))
+            user = setup.producers[0]
+            lag = asyncio.run(
+                lag_at_rate(
+                    user.dsn,
+                    setup.audit_dsn,
+                    setup.nats_address,
+                    rate,
+                    seconds,
+                    user.signer,
+                    nats_keys=setup.nats_keys,
+                    own_relay=False,
+                    user_password=user.password,
+                )
+            )
+            evidence = asyncio.run(relay_evidence(setup))
     result = {
         "events": n,
-        "copy_rows_per_s": round(ceiling["rate"]),
-        "ingest_events_per_s": round(ingest["rate"]),
-        "ingest_vs_copy": round(ingest["rate"] / ceiling["rate"], 3),
-        **{k: round(v, 1) for k, v in ceiling.items() if k != "rate"},
-        **{k: round(v, 1) for k, v in ingest.items() if k != "rate"},
+        "ingest_source": "relays",
+        **relayed_results(measured),
         **{k: round(v, 1) for k, v in lag.items()},
         **{k: round(v, 2) for k, v in costs.items()},
+        "relayed": evidence,
         "cpus": os.cpu_count(),
     }
-    print(f"{'measure':<40} {'value':>12}")
+    print_table(result, rate)
+    if out is not None:
+        write_json(out, result)
+
+
+def print_table(result: Mapping[str, Any], rate: int) -> None:
+    relays = [
+        (f"  CPU per event: {p}'s relay (µs)", f"{p}_relay_cpu_us_per_event") for p in PRODUCERS
+    ]
+    burst_relays = [(label, f"burst_{key}") for label, key in relays]
+    print(f"{'measure':<52} {'value':>12}")
     for label, key in (
-        ("bulk COPY ceiling (rows/s)", "copy_rows_per_s"),
+        ("bulk COPY ceiling, best of 3 (rows/s)", "copy_rows_per_s"),
         ("  CPU per row: copying client (µs)", "client_cpu_us_per_row"),
         ("  CPU per row: PostgreSQL (µs)", "postgres_cpu_us_per_row"),
-        ("audit ingest, burst (events/s)", "ingest_events_per_s"),
+        ("relays publish the backlog, audit paused (events/s)", "publish_events_per_s"),
+        *relays,
+        ("  CPU per event: NATS server (µs)", "publish_nats_cpu_us_per_event"),
+        (
+            "  CPU per event: PostgreSQL, outbox writes too (µs)",
+            "publish_postgres_cpu_us_per_event",
+        ),
+        ("audit drains the relayed backlog (events/s)", "ingest_events_per_s"),
         ("  CPU per event: audit service (µs)", "audit_cpu_us_per_event"),
         ("  CPU per event: NATS server (µs)", "nats_cpu_us_per_event"),
         ("  CPU per event: PostgreSQL (µs)", "postgres_cpu_us_per_event"),
-        ("ingest / COPY", "ingest_vs_copy"),
+        ("drain / COPY", "ingest_vs_copy"),
+        ("burst: relays publish, audit consumes (events/s)", "burst_events_per_s"),
+        ("  CPU per event: audit service (µs)", "burst_audit_cpu_us_per_event"),
+        ("  CPU per event: NATS server (µs)", "burst_nats_cpu_us_per_event"),
+        ("  CPU per event: PostgreSQL, outbox writes too (µs)", "burst_postgres_cpu_us_per_event"),
+        *burst_relays,
+        ("burst / COPY", "burst_vs_copy"),
         (f"changes achieved at {rate}/s offered", "achieved_per_s"),
         ("change -> row lag p50 (ms)", "lag_p50_ms"),
         ("change -> row lag p99 (ms)", "lag_p99_ms"),
@@ -419,9 +812,7 @@ async def main(n: int, rate: int, seconds: float, out: Path | None) -> None:
         ("per event: verify MAC (µs)", "verify_us_per_event"),
         ("per event: chain hash (µs)", "chain_hash_us_per_event"),
     ):
-        print(f"{label:<40} {result[key]:>12}")
-    if out is not None:
-        write_json(out, result)
+        print(f"{label:<52} {result[key]:>12}")
 
 
 def write_json(path: Path, data: Mapping[str, object]) -> None:
@@ -436,4 +827,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "audit-results.json")
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.rate, args.seconds, args.out))
+    # A TERM (a timeout, kill) unwinds like Ctrl-C, so the servers and services stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main(args.events, args.rate, args.seconds, args.out)
