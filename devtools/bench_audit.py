@@ -177,10 +177,10 @@ async def wait_count(dsn: str, object_name: str, n: int, timeout: float) -> floa
     return time.perf_counter()
 
 
-def development_signer() -> EventSigner:
-    """The user service's development key (secrets/dev/), which `make run`'s audit knows."""
+def development_signer(service: str = "user") -> EventSigner:
+    """service's development key (secrets/dev/), which `make run`'s audit knows."""
     keys = development_keys()
-    return EventSigner(keys.key_id("user"), keys.key("user").encode())
+    return EventSigner(keys.key_id(service), keys.key(service).encode())
 
 
 def per_event_costs(signer: EventSigner, key: bytes, n: int) -> dict[str, float]:
@@ -617,7 +617,11 @@ async def lag_at_rate(
     """Changes committed at rate for seconds into the user service's outbox (user_dsn), relayed
     by a relay of this process (own_relay) or else by the running user service's; for each,
     change committed -> audit row stored."""
-    database = Database(user_dsn, password=user_password, max_size=20)
+    # Connections made before the clock starts (a runtime role's password exchange takes
+    # milliseconds); under load a change waits for a free one as long as it takes.
+    database = Database(
+        user_dsn, password=user_password, min_size=20, max_size=20, acquire_timeout=60
+    )
     parts: list[Database | Broker | OutboxRelay] = [database]
     relay = None
     if own_relay:
@@ -690,14 +694,13 @@ def running_producers_and_audit(folder: Path) -> Iterator[Relayed]:
         services = [s for s in plan(pg, broker, env, nats_keys) if s.name in SERVICES]
         processes = asyncio.run(start_services(services, folder / "logs"))
         pids = {s.name: p.proc.pid for s, p in zip(services, processes, strict=True)}
-        keys = development_keys()  # what plan() gives the services
         yield Relayed(
             producers=tuple(
                 Producer(
                     name,
                     runtime_dsn(pg, name),
                     runtime_password(name),
-                    EventSigner(keys.key_id(name), keys.key(name).encode()),
+                    development_signer(name),  # the key plan() gives the service
                     pids[name],
                 )
                 for name in PRODUCERS
