@@ -30,10 +30,11 @@ def test_a_tiny_run_publishes_every_event_through_the_relays(tmp_path: Path) -> 
     assert run["ingest_source"] == "relays"
     relayed = run["relayed"]
     keys = development_keys()
-    # The backlog and the burst (EVENTS each, shared by the two producers) and the lag phase's
-    # 100 changes (the user service's) were written into the services' outboxes, marked sent
-    # by their relays once JetStream had them, and every one of them is in the audit table.
-    written = {"user": EVENTS + 100, "promotion": EVENTS}
+    # The backlog and the burst (EVENTS each, shared by the two producers), the change that
+    # wakes the resumed consumer and the lag phase's 100 changes (the user service's) were
+    # written into the services' outboxes, marked sent by their relays once JetStream had
+    # them, and every one of them is in the audit table.
+    written = {"user": EVENTS + 1 + 100, "promotion": EVENTS}
     for producer in ("user", "promotion"):
         assert relayed[producer] == {
             "outbox_sent": written[producer],

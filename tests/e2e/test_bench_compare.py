@@ -8,12 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devtools.stack import REPO_ROOT
 from tests.e2e.conftest import base_env
 
 SIDES = ("old", "new")
 
 
+# Four benches, each starting its own servers and services (an ingest run starts user,
+# promotion and audit, whose relays publish the events): over the suite's 120 s default on a
+# busy machine; the bench's own subprocess timeout (420 s) still bounds it.
+@pytest.mark.timeout(480)
 def test_compare_runs_both_trees_and_removes_the_checkout(tmp_path: Path) -> None:
     bench_results = REPO_ROOT / "bench" / "audit-results.json"
     before = bench_results.stat().st_mtime_ns if bench_results.exists() else None
