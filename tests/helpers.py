@@ -17,6 +17,8 @@ import grpc
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic_settings import BaseSettings
 
+from devtools.paths import REPO_ROOT
+from devtools.suite import load_suite
 from global_utils.grpc.host import ServiceHost
 from global_utils.observability.metrics import METRICS_PATH
 from global_utils.runtime.timeutil import to_timestamp
@@ -149,3 +151,17 @@ def chromium_path() -> str:
     found = os.environ.get("CHROMIUM") or shutil.which("chromium")
     assert found, "chromium is not installed: apt-get install chromium (as .ci/run does)"
     return found
+
+
+def spare_names(*wanted: str) -> tuple[str, ...]:
+    """The names a test grows a copy of the suite by, each made free (an x appended while
+    suite.toml or a folder of the repository has it): after `make new-service NAME=widget` the
+    tests that add a throwaway widget still add one of their own."""
+    taken = {*load_suite().names}
+    names: list[str] = []
+    for name in wanted:
+        while name in taken or (REPO_ROOT / name).exists():
+            name += "x"
+        taken.add(name)
+        names.append(name)
+    return tuple(names)

@@ -21,20 +21,22 @@ from devtools import generate
 from devtools.paths import REPO_ROOT
 from devtools.stack import nats_server_binary
 from devtools.suite import load_suite, parse_suite
+from tests.helpers import spare_names
 
 # Two services more: one with a database, audit events and calls, one with none and no CLI.
-GROWN = """
+SHOP, WIDGET = spare_names("shop", "widget")
+GROWN = f"""
 [[service]]
-name = "shop"
-grpc_service = "shop.ShopSrv"
+name = "{SHOP}"
+grpc_service = "{SHOP}.{SHOP.capitalize()}Srv"
 port = 50991
-database = "shop"
+database = "{SHOP}"
 audit_events = "produces"
-calls = ["user", "widget"]
+calls = ["user", "{WIDGET}"]
 
 [[service]]
-name = "widget"
-grpc_service = "widget.WidgetSrv"
+name = "{WIDGET}"
+grpc_service = "{WIDGET}.{WIDGET.capitalize()}Srv"
 port = 50993
 cli = false
 """
@@ -59,8 +61,10 @@ def test_every_generated_file_says_it_is_generated(files: dict[str, str]) -> Non
 
 
 def test_generated_files_are_tracked_by_git(files: dict[str, str]) -> None:
+    """Committed, or (right after `make new-service`, before its author commits) new and not
+    ignored, so that `git add -A` commits them."""
     listed = subprocess.run(
-        ["git", "ls-files", "--", *files],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *files],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -142,29 +146,29 @@ def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
     files = generate.rendered(suite)
     compose = yaml.safe_load(files["docker-compose.yml"])
     services, secrets = compose["services"], compose["secrets"]
-    shop = services["shopsrv"]
+    shop = services[f"{SHOP}srv"]
     assert shop["ports"] == ["50991:50991"]
     assert shop["secrets"] == [
-        "audit_signing_key_shop",
-        "db_password_shop_runtime",
-        "nats_seed_shop",
+        f"audit_signing_key_{SHOP}",
+        f"db_password_{SHOP}_runtime",
+        f"nats_seed_{SHOP}",
     ]
-    assert set(shop["depends_on"]) == {"provision", "pgdb", "nats", "usersrv", "widgetsrv"}
-    assert services["widgetsrv"]["secrets"] == ["nats_seed_widget"]
-    assert "pgdb" not in services["widgetsrv"]["depends_on"]
-    assert "shopcli" in services and "widgetcli" not in services
-    assert "widget/DockerfileCli" not in files and "widget/Dockerfile" in files
-    for name in ("db_password_shop_owner", "db_password_shop_runtime", "nats_seed_widget"):
+    assert set(shop["depends_on"]) == {"provision", "pgdb", "nats", "usersrv", f"{WIDGET}srv"}
+    assert services[f"{WIDGET}srv"]["secrets"] == [f"nats_seed_{WIDGET}"]
+    assert "pgdb" not in services[f"{WIDGET}srv"]["depends_on"]
+    assert f"{SHOP}cli" in services and f"{WIDGET}cli" not in services
+    assert f"{WIDGET}/DockerfileCli" not in files and f"{WIDGET}/Dockerfile" in files
+    for name in (f"db_password_{SHOP}_owner", f"db_password_{SHOP}_runtime", f"nats_seed_{WIDGET}"):
         assert name in services["provision"]["secrets"] or name.startswith("nats_seed_")
         assert name in secrets
-    assert {"shopsrv", "widgetsrv", "shopcli"} <= set(
+    assert {f"{SHOP}srv", f"{WIDGET}srv", f"{SHOP}cli"} <= set(
         yaml.safe_load(files["docker-compose.tls.yml"])["services"]
     )
     assert (
-        "SHOP_OWNER_PASSWORD_FILE=/run/secrets/db_password_shop_owner"
+        f"{SHOP.upper()}_OWNER_PASSWORD_FILE=/run/secrets/db_password_{SHOP}_owner"
         in files["provision/docker-compose.env"].splitlines()
     )
-    widget_env = files["widget/docker-compose.env"]
+    widget_env = files[f"{WIDGET}/docker-compose.env"]
     assert "MICRO_SERVER_ADDRESS=:50993" in widget_env and "POSTGRES_CONNECT" not in widget_env
 
 
@@ -193,7 +197,7 @@ def nats_server_test(
 def test_the_nats_configuration_of_a_grown_suite_passes_nats_server_test(tmp_path: Path) -> None:
     suite = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
     config = generate.rendered(suite)["nats/nats.conf"]
-    assert "$NATS_SHOP_PUBLIC_NKEY" in config and '"_INBOX.widget.>"' in config
+    assert f"$NATS_{SHOP.upper()}_PUBLIC_NKEY" in config and f'"_INBOX.{WIDGET}.>"' in config
     result = nats_server_test(config, ["admin", *suite.names], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     # a user it names without a key in the environment fails the check (the check checks)
@@ -208,13 +212,14 @@ def test_a_grown_suite_is_scraped_alerted_on_and_has_dashboards(tmp_path: Path) 
     jobs = {
         job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
     }
-    assert jobs["shop"] == ["shopsrv:8080"] and jobs["widget"] == ["widgetsrv:8080"]
+    assert jobs[SHOP] == [f"{SHOP}srv:8080"] and jobs[WIDGET] == [f"{WIDGET}srv:8080"]
     rules = yaml.safe_load(files["deploy/prometheus/alerts.yml"])["groups"][0]["rules"]
-    assert "shop|widget" in rules[0]["expr"]
-    shop = json.loads(files["deploy/grafana/dashboards/shop.json"])
+    assert f"{SHOP}|{WIDGET}" in rules[0]["expr"]
+    shop = json.loads(files[f"deploy/grafana/dashboards/{SHOP}.json"])
     rows = [panel["title"] for panel in shop["panels"] if panel["type"] == "row"]
-    assert rows == ["gRPC (shop.ShopSrv)", "Process", "Resources", "Audit outbox", "Token checks"]
-    widget = json.loads(files["deploy/grafana/dashboards/widget.json"])
+    grpc_row = f"gRPC ({SHOP}.{SHOP.capitalize()}Srv)"
+    assert rows == [grpc_row, "Process", "Resources", "Audit outbox", "Token checks"]
+    widget = json.loads(files[f"deploy/grafana/dashboards/{WIDGET}.json"])
     titles = [panel["title"] for panel in widget["panels"]]
     assert "Database pool" not in titles and "Audit outbox" not in titles
     for name in ("prometheus.yml", "alerts.yml", "alerts_test.yml"):
@@ -269,7 +274,7 @@ def test_a_grown_suites_compose_files_pass_a_real_compose_implementation(tmp_pat
         )
         assert result.returncode == 0, result.stderr
         services = json.loads(result.stdout)["services"]
-        assert {"shopsrv", "shopcli", "widgetsrv"} <= set(services)
-        assert services["shopsrv"]["environment"]["POSTGRES_CONNECT"].startswith(
-            "postgresql://shop_runtime@pgdb:5432/shop"
+        assert {f"{SHOP}srv", f"{SHOP}cli", f"{WIDGET}srv"} <= set(services)
+        assert services[f"{SHOP}srv"]["environment"]["POSTGRES_CONNECT"].startswith(
+            f"postgresql://{SHOP}_runtime@pgdb:5432/{SHOP}"
         )

@@ -17,6 +17,7 @@ import pytest
 from devtools import generate
 from devtools.paths import REPO_ROOT
 from devtools.suite import DEV_MARK, Service, Suite, parse_suite
+from tests.helpers import spare_names
 from tests.static.test_kubernetes_manifests import (
     KUBERNETES_VERSIONS,
     OUTSIDE,
@@ -41,34 +42,34 @@ from tests.static.test_kubernetes_manifests import (
 
 # Three services more: one on PostgreSQL producing audit events and calling two others, one
 # with no database, audit events or CLI, one on TimescaleDB with its own settings prefix.
-GROWN = """
+SHOP, WIDGET, LEDGER = NEW = spare_names("shop", "widget", "ledger")
+GROWN = f"""
 [[service]]
-name = "shop"
-grpc_service = "shop.ShopSrv"
+name = "{SHOP}"
+grpc_service = "{SHOP}.{SHOP.capitalize()}Srv"
 port = 50981
-database = "shop_data"
+database = "{SHOP}_data"
 audit_events = "produces"
-calls = ["user", "widget"]
+calls = ["user", "{WIDGET}"]
 
 [[service]]
-name = "widget"
-grpc_service = "widget.WidgetSrv"
+name = "{WIDGET}"
+grpc_service = "{WIDGET}.{WIDGET.capitalize()}Srv"
 port = 50983
 cli = false
 
 [[service]]
-name = "ledger"
-grpc_service = "ledger.LedgerSrv"
+name = "{LEDGER}"
+grpc_service = "{LEDGER}.{LEDGER.capitalize()}Srv"
 port = 50985
-database = "ledger"
+database = "{LEDGER}"
 database_server = "timescaledb"
-database_settings = "LEDGER_DB"
-calls = ["shop"]
+database_settings = "{LEDGER.upper()}_DB"
+calls = ["{SHOP}"]
 
 [service.kubernetes]
-limits = {cpu = "3", memory = "1Gi"}
+limits = {{cpu = "3", memory = "1Gi"}}
 """
-NEW = ("shop", "widget", "ledger")
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,7 @@ def test_a_new_service_has_its_deployment_services_and_budget(
         if overlay.startswith("dev"):
             assert container["imagePullPolicy"] == "IfNotPresent"
     # its [service.kubernetes] limits in the base, the defaults in the development overlays
-    limits = service_container(overlay, "ledger", kube)["resources"]["limits"]
+    limits = service_container(overlay, LEDGER, kube)["resources"]["limits"]
     development = {"cpu": "500m", "memory": "192Mi"}
     assert limits == (development if overlay.startswith("dev") else {"cpu": "3", "memory": "1Gi"})
 

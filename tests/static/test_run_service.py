@@ -12,7 +12,8 @@ from devtools.run import client_runs, read_env_file
 from devtools.run_service import command, service_env
 from devtools.stack import REPO_ROOT
 from devtools.suite import load_suite, parse_suite
-from tests.static.test_generated_files import GROWN
+from tests.helpers import spare_names
+from tests.static.test_generated_files import GROWN, SHOP
 
 SUITE = load_suite()
 # Compose-only: the side port (a local run picks its own) and the shared file's settings.
@@ -55,7 +56,7 @@ def test_the_command_is_the_server_or_the_cli_with_its_arguments() -> None:
         "1001",
     ]
     with pytest.raises(SystemExit, match="no service of suite.toml"):
-        command(SUITE, ["widget"])
+        command(SUITE, [*spare_names("widget")])
     with pytest.raises(SystemExit, match="usage"):
         command(SUITE, ["user", "--verbose"])
 
@@ -83,5 +84,5 @@ def test_make_demo_runs_every_cli_and_the_audit_history_last() -> None:
     grown = parse_suite((REPO_ROOT / "suite.toml").read_text() + GROWN)
     runs = client_runs(grown)
     assert runs[:2] == [["user.client"], ["promotion.client"]]
-    assert runs[-2:] == [["shop.client"], ["audit.client", "--limit", "12"]]
+    assert runs[-2:] == [[f"{SHOP}.client"], ["audit.client", "--limit", "12"]]
     assert {"customer", "product"} <= {run[0].split(".")[0] for run in runs}
