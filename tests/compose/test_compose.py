@@ -8,16 +8,19 @@ from __future__ import annotations
 import functools
 import json
 import re
+import subprocess
 import time
 import urllib.parse
 import urllib.request
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from devtools.stack import REPO_ROOT
 from provision.migrations import VERSIONS, load_migrations
 from tests.compose.conftest import GOTEMP_TAG, PROJECT, Engine, eventually_true, grpcurl
+from tests.helpers import chromium_path
 
 SERVICES = {"usersrv": 50053, "promotionsrv": 50051, "auditsrv": 50055}
 GRPC_NAMES = {
@@ -26,6 +29,7 @@ GRPC_NAMES = {
     "auditsrv": "audit.AuditSrv",
 }
 PROMETHEUS = "http://127.0.0.1:9090"
+GATEWAY = "http://127.0.0.1:8080"
 SEED_LOGIN = '{"email": "duck@mymail.com", "pwd": "1234"}'
 # what the CLI scenarios changed, by object name: ids parsed from their output
 CHANGED: dict[str, str] = {}
@@ -180,6 +184,29 @@ def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Eng
         )
         assert reply.returncode == 0, reply.stderr
         assert expected in reply.stdout
+
+
+def test_the_gateway_answers_curl_and_its_web_ui_signs_in_a_browser(engine: Engine) -> None:
+    engine.compose("up", "-d", "--wait", "gateway", timeout=300)
+    login = subprocess.run(
+        ["curl", "-sS", "-H", "content-type: application/json", "-d", SEED_LOGIN,
+         f"{GATEWAY}/user.UserSrv/Auth"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert json.loads(login.stdout)["token"], login.stdout + login.stderr
+    # one browser check: the UI the gateway image built, signed in, lists the promotions
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium_path(), headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{GATEWAY}/promotion")
+            page.get_by_label("Email").fill("duck@mymail.com")
+            page.get_by_label("Password").fill("1234")
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_test_id("results")).to_contain_text("Promo1")
+        finally:
+            browser.close()
 
 
 def prometheus_api(path: str, **params: str) -> Any:
