@@ -80,10 +80,11 @@ test-faults: $(STAMP)  ## changes under injected faults, ~30 rounds (FAULT_SEED=
 # The services of suite.toml (their [[service]] names), for the targets that name each one.
 SERVICES := $(shell sed -n 's/^name = "\([a-z0-9]*\)".*/\1/p' suite.toml)
 
-lint: $(STAMP)  ## ruff and mypy
+lint: $(STAMP) $(WEB_DEPS)  ## ruff and mypy; svelte-check (TypeScript) on the web UI
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy global_errors global_utils $(SERVICES) devtools provision gateway
+	cd web && $(NODE_PATH_ENV) npm run --silent check
 
 run: $(STAMP) web  ## the whole suite locally (embedded PostgreSQL + NATS) until Ctrl-C
 	$(BIN)/python -m devtools.run
