@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest
-
 from devtools.stack import REPO_ROOT
 from tests.e2e.conftest import base_env
 
