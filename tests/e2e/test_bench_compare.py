@@ -20,9 +20,6 @@ SIDES = ("old", "new")
 # promotion and audit, whose relays publish the events): over the suite's 120 s default on a
 # busy machine; the bench's own subprocess timeout (420 s) still bounds it.
 @pytest.mark.timeout(480)
-# Four fresh benches (ingest and reads, each side): past pytest's default 120 s on a loaded
-# machine; the run's own timeout (420 s) is the bound.
-@pytest.mark.timeout(480)
 def test_compare_runs_both_trees_and_removes_the_checkout(tmp_path: Path) -> None:
     bench_results = REPO_ROOT / "bench" / "audit-results.json"
     before = bench_results.stat().st_mtime_ns if bench_results.exists() else None
