@@ -1,6 +1,7 @@
 """Two user-service processes on one database: a user deactivated or deleted through one is
 refused by the other on the very next call, its reads included (they check their caller in
-their own query)."""
+their own query). A deactivation revokes the tokens issued before it: once active again, the
+user signs in anew, and that token is served by both."""
 
 from __future__ import annotations
 
@@ -48,16 +49,20 @@ async def test_a_change_through_one_process_is_refused_by_the_other_at_once(
             (await a.Auth(user_pb2.User(email="duck@mymail.com", pwd="1234"))).token
         )
         user = (await a.CreateUser(new_user(active=True, pwd=PASSWORD), metadata=admin)).user
-        mine = bearer_metadata((await b.Auth(user_pb2.User(email=user.email, pwd=PASSWORD))).token)
+        login = user_pb2.User(email=user.email, pwd=PASSWORD)
         for cycle in range(CYCLES):
             # changes through one, checks on the other, both ways round
             writer, checker = (a, b) if cycle % 2 == 0 else (b, a)
+            mine = bearer_metadata((await writer.Auth(login)).token)
             assert await served(checker, user.id, mine), f"cycle {cycle}"
             user.active = False
             await writer.UpdateUser(user, metadata=admin)
             assert not await served(checker, user.id, mine), f"cycle {cycle}"
             user.active = True
             await writer.UpdateUser(user, metadata=admin)
+            # the token of before the deactivation stays revoked
+            assert not await served(checker, user.id, mine), f"cycle {cycle}"
+        mine = bearer_metadata((await a.Auth(login)).token)
         assert await served(b, user.id, mine)
         user.active = False
         await a.UpdateUser(user, metadata=admin)
