@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,9 +21,22 @@ import pytest
 
 from devtools.stack import REPO_ROOT
 
-PROJECT = "gotemp-composetest"
+# The compose project (its containers, volumes, network and images); COMPOSE_TEST_PROJECT names
+# another where two runs share one engine (each run tears down its own project at start and end).
+PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "gotemp-composetest")
 # goTemp's own image tag (`docker build -t usersrv -f user/Dockerfile .`), removed afterwards.
 GOTEMP_TAG = "usersrv"
+# Host ports the compose file publishes that another process on this machine already holds,
+# each mapped to the free port this run publishes instead (see published_elsewhere).
+MOVED_PORTS: dict[int, int] = {}
+# COMPOSE_TEST_FREE_PORTS=1 moves every published port, taken or not: on a machine shared with
+# other stacks that take goTemp's ports while this test runs (make run takes them when free).
+MOVE_ALL_PORTS = os.environ.get("COMPOSE_TEST_FREE_PORTS") == "1"
+
+
+def host_port(published: int) -> int:
+    """The host port this run reaches a port the compose file publishes on."""
+    return MOVED_PORTS.get(published, published)
 
 
 @dataclass
@@ -31,6 +45,8 @@ class Engine:
 
     env: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    # compose files every command reads after the ones it names (the moved ports' override)
+    overrides: list[Path] = field(default_factory=list)
 
     def run(
         self, *args: str, timeout: float = 300, check: bool = True
@@ -42,7 +58,14 @@ class Engine:
         if result.returncode != 0 and "panic:" in result.stderr:
             print(f"docker {' '.join(args)}: compose itself crashed; running it once more")
             result = self._once(args, timeout)
-        label = " ".join(a for a in args if not a.startswith("-"))[:40]
+        # what the command does, without its options, the compose files it reads and the
+        # environment it passes (a token)
+        words = [
+            a
+            for i, a in enumerate(args)
+            if not a.startswith("-") and (i == 0 or args[i - 1] not in ("-f", "-e"))
+        ]
+        label = " ".join(words)[:40]
         self.timings[label] = self.timings.get(label, 0.0) + time.monotonic() - started
         if check and result.returncode != 0:
             raise AssertionError(
@@ -62,9 +85,17 @@ class Engine:
         )
 
     def compose(
-        self, *args: str, timeout: float = 300, check: bool = True
+        self,
+        *args: str,
+        files: tuple[str | Path, ...] = (),
+        timeout: float = 300,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        return self.run("compose", *args, timeout=timeout, check=check)
+        """`docker compose args`, reading docker-compose.yml, then the moved ports' override
+        when this machine needed one, then files (overrides of the step's own)."""
+        chosen = ["docker-compose.yml", *self.overrides, *files]
+        named = [arg for f in chosen for arg in ("-f", str(f))] if len(chosen) > 1 else []
+        return self.run("compose", *named, *args, timeout=timeout, check=check)
 
     def containers(self) -> list[dict[str, object]]:
         """Every container of the project, stopped ones too, as `docker compose ps` tells."""
@@ -91,6 +122,65 @@ class Engine:
         return self.compose(
             "exec", "-T", service, "psql", "-U", "postgres", "-d", database, "-tAc", sql
         ).stdout.strip()
+
+
+def _taken(port: int, host_ip: str) -> bool:
+    """Whether binding port as the engine does (Go listeners set SO_REUSEADDR) fails."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host_ip or "0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def _free_port(host_ip: str, avoid: set[int]) -> int:
+    """A port the system gives now, none of avoid (goTemp's own, which other stacks take)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host_ip or "0.0.0.0", 0))
+            port = int(probe.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
+def published_elsewhere(engine: Engine) -> Path | None:
+    """On a shared machine another process (a `make run`, say) may hold one of goTemp's ports
+    that the compose file publishes: the engine then cannot start that service at all. Such a
+    port (every one with MOVE_ALL_PORTS) is published on a free one instead, by an override file
+    this returns (None when every port is free, as on a CI machine: the file's own ports are
+    tested then). Each move is printed; the tests reach every port through host_port()."""
+    config = json.loads(
+        engine.compose("--profile", "observability", "config", "--format", "json").stdout
+    )
+    moves: dict[str, list[str]] = {}
+    published_in_file = {
+        int(port["published"])
+        for service in config["services"].values()
+        for port in service.get("ports") or []
+    }
+    for name, service in sorted(config["services"].items()):
+        for port in service.get("ports") or []:
+            published, host_ip = int(port["published"]), port.get("host_ip", "")
+            if not MOVE_ALL_PORTS and not _taken(published, host_ip):
+                continue
+            MOVED_PORTS[published] = _free_port(host_ip, published_in_file)
+            prefix = f"{host_ip}:" if host_ip else ""
+            moves.setdefault(name, []).append(f"{prefix}{MOVED_PORTS[published]}:{port['target']}")
+            why = "moved (COMPOSE_TEST_FREE_PORTS=1)" if MOVE_ALL_PORTS else "taken on this machine"
+            print(
+                f"\nport {published} {why}: {name} publishes it on {MOVED_PORTS[published]}"
+                " in this run"
+            )
+    if not moves:
+        return None
+    override = Path(tempfile.mkdtemp(prefix="gotemp-compose-ports-")) / "moved-ports.yml"
+    lines = ["services:"]
+    for name, ports in moves.items():
+        lines += [f"  {name}:", f"    ports: !override {json.dumps(ports)}"]
+    override.write_text("\n".join(lines) + "\n")
+    return override
 
 
 def _compose_plugin_env(env: dict[str, str]) -> dict[str, str]:
@@ -128,7 +218,11 @@ def engine() -> Iterator[Engine]:
             f"{env.get('DOCKER_HOST', 'unset')}): {version.stderr.strip()[-500:]}"
         )
     print(f"\nengine: {version.stdout.strip()}, {engine.compose('version').stdout.strip()}")
+    # what an earlier run left (its published ports too), before looking at which are free
     engine.compose("--profile", "cli", "down", "-v", "--remove-orphans", check=False)
+    moved = published_elsewhere(engine)
+    if moved is not None:
+        engine.overrides.append(moved)
     try:
         yield engine
     finally:

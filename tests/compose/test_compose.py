@@ -6,30 +6,48 @@ The steps build on each other (one stack, brought up once), so they run in file 
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import re
 import subprocess
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
 
 from devtools.stack import REPO_ROOT
+from devtools.suite import Service, load_suite
 from provision.migrations import VERSIONS, load_migrations
-from tests.compose.conftest import GOTEMP_TAG, PROJECT, Engine, eventually_true, grpcurl
+from tests.compose.conftest import (
+    GOTEMP_TAG,
+    PROJECT,
+    Engine,
+    eventually_true,
+    grpcurl,
+    host_port,
+)
 from tests.helpers import chromium_path
 
-SERVICES = {"usersrv": 50053, "promotionsrv": 50051, "auditsrv": 50055}
-GRPC_NAMES = {
-    "usersrv": "user.UserSrv",
-    "promotionsrv": "promotion.PromotionSrv",
-    "auditsrv": "audit.AuditSrv",
-}
-PROMETHEUS = "http://127.0.0.1:9090"
-GATEWAY = "http://127.0.0.1:8080"
+# Every service of the suite (suite.toml), so one made by `make new-service` is covered too.
+SUITE = load_suite()
+BY_SERVER: dict[str, Service] = {s.server: s for s in SUITE.services}
+SERVICES = {s.server: s.port for s in SUITE.services}
+GRPC_NAMES = {s.server: s.grpc_service for s in SUITE.services}
+PRODUCERS_WITH_CLI = [s for s in SUITE.with_cli if s.produces_audit]
+# The CLI scenarios in make demo's order: the producers', then the audit history's.
+CLI_RUNS = [(s.client, s.name) for s in SUITE.with_cli if not s.consumes_audit] + [
+    (s.client, "") for s in SUITE.with_cli if s.consumes_audit
+]
+
+
+def prometheus() -> str:
+    return f"http://127.0.0.1:{host_port(9090)}"
+
+
 SEED_LOGIN = '{"email": "duck@mymail.com", "pwd": "1234"}'
 # what the CLI scenarios changed, by object name: ids parsed from their output
 CHANGED: dict[str, str] = {}
@@ -37,7 +55,7 @@ KEPT: dict[str, str] = {}
 
 
 def address(service: str) -> str:
-    return f"127.0.0.1:{SERVICES[service]}"
+    return f"127.0.0.1:{host_port(SERVICES[service])}"
 
 
 def login() -> str:
@@ -81,10 +99,10 @@ def test_each_service_becomes_healthy(engine: Engine, service: str) -> None:
     assert health(service) == "SERVING"
 
 
-def only_runtime_sessions(engine: Engine, service: str, database: str) -> bool:
+def only_runtime_sessions(engine: Engine, server: str, database: str) -> bool:
     """Every session on database is its service's runtime role's (and there is one)."""
     roles = engine.psql(
-        service,
+        server,
         "postgres",
         "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity"
         f" WHERE datname = '{database}'",
@@ -98,20 +116,18 @@ def test_the_provision_step_ran_and_the_services_connect_as_their_runtime_roles(
     assert exit_code(engine, "provision") == 0
     logs = engine.compose("logs", "provision").stdout
     assert "provision stopped: every step done" in logs, logs[-3000:]
-    for service, databases in (("pgdb", ("appuser", "promotion")), ("timescaledb", ("audit",))):
-        for database in databases:
-            versions = engine.psql(
-                service, database, "SELECT version FROM schema_migrations ORDER BY 1"
-            )
-            expected = [str(m.version) for m in load_migrations(VERSIONS / database)]
-            assert versions.split() == expected, (database, versions)
-            # (under podman a later `up` recreates the databases it depends on: a service
-            # may be between two connections for a moment)
-            eventually_true(
-                functools.partial(only_runtime_sessions, engine, service, database),
-                timeout=60,
-                what=f"the sessions on {database} to be {database}_runtime's only",
-            )
+    for described in SUITE.with_database:
+        server, database = described.database_host, described.database
+        versions = engine.psql(server, database, "SELECT version FROM schema_migrations ORDER BY 1")
+        expected = [str(m.version) for m in load_migrations(VERSIONS / database)]
+        assert versions.split() == expected, (database, versions)
+        # (under podman a later `up` recreates the databases it depends on: a service
+        # may be between two connections for a moment)
+        eventually_true(
+            functools.partial(only_runtime_sessions, engine, server, database),
+            timeout=60,
+            what=f"the sessions on {database} to be {described.runtime_role}'s only",
+        )
     # and the audit service's role may add to the history, never change it
     grants = engine.psql(
         "timescaledb",
@@ -142,9 +158,7 @@ def test_audit_ready_line_says_how_the_history_is_stored(engine: Engine) -> None
     assert expected in ready[-1]
 
 
-@pytest.mark.parametrize(
-    ("cli", "object_name"), [("usercli", "user"), ("promotioncli", "promotion"), ("auditcli", "")]
-)
+@pytest.mark.parametrize(("cli", "object_name"), CLI_RUNS)
 def test_cli_containers_find_their_service_over_mdns_and_pass(
     engine: Engine, cli: str, object_name: str
 ) -> None:
@@ -158,8 +172,9 @@ def test_cli_containers_find_their_service_over_mdns_and_pass(
         assert created, output[-3000:]
         CHANGED[object_name] = created.group(1) or created.group(2)
     else:
-        # the history, newest first: the promotion CLI's changes ran just before
-        assert re.search(r"\(\d+ records", output) and "promotion" in output, output[-3000:]
+        # the history, newest first: the last producer CLI's changes ran just before
+        last = PRODUCERS_WITH_CLI[-1].name
+        assert re.search(r"\(\d+ records", output) and last in output, output[-3000:]
 
 
 def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Engine) -> None:
@@ -168,12 +183,8 @@ def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Eng
     for service in SERVICES:
         eventually_true(functools.partial(serving, service), 60, f"{service} SERVING")
     token = login()
-    calls = {
-        "usersrv": ("user.UserSrv/GetUsers", '{"email": "duck@mymail.com"}', "Super Duck"),
-        "promotionsrv": ("promotion.PromotionSrv/GetPromotions", '{"name": "Promo1"}', "Promo1"),
-        "auditsrv": ("audit.AuditSrv/GetAuditRecords", '{"object_name": "user"}', "user"),
-    }
-    for service, (method, body, expected) in calls.items():
+    for service in SERVICES:
+        method, body, expected = search_call(service)
         listed = grpcurl(address(service), "list")
         assert listed.returncode == 0 and GRPC_NAMES[service] in listed.stdout, listed.stderr
         assert "grpc.health.v1.Health" in listed.stdout
@@ -184,34 +195,298 @@ def test_grpcurl_from_the_host_lists_checks_health_logs_in_and_calls(engine: Eng
         )
         assert reply.returncode == 0, reply.stderr
         assert expected in reply.stdout
+        json.loads(reply.stdout)
 
 
-def test_the_gateway_answers_curl_and_its_web_ui_signs_in_a_browser(engine: Engine) -> None:
+# The seed data's answers to the original services' searches; a service without seed data
+# (customer, product, one made by `make new-service`) answers its search with a page, maybe empty.
+SEED_SEARCHES = {
+    "user": ('{"email": "duck@mymail.com"}', "Super Duck"),
+    "promotion": ('{"name": "Promo1"}', "Promo1"),
+    "audit": ('{"object_name": "user"}', "user"),
+}
+
+
+def search_call(server: str) -> tuple[str, str, str]:
+    """(method path, JSON body, text the reply holds) of service's search: the RPC of its
+    gRPC service taking its SearchParams message (every service of the suite has one)."""
+    described = BY_SERVER[server]
+    package, service_name = described.grpc_service.rsplit(".", 1)
+    pb2 = importlib.import_module(f"{described.name}.proto.{package.split('.')[-1]}_pb2")
+    methods = [
+        m.name
+        for m in pb2.DESCRIPTOR.services_by_name[service_name].methods
+        if m.input_type.name == "SearchParams"
+    ]
+    assert len(methods) >= 1, f"{described.grpc_service} has no search taking SearchParams"
+    body, expected = SEED_SEARCHES.get(described.name, ('{"page_size": 5}', ""))
+    return f"{described.grpc_service}/{methods[0]}", body, expected
+
+
+def gateway() -> str:
+    return f"http://127.0.0.1:{host_port(8080)}"
+
+
+@dataclass
+class CurlReply:
+    status: int
+    headers: dict[str, str]
+    body: Any  # the JSON it answered, else its text
+
+
+def curl(path: str, body: str | None = None, token: str = "") -> CurlReply:
+    """The real curl from the host against the gateway's published port: a Connect JSON call
+    (POST) when body is given, else a GET. Bounded; the reply's status, headers and JSON."""
+    command = ["curl", "-sS", "--max-time", "20", "-D", "-", f"{gateway()}{path}"]
+    if body is not None:
+        command += ["-H", "content-type: application/json", "--data-binary", body]
+    if token:
+        command += ["-H", f"authorization: Bearer {token}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"curl {path}: {done.stderr}"
+    # (text mode reads the header lines' CRLF as newlines)
+    head, _, text = done.stdout.partition("\n\n")
+    lines = head.splitlines()
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    as_json = "json" in headers.get("content-type", "") and text
+    return CurlReply(int(lines[0].split()[1]), headers, json.loads(text) if as_json else text)
+
+
+def test_the_gateway_answers_curl_from_the_host(engine: Engine) -> None:
+    # `docker compose up gateway` brings what it needs: every service of the suite.
     engine.compose("up", "-d", "--wait", "gateway", timeout=300)
-    login = subprocess.run(
-        ["curl", "-sS", "-H", "content-type: application/json", "-d", SEED_LOGIN,
-         f"{GATEWAY}/user.UserSrv/Auth"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    assert json.loads(login.stdout)["token"], login.stdout + login.stderr
-    # one browser check: the UI the gateway image built, signed in, lists the promotions
+    for service in SERVICES:
+        assert engine.inspect(service)["State"]["Running"] is True, service
+    assert engine.inspect("gateway")["State"]["Health"]["Status"] == "healthy"
+    assert curl("/healthz").status == 200
+    assert curl("/healthz").body == {"status": "SERVING"}
+    # (its dependencies may have been recreated by this `up`: wait for them to answer again)
+    for service in SERVICES:
+        eventually_true(functools.partial(serving, service), 60, f"{service} SERVING")
+
+    login = curl("/user.UserSrv/Auth", SEED_LOGIN)
+    assert login.status == 200, login.body
+    token = str(login.body["token"])
+    assert login.headers.get("x-request-id"), login.headers
+    for service in SERVICES:
+        method, body, expected = search_call(service)
+        answered = curl(f"/{method}", body, token)
+        assert answered.status == 200, (method, answered.body)
+        assert expected in json.dumps(answered.body), (method, answered.body)
+        # no token, and a token that is not one: Connect's unauthenticated (HTTP 401)
+        for bad in ("", "not-a-token"):
+            refused = curl(f"/{method}", body, bad)
+            assert refused.status == 401, (method, refused.status, refused.body)
+            assert refused.body["code"] == "unauthenticated", refused.body
+    # a bad request: the service's invalid_argument with its field violations, unchanged
+    invalid = curl("/user.UserSrv/CreateUser", "{}", token)
+    assert invalid.status == 400 and invalid.body["code"] == "invalid_argument", invalid.body
+    assert any(d["type"] == "google.rpc.BadRequest" for d in invalid.body["details"]), invalid.body
+    # and a service it does not front: a Connect error, not a traceback
+    unknown = curl("/nosuch.NoSrv/Call", "{}", token)
+    assert unknown.status == 404 and unknown.body["code"] == "unimplemented", unknown
+
+
+def test_the_web_ui_loads_and_signs_in_through_the_gateway(engine: Engine) -> None:
+    """One check in a real browser (Debian's chromium, driven by Playwright): the UI the
+    gateway's image serves loads from the published port, signs in and stays signed in."""
+    from playwright.sync_api import expect, sync_playwright
+
+    served = curl("/")
+    assert served.status == 200 and "text/html" in served.headers.get("content-type", "")
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=chromium_path(), headless=True)
         try:
-            page = browser.new_page()
+            page = browser.new_page(base_url=gateway())
             page.set_default_timeout(30_000)
-            page.goto(f"{GATEWAY}/promotion")
+            page.goto("/")
+            expect(page).to_have_url(re.compile(r"/login"))
             page.get_by_label("Email").fill("duck@mymail.com")
             page.get_by_label("Password").fill("1234")
             page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_test_id("signed-in-as")).to_have_text("Super Duck")
+            page.reload()
+            expect(page.get_by_test_id("signed-in-as")).to_have_text("Super Duck")
+            # and a page of records through the gateway: the seed promotion
+            page.goto("/promotion")
             expect(page.get_by_test_id("results")).to_contain_text("Promo1")
         finally:
             browser.close()
 
 
+# Run inside a promotion container (its image has the service's code): one call to that
+# instance with the token in $TOKEN, then the revocation counters of its own /metrics.
+PROMOTION_PROBE = """
+import asyncio, json, os, urllib.request
+import grpc
+from promotion.proto import promotion_pb2, promotion_pb2_grpc
+
+async def main():
+    found = {"host": os.uname().nodename}
+    async with grpc.aio.insecure_channel("127.0.0.1:50051") as channel:
+        stub = promotion_pb2_grpc.PromotionSrvStub(channel)
+        auth = (("authorization", "Bearer " + os.environ["TOKEN"]),)
+        search = promotion_pb2.SearchParams(name="Promo1")
+        try:
+            await stub.GetPromotions(search, metadata=auth, timeout=10)
+            found["code"] = "OK"
+        except grpc.aio.AioRpcError as exc:
+            found["code"] = exc.code().name
+    with urllib.request.urlopen("http://127.0.0.1:8080/metrics", timeout=10) as reply:
+        lines = reply.read().decode().splitlines()
+    for name in ("revocations_applied_total", "revocation_fallbacks_total"):
+        series = "gotemp_token_" + name
+        found[name] = sum(float(l.split()[-1]) for l in lines if l.startswith(series))
+    print(json.dumps(found))
+
+asyncio.run(main())
+"""
+# compose scales a service only when it pins no host port: this run's promotion publishes none
+UNPINNED_PROMOTION = "services:\n  promotionsrv:\n    ports: !reset []\n"
+
+
+def promotion_indexes(engine: Engine) -> list[int]:
+    """The compose indexes of the running promotionsrv containers (<project>-promotionsrv-N)."""
+    return sorted(
+        int(str(c["Name"]).rsplit("-", 1)[1])
+        for c in engine.containers()
+        if c.get("Service") == "promotionsrv" and c.get("State") == "running"
+    )
+
+
+def probe_promotion(engine: Engine, index: int, token: str) -> dict[str, Any]:
+    """Calls the promotion instance index from inside its container; its answer and counters."""
+    out = engine.compose(
+        "exec",
+        "-T",
+        "--index",
+        str(index),
+        "-e",
+        f"TOKEN={token}",
+        "promotionsrv",
+        "python",
+        "-c",
+        PROMOTION_PROBE,
+        timeout=120,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def audit_answer(token: str) -> str:
+    reply = grpcurl(
+        "-H",
+        f"authorization: Bearer {token}",
+        "-d",
+        '{"object_name": "user"}',
+        address("auditsrv"),
+        "audit.AuditSrv/GetAuditRecords",
+    )
+    if reply.returncode == 0:
+        return "OK"
+    return "UNAUTHENTICATED" if "Unauthenticated" in reply.stderr else reply.stderr
+
+
+def test_a_deactivated_users_token_is_refused_by_two_promotion_instances_and_audit(
+    engine: Engine, tmp_path: Path
+) -> None:
+    unpinned = tmp_path / "unpinned-promotion.yml"
+    unpinned.write_text(UNPINNED_PROMOTION)
+    engine.compose(
+        "up",
+        "-d",
+        "--wait",
+        "--scale",
+        "promotionsrv=2",
+        "promotionsrv",
+        files=(unpinned,),
+        timeout=300,
+    )
+    try:
+        indexes = promotion_indexes(engine)
+        assert len(indexes) == 2, indexes
+        # (this `up` may have recreated the user service and the databases: wait for them)
+        for service in ("usersrv", "auditsrv"):
+            eventually_true(functools.partial(serving, service), 60, f"{service} SERVING")
+        admin = login()
+        made = grpcurl(
+            "-H",
+            f"authorization: Bearer {admin}",
+            "-d",
+            '{"firstname": "Soon", "lastname": "Revoked", "email": "revoked@example.com",'
+            ' "pwd": "x1", "active": true, "valid_from": "2020-01-01T00:00:00Z",'
+            ' "valid_thru": "2100-01-01T00:00:00Z"}',
+            address("usersrv"),
+            "user.UserSrv/CreateUser",
+        )
+        assert made.returncode == 0, made.stderr
+        user = json.loads(made.stdout)["user"]
+        got = grpcurl(
+            "-d",
+            '{"email": "revoked@example.com", "pwd": "x1"}',
+            address("usersrv"),
+            "user.UserSrv/Auth",
+        )
+        assert got.returncode == 0, got.stderr
+        token = str(json.loads(got.stdout)["token"])
+
+        # served everywhere (and now in each verifier's cache), by two distinct instances
+        before = {i: probe_promotion(engine, i, token) for i in indexes}
+        assert [b["code"] for b in before.values()] == ["OK", "OK"], before
+        assert len({b["host"] for b in before.values()}) == 2, before
+        assert audit_answer(token) == "OK"
+
+        user["active"] = False
+        changed = grpcurl(
+            "-H",
+            f"authorization: Bearer {admin}",
+            "-d",
+            json.dumps(user),
+            address("usersrv"),
+            "user.UserSrv/UpdateUser",
+        )
+        assert changed.returncode == 0, changed.stderr
+        began = time.monotonic()
+
+        # the feed reaches every verifier: each refuses the old token on its own
+        after: dict[int, dict[str, Any]] = {}
+
+        def promotion_refuses(index: int) -> bool:
+            after[index] = probe_promotion(engine, index, token)
+            return after[index]["code"] == "UNAUTHENTICATED"
+
+        for index in indexes:
+            eventually_true(
+                functools.partial(promotion_refuses, index),
+                30,
+                f"promotion instance {index} to refuse the deactivated user's token",
+            )
+        eventually_true(
+            lambda: audit_answer(token) == "UNAUTHENTICATED",
+            30,
+            "audit to refuse the deactivated user's token",
+        )
+        print(
+            f"\ndeactivated user's token refused by both promotion instances and audit"
+            f" {time.monotonic() - began:.1f} s after the change (exec round trips included)"
+        )
+        for index in indexes:
+            # by the feed, not by asking the user service
+            assert after[index]["revocations_applied_total"] >= 1, after[index]
+            assert (
+                after[index]["revocation_fallbacks_total"]
+                == before[index]["revocation_fallbacks_total"]
+            ), (before[index], after[index])
+            # and only that user's: the admin's token is still served by the same instance
+            assert probe_promotion(engine, index, admin)["code"] == "OK"
+        assert audit_answer(admin) == "OK"
+    finally:
+        # back to one instance with its published port, for the steps after this one
+        engine.compose("up", "-d", "--wait", "promotionsrv", timeout=300)
+
+
 def prometheus_api(path: str, **params: str) -> Any:
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    with urllib.request.urlopen(f"{PROMETHEUS}/api/v1/{path}{query}", timeout=10) as response:
+    with urllib.request.urlopen(f"{prometheus()}/api/v1/{path}{query}", timeout=10) as response:
         body = json.load(response)
     assert body["status"] == "success", body
     return body["data"]
@@ -229,19 +504,35 @@ def test_the_observability_profiles_prometheus_scrapes_every_service(engine: Eng
     # Grafana and Jaeger have no image on this machine: only Prometheus of the profile runs.
     engine.compose("--profile", "observability", "up", "-d", "--wait", "prometheus", timeout=300)
     try:
-        jobs = {"user", "promotion", "audit"}
+        jobs = set(SUITE.names)
         eventually_true(
             lambda: all(scrape_health().get(job) == "up" for job in jobs),
             90,
-            "Prometheus to scrape user, promotion and audit",
+            f"Prometheus to scrape {', '.join(sorted(jobs))}",
         )
-        # the grpcurl calls above: GetUsers with a token, once at least
-        series = prometheus_api(
-            "query",
-            query='grpc_server_handled_total{job="user", grpc_method="GetUsers", grpc_code="OK"}',
-        )["result"]
-        assert series and float(series[0]["value"][1]) >= 1, series
-        labels = series[0]["metric"]
+        # a GetUsers call with a token now (the steps before may have recreated the user
+        # service, under podman, and its counters with it), counted in the next scrape
+        eventually_true(functools.partial(serving, "usersrv"), 60, "usersrv SERVING")
+        called = grpcurl(
+            "-H",
+            f"authorization: Bearer {login()}",
+            "-d",
+            '{"email": "duck@mymail.com"}',
+            address("usersrv"),
+            "user.UserSrv/GetUsers",
+        )
+        assert called.returncode == 0, called.stderr
+        query = 'grpc_server_handled_total{job="user", grpc_method="GetUsers", grpc_code="OK"}'
+
+        def counted() -> list[dict[str, Any]]:
+            return list(prometheus_api("query", query=query)["result"])
+
+        eventually_true(
+            lambda: bool(counted()) and float(counted()[0]["value"][1]) >= 1,
+            60,
+            "Prometheus to count the GetUsers call",
+        )
+        labels = counted()[0]["metric"]
         assert labels["grpc_service"] == "user.UserSrv" and labels["grpc_type"] == "unary"
         assert labels["instance"] == "usersrv:8080"
         rules = prometheus_api("rules")["groups"]
@@ -251,7 +542,8 @@ def test_the_observability_profiles_prometheus_scrapes_every_service(engine: Eng
 
 
 def test_audit_rows_of_the_cli_changes_are_in_the_timescaledb_container(engine: Engine) -> None:
-    expected = {"user": {"insert", "update", "delete"}, "promotion": {"insert", "update", "delete"}}
+    # each producer's CLI scenario creates, updates and deletes one object
+    expected = {s.name: {"insert", "update", "delete"} for s in PRODUCERS_WITH_CLI}
 
     def stored(name: str) -> set[str]:
         rows = engine.psql(
@@ -271,7 +563,8 @@ def test_audit_rows_of_the_cli_changes_are_in_the_timescaledb_container(engine: 
         count = engine.psql(
             "timescaledb",
             "audit",
-            f"SELECT count(*) FROM audit WHERE objectid = '{CHANGED[name]}'",
+            f"SELECT count(*) FROM audit WHERE objectname = '{name}'"
+            f" AND objectid = '{CHANGED[name]}'",
         )
         assert count == "3", f"each change stored once, got {count} rows for {name}"
     hypertable = engine.psql(
@@ -322,8 +615,9 @@ def test_nats_knows_each_service_by_its_own_key_and_refuses_anyone_else(engine: 
         str(c.get("name")): (c.get("authorized_user"), c.get("account"))
         for c in nats_clients(engine)
     }
-    for name in ("user", "promotion", "audit"):
-        assert seen.get(name) == (public[f"NATS_{name.upper()}_PUBLIC_NKEY"], "GOTEMP"), seen
+    for described in SUITE.services:
+        expected = (public[described.nats_public_key_env], "GOTEMP")
+        assert seen.get(described.name) == expected, seen
     refused = engine.compose(
         "run",
         "--rm",
@@ -426,11 +720,11 @@ def test_database_outage_leaves_the_service_up_and_it_serves_again(engine: Engin
 
 
 def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
-    tls_files = ("-f", "docker-compose.yml", "-f", "docker-compose.tls.yml")
-    engine.compose(*tls_files, "up", "-d", "--wait", *SERVICES, timeout=300)
+    tls_files = ("docker-compose.tls.yml",)
+    engine.compose("up", "-d", "--wait", *SERVICES, files=tls_files, timeout=300)
     ca = str(REPO_ROOT / "secrets" / "dev" / "tls-DEVELOPMENT-ONLY" / "ca.pem")
     for service in SERVICES:
-        name = GRPC_NAMES[service].split(".")[0]  # the registry name the certificate carries
+        name = BY_SERVER[service].name  # the registry name the certificate carries
         listed = grpcurl(address(service), "list", tls=(ca, name))
         assert listed.returncode == 0 and GRPC_NAMES[service] in listed.stdout, listed.stderr
         assert grpcurl(address(service), "list").returncode != 0  # plaintext refused
@@ -441,11 +735,7 @@ def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
         ]
         assert ready and "(TLS)" in ready[-1], ready
     # and each service's database sessions are TLS ones, verified by name (verify-full)
-    for server, role in (
-        ("pgdb", "appuser_runtime"),
-        ("pgdb", "promotion_runtime"),
-        ("timescaledb", "audit_runtime"),
-    ):
+    for server, role in ((s.database_host, s.runtime_role) for s in SUITE.with_database):
         encrypted = engine.psql(
             server,
             "postgres",
@@ -455,8 +745,8 @@ def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
         total = encrypted.split("/")[1]
         assert int(total) > 0 and encrypted == f"{total}/{total}", (role, encrypted)
     # the CLIs verify their services (and promotion verifies user) with the CA
-    for cli in ("usercli", "promotioncli"):
-        result = engine.compose(*tls_files, "up", cli, timeout=300)
+    for cli in (s.client for s in PRODUCERS_WITH_CLI):
+        result = engine.compose("up", cli, files=tls_files, timeout=300)
         assert exit_code(engine, cli) == 0, (result.stdout + result.stderr)[-3000:]
 
     # and every service reaches NATS over TLS, which it verified with the CA. The CLI runs' `up`
@@ -464,14 +754,14 @@ def test_the_tls_variant_serves_grpc_over_tls_only(engine: Engine) -> None:
     # reconnecting within its backoff: wait for all three, bounded.
     def all_on_tls() -> bool:
         tls = {str(c.get("name")): c.get("tls_version") for c in nats_clients(engine)}
-        return all(tls.get(name) for name in ("user", "promotion", "audit"))
+        return all(tls.get(name) for name in SUITE.names)
 
-    eventually_true(all_on_tls, 90, "user, promotion and audit connected to NATS over TLS")
+    eventually_true(all_on_tls, 90, "every service connected to NATS over TLS")
 
 
 def test_down_v_clears_the_data(engine: Engine) -> None:
     volumes_before = engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    ours = [v for v in volumes_before if v.startswith("gotemp-composetest_")]
+    ours = [v for v in volumes_before if v.startswith(f"{PROJECT}_")]
     assert len(ours) == 3, volumes_before
     engine.compose("--profile", "cli", "down", "-v", timeout=180)
     volumes_after = engine.run("volume", "ls", "--format", "{{.Name}}").stdout.split()
