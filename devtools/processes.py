@@ -29,15 +29,16 @@ class ServiceProcess:
         self.env = env
         self.log_path = log
         log.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in terminate()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in a terminal reaches only the runner
-        )
+        # the process writes to its own copy of the descriptor: ours closes once it has started
+        with open(log, "wb") as output:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", module, *args],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in a terminal reaches only the runner
+            )
 
     @property
     def output(self) -> str:
@@ -78,8 +79,6 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
-        finally:
-            self._log.close()
 
 
 def started_on_free_port(

@@ -226,15 +226,15 @@ class EmbeddedPostgres:
                 "full_page_writes=off",
             ]
         options += self._tls_options()
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - closed with the process
-        self._proc = subprocess.Popen(
-            [str(self._bin / "postgres"), "-D", str(self.data_dir / "data"), *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **self._identity(),
-        )
-        log.close()
+        # the server writes to its own copy of the descriptor: ours closes once it has started
+        with open(self.data_dir / "server.log", "ab") as log:
+            self._proc = subprocess.Popen(
+                [str(self._bin / "postgres"), "-D", str(self.data_dir / "data"), *options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self._identity(),
+            )
         try:
             wait_until(self._accepting, timeout, f"PostgreSQL on port {self.port}")
         except TimeoutError:
@@ -566,26 +566,26 @@ class EmbeddedNats:
     def _start_once(self, timeout: float) -> None:
         log_path = self.store_dir / "nats.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
-        log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
         # The command line overrides the file: loopback, this server's ports (-1: the system
         # chooses, on the first start) and store.
         client_port = str(self.port or -1)
         monitor_port = str(self.monitor_port or -1)
         config, config_env = self._config()
-        self._proc = subprocess.Popen(
-            [
-                str(nats_server_binary()),
-                *("-c", str(config)),
-                *("-a", "127.0.0.1", "-p", client_port, "-m", monitor_port),
-                *("-sd", str(self.store_dir / "jetstream")),
-                *self._cluster_args(),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **self._env, **config_env},
-        )
-        log.close()
+        # the server writes to its own copy of the descriptor: ours closes once it has started
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    str(nats_server_binary()),
+                    *("-c", str(config)),
+                    *("-a", "127.0.0.1", "-p", client_port, "-m", monitor_port),
+                    *("-sd", str(self.store_dir / "jetstream")),
+                    *self._cluster_args(),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self._env, **config_env},
+            )
 
         def this_start() -> str:
             with open(log_path, "rb") as file:
