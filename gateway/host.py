@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
 import socket
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from gateway.settings import GatewaySettings
 from gateway.suite_services import SERVICES
 from global_utils.discovery.registry import Endpoint
 from global_utils.grpc.client import ServiceChannels
-from global_utils.grpc.host import MAX_MESSAGE_BYTES, Lifecycle
+from global_utils.grpc.host import MAX_MESSAGE_BYTES, Lifecycle, serve_until_signalled
 from global_utils.grpc.http_side import HttpSidePort
 from global_utils.observability.logs import configure_logging
 from global_utils.observability.metrics import ServiceMetrics
@@ -190,18 +189,6 @@ class Gateway:
         except Exception:
             return health_pb2.HealthCheckResponse.NOT_SERVING
         return int(reply.status)
-
-
-async def serve_until_signalled(gateway: Gateway) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await gateway.start()
-        await stop.wait()
-    finally:
-        await gateway.stop()
 
 
 def run(settings: GatewaySettings) -> None:

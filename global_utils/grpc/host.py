@@ -219,8 +219,9 @@ class ServiceHost:
         return server
 
 
-async def serve_until_signalled(host: ServiceHost) -> None:
-    """Starts host, waits for SIGTERM or SIGINT, then stops it gracefully."""
+async def serve_until_signalled(host: Lifecycle) -> None:
+    """Starts host (a service's, or the gateway), waits for SIGTERM or SIGINT, then stops it
+    gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
