@@ -17,8 +17,10 @@ import pytest
 
 from devtools.paths import REPO_ROOT
 from devtools.suite import load_suite
+from tests.helpers import spare_names
 
-NAME = "gizmo"
+# a throwaway name no service or fixture of this repository uses
+(NAME,) = spare_names("gizmo")
 
 
 def repository_files() -> list[str]:
@@ -41,7 +43,7 @@ def run(copy: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
 
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A copy of the repository with the gizmo service made by make new-service."""
+    """A copy of the repository with a throwaway service made by make new-service."""
     copy = tmp_path_factory.mktemp("grown") / "repo"
     for name in repository_files():
         target = copy / name
@@ -63,25 +65,25 @@ def grown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_the_new_service_is_in_the_suite_with_its_files(grown: Path) -> None:
     suite = load_suite(grown / "suite.toml")
-    gizmo = suite.service(NAME)
-    assert gizmo.grpc_service == "gizmo.GizmoSrv" and gizmo.port >= 50061
+    made = suite.service(NAME)
+    assert made.grpc_service == f"{NAME}.{NAME.capitalize()}Srv" and made.port >= 50061
     for path in (
-        "gizmo/proto/gizmo_pb2.py",
-        "gizmo/server/bootstrap.py",
-        "gizmo/client/cli.py",
-        "provision/versions/gizmo/0001_baseline.sql",
-        "gizmo/Dockerfile",
-        "gizmo/docker-compose.env",
+        f"{NAME}/proto/{NAME}_pb2.py",
+        f"{NAME}/server/bootstrap.py",
+        f"{NAME}/client/cli.py",
+        f"provision/versions/{NAME}/0001_baseline.sql",
+        f"{NAME}/Dockerfile",
+        f"{NAME}/docker-compose.env",
     ):
         assert (grown / path).is_file(), path
     compose = (grown / "docker-compose.yml").read_text()
-    assert "gizmosrv:" in compose and "gizmocli:" in compose
-    assert "nats_seed_gizmo" in compose
+    assert f"{NAME}srv:" in compose and f"{NAME}cli:" in compose
+    assert f"nats_seed_{NAME}" in compose
 
 
 def test_the_new_services_unit_tests_pass(grown: Path) -> None:
     result = run(grown, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 "tests/unit/test_gizmo_rules.py")  # fmt: skip
+                 f"tests/unit/test_{NAME}_rules.py")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 
@@ -95,7 +97,7 @@ def test_every_wiring_file_check_passes_with_it(grown: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     drift = run(grown, sys.executable, "-m", "devtools.generate", "--check")
     assert drift.returncode == 0, drift.stdout + drift.stderr
-    lint = run(grown, sys.executable, "-m", "ruff", "check", "gizmo", "tests")
+    lint = run(grown, sys.executable, "-m", "ruff", "check", NAME, "tests")
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
@@ -105,7 +107,7 @@ def test_nats_server_accepts_the_configuration_with_the_new_user(grown: Path) ->
         for line in (grown / "nats" / "docker-compose.env").read_text().splitlines()
         if line and not line.startswith("#")
     )
-    assert "NATS_GIZMO_PUBLIC_NKEY" in keys
+    assert f"NATS_{NAME.upper()}_PUBLIC_NKEY" in keys
     server = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or "nats-server"
     result = subprocess.run(
         [server, "-t", "-c", str(grown / "nats" / "nats.conf")],
@@ -116,4 +118,4 @@ def test_nats_server_accepts_the_configuration_with_the_new_user(grown: Path) ->
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "$NATS_GIZMO_PUBLIC_NKEY" in (grown / "nats" / "nats.conf").read_text()
+    assert f"$NATS_{NAME.upper()}_PUBLIC_NKEY" in (grown / "nats" / "nats.conf").read_text()

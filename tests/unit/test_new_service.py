@@ -10,14 +10,11 @@ import pytest
 from devtools.new_service import NewService, Refused, check_name, create, next_port, suite_entry
 from devtools.paths import REPO_ROOT
 from devtools.suite import parse_suite
+from tests.helpers import spare_names
 
 SUITE_TEXT = (REPO_ROOT / "suite.toml").read_text()
 # a name this repository has not used yet (a grown copy may already have a widget)
-FRESH = next(
-    name
-    for name in ("widget", "gizmo", "sprocket", "doohickey")
-    if name not in parse_suite(SUITE_TEXT).names and not (REPO_ROOT / name).exists()
-)
+(FRESH,) = spare_names("widget")
 
 
 @pytest.mark.parametrize(
