@@ -257,7 +257,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         help="keep the existing keys and passwords; make only those the suite lacks",
     )
     keep = parser.parse_args(None if argv is None else list(argv)).missing
-    made = "missing" if keep else "new"
+    made = "made any missing" if keep else "new"
     make_db_passwords((*DB_SUPERUSERS, *ROLES), keep_existing=keep)
     print(f"{made} development database passwords in {DEV_SECRETS.relative_to(REPO_ROOT)}/")
     written = make_audit_keys(DEV_SECRETS, development=True, keep_existing=keep)
