@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -117,7 +118,9 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """A channel to endpoint: one address, or a balanced target (dns:, ipv4:, ipv6:); with
     tls, the server's certificate is verified for server_name (the service's name)."""
-    options: list[tuple[str, str | int]] = []
+    # Each channel owns its connections (gRPC otherwise shares them between channels with
+    # equal settings), so a new channel really dials instead of inheriting a failed one.
+    options: list[tuple[str, str | int]] = [("grpc.use_local_subchannel_pool", 1)]
     if endpoint.balanced_target:
         options += [
             ("grpc.service_config", balanced_service_config(retry_methods)),
@@ -138,6 +141,9 @@ def open_channel(
 # Codes that say "this instance could not answer", so another instance may.
 FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _PENALTY_SECONDS = 5.0
+# How long a replaced channel's calls may take to finish before it closes.
+_CLOSE_GRACE_SECONDS = 30.0
+_FAILED = grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 
 class ServiceChannels:
@@ -163,6 +169,7 @@ class ServiceChannels:
         self._interceptors = tuple(interceptors)
         self._channels: dict[Endpoint, grpc.aio.Channel] = {}
         self._failed_until: dict[Endpoint, float] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         return None
@@ -172,6 +179,10 @@ class ServiceChannels:
         for channel in channels:
             with contextlib.suppress(Exception):
                 await channel.close()
+        closing, self._closing = self._closing, set()
+        for task in closing:
+            task.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
 
     async def call(self, invoke: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
         endpoints = await self._registry.resolve(self._service, timeout=self._resolve_timeout)
@@ -201,6 +212,13 @@ class ServiceChannels:
 
     def _channel(self, endpoint: Endpoint) -> grpc.aio.Channel:
         channel = self._channels.get(endpoint)
+        if channel is not None and channel.get_state() is _FAILED:
+            # gRPC waits out a reconnect backoff (growing to two minutes) before it dials a
+            # failed address again; a fresh channel dials now, so an instance that came back
+            # gets this call. The old one closes once its calls have finished.
+            self._closing.add(asyncio.create_task(channel.close(grace=_CLOSE_GRACE_SECONDS)))
+            self._closing = {task for task in self._closing if not task.done()}
+            channel = None
         if channel is None:
             channel = self._channels[endpoint] = open_channel(
                 endpoint,
