@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -18,6 +17,7 @@ from collections.abc import (
     Collection,
     Mapping,
 )
+from random import getrandbits
 from typing import Any, NoReturn
 
 import grpc
@@ -47,6 +47,7 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Deserializer = Callable[[bytes], Any]
 
 REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID = 64  # characters of a caller's x-request-id kept
 # Methods anyone may call: health and reflection (services add theirs, e.g. Auth).
 ALWAYS_PUBLIC_PREFIXES = (
     "/grpc.health.v1.Health/",
@@ -105,27 +106,43 @@ def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
+def new_request_id() -> str:
+    """16 hex digits for a call that brought no x-request-id: a log correlation id, not a
+    secret, so a fast pseudo-random draw (no system call per call)."""
+    return f"{getrandbits(64):016x}"
+
+
+def call_request_id(sent: str) -> str:
+    """The request id of a call whose x-request-id header was sent ("" when none was)."""
+    return sent[:MAX_REQUEST_ID] or new_request_id()
+
+
 class RequestLoggingInterceptor(_UnaryInterceptor):
     """Gives each call a request id (the caller's x-request-id, or a new one) and logs it."""
 
     def wrap(self, inner: Behavior, method: str) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            rid = _metadata_value(context, REQUEST_ID_HEADER)[:64] or uuid.uuid4().hex[:16]
+            rid = call_request_id(_metadata_value(context, REQUEST_ID_HEADER))
             token = request_id.set(rid)
             started = time.perf_counter()
             try:
                 return await inner(request, context)
             finally:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s %s %.1fms",
-                        method,
-                        context.code() or grpc.StatusCode.OK,
-                        (time.perf_counter() - started) * 1000,
-                    )
+                log_handled(method, context, started)
                 request_id.reset(token)
 
         return behavior
+
+
+def log_handled(method: str, context: grpc.aio.ServicerContext, started: float) -> None:
+    """A handled call's DEBUG line (method, status, milliseconds since started), if DEBUG is on."""
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s %.1fms",
+            method,
+            context.code() or grpc.StatusCode.OK,
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 async def abort_with(
@@ -148,6 +165,10 @@ class ErrorMappingInterceptor(_UnaryInterceptor):
     def __init__(self, language: Language) -> None:
         super().__init__()
         self._language = language
+
+    @property
+    def language(self) -> Language:
+        return self._language
 
     def wrap(self, inner: Behavior, method: str) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -179,10 +200,16 @@ class AuthInterceptor(_UnaryInterceptor):
     def is_public(self, method: str) -> bool:
         return method in self._public or method.startswith(ALWAYS_PUBLIC_PREFIXES)
 
-    def wrap(self, inner: Behavior, method: str) -> Behavior:
+    def verifier_for(self, method: str) -> TokenVerifier | None:
+        """What checks the token of method's calls; None: anyone may call it."""
         if self.is_public(method):
+            return None
+        return self._by_method.get(method, self._verifier)
+
+    def wrap(self, inner: Behavior, method: str) -> Behavior:
+        verifier = self.verifier_for(method)
+        if verifier is None:
             return inner
-        verifier = self._by_method.get(method, self._verifier)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
             token = token_from_metadata(context.invocation_metadata() or ())
@@ -262,11 +289,7 @@ class RequestParsingInterceptor(HandlerInterceptor):
 
     def _unary_unary(self, inner: Behavior, parse: Deserializer) -> Behavior:
         async def behavior(body: bytes, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                request = parse(body)
-            except DecodeError:
-                raise _unparsable_error(parse) from None
-            return await inner(request, context)
+            return await inner(parse_unary(parse, body), context)
 
         return behavior
 
@@ -320,6 +343,15 @@ class RequestParsingInterceptor(HandlerInterceptor):
             return await inner(checked(requests, context), context)
 
         return coroutine
+
+
+def parse_unary(parse: Deserializer, body: bytes) -> Any:
+    """A unary request parsed; a body that is not the method's request message raises the
+    validation error the error mapping turns into INVALID_ARGUMENT."""
+    try:
+        return parse(body)
+    except DecodeError:
+        raise _unparsable_error(parse) from None
 
 
 def _marking_bad_messages(parse: Deserializer) -> Deserializer:

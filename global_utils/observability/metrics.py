@@ -122,11 +122,11 @@ class _RpcMetrics:
             registry=registry,
         )
 
-    def method(self, kind: str, service: str, method: str) -> _MethodMetrics:
-        return _MethodMetrics(self, (kind, service, method))
+    def method(self, kind: str, service: str, method: str) -> MethodMetrics:
+        return MethodMetrics(self, (kind, service, method))
 
 
-class _MethodMetrics:
+class MethodMetrics:
     """The label children of one method, resolved once: a call then costs a few additions."""
 
     def __init__(self, rpc: _RpcMetrics, labels: tuple[str, str, str]) -> None:
@@ -179,12 +179,17 @@ class ServiceMetrics:
     # --- what the composition root hands to the host and the clients --------------------
 
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
-        return [ServerMetricsInterceptor(self._server)] if self.enabled else []
+        metrics = self.server_metrics()
+        return [] if metrics is None else [metrics]
+
+    def server_metrics(self) -> ServerMetricsInterceptor | None:
+        """The server side's metrics (a concern of the server's chain); None when disabled."""
+        return ServerMetricsInterceptor(self._server) if self.enabled else None
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         return [ClientMetricsInterceptor(self._client)] if self.enabled else []
 
-    def server_method(self, service: str, method: str) -> _MethodMetrics | None:
+    def server_method(self, service: str, method: str) -> MethodMetrics | None:
         """A unary method's server metrics, for a server that is not a grpc.aio one (the
         gateway counts its Connect calls as go-grpc-prometheus would); None when disabled."""
         return self._server.method("unary", service, method) if self.enabled else None
@@ -238,7 +243,7 @@ class ServiceMetrics:
 # --- the server side -----------------------------------------------------------------------
 
 
-def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
     """The status a call that raised exc ends with."""
     if isinstance(exc, asyncio.CancelledError):
         # grpc cancels the handler when the caller went away or its deadline passed
@@ -255,7 +260,7 @@ class _CountingContext:
     """A streaming call's context that counts messages written and read through it (the
     health Watch writes with context.write)."""
 
-    def __init__(self, context: grpc.aio.ServicerContext, metrics: _MethodMetrics) -> None:
+    def __init__(self, context: grpc.aio.ServicerContext, metrics: MethodMetrics) -> None:
         self._context = context
         self._metrics = metrics
 
@@ -273,7 +278,7 @@ class _CountingContext:
         return getattr(self._context, name)
 
 
-async def _counted(requests: AsyncIterable[Any], metrics: _MethodMetrics) -> AsyncIterator[Any]:
+async def _counted(requests: AsyncIterable[Any], metrics: MethodMetrics) -> AsyncIterator[Any]:
     async for request in requests:
         metrics.received.inc()
         yield request
@@ -288,9 +293,13 @@ class ServerMetricsInterceptor(HandlerInterceptor):
         super().__init__()
         self._metrics = metrics
 
-    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def method_metrics(self, handler: grpc.RpcMethodHandler, method: str) -> MethodMetrics:
+        """The series of method (served by handler), made once per method."""
         kind = grpc_type(handler.request_streaming, handler.response_streaming)
-        metrics = self._metrics.method(kind, *split_method(method))
+        return self._metrics.method(kind, *split_method(method))
+
+    def replace(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        metrics = self.method_metrics(handler, method)
         parse, serialize = handler.request_deserializer, handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -315,7 +324,7 @@ class ServerMetricsInterceptor(HandlerInterceptor):
         return handler
 
 
-def _unary_unary(inner: Callable[..., Awaitable[Any]], metrics: _MethodMetrics) -> Any:
+def _unary_unary(inner: Callable[..., Awaitable[Any]], metrics: MethodMetrics) -> Any:
     async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
         metrics.started.inc()
         metrics.received.inc()
@@ -323,7 +332,7 @@ def _unary_unary(inner: Callable[..., Awaitable[Any]], metrics: _MethodMetrics) 
         try:
             response = await inner(request, context)
         except BaseException as exc:
-            metrics.handled(_code_of(exc, context), started)
+            metrics.handled(code_of(exc, context), started)
             raise
         metrics.sent.inc()
         metrics.handled(context.code() or grpc.StatusCode.OK, started)
@@ -333,7 +342,7 @@ def _unary_unary(inner: Callable[..., Awaitable[Any]], metrics: _MethodMetrics) 
 
 
 def _streaming(
-    inner: Callable[..., Any], metrics: _MethodMetrics, *, requests_streamed: bool
+    inner: Callable[..., Any], metrics: MethodMetrics, *, requests_streamed: bool
 ) -> Any:
     """A streaming behaviour counted: an async generator stays one (each yield a message
     sent), a coroutine writing with context.write stays a coroutine."""
@@ -356,7 +365,7 @@ def _streaming(
                     metrics.sent.inc()
                     yield response
             except BaseException as exc:
-                metrics.handled(_code_of(exc, context), started)
+                metrics.handled(code_of(exc, context), started)
                 raise
             metrics.handled(context.code() or grpc.StatusCode.OK, started)
 
@@ -371,7 +380,7 @@ def _streaming(
         try:
             response = await inner(request, counting)
         except BaseException as exc:
-            metrics.handled(_code_of(exc, context), started)
+            metrics.handled(code_of(exc, context), started)
             raise
         if one_response:
             metrics.sent.inc()  # streamed messages went out through context.write instead
@@ -390,9 +399,9 @@ class ClientMetricsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
 
     def __init__(self, metrics: _RpcMetrics) -> None:
         self._metrics = metrics
-        self._methods: dict[str, _MethodMetrics] = {}
+        self._methods: dict[str, MethodMetrics] = {}
 
-    def _method(self, full: str | bytes) -> _MethodMetrics:
+    def _method(self, full: str | bytes) -> MethodMetrics:
         key = full.decode() if isinstance(full, bytes) else full
         metrics = self._methods.get(key)
         if metrics is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import Token
 from random import getrandbits
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -30,8 +31,9 @@ from global_utils.observability.tracing_setup import (
     RootSampling,
 )
 
-if TYPE_CHECKING:
-    pass
+# A call's invocation metadata, and what starts its span from it (and its traceparent).
+Metadata = Sequence[tuple[str, str | bytes]]
+_Start = Callable[[Metadata, str | None], Span]
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +105,43 @@ def _span_id() -> int:
     return getrandbits(64) or 1
 
 
-def _traceparent_of(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
+def _traceparent_in(metadata: Metadata) -> str | None:
+    for key, value in metadata:
         if key == TRACEPARENT and isinstance(value, str):
             return value
     return None
+
+
+class CallSpan:
+    """A method's server span per call, begun and ended by a chain running every concern in
+    one coroutine, as ServerTracingInterceptor's wrapper does around the rest: current while
+    the call runs, ERROR when something other than an abort escapes, ended with the call's
+    status."""
+
+    __slots__ = ("_start",)
+
+    def __init__(self, start: _Start) -> None:
+        self._start = start
+
+    def begin(self, metadata: Metadata, traceparent: str | None) -> tuple[Span, Token[Context]]:
+        """The call's span, and the token that makes it current until end()."""
+        span = self._start(metadata, traceparent)
+        return span, attach(trace.set_span_in_context(span))
+
+    def end(
+        self,
+        begun: tuple[Span, Token[Context]],
+        context: grpc.aio.ServicerContext,
+        raised: BaseException | None = None,
+    ) -> None:
+        """Ends what begin() began, after the call ended with context's status or raised."""
+        span, token = begun
+        if raised is not None and not isinstance(raised, grpc.aio.AbortError):
+            span.set_status(Status(StatusCode.ERROR, "handler raised"))
+        detach(token)
+        if span.is_recording():
+            _end_rpc(span, context.code(), _SERVER_ERRORS)
+            span.end()
 
 
 class ServerTracingInterceptor(HandlerInterceptor):
@@ -145,24 +179,32 @@ class ServerTracingInterceptor(HandlerInterceptor):
             )
         return handler
 
-    def _starter(self, method: str) -> Callable[[grpc.aio.ServicerContext], Span]:
-        """Starts a call's span; the name and attributes are made once per method."""
+    def _starter(self, method: str) -> _Start:
+        """Starts a call's span from its metadata (and the traceparent found in it); the name
+        and attributes are made once per method."""
         name, attributes = _rpc_attributes(method)
         tracer, shortcut = self._tracer, self._shortcut
         if shortcut is not None:
 
-            def start(context: grpc.aio.ServicerContext) -> Span:
-                return shortcut.start(tracer, name, attributes, _traceparent_of(context))
+            def start(metadata: Metadata, traceparent: str | None) -> Span:
+                return shortcut.start(tracer, name, attributes, traceparent)
 
             return start
 
-        def start_unshortened(context: grpc.aio.ServicerContext) -> Span:
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        def start_unshortened(metadata: Metadata, traceparent: str | None) -> Span:
+            carrier = {k: v for k, v in metadata if isinstance(v, str)}
             return tracer.start_span(
-                name, context=context_from(metadata), kind=SpanKind.SERVER, attributes=attributes
+                name, context=context_from(carrier), kind=SpanKind.SERVER, attributes=attributes
             )
 
         return start_unshortened
+
+    def call_span(self, method: str) -> CallSpan | None:
+        """The span of each call of method for a chain that runs every concern in one
+        coroutine (global_utils.grpc.chain); None for a method served untraced."""
+        if method.startswith(UNTRACED_PREFIXES):
+            return None
+        return CallSpan(self._starter(method))
 
     def _coroutine(
         self, inner: Callable[..., Awaitable[Any]], method: str
@@ -170,7 +212,8 @@ class ServerTracingInterceptor(HandlerInterceptor):
         start = self._starter(method)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            span = start(context)
+            metadata = context.invocation_metadata() or ()
+            span = start(metadata, _traceparent_in(metadata))
             token = attach(trace.set_span_in_context(span))
             try:
                 return await inner(request, context)
@@ -193,7 +236,8 @@ class ServerTracingInterceptor(HandlerInterceptor):
         start = self._starter(method)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            span = start(context)
+            metadata = context.invocation_metadata() or ()
+            span = start(metadata, _traceparent_in(metadata))
             current = trace.set_span_in_context(span)
             responses = inner(request, context)
             try:

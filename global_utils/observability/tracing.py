@@ -73,9 +73,14 @@ class Tracing:
         return self.tracer is not None
 
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        tracing = self.server_tracing()
+        return [] if tracing is None else [tracing]
+
+    def server_tracing(self) -> ServerTracingInterceptor | None:
+        """The server side's span per call (a concern of the server's chain); None when off."""
         if self.tracer is None:
-            return []
-        return [ServerTracingInterceptor(self.tracer, self._shortcut)]
+            return None
+        return ServerTracingInterceptor(self.tracer, self._shortcut)
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         if self.tracer is None:

@@ -78,9 +78,10 @@ class Verifier:
 def component(host: ServiceHost, kind: type[Any]) -> Any:
     """host's component (or its token verifier) of kind."""
     for interceptor in host.interceptors:
-        verifier = getattr(interceptor, "_verifier", None)
-        if isinstance(verifier, kind):
-            return verifier
+        for concern in getattr(interceptor, "concerns", ()):
+            verifier = getattr(concern, "_verifier", None)
+            if isinstance(verifier, kind):
+                return verifier
     return next(c for c in host.components if isinstance(c, kind))
 
 

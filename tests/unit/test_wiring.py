@@ -1,6 +1,7 @@
 """What the one composition place hands a service's host: the components in their start order,
-the server interceptors in their order (tracing outside metrics on both sides, then logging,
-error mapping, authentication, parsing), the side port's routes, the traced pool, zero series."""
+one server interceptor running the concerns in their order (tracing outside metrics on both
+sides, then logging, error mapping, authentication, parsing), the side port's routes, the traced
+pool, zero series."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from global_utils.config.settings import ServiceSettings
 from global_utils.data.database import PooledConnection
 from global_utils.discovery.registry import StaticRegistry
+from global_utils.grpc.chain import ServerChain
 from global_utils.grpc.host import ServiceDefinition
 from global_utils.grpc.http_side import Handler, HttpResponse
 from global_utils.grpc.interceptors import (
@@ -82,6 +84,13 @@ def parts(*, metrics_enabled: bool = True, traced: bool = True) -> ServiceParts[
     return service_parts("user", settings, InMemorySpanExporter() if traced else None)
 
 
+def server_concerns(assembly: Assembly) -> list[type]:
+    """The types of the concerns the host's one server interceptor runs, the first outermost."""
+    (chain,) = assembly.interceptors
+    assert isinstance(chain, ServerChain)
+    return [type(concern) for concern in chain.concerns]
+
+
 def assembly_of(
     shared: ServiceParts[Client], routes: Mapping[str, Handler] | None = None
 ) -> Assembly:
@@ -126,7 +135,7 @@ def test_tracing_wraps_metrics_on_the_server_and_the_client_side(traced: bool) -
     shared = parts(traced=traced)
     assembly = assembly_of(shared)
     tracing = [ServerTracingInterceptor] if traced else []
-    assert [type(i) for i in assembly.interceptors] == [
+    assert server_concerns(assembly) == [
         *tracing,
         ServerMetricsInterceptor,
         *HOST_INTERCEPTORS,
@@ -149,7 +158,7 @@ def test_the_side_port_serves_the_services_routes_before_metrics() -> None:
     unmeasured = parts(metrics_enabled=False)
     quiet = assembly_of(unmeasured)
     assert list(quiet.http._routes) == []
-    assert [type(i) for i in quiet.interceptors] == [ServerTracingInterceptor, *HOST_INTERCEPTORS]
+    assert server_concerns(quiet) == [ServerTracingInterceptor, *HOST_INTERCEPTORS]
 
 
 def test_the_pool_is_traced_when_tracing_is_on_and_an_empty_password_is_none() -> None:
