@@ -57,6 +57,30 @@ def parse_metrics(text: str) -> Samples:
     }
 
 
+async def scrape_once_handled(host: ServiceHost, calls: int, **labels: str) -> Samples:
+    """host's metrics once `calls` calls matching labels are counted as handled (any code): a
+    server counts a call after its reply has left, so its client may read the reply first."""
+    got: Samples = {}
+
+    async def counted() -> bool:
+        nonlocal got
+        got = await scrape(host)
+        return handled(got, **labels) >= calls
+
+    await eventually(counted, what=f"{calls} calls counted as handled")
+    return got
+
+
+def handled(samples: Samples, **labels: str) -> float:
+    """Calls counted by grpc_server_handled_total with labels, whatever their code."""
+    wanted = set(labels.items())
+    return sum(
+        value
+        for (name, have), value in samples.items()
+        if name == "grpc_server_handled_total" and wanted <= have
+    )
+
+
 def sample(samples: Samples, name: str, **labels: str) -> float | None:
     """The value of the one sample called name with exactly labels, or None."""
     return samples.get((name, frozenset(labels.items())))

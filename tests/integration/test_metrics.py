@@ -33,6 +33,7 @@ from tests.helpers import (
     parse_metrics,
     sample,
     scrape,
+    scrape_once_handled,
     started,
 )
 from user.proto import user_pb2, user_pb2_grpc
@@ -86,8 +87,8 @@ async def test_server_metrics_count_each_call_by_method_and_code(
             await stub.GetUserById(user_pb2.SearchId(id=int(me.e_uid)))
         assert anonymous.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
-    got = await scrape(user)
     by_id = {**USER, "grpc_method": "GetUserById"}
+    got = await scrape_once_handled(user, 5, **by_id)
     assert sample(got, "grpc_server_started_total", **by_id) == 5
     assert sample(got, "grpc_server_handled_total", **by_id, grpc_code="OK") == 3
     assert sample(got, "grpc_server_handled_total", **by_id, grpc_code="NotFound") == 1
@@ -137,7 +138,7 @@ async def test_client_metrics_count_the_calls_promotion_makes_to_the_user_servic
 
     # local verification: the user service's keys, fetched once at the first token
     keys = {**USER, "grpc_method": "GetPublicKeys"}
-    got = await scrape(promotion)
+    got = await scrape_once_handled(promotion, 2, **PROMOTION, grpc_method="GetPromotionById")
     assert sample(got, "grpc_client_started_total", **keys) == 1
     assert sample(got, "grpc_client_handled_total", **keys, grpc_code="OK") == 1
     assert sample(got, "grpc_client_msg_sent_total", **keys) == 1
