@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
@@ -19,6 +19,8 @@ from global_utils.runtime.backoff import Backoff
 from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 # Errors that mean "the database cannot be reached", not "the query is wrong".
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -169,35 +171,15 @@ class Database:
             logger.info("database reachable after %d attempts", attempts)
         self._ready.set()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    def connection(self) -> PooledUse[asyncpg.Connection]:
         """A pooled connection; UNAVAILABLE when the database cannot be reached or the
         connection ends while in use."""
-        pool = self._pool  # the one to give the connection back to, even if stop() runs
-        if pool is None:
-            raise unavailable()
-        try:
-            conn = await pool.acquire(timeout=self._acquire_timeout)
-        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:  # InterfaceError: closing
-            raise unavailable() from exc
-        own: PooledConnection = conn.unproxied()
-        try:
-            yield conn
-        except CONNECTION_ERRORS as exc:
-            raise unavailable() from exc
-        except asyncpg.InternalClientError as exc:
-            # Unusable from now on whatever caused it; logged, as it hides the asyncpg message.
-            logger.warning("database connection out of step with the server (%s); closed", exc)
-            own.terminate()
-            raise unavailable() from exc
-        except asyncpg.InterfaceError as exc:
-            # Using a connection that has ended means the database went away mid-way; on an
-            # open connection it is a bug and stays one.
-            if own.is_closed():
-                raise unavailable() from exc
-            raise
-        finally:
-            await _release(pool, conn)
+        return PooledUse(self._pool, self._acquire_timeout, _as_is)
+
+    def reading(self, make: Callable[[asyncpg.Connection], R]) -> PooledUse[R]:
+        """What make builds on a pooled connection (a repository), outside any transaction;
+        the connection as connection() gives it."""
+        return PooledUse(self._pool, self._acquire_timeout, make)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -206,6 +188,70 @@ class Database:
         async with UnitOfWork(self, _NO_AUDIT) as uow:
             yield uow.conn
             await uow.commit()
+
+
+def _as_is(conn: asyncpg.Connection) -> asyncpg.Connection:
+    return conn
+
+
+class PooledUse(Generic[R]):
+    """One use of a pooled connection (Database.connection(), Database.reading()): acquired on
+    entry, given back on exit whatever happens; database errors on the way become UNAVAILABLE.
+    A class rather than a generator-based context manager: every read goes through one."""
+
+    __slots__ = ("_pool", "_timeout", "_make", "_conn", "_own")
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool | None,
+        timeout: float,
+        make: Callable[[asyncpg.Connection], R],
+    ) -> None:
+        # the pool to give the connection back to, even if stop() runs meanwhile
+        self._pool = pool
+        self._timeout = timeout
+        self._make = make
+        self._conn: asyncpg.Connection | None = None
+        self._own: PooledConnection | None = None
+
+    async def __aenter__(self) -> R:
+        pool = self._pool
+        if pool is None:
+            raise unavailable()
+        try:
+            conn = await pool.acquire(timeout=self._timeout)
+        except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:  # InterfaceError: closing
+            raise unavailable() from exc
+        self._conn = conn
+        # the connection itself: once it has ended, the pool has detached the proxy
+        self._own = conn.unproxied()
+        return self._make(conn)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        pool, conn, own = self._pool, self._conn, self._own
+        assert pool is not None and conn is not None and own is not None  # entered
+        try:
+            if exc is None:
+                return
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise unavailable() from exc
+            if isinstance(exc, asyncpg.InternalClientError):
+                # Unusable from now on whatever caused it; logged, as it hides the asyncpg
+                # message.
+                logger.warning("database connection out of step with the server (%s); closed", exc)
+                own.terminate()
+                raise unavailable() from exc
+            # Using a connection that has ended means the database went away mid-way; on an
+            # open connection it is a bug and stays one.
+            if isinstance(exc, asyncpg.InterfaceError) and own.is_closed():
+                raise unavailable() from exc
+        finally:
+            await _release(pool, conn)
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:

@@ -3,8 +3,7 @@ changes, a plain pooled connection for reads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 
@@ -33,7 +32,5 @@ class PromotionStorage:
     def unit_of_work(self) -> PromotionUnitOfWork:
         return PromotionUnitOfWork(self._database, self._emitter)
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[PromotionRepository]:
-        async with self._database.connection() as conn:
-            yield PromotionRepository(conn)
+    def reading(self) -> AbstractAsyncContextManager[PromotionRepository]:
+        return self._database.reading(PromotionRepository)

@@ -4,7 +4,7 @@ uow.refresh_tokens, uow.revocations) for changes, a plain pooled connection for 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 
@@ -52,10 +52,8 @@ class UserStorage:
     def unit_of_work(self) -> UserUnitOfWork:
         return UserUnitOfWork(self._database, self._emitter, self._policy)
 
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[UserRepository]:
-        async with self._database.connection() as conn:
-            yield UserRepository(conn)
+    def reading(self) -> AbstractAsyncContextManager[UserRepository]:
+        return self._database.reading(UserRepository)
 
     @asynccontextmanager
     async def reading_logins(self) -> AsyncIterator[tuple[UserRepository, LoginThrottle]]:
