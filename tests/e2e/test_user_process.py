@@ -187,7 +187,7 @@ def _hashing_processes(server_pid: int) -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process(server_pid).children()
-        if "spawn_main" in " ".join(child.cmdline())
+        if "user.server.hashing_worker" in child.cmdline()
     ]
 
 

@@ -1,8 +1,5 @@
-"""Entry point: `python -m user.server`.
-
-The password hashing processes import this module again when they start (multiprocessing's
-spawn does that with the main module): everything the service needs is imported inside main(),
-so they stay small."""
+"""Entry point: `python -m user.server`. Its password hashing processes run
+`python -m user.server.hashing_worker`, which imports none of this."""
 
 
 def main() -> None:

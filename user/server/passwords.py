@@ -4,35 +4,33 @@ Processes, not threads: a hashing thread in the service process must take the GI
 every hash, and CPython makes the thread that gives the GIL up wait until the other one has it.
 With the hashing thread at low priority, the event loop thread then waits for the scheduler to
 get round to that thread: measured under 8 logins, GetUserById lost a third of its rate and its
-p99 rose well beyond what the same hashing load causes from an unrelated process. In their own
-processes the hashes share nothing with the event loop but the cores (`make bench`)."""
+p99 rose well beyond what the same hashing load causes from an unrelated process. The same
+holds for the threads a `ProcessPoolExecutor` runs in the service to feed its workers and
+collect their results, so there are none: each worker (user/server/hashing_worker.py) is a
+subprocess the event loop talks to over its pipes, one request at a time."""
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import multiprocessing
 import os
-import signal
 import sys
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from contextlib import suppress
 
 import bcrypt
+
+from user.server import hashing_worker
+from user.server.hashing_worker import ANSWER, CHECK, HASH, OK, REQUEST
 
 logger = logging.getLogger(__name__)
 
 MAX_BCRYPT_BYTES = 72
-BCRYPT_NICENESS = 10
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+BCRYPT_NICENESS = hashing_worker.NICENESS
+# How long stop() lets a worker finish the hash in hand before it is killed.
+_STOP_GRACE_SECONDS = 2.0
 
-T = TypeVar("T")
 
-
-# Each hashing process holds about 24 MB: the default stops here on big machines, whatever
+# Each hashing process holds about 10 MB: the default stops here on big machines, whatever
 # their core count (BCRYPT_WORKERS raises it).
 MAX_DEFAULT_WORKERS = 4
 
@@ -47,39 +45,67 @@ def default_bcrypt_workers() -> int:
     return max(1, min(cores - 1, MAX_DEFAULT_WORKERS))
 
 
-def _worker_setup(service_pid: int) -> None:
-    """Runs first in each hashing process."""
-    # Ctrl-C reaches the whole process group; the service decides when its workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        # Die with the service even when it is killed outright (SIGKILL, OOM killer).
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != service_pid:  # it died before that took effect
-            os._exit(0)
-    try:
-        # A burst of logins yields the CPU to the processes serving every other call.
-        os.nice(BCRYPT_NICENESS)
-    except OSError:
-        pass  # not allowed: hashing simply keeps normal priority
+class WorkerGone(Exception):
+    """The hashing process ended (killed from outside) before it answered."""
 
 
-def _ready() -> bool:
-    return True
+class HashingWorker:
+    """One hashing process and its pipes; one request at a time."""
 
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
 
-def _ignore_outcome(future: asyncio.Future[bool]) -> None:
-    # A failed warm-up shows again, and is handled, at the first real hash.
-    if not future.cancelled():
-        future.exception()
+    @classmethod
+    async def start(cls) -> HashingWorker:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            hashing_worker.__name__,
+            str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(process)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    async def request(self, operation: int, password: bytes, other: bytes) -> bytes:
+        """The worker's answer; ValueError when bcrypt refused the input."""
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None  # both are pipes (start())
+        try:
+            stdin.write(REQUEST.pack(operation, len(password), len(other)) + password + other)
+            await stdin.drain()
+            status, size = ANSWER.unpack(await stdout.readexactly(ANSWER.size))
+            payload = await stdout.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise WorkerGone from exc
+        if status != OK:
+            raise ValueError(payload.decode(errors="replace"))
+        return payload
+
+    async def stop(self) -> None:
+        """Ends the worker's input (it exits after the hash in hand); kills it if it lingers."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), _STOP_GRACE_SECONDS)
+        except TimeoutError:
+            with suppress(ProcessLookupError):
+                self._process.kill()
+            await self._process.wait()
 
 
 class PasswordHasher:
     def __init__(self, rounds: int = 10, workers: int | None = None) -> None:
         self._rounds = rounds
         self._workers = workers or default_bcrypt_workers()
-        self._pool: ProcessPoolExecutor | None = None
+        self._idle: asyncio.Queue[HashingWorker] | None = None
+        self._all: set[HashingWorker] = set()
         self._decoy: bytes | None = None
-        self._outstanding = 0  # hashes handed to the pool and not finished
+        self._outstanding = 0  # hashes asked for and not finished
 
     @property
     def workers(self) -> int:
@@ -96,50 +122,58 @@ class PasswordHasher:
         return max(0, self._outstanding - self._workers)
 
     async def start(self) -> None:
-        self._pool = self._new_pool()
-        # Start the workers now, without holding up readiness: the first login must not pay
-        # for a process start.
-        warming = asyncio.get_running_loop().run_in_executor(self._pool, _ready)
-        warming.add_done_callback(_ignore_outcome)
+        """Starts the workers (their imports go on while the service gets ready: the first
+        login does not pay for a process start)."""
+        idle: asyncio.Queue[HashingWorker] = asyncio.Queue()
+        for worker in await asyncio.gather(*(HashingWorker.start() for _ in range(self._workers))):
+            self._all.add(worker)
+            idle.put_nowait(worker)
+        self._idle = idle
 
     async def stop(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # Workers finish the hash in hand (tens of ms) and exit; nothing waits for them here.
-            pool.shutdown(wait=False, cancel_futures=True)
+        workers, self._all, self._idle = list(self._all), set(), None
+        await asyncio.gather(*(worker.stop() for worker in workers))
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self._workers,
-            mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded process
-            initializer=_worker_setup,
-            initargs=(os.getpid(),),
-        )
-
-    async def _run(self, function: Callable[..., T], *args: object) -> T:
+    async def _run(self, operation: int, password: bytes, other: bytes) -> bytes:
+        if max(len(password), len(other)) > hashing_worker.MAX_FIELD_BYTES:
+            raise ValueError("too long for bcrypt")  # as bcrypt itself refuses it
+        if self._idle is None:
+            await self.start()
+        assert self._idle is not None  # start() made it
         self._outstanding += 1
         try:
-            return await self._run_in_pool(function, *args)
+            worker = await self._idle.get()
+            # The request runs to its answer even if the caller gives up (a cancelled call):
+            # the worker goes back to the idle ones only with nothing left in its pipes.
+            return await asyncio.shield(self._on(worker, self._idle, operation, password, other))
         finally:
             self._outstanding -= 1
 
-    async def _run_in_pool(self, function: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        if self._pool is None:
-            await self.start()
+    async def _on(
+        self,
+        worker: HashingWorker,
+        idle: asyncio.Queue[HashingWorker],
+        operation: int,
+        password: bytes,
+        other: bytes,
+    ) -> bytes:
         try:
-            return await loop.run_in_executor(self._pool, function, *args)
-        except BrokenProcessPool:
-            # A worker died (killed from outside): a fresh pool, and this hash once more.
-            logger.error("a password hashing process died; starting new ones")
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            return await loop.run_in_executor(self._pool, function, *args)
+            return await worker.request(operation, password, other)
+        except WorkerGone:
+            # A worker died (killed from outside): a fresh one, and this hash once more.
+            logger.error("a password hashing process died; starting a new one")
+            self._all.discard(worker)
+            await worker.stop()
+            worker = await HashingWorker.start()
+            self._all.add(worker)
+            return await worker.request(operation, password, other)
+        finally:
+            if worker in self._all:
+                idle.put_nowait(worker)
 
     async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self._rounds)
-        hashed = await self._run(bcrypt.hashpw, password.encode(), salt)
+        hashed = await self._run(HASH, password.encode(), salt)
         return hashed.decode()
 
     async def check(self, password: str, hashed: str | None) -> bool:
@@ -149,10 +183,10 @@ class PasswordHasher:
         if hashed is None:
             # Unknown email: compare against a decoy so timing does not reveal which was wrong.
             if self._decoy is None:
-                self._decoy = await self._run(bcrypt.hashpw, b"decoy", bcrypt.gensalt(self._rounds))
-            await self._run(bcrypt.checkpw, password.encode(), self._decoy)
+                self._decoy = await self._run(HASH, b"decoy", bcrypt.gensalt(self._rounds))
+            await self._run(CHECK, password.encode(), self._decoy)
             return False
         try:
-            return await self._run(bcrypt.checkpw, password.encode(), hashed.encode())
+            return await self._run(CHECK, password.encode(), hashed.encode()) == b"\x01"
         except ValueError:  # a stored value that is not a bcrypt hash
             return False
