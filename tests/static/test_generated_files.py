@@ -147,7 +147,7 @@ def test_a_service_added_to_the_suite_is_wired_into_compose() -> None:
     compose = yaml.safe_load(files["docker-compose.yml"])
     services, secrets = compose["services"], compose["secrets"]
     shop = services[f"{SHOP}srv"]
-    assert shop["ports"] == ["50991:50991"]
+    assert shop["ports"] == ["127.0.0.1:50991:50991"]
     assert shop["secrets"] == [
         f"audit_signing_key_{SHOP}",
         f"db_password_{SHOP}_runtime",
