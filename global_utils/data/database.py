@@ -219,7 +219,12 @@ class PooledUse(Generic[R]):
         if pool is None:
             raise unavailable()
         try:
-            conn = await pool.acquire(timeout=self._timeout)
+            if pool.get_idle_size():
+                # A connection is free: taking it does not wait, so no timer (a timeout costs
+                # a timer per call, and every read comes here).
+                conn = await pool.acquire()
+            else:
+                conn = await pool.acquire(timeout=self._timeout)
         except (*CONNECTION_ERRORS, asyncpg.InterfaceError) as exc:  # InterfaceError: closing
             raise unavailable() from exc
         self._conn = conn
