@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from global_utils.config.settings import ServiceSettings
 from global_utils.data.database import Database
 from global_utils.discovery.registry import Registry
-from global_utils.events.signing import EventSigner
+from global_utils.events.signing import AuditSigningSettings
 from global_utils.grpc.chain import ServerChain
 from global_utils.grpc.host import Lifecycle, ServiceDefinition, ServiceHost
 from global_utils.grpc.http_side import Handler, HttpSidePort
@@ -59,12 +59,18 @@ class ServiceParts(Generic[ClientT]):
         return database
 
     def outbox(
-        self, database: Database, signer: EventSigner
+        self, database: Database, signing: AuditSigningSettings
     ) -> tuple[OutboxRelay, OutboxAuditEmitter]:
         """A producing service's relay (one of its host's components) and the emitter its
         units of work write their signed events with."""
-        relay = OutboxRelay(database, self.broker, tracer=self.tracing.tracer)
-        return relay, OutboxAuditEmitter(signer, relay, tracer=self.tracing.tracer)
+        relay = OutboxRelay(
+            database,
+            self.broker,
+            envelope_events=signing.audit_envelope_events,
+            tracer=self.tracing.tracer,
+        )
+        emitter = OutboxAuditEmitter(signing.audit_signer(), relay, tracer=self.tracing.tracer)
+        return relay, emitter
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         """For the channels to other services (tracing outermost, as on the server side)."""

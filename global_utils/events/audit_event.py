@@ -58,6 +58,9 @@ class AuditHeader(StrEnum):
     # The producer's key id and its HMAC-SHA256 over the event (global_utils/events/signing.py).
     KEY_ID = "keyId"
     MAC = "mac"
+    # On a message holding several events: the envelope format's version
+    # (global_utils/events/envelope.py); a message of one event has none.
+    ENVELOPE = "auditEnvelope"
 
 
 class AuditEvent(BaseModel):

@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings
 from global_utils.config.groups import GROUP_CONFIG
 from global_utils.config.secrets import read_secret
 from global_utils.events.audit_event import FIELD_BY_HEADER, AuditHeader
+from global_utils.events.envelope import DEFAULT_ENVELOPE_EVENTS, MAX_ENVELOPE_EVENTS
 
 MIN_AUDIT_KEY_BYTES = 32
 KEY_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -149,8 +150,9 @@ class EventSigner:
 
 class AuditSigningSettings(BaseSettings):
     """A producer's audit signing key (AUDIT_SIGNING_KEY or AUDIT_SIGNING_KEY_FILE), its id
-    (AUDIT_SIGNING_KEY_ID), which the audit service maps to this service, and the MAC
-    encoding (AUDIT_MAC_VERSION)."""
+    (AUDIT_SIGNING_KEY_ID), which the audit service maps to this service, the MAC
+    encoding (AUDIT_MAC_VERSION) and how many events its relay sends in one message
+    (AUDIT_ENVELOPE_EVENTS)."""
 
     model_config = GROUP_CONFIG
 
@@ -165,6 +167,12 @@ class AuditSigningSettings(BaseSettings):
     audit_mac_version: int = Field(default=2, ge=1, le=2)
     """The MAC encoding signed with: 1 during a rolling upgrade while audit instances of the
     previous release (which verify only version 1) may still be consuming; then 2."""
+    audit_envelope_events: int = Field(
+        default=DEFAULT_ENVELOPE_EVENTS, ge=1, le=MAX_ENVELOPE_EVENTS
+    )
+    """The most audit events the outbox relay sends in one NATS message (an envelope, each
+    event signed on its own; at most 512 KiB); 1: a message per event, for a rolling upgrade
+    while audit instances of a release that reads no envelopes may still be consuming."""
 
     @model_validator(mode="after")
     def _require_key(self) -> AuditSigningSettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -15,11 +16,20 @@ from typing import Any
 import asyncpg
 from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
-from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, use_span
 
 from global_utils.data.database import Database
 from global_utils.events.audit_event import AUDIT_STREAM, AuditEvent, Subject
+from global_utils.events.envelope import (
+    DEFAULT_ENVELOPE_EVENTS,
+    EMPTY_ENVELOPE_BYTES,
+    MAX_ENVELOPE_BYTES,
+    MAX_ENVELOPE_EVENTS,
+    encode,
+    envelope_headers,
+    event_size,
+    header_block,
+)
 from global_utils.events.signing import EventSigner, in_published_order
 from global_utils.messaging.broker import Broker
 from global_utils.observability.propagation import (
@@ -34,6 +44,7 @@ from global_utils.runtime.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "audit_outbox"
+_AUDIT = Subject.AUDIT.value
 _PURGE_EVERY_SECONDS = 60.0
 # Sent rows are kept this long for inspection, then purged.
 _KEEP_SENT = "1 hour"
@@ -98,13 +109,59 @@ def _failure_text(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _Envelope:
+    """Audit events gathered for one envelope message (global_utils/events/envelope.py)."""
+
+    def __init__(self) -> None:
+        self._event_ids: list[Any] = []
+        self._headers: dict[str, str] = {}  # the first event's, sent alone if it stays alone
+        self._events: list[tuple[bytes, bytes]] = []
+        self._size = EMPTY_ENVELOPE_BYTES
+
+    def fits(self, block: bytes, payload: bytes, max_events: int) -> bool:
+        return (
+            len(self._events) < max_events
+            and self._size + event_size(block, payload) <= MAX_ENVELOPE_BYTES
+        )
+
+    def add(self, event_id: Any, headers: dict[str, str], block: bytes, payload: bytes) -> None:
+        if not self._events:
+            self._headers = headers
+        self._event_ids.append(event_id)
+        self._events.append((block, payload))
+        self._size += event_size(block, payload)
+
+    def take(self, js: JetStreamContext, timeout: float) -> list[tuple[list[Any], Awaitable[Any]]]:
+        """The publish of what was gathered (none, or one message: an envelope of one is that
+        event's own message), leaving the envelope empty."""
+        event_ids, events, headers = self._event_ids, self._events, self._headers
+        self._event_ids, self._events, self._size = [], [], EMPTY_ENVELOPE_BYTES
+        if not events:
+            return []
+        if len(events) == 1:
+            payload = events[0][1]
+            return [(event_ids, js.publish(_AUDIT, payload, timeout=timeout, headers=headers))]
+        # The same events make the same id: JetStream drops an envelope re-sent whole after a
+        # relay crash (one made up differently is left to the audit table's unique key).
+        digest = hashlib.blake2b(
+            b"".join(str(event_id).encode() for event_id in event_ids), digest_size=16
+        ).hexdigest()
+        body = encode(events)
+        headers = envelope_headers(f"envelope-{digest}")
+        return [(event_ids, js.publish(_AUDIT, body, timeout=timeout, headers=headers))]
+
+
 class OutboxRelay:
     """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
     so several instances share the work; a row is marked sent only after JetStream acknowledged
-    it (with Nats-Msg-Id = event id, so a re-publish after a crash is dropped as a duplicate).
-    Wakes on LISTEN/NOTIFY and on local commits, and polls anyway. A row's stored traceparent
-    goes out as the message's `traceparent` header: with tracing on, that of a PRODUCER span
-    continuing the change's trace; with it off, as stored."""
+    the message holding it. Audit events travel in envelopes of up to envelope_events
+    (global_utils/events/envelope.py; Nats-Msg-Id derived from the events' ids), an envelope of
+    one, and every event with envelope_events=1, as a message of its own (Nats-Msg-Id = event
+    id): JetStream drops a re-publish after a crash as a duplicate, the audit table's unique key
+    any copy that gets past it. Wakes on LISTEN/NOTIFY and on local commits, and polls anyway.
+    A row's stored traceparent goes out in the event's `traceparent` header: with tracing on,
+    that of a PRODUCER span (one per event) continuing the change's trace; with it off, as
+    stored."""
 
     def __init__(
         self,
@@ -114,8 +171,12 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         publish_timeout: float = 5.0,
+        envelope_events: int = DEFAULT_ENVELOPE_EVENTS,
         tracer: Tracer | None = None,
     ) -> None:
+        if not 1 <= envelope_events <= MAX_ENVELOPE_EVENTS:
+            raise ValueError(f"envelope_events must be 1 to {MAX_ENVELOPE_EVENTS}")
+        self._envelope_events = envelope_events
         self._db = database
         self._tracer = tracer
         self._broker = broker
@@ -176,36 +237,76 @@ class OutboxRelay:
         return self.backlog
 
     async def _publish(self, rows: list[asyncpg.Record]) -> tuple[list[Any], BaseException | None]:
+        """Publishes rows in their order: audit events in envelopes of up to envelope_events
+        (and MAX_ENVELOPE_BYTES), an envelope of one as that event's own message, anything else
+        (revocations) one message a row. Returns the event ids JetStream acknowledged and the
+        first failure."""
         js = self._broker.client.jetstream()
-        results = await asyncio.gather(
-            *(self._publish_row(js, row) for row in rows), return_exceptions=True
-        )
+        sends: list[tuple[list[Any], Awaitable[Any]]] = []
+        spans: list[tuple[Any, Span]] = []  # the traced events', ended once answered
+        envelope = _Envelope()
+        for row in rows:
+            headers = in_published_order(json.loads(row["headers"]))
+            traceparent = row["traceparent"]
+            span = self._producer_span(row)
+            if span is not None:
+                spans.append((row["eventid"], span))
+                with use_span(span, end_on_exit=False):
+                    traceparent = current_traceparent() or traceparent
+            if traceparent:
+                headers[TRACEPARENT] = traceparent
+            if self._envelope_events > 1 and row["subject"] == _AUDIT:
+                block = header_block(headers)
+                if envelope.fits(block, row["payload"], self._envelope_events):
+                    envelope.add(row["eventid"], headers, block, row["payload"])
+                    continue
+                sends += envelope.take(js, self._publish_timeout)
+                if envelope.fits(block, row["payload"], self._envelope_events):
+                    envelope.add(row["eventid"], headers, block, row["payload"])
+                    continue
+            # on its own: not an audit event, envelopes off, or too large for one
+            sends += envelope.take(js, self._publish_timeout)
+            sends.append(
+                (
+                    [row["eventid"]],
+                    js.publish(
+                        row["subject"],
+                        row["payload"],
+                        timeout=self._publish_timeout,
+                        headers=headers,
+                    ),
+                )
+            )
+        sends += envelope.take(js, self._publish_timeout)
+        results = await asyncio.gather(*(send for _, send in sends), return_exceptions=True)
         acked = [
-            row["eventid"]
-            for row, result in zip(rows, results, strict=True)
+            event_id
+            for (event_ids, _), result in zip(sends, results, strict=True)
             if not isinstance(result, BaseException)
+            for event_id in event_ids
         ]
+        if spans:
+            failed = {
+                event_id
+                for (event_ids, _), result in zip(sends, results, strict=True)
+                if isinstance(result, BaseException)
+                for event_id in event_ids
+            }
+            for event_id, span in spans:
+                if event_id in failed:
+                    span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
+                span.end()
         errors = [r for r in results if isinstance(r, BaseException)]
         return acked, errors[0] if errors else None
 
-    def _publish_row(self, js: JetStreamContext, row: asyncpg.Record) -> Awaitable[Any]:
-        headers = in_published_order(json.loads(row["headers"]))
-        traceparent = row["traceparent"]
-        parent = context_from_traceparent(traceparent) if self._tracer is not None else None
-        if parent is None:
-            if traceparent:
-                headers[TRACEPARENT] = traceparent
-            return js.publish(
-                row["subject"], row["payload"], timeout=self._publish_timeout, headers=headers
-            )
-        return self._traced_publish(js, row, headers, parent)
-
-    async def _traced_publish(
-        self, js: JetStreamContext, row: asyncpg.Record, headers: dict[str, str], parent: Context
-    ) -> Any:
-        assert self._tracer is not None
+    def _producer_span(self, row: asyncpg.Record) -> Span | None:
+        """A PRODUCER span continuing the change's trace from the row's traceparent, when
+        tracing is on and the row has one."""
+        parent = context_from_traceparent(row["traceparent"]) if self._tracer is not None else None
+        if parent is None or self._tracer is None:
+            return None
         subject = row["subject"]
-        with self._tracer.start_as_current_span(
+        return self._tracer.start_span(
             f"{subject} publish",
             context=parent,
             kind=SpanKind.PRODUCER,
@@ -215,11 +316,7 @@ class OutboxRelay:
                 "messaging.destination.name": subject,
                 "messaging.message.id": str(row["eventid"]),
             },
-        ):
-            headers[TRACEPARENT] = current_traceparent() or row["traceparent"]
-            return await js.publish(
-                subject, row["payload"], timeout=self._publish_timeout, headers=headers
-            )
+        )
 
     async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[Any]) -> None:
         await conn.execute(

@@ -26,7 +26,7 @@ def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = Non
     parts = service_parts(SERVICE_NAME, settings, span_exporter)
     db = settings.db
     database = parts.database(db.postgres_connect, db.postgres_password, db.db_pool_max_size)
-    relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
+    relay, emitter = parts.outbox(database, settings.audit_signing)
     tokens = user_service_verifier(
         parts.registry,
         settings.auth,

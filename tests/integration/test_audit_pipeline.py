@@ -20,7 +20,7 @@ import pytest
 import nats
 from audit.server.bootstrap import build as build_audit
 from audit.server.events.authenticity import EventAuthenticator, ProducerKey
-from audit.server.events.wire import ReceivedEvent, header_block
+from audit.server.events.wire import ReceivedEvent, header_block, parse_header_block
 from audit.server.ingest.consumer import AUDIT_CONSUMER, AuditConsumer
 from audit.server.ingest.pull import Delivery
 from audit.server.ingest.raw_client import RawClient
@@ -35,7 +35,10 @@ from devtools.databases import (
 from devtools.dev_secrets import NatsKeys
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
 from global_utils.data.database import Database, UnitOfWork
-from global_utils.events.audit_event import AUDIT_STREAM, ActionType, AuditEvent
+from global_utils.events.audit_event import AUDIT_STREAM, ActionType, AuditEvent, AuditHeader
+from global_utils.events.envelope import DEFAULT_ENVELOPE_EVENTS, envelope_headers, envelope_version
+from global_utils.events.envelope import decode as decode_envelope
+from global_utils.events.envelope import encode as encode_envelope
 from global_utils.events.signing import EventSigner
 from global_utils.grpc.host import ServiceHost
 from global_utils.identity.principal import bearer_metadata
@@ -263,9 +266,11 @@ class CrashBeforeMarking(OutboxRelay):
         raise RuntimeError("relay killed")
 
 
+@pytest.mark.parametrize("envelope_events", [1, DEFAULT_ENVELOPE_EVENTS])
 async def test_republish_after_a_relay_crash_is_deduplicated(
-    pipeline: Pipeline, producer: tuple[Database, Broker]
+    pipeline: Pipeline, producer: tuple[Database, Broker], envelope_events: int
 ) -> None:
+    """Re-sent as it was (a message per event, or one envelope): JetStream drops the copy."""
     database, broker = producer
     ids = await produce(database, 10)
     admin = await pipeline.admin()
@@ -273,11 +278,13 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
         js = admin.jetstream()
         before = (await js.stream_info(AUDIT_STREAM)).state.messages
         with pytest.raises(RuntimeError, match="relay killed"):
-            await CrashBeforeMarking(database, broker).relay_once()
+            await CrashBeforeMarking(database, broker, envelope_events=envelope_events).relay_once()
         assert await pipeline.pending_in_outbox() == 10  # nothing was marked sent
-        assert await OutboxRelay(database, broker).relay_once() == 10  # published again
+        relay = OutboxRelay(database, broker, envelope_events=envelope_events)
+        assert await relay.relay_once() == 10  # published again
         assert await pipeline.pending_in_outbox() == 0
-        assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 10  # not 20
+        messages = 10 if envelope_events == 1 else 1
+        assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + messages  # not 2x
     finally:
         await admin.close()
     audit = await started(build_audit(pipeline.audit_settings()))
@@ -287,27 +294,62 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
         await audit.stop()
 
 
+async def test_an_envelope_re_sent_made_up_differently_is_stored_once(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """After a crash the same rows may go out in other envelopes (another relay instance,
+    another size): JetStream cannot tell, the audit table's unique key does."""
+    database, broker = producer
+    ids = await produce(database, 10)
+    admin = await pipeline.admin()
+    try:
+        js = admin.jetstream()
+        before = (await js.stream_info(AUDIT_STREAM)).state.messages
+        with pytest.raises(RuntimeError, match="relay killed"):
+            await CrashBeforeMarking(database, broker).relay_once()  # one envelope of 10
+        assert await OutboxRelay(database, broker, envelope_events=4).relay_once() == 10
+        # 4 + 4 + 2 again: every event twice in the stream
+        assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 1 + 3
+    finally:
+        await admin.close()
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(ids)
+    finally:
+        await audit.stop()
+
+
+def events_of(delivery: Delivery) -> list[tuple[bytes | None, bytes]]:
+    """A delivery's events (header block, payload): an envelope's, or the message itself."""
+    if envelope_version(delivery.headers) is None:
+        return [(delivery.headers, delivery.data)]
+    return list(decode_envelope(delivery.data))
+
+
 class CrashBeforeAck(AuditConsumer):
-    """A consumer that dies once after committing a batch, before acknowledging it: the batch
-    stays unacknowledged, as when the process is killed between commit and ack."""
+    """A consumer that dies once after committing part of a batch (every other event of it,
+    so an envelope is partly stored), before acknowledging anything: the batch stays
+    unacknowledged, as when the process is killed between commit and ack."""
 
     crashed = False
 
     async def handle(self, deliveries: list[Delivery]) -> None:
-        if self.crashed:
+        events = [each for d in deliveries for each in events_of(d)]
+        if self.crashed or len(events) < 2:  # a lone event cannot be stored in part
             return await super().handle(deliveries)
-        rows = [ReceivedEvent.from_header_block(d.headers, d.data) for d in deliveries]
+        rows = [ReceivedEvent.from_header_block(block, data) for block, data in events[::2]]
         async with self._db.connection() as conn:
             await AuditRepository(conn).insert_events(rows)
         self.crashed = True  # and no ack
 
 
+@pytest.mark.parametrize("envelope_events", [1, DEFAULT_ENVELOPE_EVENTS])
 async def test_redelivery_after_a_consumer_crash_is_stored_once(
-    pipeline: Pipeline, producer: tuple[Database, Broker]
+    pipeline: Pipeline, producer: tuple[Database, Broker], envelope_events: int
 ) -> None:
     database, broker = producer
     ids = await produce(database, 10)
-    await OutboxRelay(database, broker).relay_once()
+    await OutboxRelay(database, broker, envelope_events=envelope_events).relay_once()
     audit_db = Database(runtime_dsn(pipeline.pg, "audit"), password=runtime_password("audit"))
     # The consumer's own connection, of the client class the audit service uses.
     audit_broker = Broker(
@@ -332,7 +374,7 @@ async def test_redelivery_after_a_consumer_crash_is_stored_once(
         await eventually(crashed_after_storing, what="the consumer to store and crash")
         audit = await started(build_audit(pipeline.audit_settings()))
         try:
-            await pipeline.exactly(ids)  # redelivered after ack_wait, not stored twice
+            await pipeline.exactly(ids)  # redelivered after ack_wait, completed, none twice
         finally:
             await audit.stop()
     finally:
@@ -532,3 +574,163 @@ async def test_a_row_the_database_refuses_is_set_aside_and_its_batch_stored(
         await audit.stop()
         await conn.execute("ALTER TABLE audit DROP CONSTRAINT test_no_poison")
         await conn.close()
+
+
+# ---- envelopes: several events in one message (global_utils/events/envelope.py)
+
+
+async def stream_events(pipeline: Pipeline, after: int) -> tuple[int, list[str]]:
+    """The messages in the stream after sequence after, and the object ids of their events in
+    stream order (an envelope's in its order)."""
+    admin = await pipeline.admin()
+    try:
+        js = admin.jetstream()
+        last = (await js.stream_info(AUDIT_STREAM)).state.last_seq
+        object_ids = []
+        for seq in range(after + 1, last + 1):
+            message = await js.get_msg(AUDIT_STREAM, seq)
+            block = header_block(message.headers or {})
+            delivery = Delivery(b"Audit", b"", block, message.data or b"")
+            for event_block, _ in events_of(delivery):
+                object_ids.append(parse_header_block(event_block)["objectId"])
+        return last - after, object_ids
+    finally:
+        await admin.close()
+
+
+async def last_seq(pipeline: Pipeline) -> int:
+    admin = await pipeline.admin()
+    try:
+        return (await admin.jetstream().stream_info(AUDIT_STREAM)).state.last_seq
+    finally:
+        await admin.close()
+
+
+async def test_a_relay_sends_its_rows_as_envelopes_in_the_outbox_order(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    ids: list[str] = []
+    for _ in range(5):  # five units of work: the outbox orders them by commit, then event id
+        ids += await produce(database, 50)
+    outbox_order = await pipeline_outbox_order(pipeline, ids)
+    after = await last_seq(pipeline)
+    relay = OutboxRelay(database, broker, batch_size=500, envelope_events=100)
+    assert await relay.relay_once() == 250
+    messages, stream_order = await stream_events(pipeline, after)
+    assert messages == 3  # 100 + 100 + 50
+    assert stream_order == outbox_order  # events of one object keep their order
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(ids)
+    finally:
+        await audit.stop()
+
+
+async def pipeline_outbox_order(pipeline: Pipeline, object_ids: list[str]) -> list[str]:
+    """object_ids in the order the relay claims their outbox rows."""
+    conn = await asyncpg.connect(pipeline.pg.dsn("appuser"))
+    try:
+        rows = await conn.fetch(
+            "SELECT headers->>'objectId' AS objectid FROM audit_outbox"
+            " WHERE sentat IS NULL AND headers->>'objectId' = ANY($1)"
+            " ORDER BY createdat, eventid",
+            object_ids,
+        )
+        return [row["objectid"] for row in rows]
+    finally:
+        await conn.close()
+
+
+def signed_block(e: AuditEvent, **changes: str) -> tuple[bytes, bytes]:
+    """e as an envelope holds it (header block, payload), its headers changed after signing."""
+    return header_block({**signed(e), **changes}), e.payload
+
+
+async def test_a_bad_event_in_an_envelope_is_rejected_alone_and_the_rest_stored(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    _, broker = producer
+    audit = await started(build_audit(pipeline.audit_settings()))
+    conn = await asyncpg.connect(pipeline.pg.dsn("audit"))
+    try:
+        good = [event(uuid.uuid4().hex) for _ in range(6)]
+        altered, unreadable = event("altered-" + uuid.uuid4().hex), event(uuid.uuid4().hex)
+        entries = [signed_block(e) for e in good[:3]]
+        entries.append(signed_block(altered))
+        entries[-1] = (entries[-1][0], entries[-1][1] + b"\x00")  # its MAC no longer matches
+        entries.append(signed_block(unreadable, actionTime="yesterday"))
+        entries += [signed_block(e) for e in good[3:]]
+        before = await conn.fetchval("SELECT coalesce(max(id), 0) FROM audit_rejects")
+        await broker.client.jetstream().publish(
+            "Audit", encode_envelope(entries), headers=envelope_headers("envelope-bad-one")
+        )
+        await pipeline.exactly([e.object_id for e in good])  # and the envelope acknowledged
+        assert await pipeline.stored([altered.object_id, unreadable.object_id]) == 0
+        rejects = await conn.fetch(
+            "SELECT kind, headers->>'objectId' AS objectid, payload FROM audit_rejects"
+            " WHERE id > $1 ORDER BY id",
+            before,
+        )
+        # each kept as the event it is (its own headers and payload), not as the envelope
+        assert [(r["kind"], r["objectid"]) for r in rejects] == [
+            ("altered", altered.object_id),
+            ("malformed", unreadable.object_id),
+        ]
+        assert rejects[0]["payload"] == altered.payload + b"\x00"
+    finally:
+        await conn.close()
+        await audit.stop()
+
+
+async def test_an_envelope_this_consumer_cannot_read_is_set_aside_whole(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """An unknown version, or a body that is not an envelope: nothing of it stored, one reject
+    each (terminated, not redelivered), and the pipeline goes on."""
+    database, broker = producer
+    audit = await started(build_audit(pipeline.audit_settings()))
+    conn = await asyncpg.connect(pipeline.pg.dsn("audit"))
+    try:
+        inside = [event(uuid.uuid4().hex) for _ in range(3)]
+        body = encode_envelope([signed_block(e) for e in inside])
+        before = await conn.fetchval("SELECT coalesce(max(id), 0) FROM audit_rejects")
+        js = broker.client.jetstream()
+        future = {**envelope_headers("envelope-v2"), AuditHeader.ENVELOPE.value: "2"}
+        await js.publish("Audit", body, headers=future)
+        await js.publish("Audit", body[:-1], headers=envelope_headers("envelope-truncated"))
+        await js.publish("Audit", body + b"\x00", headers=envelope_headers("envelope-longer"))
+        ids = await produce(database, 5)
+        await OutboxRelay(database, broker).relay_once()
+        await pipeline.exactly(ids)
+        assert await pipeline.stored([e.object_id for e in inside]) == 0
+        reasons = await conn.fetch(
+            "SELECT kind, reason, payload FROM audit_rejects WHERE id > $1 ORDER BY id", before
+        )
+        assert [r["kind"] for r in reasons] == ["malformed"] * 3
+        assert "envelope version '2' unknown" in reasons[0]["reason"]
+        assert "not an audit envelope" in reasons[1]["reason"]
+        assert reasons[0]["payload"] == body  # kept whole: nothing is lost
+    finally:
+        await conn.close()
+        await audit.stop()
+
+
+async def test_messages_of_one_event_and_envelopes_are_read_side_by_side(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """A rolling upgrade: relays of the previous release (a message per event, as
+    AUDIT_ENVELOPE_EVENTS=1 sends them) and new ones publish into the same stream."""
+    database, broker = producer
+    after = await last_seq(pipeline)
+    single = await produce(database, 7)
+    assert await OutboxRelay(database, broker, envelope_events=1).relay_once() == 7
+    enveloped = await produce(database, 7)
+    assert await OutboxRelay(database, broker, envelope_events=3).relay_once() == 7
+    messages, _ = await stream_events(pipeline, after)
+    assert messages == 7 + 3  # 3 + 3 + 1: an envelope of one is that event's own message
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(single + enveloped)
+    finally:
+        await audit.stop()

@@ -55,7 +55,7 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
     signatures = TokenCache(
         settings.token_cache.token_cache_size, settings.token_cache.token_cache_seconds
     )
-    relay, emitter = parts.outbox(database, settings.audit_signing.audit_signer())
+    relay, emitter = parts.outbox(database, settings.audit_signing)
     storage = UserStorage(database, emitter, passwords.throttle_policy)
     revocations = RevocationFeed(parts.broker, max_age_seconds=jwt.revocation_feed_max_age_seconds)
     accounts = Accounts(storage, hasher, user_to_proto)

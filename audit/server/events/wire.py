@@ -17,6 +17,7 @@ from global_utils.events.audit_event import (
     parse_event_id,
     plain_text,
 )
+from global_utils.events.envelope import header_block as header_block
 from global_utils.events.signing import MAC_V2_PREFIX, mac_message, mac_message_v1
 
 # The W3C trace context header (global_utils.observability.propagation.TRACEPARENT), read here
@@ -280,12 +281,6 @@ _ACTION_TYPE = AuditHeader.ACTION_TYPE.value
 _ACTION_TIME = AuditHeader.ACTION_TIME.value
 _EVENT_ID = AuditHeader.EVENT_ID.value
 _TOPIC = Subject.AUDIT.value
-
-
-def header_block(headers: Mapping[str, str]) -> bytes:
-    """headers as a NATS header block, as clients write it (parse_header_block reads it)."""
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return f"NATS/1.0\r\n{lines}\r\n".encode()
 
 
 def parse_header_block(block: bytes | None) -> dict[str, str]:

@@ -1,12 +1,16 @@
-"""A batch of deliveries: each parsed, authenticated and (when traced) given its span, then all
-stored in one transaction and acknowledged only after commit; malformed or unauthenticated
-messages are kept aside (audit_rejects, with their kind) and terminated."""
+"""A batch of deliveries (messages of one event, and envelopes of several): each event parsed,
+authenticated and (when traced) given its span, then all stored in one transaction and
+acknowledged only after commit. A malformed or unauthenticated event is kept aside
+(audit_rejects, with its kind): a message of its own is terminated, an envelope's event is
+rejected alone and the rest of the envelope stored; an envelope that cannot be read (an
+unknown version, a broken body) is kept aside and terminated whole."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
+from typing import NamedTuple
 
 import asyncpg
 from opentelemetry.trace import (
@@ -31,6 +35,8 @@ from audit.server.repository import AuditRepository
 from global_errors import Unavailable
 from global_utils.data.database import CONNECTION_ERRORS, Database
 from global_utils.events.audit_event import Subject
+from global_utils.events.envelope import ENVELOPE_VERSION, EnvelopeError, envelope_version
+from global_utils.events.envelope import decode as decode_envelope
 from global_utils.observability.propagation import context_from_traceparent, span_or_nothing
 
 logger = logging.getLogger(__name__)
@@ -39,8 +45,29 @@ logger = logging.getLogger(__name__)
 # it cannot encode. Connection errors among them are re-raised: the batch is retried later.
 _REFUSED = (asyncpg.PostgresError, ValueError)
 
-# A delivery set aside: why (the kind operators count) and the reason logged and kept.
-Reject = tuple[Delivery, RejectKind, str]
+
+class Reject(NamedTuple):
+    """A message, or one event of an envelope, set aside: the delivery it came in, why (the
+    kind operators count), the reason logged and kept, and what is kept (the event's header
+    block and payload; a whole message's own). whole: the delivery itself is refused and
+    terminated; an envelope's rejected event is kept apart while the rest of it is stored and
+    the envelope acknowledged."""
+
+    delivery: Delivery
+    kind: RejectKind
+    reason: str
+    block: bytes | None
+    data: bytes
+    whole: bool
+
+
+class _Checked(NamedTuple):
+    """An authentic event, with what a refusal by the database would keep (as Reject)."""
+
+    delivery: Delivery
+    block: bytes | None
+    whole: bool
+    event: ReceivedEvent
 
 
 class BatchHandler:
@@ -58,27 +85,40 @@ class BatchHandler:
         self._db = database
         self._authenticator = authenticator
         self.stored = 0  # rows this instance inserted (a redelivery adds none)
-        self.rejected: Counter[RejectKind] = Counter()  # messages terminated, by kind
+        self.rejected: Counter[RejectKind] = Counter()  # events (or unread envelopes) rejected
 
     async def handle(self, deliveries: list[Delivery], pull: PullSubscription) -> None:
         """Stores a batch: commit first, then ack (or term the unreadable ones) on pull."""
-        events: list[tuple[Delivery, ReceivedEvent]] = []
+        events: list[_Checked] = []
         rejects: list[Reject] = []
         links: list[Link] = []  # the traced events' spans, for the insert's span
-        check = self._authenticator.check
         for delivery in deliveries:
-            try:
-                event, seal = parse_delivery(delivery.headers, delivery.data)
-            except ValueError as exc:
-                rejects.append((delivery, RejectKind.MALFORMED, f"not an audit event: {exc}"))
+            version = envelope_version(delivery.headers)
+            if version is None:  # a message of one event
+                self._check(delivery, delivery.headers, delivery.data, True, events, rejects, links)
                 continue
-            refusal = check(event, seal)
-            if self._tracer is not None and event.trace_id is not None:
-                self._event_span(self._tracer, delivery, event, refusal, links)
-            if refusal is None:
-                events.append((delivery, event))
-            else:
-                rejects.append((delivery, *refusal))
+            try:
+                if version != ENVELOPE_VERSION:
+                    raise EnvelopeError(
+                        f"envelope version {version[:20]!r} unknown (this consumer reads"
+                        f" {ENVELOPE_VERSION})"
+                    )
+                contents = decode_envelope(delivery.data)
+            except EnvelopeError as exc:
+                # Refused whole: nothing of an envelope this consumer cannot read is stored.
+                rejects.append(
+                    Reject(
+                        delivery,
+                        RejectKind.MALFORMED,
+                        f"not an audit envelope: {exc}",
+                        delivery.headers,
+                        delivery.data,
+                        True,
+                    )
+                )
+                continue
+            for block, data in contents:
+                self._check(delivery, block, data, False, events, rejects, links)
         try:
             # One span for the batch's storing, linked to each event it stores (a batch
             # belongs to many traces): only when some event's trace is kept. It is a child of
@@ -99,17 +139,47 @@ class BatchHandler:
             await pull.nak(deliveries, delay_seconds=2)
             await asyncio.sleep(1)
             return
-        if rejects:
-            rejected = {id(delivery) for delivery, _, _ in rejects}
-            await pull.term([delivery for delivery, _, _ in rejects])
-            await pull.ack([d for d in deliveries if id(d) not in rejected])
+        terminated = {id(reject.delivery) for reject in rejects if reject.whole}
+        if terminated:
+            await pull.term([d for d in deliveries if id(d) in terminated])
+            await pull.ack([d for d in deliveries if id(d) not in terminated])
         else:
             await pull.ack(deliveries)
+
+    def _check(
+        self,
+        delivery: Delivery,
+        block: bytes | None,
+        data: bytes,
+        whole: bool,
+        events: list[_Checked],
+        rejects: list[Reject],
+        links: list[Link],
+    ) -> None:
+        """Parses and authenticates one event (a message of its own when whole, else one of
+        an envelope's) into events or rejects."""
+        try:
+            event, seal = parse_delivery(block, data)
+        except ValueError as exc:
+            rejects.append(
+                Reject(
+                    delivery, RejectKind.MALFORMED, f"not an audit event: {exc}", block, data, whole
+                )
+            )
+            return
+        refusal = self._authenticator.check(event, seal)
+        if self._tracer is not None and event.trace_id is not None:
+            self._event_span(self._tracer, delivery, block, event, refusal, links)
+        if refusal is None:
+            events.append(_Checked(delivery, block, whole, event))
+        else:
+            rejects.append(Reject(delivery, *refusal, block, data, whole))
 
     @staticmethod
     def _event_span(
         tracer: Tracer,
         delivery: Delivery,
+        block: bytes | None,
         event: ReceivedEvent,
         refusal: tuple[RejectKind, str] | None,
         links: list[Link],
@@ -119,7 +189,7 @@ class BatchHandler:
         span becomes one of links."""
         span = tracer.start_span(
             f"{delivery.subject.decode(errors='replace')} process",
-            context=context_from_traceparent(traceparent_header(delivery.headers)),
+            context=context_from_traceparent(traceparent_header(block)),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "nats",
@@ -136,12 +206,11 @@ class BatchHandler:
         if context.trace_flags.sampled:
             links.append(Link(context))
 
-    async def _store(
-        self, events: list[tuple[Delivery, ReceivedEvent]], rejects: list[Reject]
-    ) -> list[Reject]:
+    async def _store(self, events: list[_Checked], rejects: list[Reject]) -> list[Reject]:
         """Inserts events and records rejects atomically; returns events the database itself
-        refused (now rejects too)."""
-        rows = [row for _, row in events]
+        refused (now rejects too). An event already stored (a redelivery, a re-sent envelope)
+        is skipped, not refused."""
+        rows = [checked.event for checked in events]
         async with self._db.connection() as conn:
             repo = AuditRepository(conn)
             if not rejects and await self._insert(repo, rows) is None:
@@ -150,24 +219,31 @@ class BatchHandler:
             async with conn.transaction():
                 if not rejects or await self._insert(repo, rows) is not None:
                     # One bad row spoils the batch: store them one at a time, keep the bad apart.
-                    for delivery, row in events:
+                    for delivery, block, whole, row in events:
                         reason = await self._insert(repo, [row])
                         if reason is not None:
                             refused.append(
-                                (delivery, RejectKind.REFUSED, f"database refused it: {reason}")
+                                Reject(
+                                    delivery,
+                                    RejectKind.REFUSED,
+                                    f"database refused it: {reason}",
+                                    block,
+                                    row.payload,
+                                    whole,
+                                )
                             )
-                for delivery, kind, reason in rejects + refused:
+                for reject in rejects + refused:
                     await repo.insert_reject(
-                        delivery.subject.decode(errors="replace"),
-                        parse_header_block(delivery.headers),
-                        delivery.data,
-                        reason,
-                        kind.value,
+                        reject.delivery.subject.decode(errors="replace"),
+                        parse_header_block(reject.block),
+                        reject.data,
+                        reject.reason,
+                        reject.kind.value,
                     )
         # Logged and counted once stored (a retried batch would otherwise count twice).
-        for _, kind, reason in rejects + refused:
-            logger.warning("audit message rejected (%s): %s", kind.value, reason)
-            self.rejected[kind] += 1
+        for reject in rejects + refused:
+            logger.warning("audit message rejected (%s): %s", reject.kind.value, reject.reason)
+            self.rejected[reject.kind] += 1
         return refused
 
     async def _insert(self, repo: AuditRepository, rows: list[ReceivedEvent]) -> str | None:

@@ -86,7 +86,7 @@ class AuditConsumer:
 
     @property
     def rejected(self) -> Counter[RejectKind]:
-        """Messages this instance terminated, by kind."""
+        """Events this instance rejected, by kind (an envelope it could not read counts once)."""
         return self._batches.rejected
 
     async def start(self) -> None:
