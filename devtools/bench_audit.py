@@ -45,11 +45,12 @@ from typing import Any
 
 import asyncpg
 import psutil
+from nats.js.api import RawStreamMsg
 
 import nats
 from audit.server.events.authenticity import EventAuthenticator, ProducerKey
 from audit.server.events.chain import GENESIS, chained
-from audit.server.events.wire import COLUMNS, header_block, parse_delivery
+from audit.server.events.wire import COLUMNS, header_block, parse_delivery, parse_header_block
 from devtools.databases import provision_databases, runtime_dsn, runtime_password
 from devtools.dev_secrets import (
     NatsKeys,
@@ -74,6 +75,7 @@ from global_utils.events.audit_event import (
     AuditHeader,
     Subject,
 )
+from global_utils.events.envelope import decode as decode_envelope
 from global_utils.events.signing import EventSigner
 from global_utils.messaging.broker import Broker
 from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
@@ -371,9 +373,9 @@ class AdminNats:
             raise RuntimeError(f"NATS refused to pause the audit consumer: {answer['error']}")
 
     async def last_event_id(self) -> str:
-        """The event id of the last message in the stream."""
+        """The event id of the last event in the stream (the last of an envelope's)."""
         message = await self.client.jetstream().get_last_msg(AUDIT_STREAM, Subject.AUDIT.value)
-        return str((message.headers or {})[AuditHeader.EVENT_ID.value])
+        return str(event_headers(message)[-1][AuditHeader.EVENT_ID.value])
 
     async def key_ids(self, samples: int) -> dict[str, list[str]]:
         """The keyId headers of up to samples messages spread over the stream, per service
@@ -383,11 +385,23 @@ class AdminNats:
         step = max(1, (state.last_seq - state.first_seq + 1) // samples)
         seen: dict[str, list[str]] = {}
         for seq in range(state.first_seq, state.last_seq + 1, step):
-            headers = (await js.get_msg(AUDIT_STREAM, seq)).headers or {}
-            ids = seen.setdefault(headers.get(AuditHeader.SERVICE.value, ""), [])
-            if (key_id := headers.get(AuditHeader.KEY_ID.value, "")) not in ids:
-                ids.append(key_id)
+            for headers in event_headers(await js.get_msg(AUDIT_STREAM, seq)):
+                ids = seen.setdefault(headers.get(AuditHeader.SERVICE.value, ""), [])
+                if (key_id := headers.get(AuditHeader.KEY_ID.value, "")) not in ids:
+                    ids.append(key_id)
         return seen
+
+    async def messages(self) -> int:
+        """The messages in the stream (an envelope counts once)."""
+        return int((await self.client.jetstream().stream_info(AUDIT_STREAM)).state.messages)
+
+
+def event_headers(message: RawStreamMsg) -> list[dict[str, str]]:
+    """The headers of each event a stream message holds: an envelope's events', else its own."""
+    headers = message.headers or {}
+    if AuditHeader.ENVELOPE.value not in headers:
+        return [dict(headers)]
+    return [parse_header_block(block) for block, _ in decode_envelope(message.data or b"")]
 
 
 async def wait_stored(audit_dsn: str, event_id: str, timeout: float) -> None:
@@ -462,6 +476,7 @@ async def relayed_backlog(setup: Relayed, n: int, timeout: float = 300) -> dict[
     async with AdminNats(setup.nats_address, setup.nats_keys) as admin:
         await admin.pause_consumer(datetime.now(UTC) + timedelta(hours=1))
         try:
+            messages_before = await admin.messages()
             relays = [f"{p.name}_relay" for p in producers]
             meter = CpuMeter(setup.pids(*relays, "nats", "postgres"))
             commits: list[float] = []
@@ -474,6 +489,7 @@ async def relayed_backlog(setup: Relayed, n: int, timeout: float = 300) -> dict[
             relayed_at = await wait_relayed(producers, timeout)
             publish_cpu = meter.used()
             last = await admin.last_event_id()
+            messages = await admin.messages() - messages_before
         finally:
             # Resumed also when something failed, or the consumer stays paused for an hour.
             await admin.pause_consumer(None)
@@ -499,6 +515,8 @@ async def relayed_backlog(setup: Relayed, n: int, timeout: float = 300) -> dict[
         "rate": drain[0] / drain[1],
         **per_event(drain_cpu, drain[0]),
         "publish_events_per_s": n / (relayed_at - min(commits)),
+        # how many JetStream messages carried the backlog (envelopes: fewer than events)
+        "publish_messages": messages,
         **relay_cpu_per_event(publish_cpu, shares),
         **per_event({k: publish_cpu[k] for k in ("nats", "postgres")}, n, "publish_"),
     }
@@ -790,6 +808,7 @@ def print_table(result: Mapping[str, Any], rate: int) -> None:
         ("  CPU per row: copying client (µs)", "client_cpu_us_per_row"),
         ("  CPU per row: PostgreSQL (µs)", "postgres_cpu_us_per_row"),
         ("relays publish the backlog, audit paused (events/s)", "publish_events_per_s"),
+        ("  JetStream messages carrying the backlog", "publish_messages"),
         *relays,
         ("  CPU per event: NATS server (µs)", "publish_nats_cpu_us_per_event"),
         (
