@@ -46,7 +46,8 @@ class IngestSettings(BaseSettings):
     model_config = GROUP_CONFIG
 
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
-    """Most events stored per transaction, and the size of each pull request (the durable
+    """Most events stored per transaction (an envelope is never split: one larger than this
+    is stored alone), and about how many events each pull request asks for (the durable
     consumer itself, with its ack wait, is made by provisioning)."""
     audit_producer_keys: str = Field(default="", repr=False)
     """The producers' event keys, `KEY_ID SERVICE KEY` per line; this or

@@ -86,6 +86,16 @@ def envelope_version(block: bytes | None) -> str | None:
     return block[start : end if end >= 0 else len(block)].decode("utf-8", "replace").strip()
 
 
+def event_count(block: bytes | None, body: bytes) -> int:
+    """How many events a message holds by its own word (1 for a message of one event), at
+    least 1 and at most MAX_ENVELOPE_EVENTS whatever it says: for sizing batches before the
+    message is read (decode checks it)."""
+    if envelope_version(block) is None or len(body) < _COUNT.size:
+        return 1
+    (count,) = _COUNT.unpack_from(body)
+    return min(max(count, 1), MAX_ENVELOPE_EVENTS)
+
+
 def decode(body: bytes) -> list[tuple[bytes, bytes]]:
     """The events (header block, payload) of a version 1 envelope's body, in their order.
     Raises EnvelopeError for a body that is not one: too large, a count out of range, an

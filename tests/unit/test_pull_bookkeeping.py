@@ -10,6 +10,7 @@ import pytest
 
 from audit.server.ingest.pull import ConsumerGone, PullSubscription, _Request
 from audit.server.ingest.raw_client import RawMessage
+from global_utils.events.envelope import envelope_headers, event_count, header_block
 
 
 class _Connection:
@@ -144,3 +145,48 @@ async def test_requests_keep_half_a_batch_owed_and_are_forgotten_on_reconnect() 
     connection.stats["reconnects"] += 1  # the server forgot both
     await pull.next_batch(10, timeout=0.01)
     assert [r.number for r in pull._requests] == [3]
+
+
+def _envelope(events: int, i: int = 0) -> RawMessage:
+    """A delivered envelope naming events events (its body is not read here)."""
+    return RawMessage(
+        b"Audit",
+        f"$JS.ACK.AUDIT.Audit_Insert.1.{i}.{i}.0.0".encode(),
+        header_block(envelope_headers(f"envelope-{i}")),
+        events.to_bytes(4, "big") + b"rest",
+    )
+
+
+def _weighed(owed: int) -> PullSubscription:
+    pull = PullSubscription(
+        _Broker(),  # type: ignore[arg-type]  # a stand-in with only what PullSubscription uses
+        stream="AUDIT",
+        consumer="Audit_Insert",
+        batch_size=owed,
+        expires_seconds=5,
+        weigh=lambda d: event_count(d.headers, d.data),
+    )
+    pull._inbox = "_INBOX.unit"
+    return pull
+
+
+async def test_a_batch_holds_at_most_its_events_and_never_splits_an_envelope() -> None:
+    pull = _weighed(100)
+    pull._receive([_envelope(40, 1), _envelope(40, 2), _envelope(40, 3), *_deliveries(2)])
+    # 40 + 40, then 40 + 1 + 1
+    assert [len(await pull.next_batch(100, timeout=1)) for _ in range(2)] == [2, 3]
+    pull._receive([_envelope(250, 4)])  # larger than a batch: handed over alone
+    assert [m.reply for m in await pull.next_batch(100, timeout=1)] == [_envelope(250, 4).reply]
+
+
+async def test_pull_requests_ask_for_a_batch_of_events_in_messages_of_the_size_seen() -> None:
+    pull = _weighed(100)
+    connection = pull._broker.client
+    await pull.next_batch(100, timeout=0.01)
+    assert b'"batch": 100' in connection.published[-1][1]  # no envelopes seen yet
+    for i in range(20):  # envelopes of 50 arrive, and are taken
+        pull._receive([_envelope(50, i)])
+        await pull.next_batch(100, timeout=1)
+    pull._requests.clear()
+    await pull.next_batch(100, timeout=0.01)
+    assert b'"batch": 2,' in connection.published[-1][1]

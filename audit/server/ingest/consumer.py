@@ -19,6 +19,7 @@ from audit.server.ingest.pull import Delivery, PullSubscription
 from audit.server.ingest.raw_client import RawClient
 from global_utils.data.database import Database
 from global_utils.events.audit_event import AUDIT_CONSUMER, AUDIT_STREAM
+from global_utils.events.envelope import event_count
 from global_utils.messaging.broker import Broker
 from global_utils.runtime.backoff import Backoff
 from global_utils.runtime.tasks import cancel_and_wait
@@ -58,6 +59,11 @@ class ConsumerMissing(Exception):
             " provisioning makes them (python -m provision); events wait in the stream and the"
             " producers' outboxes until then"
         )
+
+
+def _events_in(delivery: Delivery) -> int:
+    """A delivery's events: an envelope's count, 1 for a message of one event."""
+    return event_count(delivery.headers, delivery.data)
 
 
 class AuditConsumer:
@@ -123,6 +129,7 @@ class AuditConsumer:
                     consumer=AUDIT_CONSUMER,
                     batch_size=self._batch_size,
                     expires_seconds=PULL_EXPIRES_SECONDS,
+                    weigh=_events_in,
                 )
                 await self._pull.open()
                 if failing:

@@ -5,6 +5,11 @@ It speaks JetStream's pull protocol over the shared nats-py connection: pull req
 an inbox of our own, deliveries acknowledged by publishing `+ACK`, `-NAK` or `+TERM` to their
 reply subject. Two requests stay open while messages flow, so the server keeps delivering
 while a batch is being stored.
+
+Batches are counted in events, not messages: a message may be an envelope of many events
+(weigh tells how many), so a batch takes messages until it holds batch_size events, and each
+pull request asks for about batch_size events' worth of messages (by the events per message
+seen lately).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
@@ -28,6 +34,8 @@ _STATUS_LINE = b"NATS/1.0 "
 # How long after a request's expiry we stop waiting for the server to say it ended (a
 # reconnect loses pending requests silently).
 _GRACE_SECONDS = 1.0
+# How quickly the events-per-message estimate follows what arrives (a share per read).
+_WEIGHT_SMOOTHING = 0.25
 
 
 class ConsumerGone(Exception):
@@ -54,15 +62,17 @@ class PullSubscription:
         consumer: str,
         batch_size: int,
         expires_seconds: float,
+        weigh: Callable[[Delivery], int] = lambda _: 1,
     ) -> None:
         self._broker = broker
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        self._batch = batch_size
+        self._batch = batch_size  # events
         self._expires = expires_seconds
-        self._request_body = json.dumps(
-            {"batch": batch_size, "expires": int(expires_seconds * 1e9)}
-        ).encode()
+        self._weigh = weigh
+        self._per_message = 1.0  # events per message lately
         self._buffer: list[Delivery] = []
+        self._weights: list[int] = []  # the buffer's, events per delivery
+        self._buffered = 0  # events in the buffer
         self._arrived = asyncio.Event()
         self._requests: deque[_Request] = deque()
         self._numbered = 0
@@ -84,9 +94,9 @@ class PullSubscription:
         if client is not None and subscription is not None:
             await client.unsubscribe_raw(subscription)
 
-    async def next_batch(self, max_messages: int, timeout: float) -> list[Delivery]:
-        """Whatever has arrived (at most max_messages), waiting up to timeout for the first;
-        an empty list when nothing came."""
+    async def next_batch(self, max_events: int, timeout: float) -> list[Delivery]:
+        """Whatever has arrived (messages holding at most max_events events, or one message
+        holding more), waiting up to timeout for the first; an empty list when nothing came."""
         if not self._buffer:
             self._raise_failure()  # reported while the last batch was being stored
             await self._request_more()
@@ -100,7 +110,14 @@ class PullSubscription:
                         await self._request_more()
             except TimeoutError:
                 return []
-        batch, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+        taken = events = 0
+        weights = self._weights
+        while taken < len(weights) and (taken == 0 or events + weights[taken] <= max_events):
+            events += weights[taken]
+            taken += 1
+        batch, self._buffer = self._buffer[:taken], self._buffer[taken:]
+        self._weights = weights[taken:]
+        self._buffered -= events
         await self._request_more()
         return batch
 
@@ -127,25 +144,31 @@ class PullSubscription:
             self._requests.clear()
         while self._requests and self._requests[0].give_up_at < now:
             self._requests.popleft()  # its end was never reported
+        # A batch's worth of events, in messages of the size seen lately.
+        messages = max(1, min(self._batch, round(self._batch / self._per_message)))
         owed = sum(r.owed for r in self._requests)
-        if owed >= self._batch // 2 or len(self._requests) >= 2 or len(self._buffer) > self._batch:
+        if 2 * owed >= messages or len(self._requests) >= 2 or self._buffered > self._batch:
             return
         self._numbered += 1
-        request = _Request(self._numbered, self._batch, now + self._expires + _GRACE_SECONDS)
+        request = _Request(self._numbered, messages, now + self._expires + _GRACE_SECONDS)
         self._requests.append(request)
-        await client.publish(
-            self._next_subject, self._request_body, reply=f"{self._inbox}.{request.number}"
-        )
+        body = json.dumps({"batch": messages, "expires": int(self._expires * 1e9)}).encode()
+        await client.publish(self._next_subject, body, reply=f"{self._inbox}.{request.number}")
 
     def _receive(self, messages: list[RawMessage]) -> None:
         deliveries = [m for m in messages if m.reply.startswith(_ACK_PREFIX)]
-        if len(deliveries) == len(messages):  # the usual: a run of deliveries
+        if deliveries:
+            weights = [self._weigh(d) for d in deliveries]
+            events = sum(weights)
             self._buffer += deliveries
+            self._weights += weights
+            self._buffered += events
+            self._per_message += _WEIGHT_SMOOTHING * (events / len(weights) - self._per_message)
+        if len(deliveries) == len(messages):  # the usual: a run of deliveries
             self._count_delivered(len(deliveries))
         else:  # status messages among them: in order, as each ends a request
             for message in messages:
                 if message.reply.startswith(_ACK_PREFIX):
-                    self._buffer.append(message)
                     self._count_delivered(1)
                 elif message.headers is not None and message.headers.startswith(_STATUS_LINE):
                     self._status(message.subject, message.headers)
