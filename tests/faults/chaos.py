@@ -26,10 +26,15 @@ import asyncpg
 import grpc
 import psutil
 
+import nats
 from audit.proto import audit_pb2, audit_pb2_grpc
 from devtools.processes import ServiceProcess
 from devtools.stack import EmbeddedNats, EmbeddedPostgres
+from global_utils.events.audit_event import AUDIT_STREAM, AuditHeader, Subject
+from global_utils.events.envelope import decode as decode_envelope
+from global_utils.events.envelope import envelope_version, header_block
 from global_utils.identity.principal import bearer_metadata
+from global_utils.messaging.broker import BrokerAccess
 from global_utils.runtime.timeutil import to_timestamp
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from user.proto import user_pb2, user_pb2_grpc
@@ -67,6 +72,8 @@ class Stack:
     envs: dict[str, dict[str, str]]
     log_dir: Path
     pool_max: int
+    # The provisioning credential, for reading the stream (what travelled) at the end.
+    nats_admin: BrokerAccess | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     launches: Counter[str] = field(default_factory=Counter)
 
@@ -451,12 +458,14 @@ async def time_to_serve(workload: Workload, token: str, since: float) -> float:
 # The invariants.
 
 
-async def _fetch(pg: EmbeddedPostgres, database: str, sql: str) -> list[asyncpg.Record]:
+async def _fetch(
+    pg: EmbeddedPostgres, database: str, sql: str, *args: object
+) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(
         pg.dsn(database), server_settings={"application_name": SUITE_APP}, timeout=5
     )
     try:
-        return list(await conn.fetch(sql))
+        return list(await conn.fetch(sql, *args))
     finally:
         await conn.close()
 
@@ -565,6 +574,82 @@ async def settled_changes(pg: EmbeddedPostgres, ledger: Ledger) -> list[str]:
         await asyncio.sleep(0.25)
 
 
+# What travelled: every event of the AUDIT stream, alone or in an envelope, stored once.
+
+
+@dataclass
+class Travelled:
+    """The AUDIT stream's messages as the relays sent them, counted by the events they hold."""
+
+    messages: int = 0
+    envelopes: int = 0
+    events_in_envelopes: int = 0
+    # each event id, as often as it travelled (more than once: re-sent after a crash)
+    event_ids: Counter[str] = field(default_factory=Counter)
+
+
+async def travelled(stack: Stack) -> Travelled:
+    """Reads the whole AUDIT stream (an ordered consumer of the admin's)."""
+    assert stack.nats_admin is not None, "the stack has no NATS admin credential"
+    client = await nats.connect(
+        f"nats://{stack.nats.address}", allow_reconnect=False, **stack.nats_admin.connect_options()
+    )
+    seen = Travelled()
+    try:
+        js = client.jetstream()
+        last = (await js.stream_info(AUDIT_STREAM)).state.last_seq
+        subscription = await js.subscribe(
+            Subject.AUDIT.value, stream=AUDIT_STREAM, ordered_consumer=True
+        )
+        sequence = 0
+        while sequence < last:
+            message = await subscription.next_msg(timeout=10)
+            sequence = message.metadata.sequence.stream
+            seen.messages += 1
+            headers = message.headers or {}
+            if envelope_version(header_block(headers)) is None:
+                seen.event_ids[headers.get(AuditHeader.EVENT_ID.value, "")] += 1
+                continue
+            events = decode_envelope(message.data)
+            seen.envelopes += 1
+            seen.events_in_envelopes += len(events)
+            for block, _ in events:
+                seen.event_ids[_header_value(block, AuditHeader.EVENT_ID.value)] += 1
+        await subscription.unsubscribe()
+    finally:
+        await client.close()
+    return seen
+
+
+def _header_value(block: bytes, name: str) -> str:
+    for line in block.decode().split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key == name:
+            return value.strip()
+    return ""
+
+
+async def stored_once(pg: EmbeddedPostgres, seen: Travelled) -> list[str]:
+    """Every event that travelled (alone, in an envelope, re-sent) is one audit row, and
+    envelopes carried some (else the run proved nothing of them)."""
+    rows = await _fetch(
+        pg,
+        "audit",
+        "SELECT eventid::text AS eventid, count(*) AS n FROM audit"
+        " WHERE eventid = ANY($1::uuid[]) GROUP BY eventid",
+        list(seen.event_ids),
+    )
+    stored = {r["eventid"]: r["n"] for r in rows}
+    problems = [
+        f"event {event_id} travelled {times}x, stored {stored.get(event_id, 0)}x"
+        for event_id, times in seen.event_ids.items()
+        if stored.get(event_id, 0) != 1
+    ]
+    if not seen.envelopes:
+        problems.append(f"no envelope among the {seen.messages} messages of the stream")
+    return problems[:20]
+
+
 # Resources: PostgreSQL sessions and file descriptors of each service process.
 
 
@@ -670,6 +755,7 @@ def report(
     ledger: Ledger,
     seconds: float,
     rounds: int,
+    seen: Travelled | None = None,
 ) -> str:
     lines = [
         f"fault suite: seed {seed} (FAULT_SEED={seed} replays the schedule), {rounds} rounds,"
@@ -693,6 +779,14 @@ def report(
         "|---|---|",
     ]
     lines += [f"| {code} | {n} |" for code, n in ledger.codes.most_common()]
+    if seen is not None:
+        resent = sum(1 for times in seen.event_ids.values() if times > 1)
+        lines += [
+            "",
+            f"stream: {len(seen.event_ids)} events in {seen.messages} messages;"
+            f" {seen.events_in_envelopes} of them in {seen.envelopes} envelopes;"
+            f" {resent} events travelled more than once (re-sent), each stored once",
+        ]
     return "\n".join(lines)
 
 

@@ -122,7 +122,7 @@ def fault_stack() -> Iterator[Stack]:
         }
         # FAULT_LOG_DIR keeps the services' logs after the run.
         logs = Path(os.environ.get("FAULT_LOG_DIR", "") or root / "logs")
-        stack = Stack(pg, nats, envs, logs, POOL_MAX)
+        stack = Stack(pg, nats, envs, logs, POOL_MAX, nats_keys.access("admin"))
         try:
             launch_on_free_ports(stack)
             yield stack

@@ -1,6 +1,9 @@
 """A steady stream of changes while PostgreSQL, NATS and the services fail at random instants:
 no call answers INTERNAL or UNKNOWN, every change is in its database exactly as its answer
-allows with exactly one audit row, everything serves again on its own, nothing leaks.
+allows with exactly one audit row, everything serves again on its own, nothing leaks. At the
+end, every event that travelled through the stream (a message of its own or one of an
+envelope's, re-sent or redelivered after a crash) is exactly one audit row, and envelopes
+carried some of them.
 
 The schedule comes from a seed printed in the report; FAULT_SEED=<seed> replays it, and
 FAULT_ROUNDS changes the number of rounds (30 by default)."""
@@ -23,6 +26,7 @@ from tests.faults.chaos import (
     Fault,
     Ledger,
     Stack,
+    Travelled,
     Workload,
     measure,
     new_seed,
@@ -32,7 +36,9 @@ from tests.faults.chaos import (
     schedule,
     settled_changes,
     settled_resources,
+    stored_once,
     time_to_serve,
+    travelled,
 )
 from tests.faults.conftest import REPORT
 from tests.helpers import eventually
@@ -105,10 +111,11 @@ async def test_changes_survive_random_faults(
     recoveries: dict[Fault, list[float]] = {}
     started = time.monotonic()
     done = 0
+    seen: Travelled | None = None
 
     def write_report() -> None:
         request.config.stash[REPORT] = report(
-            seed, injected, recoveries, ledger, time.monotonic() - started, done
+            seed, injected, recoveries, ledger, time.monotonic() - started, done, seen
         )
 
     token = await login(stack)
@@ -148,6 +155,9 @@ async def test_changes_survive_random_faults(
         assert await settled_changes(stack.pg, ledger) == []
         assert not {"INTERNAL", "UNKNOWN"} & set(ledger.codes), ledger.codes
         assert sum(injected.values()) == rounds
+        # Per event, through the envelope contract: what travelled is stored once each.
+        seen = await travelled(stack)
+        assert await stored_once(stack.pg, seen) == []
     finally:
         write_report()
         await workload.close()
