@@ -11,14 +11,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic_settings import BaseSettings
 
+from audit.server.events.wire import parse_header_block
 from devtools.paths import REPO_ROOT
 from devtools.suite import load_suite
+from global_utils.events.audit_event import AuditHeader
+from global_utils.events.envelope import decode as decode_envelope
 from global_utils.grpc.host import ServiceHost
 from global_utils.observability.metrics import METRICS_PATH
 from global_utils.runtime.timeutil import to_timestamp
@@ -189,3 +192,22 @@ def spare_names(*wanted: str) -> tuple[str, ...]:
         taken.add(name)
         names.append(name)
     return tuple(names)
+
+
+class AuditMessage(Protocol):
+    """What a NATS message on Audit offers (nats-py's Msg)."""
+
+    @property
+    def headers(self) -> dict[str, str] | None: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+
+def audit_events_of(message: AuditMessage) -> list[tuple[dict[str, str], bytes]]:
+    """The events (headers, payload) a message on Audit holds: itself, or an envelope's, in
+    their order (global_utils/events/envelope.py)."""
+    headers = message.headers or {}
+    if AuditHeader.ENVELOPE.value not in headers:
+        return [(headers, message.data)]
+    return [(parse_header_block(block), data) for block, data in decode_envelope(message.data)]

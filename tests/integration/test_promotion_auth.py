@@ -15,7 +15,7 @@ from global_utils.identity.principal import bearer_metadata
 from promotion.proto import promotion_pb2, promotion_pb2_grpc
 from promotion.server.bootstrap import build as build_promotion
 from promotion.server.settings import PromotionSettings
-from tests.helpers import new_promotion, serving
+from tests.helpers import audit_events_of, new_promotion, serving
 from user.proto import user_pb2
 from user.server.models import User
 from user.server.signing_keys import new_signing_key_pem, parse_signing_keys
@@ -79,8 +79,10 @@ async def test_audit_events_carry_the_callers_id(
     seen: asyncio.Queue = asyncio.Queue()
 
     async def collect(msg: Msg) -> None:
-        if msg.headers and msg.headers.get(AuditHeader.OBJECT_NAME) == "promotion":
-            await seen.put(msg)
+        # (changes close together may travel in one envelope)
+        for headers, data in audit_events_of(msg):
+            if headers.get(AuditHeader.OBJECT_NAME) == "promotion":
+                await seen.put((headers, data))
 
     sub = await nats_client.subscribe("Audit", cb=collect)
     await nats_client.flush()
@@ -93,21 +95,21 @@ async def test_audit_events_carry_the_callers_id(
     await promotion_stub.DeletePromotion(promotion_pb2.SearchId(id=made.id), metadata=auth)
     got = []
     while len(got) < 3:
-        msg = await asyncio.wait_for(seen.get(), timeout=10)
-        if msg.headers.get(AuditHeader.OBJECT_ID) == str(made.id):
-            got.append(msg)
+        headers, data = await asyncio.wait_for(seen.get(), timeout=10)
+        if headers.get(AuditHeader.OBJECT_ID) == str(made.id):
+            got.append((headers, data))
     await sub.unsubscribe()
-    assert [m.headers[AuditHeader.ACTION_TYPE] for m in got] == ["insert", "update", "delete"]
-    assert [m.headers[AuditHeader.ACTION_FUNC] for m in got] == [
+    assert [h[AuditHeader.ACTION_TYPE] for h, _ in got] == ["insert", "update", "delete"]
+    assert [h[AuditHeader.ACTION_FUNC] for h, _ in got] == [
         "AfterCreatePromotion",
         "AfterUpdatePromotion",
         "AfterDeletePromotion",
     ]
-    for msg in got:
-        assert msg.headers[AuditHeader.SERVICE] == "promotion"
-        assert msg.headers[AuditHeader.PERFORMED_BY] == me.e_uid
-        assert msg.headers[AuditHeader.PAYLOAD_TYPE] == "promotion.Promotion"
-        payload = promotion_pb2.Promotion.FromString(msg.data)
+    for headers, data in got:
+        assert headers[AuditHeader.SERVICE] == "promotion"
+        assert headers[AuditHeader.PERFORMED_BY] == me.e_uid
+        assert headers[AuditHeader.PAYLOAD_TYPE] == "promotion.Promotion"
+        payload = promotion_pb2.Promotion.FromString(data)
         assert payload.id == made.id and len(payload.product) == 2
 
 
