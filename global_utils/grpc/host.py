@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -228,9 +229,17 @@ async def serve_until_signalled(host: Lifecycle) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await host.start()
+        # What start-up made (modules, servers, settings: tens of thousands of objects) lives
+        # as long as the process. Frozen, the garbage collector's full passes no longer walk it
+        # all, each a pause of tens of milliseconds for every call in flight.
+        gc.collect()
+        gc.freeze()
         await stop.wait()
     finally:
         await host.stop()
+        gc.unfreeze()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> None:
