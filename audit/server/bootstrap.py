@@ -72,12 +72,14 @@ def watch_consumer(metrics: ServiceMetrics, consumer: AuditConsumer) -> None:
     metrics.probe("audit consumer lag", consumer.check_lag)
     metrics.gauge(
         "gotemp_audit_consumer_pending_events",
-        "Audit events in the stream not yet delivered to the consumer (when last asked).",
+        "Audit messages (an event, or an envelope of several) in the stream not yet delivered"
+        " to the consumer (when last asked).",
         lambda: None if consumer.lag is None else consumer.lag.pending,
     )
     metrics.gauge(
         "gotemp_audit_consumer_ack_pending_events",
-        "Audit events delivered and not yet acknowledged (when last asked).",
+        "Audit messages (an event, or an envelope of several) delivered and not yet"
+        " acknowledged (when last asked).",
         lambda: None if consumer.lag is None else consumer.lag.ack_pending,
     )
     metrics.counter(
@@ -87,7 +89,8 @@ def watch_consumer(metrics: ServiceMetrics, consumer: AuditConsumer) -> None:
     )
     metrics.labelled_counter(
         "gotemp_audit_events_rejected_total",
-        "Deliveries terminated and kept in audit_rejects, by why.",
+        "Audit events rejected and kept in audit_rejects (an envelope that cannot be read"
+        " counts once), by why.",
         "kind",
         lambda: {kind.value: consumer.rejected[kind] for kind in RejectKind},
     )
