@@ -16,6 +16,10 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Tracer
 
 import nats
 from audit.server.bootstrap import build as build_audit
@@ -183,10 +187,11 @@ def event(object_id: str) -> AuditEvent:
     )
 
 
-async def produce(database: Database, n: int) -> list[str]:
-    """Commits n events into the user database's outbox, as a service change would."""
+async def produce(database: Database, n: int, tracer: Tracer | None = None) -> list[str]:
+    """Commits n events into the user database's outbox, as a service change would (with
+    tracer, each row keeps the current trace's traceparent)."""
     ids = [uuid.uuid4().hex for _ in range(n)]
-    async with UnitOfWork(database, OutboxAuditEmitter(SIGNER)) as uow:
+    async with UnitOfWork(database, OutboxAuditEmitter(SIGNER, tracer=tracer)) as uow:
         for object_id in ids:
             uow.emit(event(object_id))
         await uow.commit()
@@ -738,3 +743,41 @@ async def test_messages_of_one_event_and_envelopes_are_read_side_by_side(
         await pipeline.exactly(single + enveloped)
     finally:
         await audit.stop()
+
+
+async def test_each_event_of_an_envelope_carries_its_own_publish_span(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """Traced changes relayed in one envelope: one PRODUCER span per event, a child of that
+    event's change, and the event's traceparent names it (the audit side continues from it)."""
+    database, broker = producer
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    changes = {}
+    for _ in range(3):  # three traced units of work
+        with tracer.start_as_current_span("change") as change:
+            [object_id] = await produce(database, 1, tracer=tracer)
+            changes[object_id] = change.get_span_context()
+    after = await last_seq(pipeline)
+    assert await OutboxRelay(database, broker, tracer=tracer).relay_once() == 3
+    admin = await pipeline.admin()
+    try:
+        message = await admin.jetstream().get_msg(AUDIT_STREAM, after + 1)
+    finally:
+        await admin.close()
+    assert (message.headers or {}).get(AuditHeader.ENVELOPE.value) == "1"
+    publishes = {
+        s.context.span_id: s for s in exporter.get_finished_spans() if s.name == "Audit publish"
+    }
+    for block, _ in decode_envelope(message.data or b""):
+        headers = parse_header_block(block)
+        _, trace_id, span_id, _ = headers["traceparent"].split("-")
+        publish = publishes[int(span_id, 16)]
+        assert publish.kind is SpanKind.PRODUCER
+        change = changes[headers["objectId"]]
+        assert int(trace_id, 16) == change.trace_id == publish.context.trace_id
+        assert publish.attributes is not None
+        assert publish.attributes["messaging.message.id"] == headers["eventId"]
+    assert len(publishes) == 3
