@@ -781,3 +781,37 @@ async def test_each_event_of_an_envelope_carries_its_own_publish_span(
         assert publish.attributes is not None
         assert publish.attributes["messaging.message.id"] == headers["eventId"]
     assert len(publishes) == 3
+
+
+async def test_envelopes_stay_within_their_byte_bound(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """Events too large to share 512 KiB go in envelopes of fewer (here: alone), never past
+    the bound, and are stored like the rest."""
+    database, broker = producer
+    large = [
+        AuditEvent(
+            service="pipeline-test",
+            action_func="AfterCreateUser",
+            action_type=ActionType.INSERT,
+            object_name="user",
+            object_id=uuid.uuid4().hex,
+            performed_by="1",
+            payload_type="user.User",
+            payload=bytes(200 * 1024),
+        )
+        for _ in range(5)
+    ]
+    async with UnitOfWork(database, OutboxAuditEmitter(SIGNER)) as uow:
+        for each in large:
+            uow.emit(each)
+        await uow.commit()
+    after = await last_seq(pipeline)
+    assert await OutboxRelay(database, broker).relay_once() == 5
+    messages, events = await stream_events(pipeline, after)
+    assert messages == 3 and len(events) == 5  # 2 + 2 + 1: 400 KiB fits, 600 KiB does not
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly([e.object_id for e in large])
+    finally:
+        await audit.stop()
