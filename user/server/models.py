@@ -20,10 +20,17 @@ class Standing(NamedTuple):
     valid_from: datetime
     valid_thru: datetime
     role: Role = Role.MEMBER
+    # Tokens issued before this time are revoked (None: none are).
+    tokens_not_before: datetime | None = None
 
     def may_log_in(self, moment: datetime) -> bool:
         """Active, and moment within the validity dates."""
         return self.active and self.valid_from <= moment <= self.valid_thru
+
+    def revoked(self, issued_at: float) -> bool:
+        """Whether a token issued at issued_at (seconds since the epoch) was revoked since."""
+        cutoff = self.tokens_not_before
+        return cutoff is not None and issued_at < cutoff.timestamp()
 
 
 @dataclass(frozen=True)

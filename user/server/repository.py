@@ -21,7 +21,7 @@ _COLUMNS = (
 # A read that also checks its caller: the caller's row (c) beside what the read finds.
 _CALLER = (
     "c.active AS caller_active, c.validfrom AS caller_validfrom, c.validthru AS caller_validthru,"
-    " c.role AS caller_role"
+    " c.role AS caller_role, c.tokensnotbefore AS caller_tokensnotbefore"
 )
 # Throttle rows whose window passed count for nothing; each failure purges up to this many.
 THROTTLE_PURGE_BATCH = 100
@@ -73,6 +73,7 @@ def _caller_standing(row: asyncpg.Record) -> Standing:
         row["caller_validfrom"],
         row["caller_validthru"],
         Role(row["caller_role"]),
+        row["caller_tokensnotbefore"],
     )
 
 
@@ -98,9 +99,10 @@ class UserRepository:
     async def standing(self, user_id: int) -> Standing | None:
         """Whether the user may log in (None: no such user)."""
         row = await self._conn.fetchrow(
-            "SELECT active, validfrom, validthru, role FROM appuser WHERE id = $1", user_id
+            "SELECT active, validfrom, validthru, role, tokensnotbefore FROM appuser WHERE id = $1",
+            user_id,
         )
-        return Standing(row[0], row[1], row[2], Role(row[3])) if row else None
+        return Standing(row[0], row[1], row[2], Role(row[3]), row[4]) if row else None
 
     async def get_for(self, user_id: int, caller_id: int) -> tuple[Standing | None, User | None]:
         """The caller's standing and the user, in one round trip (None, None: no such caller)."""

@@ -29,13 +29,19 @@ class TokenRevocations:
         """Tokens of user_id issued before now are refused by every verifier once this
         transaction has committed (and the relay has published it)."""
         entry_id = uuid.uuid4()
-        # the NOTIFY, delivered at commit, wakes the relays (as an audit event's write does)
+        moment = now()
+        # The time is kept with the user (this service's instances read it with the caller's
+        # standing) and goes to the bucket through the outbox; the NOTIFY, delivered at
+        # commit, wakes the relays (as an audit event's write does).
         await self._conn.execute(
-            "WITH stored AS (INSERT INTO audit_outbox (eventid, subject, headers, payload)"
+            "WITH kept AS (UPDATE appuser SET tokensnotbefore = $5 WHERE id = $6),"
+            " stored AS (INSERT INTO audit_outbox (eventid, subject, headers, payload)"
             " VALUES ($1, $2, $3::jsonb, $4))"
             f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
             entry_id,
             revocation_subject(user_id),
             json.dumps({_MSG_ID_HEADER: str(entry_id)}),
-            encode_not_before(now().timestamp()),
+            encode_not_before(moment.timestamp()),
+            moment,
+            user_id,
         )

@@ -17,8 +17,14 @@ def caller_id(principal: Principal) -> int:
 
 def require_may_log_in(standing: Standing | None, principal: Principal) -> None:
     """A token counts only while its user exists and may log in, with the role it names (a
-    demoted admin's token is refused at once, here as by every verifier)."""
-    if standing is None or not standing.may_log_in(now()) or standing.role != principal.role:
+    demoted admin's token is refused at once, here as by every verifier), and was not revoked
+    since it was issued (the stored time: every instance of the service refuses it at once)."""
+    if (
+        standing is None
+        or not standing.may_log_in(now())
+        or standing.role != principal.role
+        or standing.revoked(principal.issued_at)
+    ):
         raise Unauthenticated(MessageKey.TOKEN_INVALID)
 
 
