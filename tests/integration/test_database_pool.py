@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -18,14 +19,25 @@ from tests.helpers import eventually
 ACQUIRE_TIMEOUT = 0.5
 
 
+@asynccontextmanager
+async def pool_of_two(
+    postgres: EmbeddedPostgres, acquire_timeout: float
+) -> AsyncIterator[Database]:
+    """A started Database of two connections that waits acquire_timeout for a free one."""
+    database = Database(postgres.dsn(), min_size=2, max_size=2, acquire_timeout=acquire_timeout)
+    await database.start()
+    try:
+        await asyncio.wait_for(database.wait_ready(), 30)
+        yield database
+    finally:
+        await database.stop()
+
+
 @pytest.fixture
 async def small_pool(postgres: EmbeddedPostgres) -> AsyncIterator[Database]:
-    """A started Database of two connections that waits ACQUIRE_TIMEOUT for a free one."""
-    database = Database(postgres.dsn(), min_size=2, max_size=2, acquire_timeout=ACQUIRE_TIMEOUT)
-    await database.start()
-    await asyncio.wait_for(database.wait_ready(), 30)
-    yield database
-    await database.stop()
+    """A pool of two that waits ACQUIRE_TIMEOUT for a free connection."""
+    async with pool_of_two(postgres, ACQUIRE_TIMEOUT) as database:
+        yield database
 
 
 async def test_an_exhausted_pool_answers_unavailable_after_the_acquire_timeout(
@@ -44,7 +56,15 @@ async def test_an_exhausted_pool_answers_unavailable_after_the_acquire_timeout(
         assert await first.fetchval("SELECT 2") == await second.fetchval("SELECT 2") == 2
 
 
-async def test_a_waiting_use_gets_the_connection_another_gives_back(small_pool: Database) -> None:
+async def test_a_waiting_use_gets_the_connection_another_gives_back(
+    postgres: EmbeddedPostgres,
+) -> None:
+    # a timeout far longer than the wait, so a busy machine cannot turn the wait into a refusal
+    async with pool_of_two(postgres, acquire_timeout=30) as small_pool:
+        await takes_the_connection_given_back(small_pool)
+
+
+async def takes_the_connection_given_back(small_pool: Database) -> None:
     release = asyncio.Event()
 
     async def hold() -> None:
@@ -59,7 +79,7 @@ async def test_a_waiting_use_gets_the_connection_another_gives_back(small_pool: 
         return use is not None and use.in_use == 2
 
     await eventually(both_taken, what="both connections taken")
-    asyncio.get_running_loop().call_later(ACQUIRE_TIMEOUT / 5, release.set)
+    asyncio.get_running_loop().call_later(0.2, release.set)
     async with small_pool.reading(lambda conn: conn) as conn:
         assert await conn.fetchval("SELECT 3") == 3
     await asyncio.gather(*holders)
