@@ -134,7 +134,17 @@ async def test_a_refused_call_is_a_span_with_its_code(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await user_pb2_grpc.UserSrvStub(traced_channel).GetUserById(user_pb2.SearchId(id=1))
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
-    server = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER)
+
+    def server_spans() -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+
+    async def ended() -> bool:
+        return bool(server_spans())
+
+    # a refusal is sent when the service aborts the call, and the span ends as that unwinds:
+    # the caller may read the refusal first
+    await eventually(ended, timeout=5, what="the refused call's server span")
+    (server,) = server_spans()
     assert server.attributes is not None
     assert server.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
     # the caller's mistake, not the server's: the server span's status stays unset
