@@ -34,7 +34,6 @@ _SIZES = struct.Struct(">II")
 # What one event adds to an envelope besides its header block and payload.
 EVENT_OVERHEAD = _SIZES.size
 EMPTY_ENVELOPE_BYTES = _COUNT.size
-_MARK = b"\r\n" + AuditHeader.ENVELOPE.value.encode() + b":"
 
 
 class EnvelopeError(ValueError):
@@ -72,18 +71,25 @@ def envelope_headers(envelope_id: str) -> dict[str, str]:
     return {AuditHeader.ENVELOPE.value: ENVELOPE_VERSION, AuditHeader.MSG_ID.value: envelope_id}
 
 
-def envelope_version(block: bytes | None) -> str | None:
-    """The envelope version a message's header block names; None for a message of one event
-    (no such header). Reads only that header (a header value holds no line break, so the
-    mark cannot be part of another header)."""
+def header_in_block(block: bytes | None, name: str) -> str | None:
+    """One header's value from a NATS header block, without parsing the rest of it (a header
+    value holds no line break, so the name cannot be part of another header); None when the
+    block has no such header."""
     if not block:
         return None
-    start = block.find(_MARK)
+    mark = b"\r\n" + name.encode() + b":"
+    start = block.find(mark)
     if start < 0:
         return None
-    start += len(_MARK)
+    start += len(mark)
     end = block.find(b"\r\n", start)
     return block[start : end if end >= 0 else len(block)].decode("utf-8", "replace").strip()
+
+
+def envelope_version(block: bytes | None) -> str | None:
+    """The envelope version a message's header block names; None for a message of one event
+    (no such header)."""
+    return header_in_block(block, AuditHeader.ENVELOPE.value)
 
 
 def event_count(block: bytes | None, body: bytes) -> int:

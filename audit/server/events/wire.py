@@ -18,6 +18,7 @@ from global_utils.events.audit_event import (
     plain_text,
 )
 from global_utils.events.envelope import header_block as header_block
+from global_utils.events.envelope import header_in_block
 from global_utils.events.signing import MAC_V2_PREFIX, mac_message, mac_message_v1
 
 # The W3C trace context header (global_utils.observability.propagation.TRACEPARENT), read here
@@ -250,19 +251,9 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return found.group(2)
 
 
-_TRACEPARENT_LINE = b"\r\n" + TRACEPARENT.encode() + b":"
-
-
 def traceparent_header(block: bytes | None) -> str | None:
     """The traceparent header of a NATS header block, without parsing the rest of it."""
-    if not block:
-        return None
-    start = block.find(_TRACEPARENT_LINE)
-    if start < 0:
-        return None
-    start += len(_TRACEPARENT_LINE)
-    end = block.find(b"\r\n", start)
-    return block[start:end].decode("ascii", "replace").strip()
+    return header_in_block(block, TRACEPARENT)
 
 
 # Read once: an enum member's attribute access costs more than the check it names.
