@@ -247,9 +247,16 @@ async def test_revocations_survive_a_cluster_leader_change(
         # a revocation after the change reaches the verifiers already running ...
         await revoke("deactivated", stub, auth, after)
         await refused_everywhere(verifiers, after_token)
-        # ... and one started now holds both from its first call
+        # ... and one started now holds both
         late = running.verifier(await started(build_promotion(stack.promotion())), "promotion-late")
-        assert late.feed.fresh
+
+        # (its start waits the feed's bound, 3 s, for the bucket; just after a leader change on a
+        # busy machine the state can take longer, and meanwhile the verifier asks the user
+        # service: wait for the feed, then count what it refuses on its own)
+        async def late_feed_fresh() -> bool:
+            return late.feed.fresh
+
+        await eventually(late_feed_fresh, timeout=30, what="the late verifier's feed")
         for token in (before_token, after_token):
             assert not await late.served(token)
         assert (late.checker.refused, late.checker.fallbacks) == (2, 0)
