@@ -27,7 +27,7 @@ from global_utils.grpc.interceptors import (
 from global_utils.identity.principal import TokenVerifier
 from global_utils.messaging.broker import Broker, ClientT
 from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
-from global_utils.observability.gauges import watch_database
+from global_utils.observability.gauges import watch_database, watch_outbox
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.observability.tracing import Tracing
 
@@ -61,8 +61,8 @@ class ServiceParts(Generic[ClientT]):
     def outbox(
         self, database: Database, signing: AuditSigningSettings
     ) -> tuple[OutboxRelay, OutboxAuditEmitter]:
-        """A producing service's relay (one of its host's components) and the emitter its
-        units of work write their signed events with."""
+        """A producing service's relay (one of its host's components, its backlog watched by
+        the state metrics) and the emitter its units of work write their signed events with."""
         relay = OutboxRelay(
             database,
             self.broker,
@@ -70,6 +70,7 @@ class ServiceParts(Generic[ClientT]):
             tracer=self.tracing.tracer,
         )
         emitter = OutboxAuditEmitter(signing.audit_signer(), relay, tracer=self.tracing.tracer)
+        watch_outbox(self.metrics, relay)
         return relay, emitter
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:

@@ -13,7 +13,6 @@ from audit.server.queries.service import AuditService
 from audit.server.servicer import AuditServicer
 from audit.server.settings import AuditSettings
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.gauges import watch_revocations, watch_token_cache
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.client.auth import user_service_verifier
@@ -38,13 +37,7 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         batch_size=settings.ingest.consumer_batch_size,
         tracer=parts.tracing.tracer,
     )
-    tokens = user_service_verifier(
-        parts.registry,
-        settings.auth,
-        settings.tls.client_tls(),
-        parts.broker,
-        parts.client_interceptors(),
-    )
+    tokens = user_service_verifier(parts, settings.auth)
     service = AuditService(database)
     servicer = AuditServicer(service, HistoryChecker(database))
     definition = ServiceDefinition(
@@ -55,8 +48,6 @@ def build(settings: AuditSettings, *, span_exporter: SpanExporter | None = None)
         ),
         ready_details=service.storage_mode,
     )
-    watch_token_cache(parts.metrics, tokens.cached.cache)
-    watch_revocations(parts.metrics, tokens.feed, tokens.verifier)
     watch_consumer(parts.metrics, consumer)
     return parts.host(
         definition,

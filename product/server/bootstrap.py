@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from global_utils.grpc.host import ServiceDefinition, ServiceHost
-from global_utils.observability.gauges import watch_outbox, watch_revocations, watch_token_cache
 from global_utils.wiring import service_parts
 from product.proto import product_pb2_grpc
 from product.server.service import SERVICE_NAME, ProductService
@@ -27,13 +26,7 @@ def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = Non
     db = settings.db
     database = parts.database(db.postgres_connect, db.postgres_password, db.db_pool_max_size)
     relay, emitter = parts.outbox(database, settings.audit_signing)
-    tokens = user_service_verifier(
-        parts.registry,
-        settings.auth,
-        settings.tls.client_tls(),
-        parts.broker,
-        parts.client_interceptors(),
-    )
+    tokens = user_service_verifier(parts, settings.auth)
     servicer = ProductServicer(
         ProductService(ProductStorage(database, emitter), product_to_proto),
         settings.server.app_language,
@@ -45,9 +38,6 @@ def build(settings: ProductSettings, *, span_exporter: SpanExporter | None = Non
             servicer, server
         ),
     )
-    watch_outbox(parts.metrics, relay)
-    watch_token_cache(parts.metrics, tokens.cached.cache)
-    watch_revocations(parts.metrics, tokens.feed, tokens.verifier)
     return parts.host(
         definition, database, verifier=tokens.verifier, components=(relay, *tokens.components)
     )

@@ -19,26 +19,26 @@ from global_utils.identity.principal import Principal, Role, TokenVerifier
 from global_utils.identity.revocations import RevocationCheckingVerifier, RevocationFeed
 from global_utils.identity.token_cache import CachingVerifier, TokenCache
 from global_utils.identity.token_keys import LocalTokenVerifier, PublicKey
-from global_utils.messaging.broker import Broker
+from global_utils.observability.gauges import watch_revocations, watch_token_cache
+from global_utils.wiring import ServiceParts
 from user.proto import user_pb2, user_pb2_grpc
 
 USER_SERVICE = "user"
 
 
 def user_service_verifier(
-    registry: Registry,
-    settings: RemoteAuthSettings,
-    tls: ClientTls | None,
-    broker: Broker[Any],
-    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    parts: ServiceParts[Any], settings: RemoteAuthSettings
 ) -> UserServiceVerifier:
     """A verifier checking tokens locally with the public keys of the user service found in
-    registry (asked at the first token and again for an unknown key id), or with
+    the parts' registry (asked at the first token and again for an unknown key id), or with
     TOKEN_VERIFICATION=remote by asking it; either way refusing revoked users' tokens as the
-    REVOCATIONS bucket says (followed on broker), and asking the user service while that feed
-    is stale. The user service is spoken to with tls (None: plaintext); interceptors see every
-    call to it. Its components (the feed; the channels, closed on stop) go to the host."""
-    users = user_service_channels(registry, settings, tls, interceptors)
+    REVOCATIONS bucket says (followed on the parts' broker), and asking the user service while
+    that feed is stale. The user service is spoken to with the service's client TLS, through
+    its client interceptors. The cache and the feed are watched by the parts' metrics; the
+    components (the feed; the channels, closed on stop) go to the host."""
+    users = user_service_channels(
+        parts.registry, settings, parts.settings.tls.client_tls(), parts.client_interceptors()
+    )
     remote = RemoteTokenVerifier(users, timeout_seconds=settings.auth_timeout_seconds)
     inner: TokenVerifier = (
         LocalTokenVerifier(PublicKeyFetcher(users, settings.auth_timeout_seconds).fetch)
@@ -48,10 +48,11 @@ def user_service_verifier(
     cached = CachingVerifier(
         inner, TokenCache(settings.token_cache_size, settings.token_cache_seconds)
     )
-    feed = RevocationFeed(broker, max_age_seconds=settings.revocation_feed_max_age_seconds)
-    return UserServiceVerifier(
-        RevocationCheckingVerifier(cached, feed, remote), cached, feed, users
-    )
+    feed = RevocationFeed(parts.broker, max_age_seconds=settings.revocation_feed_max_age_seconds)
+    verifier = RevocationCheckingVerifier(cached, feed, remote)
+    watch_token_cache(parts.metrics, cached.cache)
+    watch_revocations(parts.metrics, feed, verifier)
+    return UserServiceVerifier(verifier, cached, feed, users)
 
 
 @dataclass(frozen=True)

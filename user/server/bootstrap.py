@@ -10,7 +10,7 @@ from global_utils.grpc.http_side import HttpResponse
 from global_utils.identity.revocations import RevocationFeed
 from global_utils.identity.token_cache import TokenCache
 from global_utils.identity.token_keys import jwks_document
-from global_utils.observability.gauges import watch_outbox, watch_revocations, watch_token_cache
+from global_utils.observability.gauges import watch_revocations, watch_token_cache
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.wiring import service_parts
 from user.proto import user_pb2_grpc
@@ -77,7 +77,6 @@ def build(settings: UserSettings, *, span_exporter: SpanExporter | None = None) 
         public_methods=PUBLIC_METHODS,
         method_verifiers=dict.fromkeys(READ_METHODS, sessions.signature_verifier),
     )
-    watch_outbox(parts.metrics, relay)
     watch_token_cache(parts.metrics, signatures)
     watch_revocations(parts.metrics, revocations)
     watch_hashing(parts.metrics, hasher)
