@@ -28,6 +28,7 @@ from promotion.server.unit_of_work import PromotionStorage, PromotionUnitOfWork
 from user.server.models import Standing, User, UserDraft, UserQuery
 from user.server.passwords import PasswordHasher
 from user.server.repository import (
+    LoginLookup,
     LoginThrottle,
     RefreshTokens,
     StoredRefreshToken,
@@ -369,9 +370,12 @@ class FakeUserStorage(UserStorage):
     async def reading(self) -> AsyncIterator[UserRepository]:
         yield self.users
 
-    @asynccontextmanager
-    async def reading_logins(self) -> AsyncIterator[tuple[UserRepository, LoginThrottle]]:
-        yield self.users, self.throttle
+    async def before_login(self, email: str, given: str) -> LoginLookup:
+        return LoginLookup(
+            await self.throttle.seconds_left(email),
+            email in self.throttle.failures,
+            await self.users.credentials(given),
+        )
 
 
 class FakePromotionStorage(PromotionStorage):

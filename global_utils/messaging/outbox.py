@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,17 +73,19 @@ class OutboxAuditEmitter:
         ):
             traceparent = current_traceparent() if self._tracer is not None else None
             # One round trip: the rows, and a NOTIFY that is delivered at commit and wakes
-            # relays in other instances too (only a hint: they poll anyway).
+            # relays in other instances too (only a hint: they poll anyway). It names this
+            # process's relay, which committed() wakes and the NOTIFY need not wake again.
             await conn.execute(
                 "WITH stored AS (INSERT INTO audit_outbox"
                 " (eventid, subject, headers, payload, traceparent) SELECT * FROM"
                 " unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[], $5::text[]))"
-                f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')",
+                f" SELECT pg_notify('{NOTIFY_CHANNEL}', $6)",
                 [e.event_id for e in events],
                 [Subject.AUDIT.value] * len(events),
                 [json.dumps(self._signer.sign(e.headers(), e.payload)) for e in events],
                 [e.payload for e in events],
                 [traceparent] * len(events),
+                self._relay.notice if self._relay is not None else "",
             )
 
     def committed(self, events: Sequence[AuditEvent]) -> None:
@@ -187,6 +190,10 @@ class OutboxRelay:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
         self.published = 0  # events this instance published and marked sent
+        # The NOTIFY payload of commits made in this process (OutboxAuditEmitter): they wake
+        # this relay through committed(), and their notification is not a second wake-up (a
+        # pass that would find nothing: three round trips per change).
+        self.notice = uuid.uuid4().hex
         self.backlog: Backlog | None = None  # set by check_backlog()
 
     def wake(self) -> None:
@@ -365,6 +372,14 @@ class OutboxRelay:
                 f"DELETE FROM audit_outbox WHERE sentat < now() - interval '{_KEEP_SENT}'"
             )
 
+    def notified(self, payload: str) -> bool:
+        """A NOTIFY on the outbox's channel: wakes the relay (True) unless the commit was this
+        process's own, which committed() has woken it for."""
+        if payload == self.notice:
+            return False
+        self._wakeup.set()
+        return True
+
     async def _listen(self) -> None:
         """Keeps a LISTEN connection open (reconnecting) so commits elsewhere wake the relay."""
         await self._db.wait_ready()
@@ -380,7 +395,7 @@ class OutboxRelay:
                 continue
             try:
                 conn.add_termination_listener(lambda _conn, ended=closed: ended.set())
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wakeup.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *n: self.notified(n[3]))
                 self._wakeup.set()  # catch up on anything committed while not listening
                 await closed.wait()
             except asyncio.CancelledError:

@@ -47,7 +47,7 @@ from global_utils.events.signing import EventSigner
 from global_utils.grpc.host import ServiceHost
 from global_utils.identity.principal import bearer_metadata
 from global_utils.messaging.broker import Broker
-from global_utils.messaging.outbox import OutboxAuditEmitter, OutboxRelay
+from global_utils.messaging.outbox import NOTIFY_CHANNEL, OutboxAuditEmitter, OutboxRelay
 from provision.broker import provision_broker
 from tests.helpers import eventually, new_user, started
 from user.proto import user_pb2, user_pb2_grpc
@@ -815,3 +815,27 @@ async def test_envelopes_stay_within_their_byte_bound(
         await pipeline.exactly([e.object_id for e in large])
     finally:
         await audit.stop()
+
+
+async def test_a_commit_wakes_other_relays_but_not_its_own_twice(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """The NOTIFY of a commit names the committing process's relay, which committed() woke
+    already: that relay does not take it for a second wake-up (a pass finding nothing), every
+    other relay does; a NOTIFY from no relay (a revocation's) wakes them all."""
+    database, broker = producer
+    own, other = OutboxRelay(database, broker), OutboxRelay(database, broker)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await database.connect()
+    try:
+        await listener.add_listener(NOTIFY_CHANNEL, lambda *n: heard.put_nowait(n[3]))
+        async with UnitOfWork(database, OutboxAuditEmitter(SIGNER, own)) as uow:
+            uow.emit(event(uuid.uuid4().hex))
+            await uow.commit()
+        payload = await asyncio.wait_for(heard.get(), 10)
+    finally:
+        await listener.close()
+    assert payload == own.notice
+    assert not own.notified(payload)
+    assert other.notified(payload)
+    assert own.notified("") and other.notified("")

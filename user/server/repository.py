@@ -206,6 +206,17 @@ class ThrottlePolicy:
     window: timedelta
 
 
+@dataclass(frozen=True)
+class LoginLookup:
+    """What a login knows before hashing: seconds the email stays throttled (None: it may
+    try), whether failures are counted for it (a success clears them), and the stored user
+    with the password hash (None: no such user)."""
+
+    seconds_throttled: float | None
+    failures_counted: bool
+    found: tuple[User, str] | None
+
+
 class LoginThrottle:
     """Failed logins per email (lower-cased) in login_throttle, shared by every instance: a
     row counts the failures since its window start; the failure that reaches the limit starts
@@ -216,17 +227,26 @@ class LoginThrottle:
         self._attempts = policy.attempts
         self._window = policy.window
 
-    async def seconds_left(self, email: str) -> float | None:
-        """How long email stays throttled, or None when it may try."""
-        left = await self._conn.fetchval(
-            "SELECT extract(epoch FROM windowstart + $3::interval - now())::float8"
-            " FROM login_throttle WHERE email = $1 AND failures >= $2::int"
-            " AND windowstart > now() - $3::interval",
+    async def before_login(self, email: str, given: str) -> LoginLookup:
+        """What a login reads first, in one round trip: how long email (lower-cased) stays
+        throttled, whether failures are counted for it, and the user stored for the email as
+        given, with the password hash."""
+        row = await self._conn.fetchrow(
+            "SELECT t.email IS NOT NULL AS counted, CASE WHEN t.failures >= $2::int"
+            " AND t.windowstart > now() - $3::interval"
+            " THEN extract(epoch FROM t.windowstart + $3::interval - now())::float8 END"
+            " AS throttled, u.* FROM (SELECT) AS one LEFT JOIN login_throttle t ON t.email = $1"
+            f" LEFT JOIN LATERAL (SELECT {_COLUMNS}, pwd FROM appuser"
+            " WHERE lower(email) = lower($4)) u ON true",
             email,
             self._attempts,
             self._window,
+            given,
         )
-        return float(left) if left is not None else None
+        assert row is not None  # the one-row join always answers a row
+        found = (_to_user(row), row["pwd"]) if row["id"] is not None else None
+        left = row["throttled"]
+        return LoginLookup(float(left) if left is not None else None, row["counted"], found)
 
     async def note_refused(self, email: str) -> bool:
         """Marks email's throttled window as recorded; True only the first time per window."""

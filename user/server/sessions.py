@@ -21,6 +21,7 @@ from global_utils.runtime.timeutil import now
 from user.server.audit_events import login_event
 from user.server.models import LoginAttempt, LoginOutcome, User
 from user.server.passwords import PasswordHasher
+from user.server.repository import LoginLookup
 from user.server.standing import require_standing
 from user.server.tokens import (
     REFRESH_LIFETIME,
@@ -33,6 +34,9 @@ from user.server.unit_of_work import UserStorage
 from user.server.validation import MAX_EMAIL_CHARS
 
 logger = logging.getLogger(__name__)
+
+# A login with an email no row could hold: not throttled, nothing counted, no user.
+NOT_STORABLE = LoginLookup(None, False, None)
 
 
 @dataclass(frozen=True)
@@ -77,23 +81,22 @@ class Sessions:
         for any other outcome; RESOURCE_EXHAUSTED, without hashing, while the email is
         throttled. Every outcome goes to the audit history."""
         key = email.lower()
-        found = None
         # Input that cannot be a stored email is a wrong login, found without the database
         # (and not counted: no row could ever match it).
         storable = bool(email) and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email
-        if storable:
-            async with self._storage.reading_logins() as (users, throttle):
-                seconds_left = await throttle.seconds_left(key)
-                if seconds_left is None:
-                    found = await users.credentials(email)
-            if seconds_left is not None:
-                await self._refuse_throttled(key, seconds_left)
-        user, pwd_hash = found if found else (None, None)
+        lookup = await self._storage.before_login(key, email) if storable else NOT_STORABLE
+        if lookup.seconds_throttled is not None:
+            await self._refuse_throttled(key, lookup)
+        user, pwd_hash = lookup.found or (None, None)
         password_ok = await self._hasher.check(password, pwd_hash)
         if password_ok and user is not None and user.may_log_in(now()):
             refresh = new_refresh_token()
             await self._record_login(
-                key, user, LoginOutcome.SUCCEEDED, counted=storable, refresh_token=refresh
+                key,
+                user,
+                LoginOutcome.SUCCEEDED,
+                counted=lookup.failures_counted,
+                refresh_token=refresh,
             )
             return Session(self._tokens.issue(user), refresh)
         outcome = LoginOutcome.ACCOUNT_DISABLED if password_ok else LoginOutcome.BAD_CREDENTIALS
@@ -109,6 +112,9 @@ class Sessions:
         counted: bool,
         refresh_token: str | None = None,
     ) -> None:
+        """Stores a login's outcome with its audit event: a success clears the email's
+        counted failures (counted: there are some), any other outcome counts one more
+        (counted: the email could be stored)."""
         async with self._storage.unit_of_work() as uow:
             if counted and outcome is LoginOutcome.SUCCEEDED:
                 await uow.throttle.clear(email)
@@ -125,15 +131,15 @@ class Sessions:
             uow.emit(login_event(email, user, outcome, self._to_login_record))
             await uow.commit()
 
-    async def _refuse_throttled(self, email: str, seconds_left: float) -> None:
+    async def _refuse_throttled(self, email: str, lookup: LoginLookup) -> None:
         async with self._storage.unit_of_work() as uow:
             # Once per throttle window in the history, not once per attempt.
             if await uow.throttle.note_refused(email):
-                found = await uow.users.credentials(email)
-                user = found[0] if found else None
+                user = lookup.found[0] if lookup.found else None
                 uow.emit(login_event(email, user, LoginOutcome.THROTTLED, self._to_login_record))
                 await uow.commit()
-        raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=max(1, math.ceil(seconds_left)))
+        seconds = max(1, math.ceil(lookup.seconds_throttled or 0))
+        raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=seconds)
 
     async def refresh(self, refresh_token: str) -> Session:
         """The next access and refresh tokens for a refresh token, which is used up. A used

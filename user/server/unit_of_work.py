@@ -3,14 +3,14 @@ uow.refresh_tokens, uow.revocations) for changes, a plain pooled connection for 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 
 from global_utils.data.database import Database, UnitOfWork
 from global_utils.events.audit_event import AuditEmitter
 from user.server.repository import (
+    LoginLookup,
     LoginThrottle,
     RefreshTokens,
     ThrottlePolicy,
@@ -55,8 +55,7 @@ class UserStorage:
     def reading(self) -> AbstractAsyncContextManager[UserRepository]:
         return self._database.reading(UserRepository)
 
-    @asynccontextmanager
-    async def reading_logins(self) -> AsyncIterator[tuple[UserRepository, LoginThrottle]]:
-        """What a login reads first (its throttle, then the credentials), on one connection."""
+    async def before_login(self, email: str, given: str) -> LoginLookup:
+        """What a login reads first (LoginThrottle.before_login), on a pooled connection."""
         async with self._database.connection() as conn:
-            yield UserRepository(conn), LoginThrottle(conn, self._policy)
+            return await LoginThrottle(conn, self._policy).before_login(email, given)
