@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-import jwt
-
+from global_utils.identity import jws
 from global_utils.identity.principal import Principal, TokenVerifier
 
 
@@ -52,9 +51,8 @@ class TokenCache:
 def seconds_until_expiry(token: str) -> float:
     """Time left before the token's exp claim (read unverified: the user service verified it)."""
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-        return float(claims["exp"]) - time.time()
-    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return float(jws.unverified_claims(token)["exp"]) - time.time()
+    except (KeyError, TypeError, ValueError):  # MalformedToken is a ValueError
         return 0.0
 
 

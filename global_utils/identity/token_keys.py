@@ -4,26 +4,28 @@ verified locally with its published public keys, looked up by key id (kid)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
 
 from global_errors import MessageKey, Unauthenticated
+from global_utils.identity import jws
+from global_utils.identity.jws import ALGORITHM, MalformedToken, b64, unb64
 from global_utils.identity.principal import Principal, Role
 
 logger = logging.getLogger(__name__)
 
 ISSUER = "goTemp.usersrv"
-ALGORITHM = "EdDSA"
+# Claims every access token carries (RFC 7519 §4.1).
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "sub")
 CURVE = "Ed25519"
 # Not asked again sooner than this for an unknown kid: a flood of forged kids costs one fetch.
 MIN_REFETCH_SECONDS = 1.0
@@ -34,10 +36,10 @@ class PublicKey:
     """One published verification key."""
 
     kid: str
-    key: Ed25519PublicKey
+    key: VerifyKey
 
     @classmethod
-    def of(cls, key: Ed25519PublicKey) -> PublicKey:
+    def of(cls, key: VerifyKey) -> PublicKey:
         return cls(key_id(key), key)
 
     @classmethod
@@ -45,7 +47,10 @@ class PublicKey:
         """From a JWKS entry (kty OKP, crv Ed25519); ValueError for anything else."""
         if jwk.get("kty") != "OKP" or jwk.get("crv") != CURVE or "x" not in jwk:
             raise ValueError(f"not an Ed25519 public key: {dict(jwk)!r}")
-        key = Ed25519PublicKey.from_public_bytes(_unb64(str(jwk["x"])))
+        try:
+            key = VerifyKey(unb64(str(jwk["x"])))
+        except (CryptoError, ValueError, TypeError) as exc:  # not 32 bytes of base64url
+            raise ValueError(f"not an Ed25519 public key: {dict(jwk)!r}") from exc
         return cls(str(jwk.get("kid") or key_id(key)), key)
 
     def jwk(self) -> dict[str, str]:
@@ -55,17 +60,17 @@ class PublicKey:
             "alg": ALGORITHM,
             "use": "sig",
             "kid": self.kid,
-            "x": _b64(_raw(self.key)),
+            "x": b64(bytes(self.key)),
         }
 
 
-def key_id(key: Ed25519PublicKey) -> str:
+def key_id(key: VerifyKey) -> str:
     """The key's RFC 7638 JWK thumbprint: the same key always has the same id, on every
     instance, with nothing to configure."""
     canonical = json.dumps(
-        {"crv": CURVE, "kty": "OKP", "x": _b64(_raw(key))}, separators=(",", ":"), sort_keys=True
+        {"crv": CURVE, "kty": "OKP", "x": b64(bytes(key))}, separators=(",", ":"), sort_keys=True
     )
-    return _b64(hashlib.sha256(canonical.encode()).digest())
+    return b64(hashlib.sha256(canonical.encode()).digest())
 
 
 def jwks_document(keys: Iterable[PublicKey]) -> bytes:
@@ -87,8 +92,8 @@ def decode_access_token(token: str, keys: Mapping[str, PublicKey]) -> Principal:
     else (expired, tampered, another algorithm, another issuer); UnknownKeyId when its kid
     is none of keys."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+        header = jws.header(token)
+    except MalformedToken as exc:
         raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
     # Only EdDSA: alg=none, and HS256 "signed" with a public key, never reach a key.
     if header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
@@ -97,15 +102,11 @@ def decode_access_token(token: str, keys: Mapping[str, PublicKey]) -> Principal:
     if key is None:
         raise UnknownKeyId(header["kid"])
     try:
-        claims = jwt.decode(
-            token,
-            key.key,
-            algorithms=[ALGORITHM],
-            issuer=ISSUER,
-            options={"require": ["exp", "iat", "iss", "sub"]},
-        )
-    except jwt.PyJWTError as exc:
+        claims = jws.verified_claims(token, key.key)
+    except MalformedToken as exc:
         raise Unauthenticated(MessageKey.TOKEN_INVALID) from exc
+    if not valid_claims(claims, time.time()):
+        raise Unauthenticated(MessageKey.TOKEN_INVALID)
     return Principal(
         user_id=str(claims["sub"]),
         company=str(claims.get("company", "")),
@@ -113,6 +114,32 @@ def decode_access_token(token: str, keys: Mapping[str, PublicKey]) -> Principal:
         role=Role.parse(claims.get("role")),
         issued_at=float(claims["iat"]),
     )
+
+
+def valid_claims(claims: Mapping[str, Any], moment: float) -> bool:
+    """Whether a verified token's claims make it good at moment (seconds since the epoch):
+    every required claim, our issuer, a string subject, numeric times (RFC 7519's NumericDate:
+    a JSON number) with exp after moment and iat (whole seconds) and any nbf not after it, and
+    no audience (none is expected)."""
+    if any(claims.get(name) is None for name in REQUIRED_CLAIMS):
+        return False
+    if claims["iss"] != ISSUER or not isinstance(claims["sub"], str) or claims.get("aud"):
+        return False
+    times = [claims["exp"], claims["iat"], claims.get("nbf", 0)]
+    if not all(_numeric_date(t) for t in times):
+        return False
+    return bool(
+        claims["exp"] > moment
+        and math.floor(claims["iat"]) <= moment
+        and claims.get("nbf", 0) <= moment
+    )
+
+
+def _numeric_date(value: object) -> bool:
+    if isinstance(value, bool):  # a JSON true is no time
+        return False
+    # any int (exactly comparable with a float, however large); a finite float
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 class LocalTokenVerifier:
@@ -165,15 +192,3 @@ class LocalTokenVerifier:
                 len(fetched),
                 ", ".join(sorted(added)) or "none",
             )
-
-
-def _raw(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -4,6 +4,9 @@ module of the project imports itself round a circle."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,25 @@ def test_the_circle_check_finds_a_circle_and_ignores_type_only_imports(tmp_path:
     names = imported_modules(module, "x", runtime_only=True)
     assert "global_utils.messaging.outbox" in names
     assert "global_utils.data.database" not in names
+
+
+# Test and `make certs` dependencies only: tokens are signed and verified with libsodium
+# (global_utils/identity/jws.py), which the NATS client loads anyway; either of these would
+# add about 9 MB to every process.
+NOT_IN_SERVICES = ("jwt", "cryptography")
+
+
+def test_no_service_nor_the_gateway_loads_a_test_only_library() -> None:
+    modules = [f"{name}.server.bootstrap" for name in sorted(SERVICES)] + ["gateway.__main__"]
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert "nacl" in loaded  # the check sees what a service loads
+    assert loaded.isdisjoint(NOT_IN_SERVICES), loaded & set(NOT_IN_SERVICES)

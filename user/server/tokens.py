@@ -5,17 +5,16 @@ opaque random strings, stored only as their SHA-256 (user.server.repository)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import jwt
-
 from global_errors import MessageKey, Unauthenticated
+from global_utils.identity import jws
 from global_utils.identity.principal import Principal
 from global_utils.identity.token_keys import (
-    ALGORITHM,
     ISSUER,
     PublicKey,
     UnknownKeyId,
@@ -64,12 +63,9 @@ class TokenCodec:
             # to the microsecond (a NumericDate may have a fraction): a revocation refuses
             # the tokens issued before it, and only those, even within one second
             "iat": issued.timestamp(),
-            "exp": expires,
+            "exp": math.floor(expires.timestamp()),
         }
-        token = jwt.encode(
-            claims, self._signing.private, algorithm=ALGORITHM, headers={"kid": self._signing.kid}
-        )
-        return IssuedToken(token, expires)
+        return IssuedToken(jws.sign(claims, self._signing.private, self._signing.kid), expires)
 
     def decode(self, token: str) -> Principal:
         """The token's principal; Unauthenticated for a bad one (an unknown kid included)."""
