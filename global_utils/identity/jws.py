@@ -49,7 +49,9 @@ def _json_segment(data: Mapping[str, Any]) -> str:
 def _object(segment: str) -> dict[str, Any]:
     try:
         value = json.loads(unb64(segment))
-    except (UnicodeDecodeError, ValueError) as exc:  # json's errors are ValueErrors
+    # json's errors are ValueErrors; a segment nested thousands deep exhausts the recursion
+    # limit instead (anyone can send one: it is read before any signature check)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedToken("a segment is not JSON") from exc
     if not isinstance(value, dict):
         raise MalformedToken("a segment is not a JSON object")

@@ -262,6 +262,7 @@ def test_malformed_segments_are_refused_not_crashed_on() -> None:
         f"{array}.{body}.{sig}",
         f"{head}.{body}.",
         f"{head}.\u00e9.{sig}",
+        f"{base64.urlsafe_b64encode(b'[' * 6000).rstrip(b'=').decode()}.{body}.{sig}",
     ):
         with pytest.raises(Unauthenticated):
             decode_access_token(token, KEYS)
