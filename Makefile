@@ -111,10 +111,10 @@ run-%: $(STAMP)  ## run-<name>: a service of suite.toml on its port (run-user: 1
 	$(BIN)/python -m devtools.run_service $*
 
 .PHONY: bench bench-quick bench-audit bench-compare bench-tokens
-bench: $(STAMP)  ## every hot path against its ceiling (about 5 minutes); bench/results.json
+bench: $(STAMP)  ## every hot path against its ceiling (about 15 minutes); bench/results.json
 	$(BIN)/python -m devtools.bench
 
-bench-quick: $(STAMP)  ## the same, short runs (about a minute)
+bench-quick: $(STAMP)  ## the same, short runs (about 7 minutes)
 	$(BIN)/python -m devtools.bench --quick
 
 bench-audit: $(STAMP)  ## audit ingest vs bulk COPY, and change->row lag at 1,000 changes/s
