@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -58,11 +58,30 @@ def _object(segment: str) -> dict[str, Any]:
     return value
 
 
-def _segments(token: str) -> tuple[str, str, str]:
+def _split(token: str) -> tuple[str, str, str]:
     parts = token.split(".")
     if len(parts) != 3:
         raise MalformedToken("not three segments")
     return parts[0], parts[1], parts[2]
+
+
+class Compact(NamedTuple):
+    """A token taken apart: its header (naming EdDSA), and what the signature covers."""
+
+    header: dict[str, Any]
+    signing_input: bytes
+    claims_segment: str
+    signature_segment: str
+
+
+def parse(token: str) -> Compact:
+    """The token's parts, unverified (its header names the key by kid); MalformedToken for
+    anything not three base64url segments with a JSON header naming EdDSA."""
+    head, body, signature = _split(token)
+    header = _object(head)
+    if header.get("alg") != ALGORITHM:
+        raise MalformedToken("not EdDSA")
+    return Compact(header, f"{head}.{body}".encode(), body, signature)
 
 
 def sign(claims: Mapping[str, Any], key: SigningKey, kid: str) -> str:
@@ -73,24 +92,16 @@ def sign(claims: Mapping[str, Any], key: SigningKey, kid: str) -> str:
     return f"{signing_input}.{b64(signature)}"
 
 
-def header(token: str) -> dict[str, Any]:
-    """The token's header, unverified (to choose the key by its kid)."""
-    return _object(_segments(token)[0])
-
-
 def unverified_claims(token: str) -> dict[str, Any]:
     """The token's claims without checking its signature: only for a token verified before
-    (a cache reading its expiry)."""
-    return _object(_segments(token)[1])
+    (a cache reading its expiry), whatever its algorithm."""
+    return _object(_split(token)[1])
 
 
-def verified_claims(token: str, key: VerifyKey) -> dict[str, Any]:
-    """The claims of a token signed with key under EdDSA; MalformedToken for anything else."""
-    head, body, signature = _segments(token)
-    if _object(head).get("alg") != ALGORITHM:
-        raise MalformedToken("not EdDSA")
+def verified_claims(token: Compact, key: VerifyKey) -> dict[str, Any]:
+    """The claims of a parsed token if key signed it; MalformedToken otherwise."""
     try:
-        key.verify(f"{head}.{body}".encode(), unb64(signature))
+        key.verify(token.signing_input, unb64(token.signature_segment))
     except (BadSignatureError, ValueError) as exc:  # ValueError: not 64 bytes
         raise MalformedToken("bad signature") from exc
-    return _object(body)
+    return _object(token.claims_segment)

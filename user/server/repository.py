@@ -143,12 +143,6 @@ class UserRepository:
             )
         )
 
-    async def credentials(self, email: str) -> tuple[User, str] | None:
-        row = await self._conn.fetchrow(
-            f"SELECT {_COLUMNS}, pwd FROM appuser WHERE lower(email) = lower($1)", email
-        )
-        return (_to_user(row), row["pwd"]) if row else None
-
     async def insert(self, draft: UserDraft, pwd_hash: str) -> User:
         try:
             row = await self._conn.fetchrow(

@@ -85,9 +85,9 @@ class Sessions:
         # (and not counted: no row could ever match it).
         storable = bool(email) and len(email) <= MAX_EMAIL_CHARS and "\x00" not in email
         lookup = await self._storage.before_login(key, email) if storable else NOT_STORABLE
-        if lookup.seconds_throttled is not None:
-            await self._refuse_throttled(key, lookup)
         user, pwd_hash = lookup.found or (None, None)
+        if lookup.seconds_throttled is not None:
+            await self._refuse_throttled(key, lookup.seconds_throttled, user)
         password_ok = await self._hasher.check(password, pwd_hash)
         if password_ok and user is not None and user.may_log_in(now()):
             refresh = new_refresh_token()
@@ -131,15 +131,13 @@ class Sessions:
             uow.emit(login_event(email, user, outcome, self._to_login_record))
             await uow.commit()
 
-    async def _refuse_throttled(self, email: str, lookup: LoginLookup) -> None:
+    async def _refuse_throttled(self, email: str, seconds_left: float, user: User | None) -> None:
         async with self._storage.unit_of_work() as uow:
             # Once per throttle window in the history, not once per attempt.
             if await uow.throttle.note_refused(email):
-                user = lookup.found[0] if lookup.found else None
                 uow.emit(login_event(email, user, LoginOutcome.THROTTLED, self._to_login_record))
                 await uow.commit()
-        seconds = max(1, math.ceil(lookup.seconds_throttled or 0))
-        raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=seconds)
+        raise ResourceExhausted(MessageKey.LOGIN_THROTTLED, seconds=max(1, math.ceil(seconds_left)))
 
     async def refresh(self, refresh_token: str) -> Session:
         """The next access and refresh tokens for a refresh token, which is used up. A used
