@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -101,6 +102,12 @@ class Backlog:
     oldest_age_seconds: float  # 0 with nothing pending
 
 
+def _outbox_order(row: asyncpg.Record) -> tuple[Any, Any]:
+    """The order rows were committed in (and the pending index's), events of one object
+    among them: Python orders UUIDs as PostgreSQL does, by their bytes."""
+    return row["createdat"], row["eventid"]
+
+
 def _failure_text(exc: Exception) -> str:
     """A publish failure in words; a missing stream is a deployment step left out."""
     if isinstance(exc, NoStreamResponseError):
@@ -155,9 +162,9 @@ class _Envelope:
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows to JetStream. Rows are claimed with FOR UPDATE SKIP LOCKED,
-    so several instances share the work; a row is marked sent only after JetStream acknowledged
-    the message holding it. Audit events travel in envelopes of up to envelope_events
+    """Publishes pending outbox rows to JetStream. Rows are claimed with a lease (FOR UPDATE
+    SKIP LOCKED while claiming), so several instances share the work; a row is marked sent only
+    after JetStream acknowledged the message holding it. Audit events travel in envelopes of up to envelope_events
     (global_utils/events/envelope.py; Nats-Msg-Id derived from the events' ids), an envelope of
     one, and every event with envelope_events=1, as a message of its own (Nats-Msg-Id = event
     id): JetStream drops a re-publish after a crash as a duplicate, the audit table's unique key
@@ -186,6 +193,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
+        # Long enough to outlast every publish of a batch (they run at once, each within
+        # publish_timeout); short enough that a relay stopped mid-batch delays little.
+        self._lease = timedelta(seconds=max(15.0, 3 * publish_timeout))
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
@@ -210,21 +220,29 @@ class OutboxRelay:
         self._tasks = []
 
     async def relay_once(self) -> int:
-        """Publishes one batch of pending rows; returns how many were claimed. A row whose
-        mark is lost (the connection ended first) is published again later: JetStream drops
-        the copy within its duplicate window, and the audit table's unique key after it."""
-        async with self._db.transaction() as conn:
+        """Publishes one batch of pending rows; returns how many were claimed. Two round trips
+        besides the publish, no transaction held while JetStream answers: the claim leases
+        the rows (any relay may take them again once the lease has run out), the mark sets
+        the acknowledged ones sent and gives the others back. A row whose mark is lost (the
+        relay stopped first) is published again when its lease ends: JetStream drops the copy
+        within its duplicate window, and the audit table's unique key after it."""
+        async with self._db.connection() as conn:
             rows = await conn.fetch(
-                "SELECT eventid, subject, headers, payload, traceparent FROM audit_outbox"
-                " WHERE sentat IS NULL ORDER BY createdat, eventid LIMIT $1"
-                " FOR UPDATE SKIP LOCKED",
+                "UPDATE audit_outbox o SET leaseuntil = clock_timestamp() + $2::interval"
+                " FROM (SELECT eventid FROM audit_outbox WHERE sentat IS NULL"
+                " AND (leaseuntil IS NULL OR leaseuntil < clock_timestamp())"
+                " ORDER BY createdat, eventid LIMIT $1 FOR UPDATE SKIP LOCKED) claimed"
+                " WHERE o.eventid = claimed.eventid"
+                " RETURNING o.eventid, o.createdat, o.subject, o.headers, o.payload,"
+                " o.traceparent",
                 self._batch_size,
+                self._lease,
             )
             if not rows:
                 return 0
+            rows.sort(key=_outbox_order)  # RETURNING keeps no order
             acked, error = await self._publish(rows)
-            if acked:
-                await self._mark_sent(conn, acked)
+            await self._mark(conn, acked, [row["eventid"] for row in rows] if error else [])
         self.published += len(acked)
         if error is not None:
             raise error
@@ -325,10 +343,21 @@ class OutboxRelay:
             },
         )
 
-    async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[Any]) -> None:
-        await conn.execute(
-            "UPDATE audit_outbox SET sentat = now() WHERE eventid = ANY($1::uuid[])", event_ids
-        )
+    async def _mark(self, conn: asyncpg.Connection, acked: list[Any], claimed: list[Any]) -> None:
+        """Sets the acknowledged rows sent; after a failed publish (claimed: every row of the
+        batch) gives the rest back at once instead of when their lease ends."""
+        if claimed:
+            await conn.execute(
+                "UPDATE audit_outbox SET leaseuntil = NULL,"
+                " sentat = CASE WHEN eventid = ANY($1::uuid[]) THEN now() END"
+                " WHERE eventid = ANY($2::uuid[])",
+                acked,
+                claimed,
+            )
+        elif acked:
+            await conn.execute(
+                "UPDATE audit_outbox SET sentat = now() WHERE eventid = ANY($1::uuid[])", acked
+            )
 
     async def _run(self) -> None:
         await self._db.wait_ready()

@@ -267,8 +267,17 @@ async def test_changes_made_while_nats_is_down_are_stored_once_it_is_back(
 class CrashBeforeMarking(OutboxRelay):
     """A relay that dies after JetStream acknowledged the batch, before marking it sent."""
 
-    async def _mark_sent(self, conn: asyncpg.Connection, event_ids: list[object]) -> None:
+    async def _mark(self, conn: asyncpg.Connection, acked: list[Any], claimed: list[Any]) -> None:
         raise RuntimeError("relay killed")
+
+
+async def crashed_relays_lease_runs_out(database: Database) -> None:
+    """Moves the crashed relay's lease into the past, as time would (15 s at the least)."""
+    async with database.connection() as conn:
+        await conn.execute(
+            "UPDATE audit_outbox SET leaseuntil = clock_timestamp() - interval '1 second'"
+            " WHERE sentat IS NULL AND leaseuntil IS NOT NULL"
+        )
 
 
 @pytest.mark.parametrize("envelope_events", [1, DEFAULT_ENVELOPE_EVENTS])
@@ -286,12 +295,67 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
             await CrashBeforeMarking(database, broker, envelope_events=envelope_events).relay_once()
         assert await pipeline.pending_in_outbox() == 10  # nothing was marked sent
         relay = OutboxRelay(database, broker, envelope_events=envelope_events)
+        assert await relay.relay_once() == 0  # leased to the crashed relay: not sent twice now
+        await crashed_relays_lease_runs_out(database)
         assert await relay.relay_once() == 10  # published again
         assert await pipeline.pending_in_outbox() == 0
         messages = 10 if envelope_events == 1 else 1
         assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + messages  # not 2x
     finally:
         await admin.close()
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(ids)
+    finally:
+        await audit.stop()
+
+
+async def test_a_failed_publish_gives_its_rows_back_at_once(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """The acknowledged rows are marked sent, the others are not left leased: the next pass
+    (after the relay's short back-off, not the lease's end) publishes them."""
+    database, broker = producer
+    ids = await produce(database, 6)
+
+    class HalfAnswered(OutboxRelay):
+        async def _publish(
+            self, rows: list[asyncpg.Record]
+        ) -> tuple[list[Any], BaseException | None]:
+            acked, _ = await super()._publish(rows[:3])  # these really went out
+            return acked, RuntimeError("JetStream did not answer")
+
+    with pytest.raises(RuntimeError, match="did not answer"):
+        await HalfAnswered(database, broker, envelope_events=1).relay_once()
+    assert await pipeline.pending_in_outbox() == 3
+    assert await OutboxRelay(database, broker).relay_once() == 3
+    audit = await started(build_audit(pipeline.audit_settings()))
+    try:
+        await pipeline.exactly(ids)
+    finally:
+        await audit.stop()
+
+
+async def test_relays_claiming_at_once_share_the_rows_without_overlap(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    database, broker = producer
+    ids = await produce(database, 40)
+    claimed: list[list[Any]] = []
+
+    class Recording(OutboxRelay):
+        async def _publish(
+            self, rows: list[asyncpg.Record]
+        ) -> tuple[list[Any], BaseException | None]:
+            claimed.append([row["eventid"] for row in rows])
+            return await super()._publish(rows)
+
+    relays = [Recording(database, broker, batch_size=20) for _ in range(3)]
+    counts = await asyncio.gather(*(relay.relay_once() for relay in relays))
+    assert sum(counts) == 40, counts
+    every = [event_id for batch in claimed for event_id in batch]
+    assert len(every) == len(set(every)) == 40
+    assert await pipeline.pending_in_outbox() == 0
     audit = await started(build_audit(pipeline.audit_settings()))
     try:
         await pipeline.exactly(ids)
@@ -312,6 +376,7 @@ async def test_an_envelope_re_sent_made_up_differently_is_stored_once(
         before = (await js.stream_info(AUDIT_STREAM)).state.messages
         with pytest.raises(RuntimeError, match="relay killed"):
             await CrashBeforeMarking(database, broker).relay_once()  # one envelope of 10
+        await crashed_relays_lease_runs_out(database)
         assert await OutboxRelay(database, broker, envelope_events=4).relay_once() == 10
         # 4 + 4 + 2 again: every event twice in the stream
         assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 1 + 3

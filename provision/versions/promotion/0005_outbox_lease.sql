@@ -1,0 +1,7 @@
+-- The outbox relay claims a batch of unsent rows by leasing them (leaseuntil) in one
+-- autocommit statement, publishes them, then marks them sent in another
+-- (global_utils/messaging/outbox.py): no transaction is held open while JetStream answers.
+-- A lease that runs out (the relay stopped between its claim and its mark) lets any relay
+-- claim the rows again; JetStream and the audit table's unique key drop the copy. NULL: not
+-- leased. The runtime role's table grants (0002) cover it.
+ALTER TABLE audit_outbox ADD COLUMN IF NOT EXISTS leaseuntil timestamptz;
