@@ -162,16 +162,16 @@ class _Envelope:
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows to JetStream. Rows are claimed with a lease (FOR UPDATE
-    SKIP LOCKED while claiming), so several instances share the work; a row is marked sent
-    only after JetStream acknowledged the message holding it. Audit events travel in envelopes
-    of up to envelope_events (global_utils/events/envelope.py; Nats-Msg-Id derived from the
-    events' ids), an envelope of one, and every event with envelope_events=1, as a message of its own (Nats-Msg-Id = event
-    id): JetStream drops a re-publish after a crash as a duplicate, the audit table's unique key
-    any copy that gets past it. Wakes on LISTEN/NOTIFY and on local commits, and polls anyway.
-    A row's stored traceparent goes out in the event's `traceparent` header: with tracing on,
-    that of a PRODUCER span (one per event) continuing the change's trace; with it off, as
-    stored."""
+    """Publishes pending outbox rows to JetStream. Rows are claimed with a lease (FOR UPDATE SKIP
+    LOCKED while claiming), so several instances share the work; a row is marked sent only after
+    JetStream acknowledged the message holding it. Audit events travel in envelopes of up to
+    envelope_events (global_utils/events/envelope.py; Nats-Msg-Id derived from the events' ids),
+    an envelope of one, and every event with envelope_events=1, as a message of its own
+    (Nats-Msg-Id = event id): JetStream drops a re-publish after a crash as a duplicate, the
+    audit table's unique key any copy that gets past it. Wakes on LISTEN/NOTIFY and on local
+    commits, and polls anyway. A row's stored traceparent goes out in the event's `traceparent`
+    header: with tracing on, that of a PRODUCER span (one per event) continuing the change's
+    trace; with it off, as stored."""
 
     def __init__(
         self,
