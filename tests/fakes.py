@@ -30,6 +30,7 @@ from user.server.passwords import PasswordHasher
 from user.server.repository import (
     LoginLookup,
     LoginThrottle,
+    NewRefreshToken,
     RefreshTokens,
     StoredRefreshToken,
     ThrottlePolicy,
@@ -376,6 +377,25 @@ class FakeUserStorage(UserStorage):
             email in self.throttle.failures,
             await self.users.credentials(given),
         )
+
+    async def record_login(
+        self,
+        email: str,
+        event: AuditEvent,
+        *,
+        clear_failures: bool,
+        count_failure: bool,
+        refresh: NewRefreshToken | None,
+    ) -> None:
+        if clear_failures:
+            await self.throttle.clear(email)
+        if count_failure:
+            await self.throttle.count_failure(email)
+        if refresh is not None:
+            await self.refresh_tokens.add(
+                refresh.token_hash, refresh.family_id, refresh.user_id, refresh.expires_at
+            )
+        self.events.append(event)
 
 
 class FakePromotionStorage(PromotionStorage):

@@ -384,8 +384,15 @@ class UnitOfWork:
 class _NoAudit:
     """An AuditEmitter for transactions that produce no audit events."""
 
-    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
-        return None
+    async def record(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[AuditEvent],
+        changes: Sequence[str] = (),
+        args: Sequence[Any] = (),
+    ) -> None:
+        if changes:
+            await conn.execute(f"WITH {', '.join(changes)} SELECT", *args)
 
     def committed(self, events: Sequence[AuditEvent]) -> None:
         return None

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from google.protobuf.message import Message
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -178,8 +178,17 @@ def parse_event_id(value: str) -> uuid.UUID:
 class AuditEmitter(Protocol):
     """Takes the audit events of a unit of work, in two steps around its commit."""
 
-    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
-        """Inside the transaction, before commit (an outbox writes its rows here)."""
+    async def record(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[AuditEvent],
+        changes: Sequence[str] = (),
+        args: Sequence[Any] = (),
+    ) -> None:
+        """Inside the transaction, before commit (an outbox writes its rows here). With
+        changes (data-modifying WITH items, `name AS (INSERT ...)`, whose parameters are
+        $1..$len(args)), the change and its events are one statement: atomic without a
+        transaction, so a change known in full up front needs no BEGIN and COMMIT."""
         ...
 
     def committed(self, events: Sequence[AuditEvent]) -> None:

@@ -66,21 +66,34 @@ class OutboxAuditEmitter:
         self._relay = relay
         self._tracer = tracer
 
-    async def record(self, conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:
-        if not events:
+    async def record(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[AuditEvent],
+        changes: Sequence[str] = (),
+        args: Sequence[Any] = (),
+    ) -> None:
+        if not events and not changes:
             return
         with span_or_nothing(
             self._tracer, "audit outbox write", attributes={"gotemp.audit.events": len(events)}
         ):
             traceparent = current_traceparent() if self._tracer is not None else None
-            # One round trip: the rows, and a NOTIFY that is delivered at commit and wakes
-            # relays in other instances too (only a hint: they poll anyway). It names this
-            # process's relay, which committed() wakes and the NOTIFY need not wake again.
-            await conn.execute(
-                "WITH stored AS (INSERT INTO audit_outbox"
+            n = len(args)
+            # One round trip: the caller's changes, the rows, and a NOTIFY that is delivered at
+            # commit and wakes relays in other instances too (only a hint: they poll anyway).
+            # It names this process's relay, which committed() wakes and the NOTIFY need not
+            # wake again.
+            stored = (
+                "stored AS (INSERT INTO audit_outbox"
                 " (eventid, subject, headers, payload, traceparent) SELECT * FROM"
-                " unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bytea[], $5::text[]))"
-                f" SELECT pg_notify('{NOTIFY_CHANNEL}', $6)",
+                f" unnest(${n + 1}::uuid[], ${n + 2}::text[], ${n + 3}::jsonb[],"
+                f" ${n + 4}::bytea[], ${n + 5}::text[]))"
+            )
+            await conn.execute(
+                f"WITH {', '.join([*changes, stored])}"
+                f" SELECT pg_notify('{NOTIFY_CHANNEL}', ${n + 6})",
+                *args,
                 [e.event_id for e in events],
                 [Subject.AUDIT.value] * len(events),
                 [json.dumps(self._signer.sign(e.headers(), e.payload)) for e in events],

@@ -153,6 +153,24 @@ async def test_an_unknown_email_is_throttled_too(user_stub) -> None:
     assert await login(user_stub, email, "guess") == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+async def test_a_failure_purges_only_rows_whose_window_has_passed(user_stub, appuser_db) -> None:
+    tag = uuid.uuid4().hex[:8]
+    passed, current = f"passed-{tag}@example.com", f"current-{tag}@example.com"
+    await appuser_db.execute(
+        "INSERT INTO login_throttle (email, windowstart, failures) VALUES"
+        " ($1, now() - interval '10 days', 2), ($2, now() - interval '10 seconds', 2)",
+        passed,
+        current,
+    )
+    other = f"other-{tag}@example.com"
+    assert await login(user_stub, other, "guess") == grpc.StatusCode.UNAUTHENTICATED
+    rows = await appuser_db.fetch(
+        "SELECT email, failures FROM login_throttle WHERE email = ANY($1::text[])",
+        [passed, current, other],
+    )
+    assert {r["email"]: r["failures"] for r in rows} == {current: 2, other: 1}
+
+
 # logins in the audit history
 
 

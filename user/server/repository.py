@@ -25,6 +25,7 @@ _CALLER = (
 )
 # Throttle rows whose window passed count for nothing; each failure purges up to this many.
 THROTTLE_PURGE_BATCH = 100
+_ADD_REFRESH_TOKEN = "INSERT INTO refresh_token (tokenhash, familyid, userid, expiresat)"
 
 
 def build_search(query: UserQuery) -> tuple[str, list[Any]]:
@@ -255,32 +256,57 @@ class LoginThrottle:
             )
         )
 
-    async def count_failure(self, email: str) -> None:
-        # SKIP LOCKED: instances purging at once neither wait for nor deadlock on each other.
-        await self._conn.execute(
-            "DELETE FROM login_throttle WHERE email IN (SELECT email FROM login_throttle"
-            " WHERE windowstart <= now() - $1::interval AND email <> $2"
-            " ORDER BY windowstart LIMIT $3 FOR UPDATE SKIP LOCKED)",
-            self._window,
-            email,
-            THROTTLE_PURGE_BATCH,
-        )
-        # SET expressions read the row as it was before this statement.
-        await self._conn.execute(
-            "INSERT INTO login_throttle AS t (email, windowstart, failures) VALUES ($1, now(), 1)"
-            " ON CONFLICT (email) DO UPDATE SET"
+
+@dataclass(frozen=True)
+class NewRefreshToken:
+    """The first refresh token of a login's family, to store (by its SHA-256)."""
+
+    token_hash: bytes
+    family_id: uuid.UUID
+    user_id: int
+    expires_at: datetime
+
+
+def login_changes(
+    email: str,
+    policy: ThrottlePolicy,
+    *,
+    clear_failures: bool,
+    count_failure: bool,
+    refresh: NewRefreshToken | None,
+) -> tuple[list[str], list[Any]]:
+    """What a login's outcome changes, as data-modifying WITH items and their parameters for
+    one statement with its audit event (AuditEmitter.record): the email's failures cleared (a
+    success while some are counted) or one more counted, and a success's first refresh token.
+    A counted failure also purges other emails' rows whose window has passed."""
+    changes: list[str] = []
+    args: list[Any] = []
+    if clear_failures:
+        args.append(email)
+        changes.append("cleared AS (DELETE FROM login_throttle WHERE email = $1)")
+    elif count_failure:
+        args += [email, policy.attempts, policy.window, THROTTLE_PURGE_BATCH]
+        changes += [
+            # SKIP LOCKED: instances purging at once neither wait for nor deadlock on each other.
+            "purged AS (DELETE FROM login_throttle WHERE email IN (SELECT email"
+            " FROM login_throttle WHERE windowstart <= now() - $3::interval AND email <> $1"
+            " ORDER BY windowstart LIMIT $4 FOR UPDATE SKIP LOCKED))",
+            # SET expressions read the row as it was before this statement.
+            "failed AS (INSERT INTO login_throttle AS t (email, windowstart, failures)"
+            " VALUES ($1, now(), 1) ON CONFLICT (email) DO UPDATE SET"
             " failures = CASE WHEN t.windowstart <= now() - $3::interval THEN 1"
             " ELSE t.failures + 1 END,"
             " windowstart = CASE WHEN t.windowstart <= now() - $3::interval"
             " OR t.failures + 1 >= $2::int THEN now() ELSE t.windowstart END,"
-            " throttlenoted = t.throttlenoted AND t.windowstart > now() - $3::interval",
-            email,
-            self._attempts,
-            self._window,
+            " throttlenoted = t.throttlenoted AND t.windowstart > now() - $3::interval)",
+        ]
+    if refresh is not None:
+        n = len(args)
+        args += [refresh.token_hash, refresh.family_id, refresh.user_id, refresh.expires_at]
+        changes.append(
+            f"token AS ({_ADD_REFRESH_TOKEN} VALUES (${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}))"
         )
-
-    async def clear(self, email: str) -> None:
-        await self._conn.execute("DELETE FROM login_throttle WHERE email = $1", email)
+    return changes, args
 
 
 @dataclass(frozen=True)
@@ -305,8 +331,7 @@ class RefreshTokens:
         self, token_hash: bytes, family_id: uuid.UUID, user_id: int, expires_at: datetime
     ) -> None:
         await self._conn.execute(
-            "INSERT INTO refresh_token (tokenhash, familyid, userid, expiresat)"
-            " VALUES ($1, $2, $3, $4)",
+            f"{_ADD_REFRESH_TOKEN} VALUES ($1, $2, $3, $4)",
             token_hash,
             family_id,
             user_id,

@@ -21,7 +21,7 @@ from global_utils.runtime.timeutil import now
 from user.server.audit_events import login_event
 from user.server.models import LoginAttempt, LoginOutcome, User
 from user.server.passwords import PasswordHasher
-from user.server.repository import LoginLookup
+from user.server.repository import LoginLookup, NewRefreshToken
 from user.server.standing import require_standing
 from user.server.tokens import (
     REFRESH_LIFETIME,
@@ -115,21 +115,22 @@ class Sessions:
         """Stores a login's outcome with its audit event: a success clears the email's
         counted failures (counted: there are some), any other outcome counts one more
         (counted: the email could be stored)."""
-        async with self._storage.unit_of_work() as uow:
-            if counted and outcome is LoginOutcome.SUCCEEDED:
-                await uow.throttle.clear(email)
-            elif counted:
-                await uow.throttle.count_failure(email)
-            if refresh_token is not None and user is not None:
-                # a login starts a family of refresh tokens
-                await uow.refresh_tokens.add(
-                    refresh_token_hash(refresh_token),
-                    uuid.uuid4(),
-                    user.id,
-                    now() + self._refresh_lifetime,
-                )
-            uow.emit(login_event(email, user, outcome, self._to_login_record))
-            await uow.commit()
+        succeeded = outcome is LoginOutcome.SUCCEEDED
+        await self._storage.record_login(
+            email,
+            login_event(email, user, outcome, self._to_login_record),
+            clear_failures=counted and succeeded,
+            count_failure=counted and not succeeded,
+            # a login starts a family of refresh tokens
+            refresh=NewRefreshToken(
+                refresh_token_hash(refresh_token),
+                uuid.uuid4(),
+                user.id,
+                now() + self._refresh_lifetime,
+            )
+            if refresh_token is not None and user is not None
+            else None,
+        )
 
     async def _refuse_throttled(self, email: str, seconds_left: float, user: User | None) -> None:
         async with self._storage.unit_of_work() as uow:

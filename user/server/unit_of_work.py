@@ -8,13 +8,15 @@ from contextlib import AbstractAsyncContextManager
 import asyncpg
 
 from global_utils.data.database import Database, UnitOfWork
-from global_utils.events.audit_event import AuditEmitter
+from global_utils.events.audit_event import AuditEmitter, AuditEvent
 from user.server.repository import (
     LoginLookup,
     LoginThrottle,
+    NewRefreshToken,
     RefreshTokens,
     ThrottlePolicy,
     UserRepository,
+    login_changes,
 )
 from user.server.revocations import TokenRevocations
 
@@ -59,3 +61,26 @@ class UserStorage:
         """What a login reads first (LoginThrottle.before_login), on a pooled connection."""
         async with self._database.connection() as conn:
             return await LoginThrottle(conn, self._policy).before_login(email, given)
+
+    async def record_login(
+        self,
+        email: str,
+        event: AuditEvent,
+        *,
+        clear_failures: bool,
+        count_failure: bool,
+        refresh: NewRefreshToken | None,
+    ) -> None:
+        """Stores a login's outcome (login_changes) with its audit event in one statement:
+        known in full before it is written, it needs no transaction's BEGIN and COMMIT (a
+        login's round trips are what reads beside it queue behind)."""
+        changes, args = login_changes(
+            email,
+            self._policy,
+            clear_failures=clear_failures,
+            count_failure=count_failure,
+            refresh=refresh,
+        )
+        async with self._database.connection() as conn:
+            await self._emitter.record(conn, [event], changes, args)
+        self._emitter.committed([event])
