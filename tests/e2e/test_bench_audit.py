@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from devtools.bench_audit import DRAIN_ROUNDS
 from devtools.dev_secrets import development_keys
 from devtools.stack import REPO_ROOT
 from tests.e2e.conftest import base_env
@@ -30,11 +33,12 @@ def test_a_tiny_run_publishes_every_event_through_the_relays(tmp_path: Path) -> 
     assert run["ingest_source"] == "relays"
     relayed = run["relayed"]
     keys = development_keys()
-    # The backlog and the burst (EVENTS each, shared by the two producers), the change that
-    # wakes the resumed consumer and the lag phase's 100 changes (the user service's) were
-    # written into the services' outboxes, marked sent by their relays once JetStream had
-    # them, and every one of them is in the audit table.
-    written = {"user": EVENTS + 1 + 100, "promotion": EVENTS}
+    # The backlogs (one per drain round) and the burst, EVENTS each shared by the two
+    # producers, the change that wakes each resumed consumer and the lag phase's 100 changes
+    # (the user service's) were written into the services' outboxes, marked sent by their
+    # relays once JetStream had them, and every one of them is in the audit table.
+    shares = EVENTS // 2 * (DRAIN_ROUNDS + 1)
+    written = {"user": shares + DRAIN_ROUNDS + 100, "promotion": shares}
     for producer in ("user", "promotion"):
         assert relayed[producer] == {
             "outbox_sent": written[producer],
@@ -52,5 +56,9 @@ def test_a_tiny_run_publishes_every_event_through_the_relays(tmp_path: Path) -> 
     assert 2 <= run["publish_messages"] < EVENTS
     for key in ("ingest_events_per_s", "burst_events_per_s", "copy_rows_per_s"):
         assert run[key] > 0, key
+    drains = run["ingest_runs_events_per_s"]
+    assert len(drains) == DRAIN_ROUNDS and sorted(drains)[DRAIN_ROUNDS // 2] == pytest.approx(
+        run["ingest_events_per_s"], abs=1
+    )
     for process in ("user_relay", "promotion_relay", "audit", "nats", "postgres"):
         assert f"burst_{process}_cpu_us_per_event" in run, process
