@@ -89,6 +89,26 @@ async def test_the_provisioned_databases_are_up_to_date(postgres: EmbeddedPostgr
         assert [version for version, _ in before] == [m.version for m in database.migrations()]
 
 
+async def test_every_outbox_is_leased_in_place(postgres: EmbeddedPostgres) -> None:
+    """Each producer's audit_outbox has the relay's lease column and room in its pages for
+    the lease's heap-only update (the relay's claim would cost twice as much without)."""
+    outboxes = 0
+    for database in DATABASES:
+        conn = await asyncpg.connect(postgres.dsn(database.name))
+        try:
+            table = await conn.fetchrow(
+                "SELECT c.reloptions, EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid"
+                " AND a.attname = 'leaseuntil' AND NOT a.attisdropped) AS leased"
+                " FROM pg_class c WHERE c.relname = 'audit_outbox' AND c.relkind = 'r'"
+            )
+        finally:
+            await conn.close()
+        if table is not None:
+            outboxes += 1
+            assert table["leased"] and "fillfactor=50" in (table["reloptions"] or []), database
+    assert outboxes == len(DATABASES) - 1  # every database but the audit service's
+
+
 async def test_a_changed_applied_migration_is_refused_and_nothing_runs(
     postgres: EmbeddedPostgres, scratch: str, tmp_path: Path
 ) -> None:
