@@ -160,6 +160,14 @@ class Pipeline:
         await eventually(drained, timeout=40, what="the pipeline to drain")
         assert await self.stored(ids) == len(ids)
 
+    async def audit_stores_exactly(self, ids: list[str]) -> None:
+        """exactly(ids) with an audit service started for it, and stopped after."""
+        audit = await started(build_audit(self.audit_settings()))
+        try:
+            await self.exactly(ids)
+        finally:
+            await audit.stop()
+
 
 @pytest.fixture(scope="module")
 async def pipeline(stack_dir: Path, nats_keys: NatsKeys) -> AsyncIterator[Pipeline]:
@@ -303,11 +311,7 @@ async def test_republish_after_a_relay_crash_is_deduplicated(
         assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + messages  # not 2x
     finally:
         await admin.close()
-    audit = await started(build_audit(pipeline.audit_settings()))
-    try:
-        await pipeline.exactly(ids)
-    finally:
-        await audit.stop()
+    await pipeline.audit_stores_exactly(ids)
 
 
 async def test_a_failed_publish_gives_its_rows_back_at_once(
@@ -329,11 +333,7 @@ async def test_a_failed_publish_gives_its_rows_back_at_once(
         await HalfAnswered(database, broker, envelope_events=1).relay_once()
     assert await pipeline.pending_in_outbox() == 3
     assert await OutboxRelay(database, broker).relay_once() == 3
-    audit = await started(build_audit(pipeline.audit_settings()))
-    try:
-        await pipeline.exactly(ids)
-    finally:
-        await audit.stop()
+    await pipeline.audit_stores_exactly(ids)
 
 
 async def test_relays_claiming_at_once_share_the_rows_without_overlap(
@@ -356,11 +356,7 @@ async def test_relays_claiming_at_once_share_the_rows_without_overlap(
     every = [event_id for batch in claimed for event_id in batch]
     assert len(every) == len(set(every)) == 40
     assert await pipeline.pending_in_outbox() == 0
-    audit = await started(build_audit(pipeline.audit_settings()))
-    try:
-        await pipeline.exactly(ids)
-    finally:
-        await audit.stop()
+    await pipeline.audit_stores_exactly(ids)
 
 
 async def test_an_envelope_re_sent_made_up_differently_is_stored_once(
@@ -382,11 +378,7 @@ async def test_an_envelope_re_sent_made_up_differently_is_stored_once(
         assert (await js.stream_info(AUDIT_STREAM)).state.messages == before + 1 + 3
     finally:
         await admin.close()
-    audit = await started(build_audit(pipeline.audit_settings()))
-    try:
-        await pipeline.exactly(ids)
-    finally:
-        await audit.stop()
+    await pipeline.audit_stores_exactly(ids)
 
 
 def events_of(delivery: Delivery) -> list[tuple[bytes | None, bytes]]:
@@ -690,11 +682,7 @@ async def test_a_relay_sends_its_rows_as_envelopes_in_the_outbox_order(
     messages, stream_order = await stream_events(pipeline, after)
     assert messages == 3  # 100 + 100 + 50
     assert stream_order == outbox_order  # events of one object keep their order
-    audit = await started(build_audit(pipeline.audit_settings()))
-    try:
-        await pipeline.exactly(ids)
-    finally:
-        await audit.stop()
+    await pipeline.audit_stores_exactly(ids)
 
 
 async def pipeline_outbox_order(pipeline: Pipeline, object_ids: list[str]) -> list[str]:
