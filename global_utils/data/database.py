@@ -381,6 +381,14 @@ class UnitOfWork:
         return False
 
 
+async def run_changes(
+    conn: asyncpg.Connection, changes: Sequence[str], args: Sequence[Any]
+) -> None:
+    """Runs data-modifying WITH items (AuditEmitter.record's changes) as one statement."""
+    if changes:
+        await conn.execute(f"WITH {', '.join(changes)} SELECT", *args)
+
+
 class _NoAudit:
     """An AuditEmitter for transactions that produce no audit events."""
 
@@ -391,8 +399,7 @@ class _NoAudit:
         changes: Sequence[str] = (),
         args: Sequence[Any] = (),
     ) -> None:
-        if changes:
-            await conn.execute(f"WITH {', '.join(changes)} SELECT", *args)
+        await run_changes(conn, changes, args)
 
     def committed(self, events: Sequence[AuditEvent]) -> None:
         return None

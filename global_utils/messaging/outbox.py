@@ -20,7 +20,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, use_span
 
-from global_utils.data.database import Database
+from global_utils.data.database import Database, run_changes
 from global_utils.events.audit_event import AUDIT_STREAM, AuditEvent, Subject
 from global_utils.events.envelope import (
     DEFAULT_ENVELOPE_EVENTS,
@@ -73,7 +73,8 @@ class OutboxAuditEmitter:
         changes: Sequence[str] = (),
         args: Sequence[Any] = (),
     ) -> None:
-        if not events and not changes:
+        if not events:
+            await run_changes(conn, changes, args)
             return
         with span_or_nothing(
             self._tracer, "audit outbox write", attributes={"gotemp.audit.events": len(events)}

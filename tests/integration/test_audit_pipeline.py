@@ -359,6 +359,36 @@ async def test_relays_claiming_at_once_share_the_rows_without_overlap(
     await pipeline.audit_stores_exactly(ids)
 
 
+async def test_a_change_and_its_events_in_one_statement_are_kept_or_dropped_together(
+    pipeline: Pipeline, producer: tuple[Database, Broker]
+) -> None:
+    """AuditEmitter.record with changes (how a login stores its outcome): no transaction, and
+    still the change and its event together or neither."""
+    database, broker = producer
+    emitter = OutboxAuditEmitter(SIGNER)
+    email = f"one-statement-{uuid.uuid4().hex[:8]}@example.com"
+    add = [
+        "added AS (INSERT INTO login_throttle (email, windowstart, failures) VALUES ($1, now(), 1))"
+    ]
+    row = "SELECT count(*) FROM login_throttle WHERE email = $1"
+    ids = [uuid.uuid4().hex]
+    async with database.connection() as conn:
+        await emitter.record(conn, [event(ids[0])], add, [email])
+        assert await conn.fetchval(row, email) == 1
+        assert await pipeline.pending_in_outbox() == 1
+        with pytest.raises(asyncpg.UniqueViolationError):  # the same row again
+            await emitter.record(conn, [event(uuid.uuid4().hex)], add, [email])
+        assert await pipeline.pending_in_outbox() == 1  # its event went with it
+        # changes without events run on their own
+        await emitter.record(
+            conn, [], ["gone AS (DELETE FROM login_throttle WHERE email = $1)"], [email]
+        )
+        assert await conn.fetchval(row, email) == 0
+        assert await pipeline.pending_in_outbox() == 1
+    assert await OutboxRelay(database, broker).relay_once() == 1
+    await pipeline.audit_stores_exactly(ids)
+
+
 async def test_an_envelope_re_sent_made_up_differently_is_stored_once(
     pipeline: Pipeline, producer: tuple[Database, Broker]
 ) -> None:
