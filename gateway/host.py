@@ -52,6 +52,8 @@ class Gateway:
     """Runs the gateway: components started in order and stopped in reverse, the HTTP server
     in between."""
 
+    name = NAME
+
     def __init__(
         self,
         settings: GatewaySettings,

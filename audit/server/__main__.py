@@ -1,12 +1,15 @@
 """Entry point: `python -m audit.server`."""
 
-from audit.server.bootstrap import build
-from audit.server.settings import AuditSettings
-from global_utils.config.loading import load_settings
-from global_utils.grpc.host import run_service
+from global_utils.runtime.stop_signals import catch_stop_signals
 
 
 def main() -> None:
+    catch_stop_signals()  # first: a SIGTERM while importing is not lost (stop_signals)
+    from audit.server.bootstrap import build
+    from audit.server.settings import AuditSettings
+    from global_utils.config.loading import load_settings
+    from global_utils.grpc.host import run_service
+
     settings = load_settings(AuditSettings)
     run_service(lambda: build(settings), settings)
 

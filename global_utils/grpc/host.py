@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,6 +22,7 @@ from global_utils.grpc.http_side import HttpSidePort
 from global_utils.identity.principal import TokenVerifier
 from global_utils.observability.logs import configure_logging
 from global_utils.observability.propagation import log_ids
+from global_utils.runtime.stop_signals import STOP_SIGNALS, caught_before_serving
 from global_utils.runtime.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,13 @@ class Lifecycle(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class Host(Lifecycle, Protocol):
+    """What a process serves until it is signalled (a service's host, the gateway)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -220,13 +227,26 @@ class ServiceHost:
         return server
 
 
-async def serve_until_signalled(host: Lifecycle) -> None:
+async def serve_until_signalled(host: Host) -> None:
     """Starts host (a service's, or the gateway), waits for SIGTERM or SIGINT, then stops it
-    gracefully."""
+    gracefully. A stop signal caught while the process was starting (stop_signals) ends it
+    here, before it starts."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    try:
+        early = caught_before_serving()
+        if early is not None:
+            logger.info("%s stopped: %s came while it was starting", host.name, early)
+            return
+        await _serve(host, stop)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve(host: Host, stop: asyncio.Event) -> None:
     try:
         await host.start()
         # What start-up made (modules, servers, settings: tens of thousands of objects) lives
@@ -238,8 +258,6 @@ async def serve_until_signalled(host: Lifecycle) -> None:
     finally:
         await host.stop()
         gc.unfreeze()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> None:

@@ -1,12 +1,15 @@
 """Entry point: `python -m product.server`."""
 
-from global_utils.config.loading import load_settings
-from global_utils.grpc.host import run_service
-from product.server.bootstrap import build
-from product.server.settings import ProductSettings
+from global_utils.runtime.stop_signals import catch_stop_signals
 
 
 def main() -> None:
+    catch_stop_signals()  # first: a SIGTERM while importing is not lost (stop_signals)
+    from global_utils.config.loading import load_settings
+    from global_utils.grpc.host import run_service
+    from product.server.bootstrap import build
+    from product.server.settings import ProductSettings
+
     settings = load_settings(ProductSettings)
     run_service(lambda: build(settings), settings)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -86,6 +91,48 @@ def test_sigterm_stops_cleanly_with_exit_zero(user_env, start_process) -> None:
     assert any("user stopped" in line for line in lines)
     assert not psutil.wait_procs(workers, timeout=10)[1]  # its hashing processes too
     assert not any("Traceback" in line for line in lines)
+
+
+def test_sigterm_while_starting_stops_it_before_it_serves(
+    user_env, start_process, tmp_path: Path
+) -> None:
+    """A container's SIGTERM just after its start (PID 1 drops a signal it has no handler
+    for): the service, held at reading its database password from a pipe, gets SIGTERM
+    before its event loop exists, then its password; it must end with exit 0 without
+    serving, rather than die of the signal (here) or ignore it (as PID 1)."""
+    password = Path(user_env["POSTGRES_PASSWORD_FILE"]).read_bytes()
+    pipe = tmp_path / "password-pipe"
+    os.mkfifo(pipe)
+    server = start_process("user.server", user_env | {"POSTGRES_PASSWORD_FILE": str(pipe)})
+    writer = _opened_for_reading(pipe, server, timeout=60)
+    assert writer is not None, server.output
+    server.proc.send_signal(signal.SIGTERM)
+    while writer is not None:  # the settings read the file more than once: each read served
+        with contextlib.suppress(BrokenPipeError), os.fdopen(writer, "wb") as pipe_end:
+            pipe_end.write(password)  # (broken: the open we saw was the last read's, ending)
+        writer = _opened_for_reading(pipe, server, timeout=60)
+    assert server.proc.wait(timeout=30) == 0
+    lines = server.output.splitlines()
+    assert any("user stopped: SIGTERM came while it was starting" in line for line in lines)
+    assert not any("user ready" in line or "Traceback" in line for line in lines)
+
+
+def _opened_for_reading(pipe: Path, server: ServiceProcess, timeout: float) -> int | None:
+    """The write end of pipe once the server opens it to read (it then waits for our bytes);
+    None once the server has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            writer = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: nobody has it open for reading
+            assert exc.errno == errno.ENXIO, exc
+            if server.proc.poll() is not None:
+                return None
+            assert time.monotonic() < deadline, "the service neither read the pipe nor ended"
+            time.sleep(0.01)  # polling the condition above, with its deadline
+            continue
+        os.set_blocking(writer, True)
+        return writer
 
 
 def test_missing_jwt_key_refuses_to_start_with_one_line(user_env, start_process) -> None:
