@@ -28,6 +28,7 @@ from global_utils.observability.logs import configure_logging
 from global_utils.observability.metrics import ServiceMetrics
 from global_utils.observability.propagation import log_ids
 from global_utils.observability.tracing import Tracing
+from global_utils.runtime.server_loop import run_server
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -199,6 +200,6 @@ def run(settings: GatewaySettings) -> None:
         settings.server.log_level, log_ids if settings.tracing.tracing_enabled else None
     )
     try:
-        asyncio.run(serve_until_signalled(Gateway(settings)))
+        run_server(serve_until_signalled(Gateway(settings)))
     except OSError as exc:
         raise SystemExit(f"cannot start: {exc}") from None

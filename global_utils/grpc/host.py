@@ -22,6 +22,7 @@ from global_utils.grpc.http_side import HttpSidePort
 from global_utils.identity.principal import TokenVerifier
 from global_utils.observability.logs import configure_logging
 from global_utils.observability.propagation import log_ids
+from global_utils.runtime.server_loop import run_server
 from global_utils.runtime.stop_signals import STOP_SIGNALS, caught_before_serving
 from global_utils.runtime.tasks import cancel_and_wait
 
@@ -270,7 +271,7 @@ def run_service(build: Callable[[], ServiceHost], settings: ServiceSettings) -> 
         await serve_until_signalled(build())
 
     try:
-        asyncio.run(main())
+        run_server(main())
     except RuntimeError as exc:
         # grpc raises RuntimeError when the listen address cannot be bound.
         raise SystemExit(f"cannot start: {exc}") from None
