@@ -664,6 +664,10 @@ def test_stop_then_up_keeps_users_promotions_and_history(engine: Engine) -> None
     promotions = engine.psql("pgdb", "promotion", "SELECT count(*) FROM promotion")
 
     engine.compose("stop", timeout=180)
+    # each stopped itself within its grace (exit 0); killed at the end of it, 137
+    assert {service: exit_code(engine, service) for service in SERVICES} == dict.fromkeys(
+        SERVICES, 0
+    )
     engine.compose("up", "-d", "--wait", *SERVICES, timeout=300)
 
     token = login()
