@@ -863,7 +863,7 @@ def write_json(path: Path, data: Mapping[str, object]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=40_000)  # as make bench
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "audit-results.json")
