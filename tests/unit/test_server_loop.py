@@ -6,23 +6,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable
 
 import pytest
 
+from devtools.stack import free_port
 from global_utils.runtime.server_loop import run_server
-
-
-def run_in_thread(main: Callable[[], object]) -> threading.Event:
-    """Runs main (which calls run_server) in a thread of its own; set once it returned."""
-    done = threading.Event()
-
-    def body() -> None:
-        main()
-        done.set()
-
-    threading.Thread(target=body, daemon=True).start()
-    return done
 
 
 def test_lookups_answer_and_fail_as_asyncio_s_do() -> None:
@@ -36,7 +24,7 @@ def test_lookups_answer_and_fail_as_asyncio_s_do() -> None:
         # and what opening a connection does with it (asyncpg, nats-py): refused, not hung
         # (an OSError: "localhost" may name both 127.0.0.1 and ::1, each refusing)
         with pytest.raises(OSError):
-            await asyncio.open_connection("localhost", _closed_port())
+            await asyncio.open_connection("localhost", free_port())
 
     run_server(main())
     assert found == [socket.getaddrinfo("127.0.0.1", 5432, type=socket.SOCK_STREAM)]
@@ -59,7 +47,13 @@ def test_a_lookup_that_never_answers_does_not_hold_the_end(monkeypatch) -> None:
         assert not lookup.done()
         # the service stops here; its lookup is still waiting for the resolver
 
-    done = run_in_thread(lambda: run_server(main()))
+    done = threading.Event()
+
+    def stop_the_service() -> None:
+        run_server(main())
+        done.set()
+
+    threading.Thread(target=stop_the_service, daemon=True).start()
     try:
         # asyncio.run would wait for the lookup's thread (its default executor) for as long as
         # the resolver takes; 30 s is far beyond what returning takes, far below forever
@@ -72,9 +66,3 @@ def test_a_lookup_that_never_answers_does_not_hold_the_end(monkeypatch) -> None:
     for thread in lookups:  # answered now, into a closed loop: it ends quietly
         thread.join(30)
         assert not thread.is_alive()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
